@@ -1,0 +1,217 @@
+"""The ``siuo`` command: check data, score existing answers, print the installed task folders.
+
+    siuo data check [DIR]
+    siuo score mcqa RESPONSES.json --out RESULT.json [--data-dir DIR] [--policy official|strict]
+    siuo score gen  RESPONSES.json --out RESULT.json [--data-dir DIR] [--judge-model M] [--judge-base-url URL]
+                    [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N]
+    siuo tasks-path [--harness lmms-eval|lm-eval]
+
+Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _print_err(message: str) -> None:
+    print(f"siuo: error: {message}", file=sys.stderr)
+
+
+def _read_submission(path: str, answer_field: str) -> list:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rows = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})")
+    if isinstance(rows, dict):  # tolerate {"items": [...]} or {"responses": [...]}
+        rows = rows.get("items") or rows.get("responses") or rows.get("data")
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of items with question_id and {answer_field}")
+    seen = set()
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or "question_id" not in row:
+            raise ValueError(f"{path}: item #{index} has no question_id")
+        if answer_field not in row:
+            raise ValueError(f"{path}: item question_id={row['question_id']} has no {answer_field!r} field")
+        if row["question_id"] in seen:
+            raise ValueError(f"{path}: question_id={row['question_id']} appears twice")
+        seen.add(row["question_id"])
+    return rows
+
+
+def _write_json(path: str, payload: dict) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, out)
+
+
+def _summary_line(result: dict) -> str:
+    metrics = ", ".join(f"{k}={v}" for k, v in result["metrics"].items())
+    ci = result.get("ci95", {})
+    extra = ""
+    if "judge_errors" in result:
+        extra = f"; judge errors {result['judge_errors']}; generation failures {result['counts']['generation_failures']}"
+    else:
+        extra = f"; unparsed {result['counts']['unparsed']}; failed requests {result['counts']['failed']}"
+    missing = result["counts"].get("missing")
+    if missing:
+        extra += f"; {missing} item(s) had no answer"
+    return f"{result['task']}: {metrics} (n={result['counts']['n']}; 95% CI {ci}{extra})"
+
+
+def cmd_data_check(args) -> int:
+    from .data import check_data_dir
+
+    summary = check_data_dir(args.dir)
+    src = summary["source"]
+    print(f"SIUO data OK: {src['data_dir']} (from {src['origin']}{', revision ' + src['hf_revision'] if src['hf_revision'] else ''})")
+    print(f"  items: gen {summary['items']['gen']}, mcqa {summary['items']['mcqa']}; images: {summary['images']} (all present and decodable)")
+    print("  categories:")
+    for cat, n in summary["categories"].items():
+        print(f"    {cat:32s} {n:3d}")
+    print("  MCQA correct option: " + ", ".join(f"{k} {v}" for k, v in summary["mcqa_correct_option"].items()))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_score_mcqa(args) -> int:
+    from .data import load_items
+    from .scoring import score_mcqa
+
+    rows = _read_submission(args.responses, "response_mcqa")
+    items, source = load_items("mcqa", args.data_dir, check_images=False)
+    responses = {row["question_id"]: row["response_mcqa"] for row in rows}
+    result = score_mcqa(responses, items, policy=args.policy, source=source, harness={"name": "siuo score", "input": os.path.abspath(args.responses)})
+    _write_json(args.out, result)
+    print(_summary_line(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_score_gen(args) -> int:
+    from .data import load_items
+    from .judge import JudgeClient, JudgeConfig
+    from .scoring import score_gen
+
+    rows = _read_submission(args.responses, "responses")
+    answers = {}
+    for row in rows:
+        responses = row["responses"]
+        if isinstance(responses, str):
+            responses = [responses]
+        if not isinstance(responses, list) or not responses:
+            raise ValueError(f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers")
+        answers[row["question_id"]] = responses
+    items, source = load_items("gen", args.data_dir)
+    config = JudgeConfig.from_env(
+        model=args.judge_model,
+        base_url=args.judge_base_url,
+        concurrency=args.concurrency,
+        cache_dir=args.cache_dir,
+        max_tokens=args.max_tokens,
+        token_budget=args.token_budget,
+    )
+    with JudgeClient(config) as client:
+        client.preflight()
+        n = max(len(a) for a in answers.values()) if answers else 0
+        result = score_gen(
+            answers,
+            items,
+            client,
+            source=source,
+            harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
+            variant=f"siuo_gen: {n} answer(s) per item, majority vote",
+            progress=not args.quiet,
+        )
+    _write_json(args.out, result)
+    print(_summary_line(result))
+    usage = result["provenance"]["judge"]["usage"]
+    print(
+        f"judge {config.model} at {config.endpoint_host}: {usage['calls']} calls, {usage['cache_hits']} cached, "
+        f"{usage['failures']} failed, tokens {usage['prompt_tokens']}+{usage['completion_tokens']}"
+        + (" - TOKEN BUDGET REACHED, some answers were not judged" if usage["budget_exhausted"] else "")
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_tasks_path(args) -> int:
+    from .paths import lm_eval_tasks_dir, lmms_eval_tasks_dir
+
+    print(lm_eval_tasks_dir() if args.harness == "lm-eval" else lmms_eval_tasks_dir())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siuo", description="SIUO benchmark tools (siuo-task).")
+    parser.add_argument("--version", action="version", version=f"siuo-task {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data_p = sub.add_parser("data", help="data utilities")
+    data_sub = data_p.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="validate a SIUO data directory and print a summary")
+    check.add_argument("dir", nargs="?", help="data directory (default: SIUO_DATA_DIR, else the pinned Hugging Face revision)")
+    check.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    check.set_defaults(func=cmd_data_check)
+
+    score = sub.add_parser("score", help="score existing answers (official submission format) without a harness")
+    score_sub = score.add_subparsers(dest="setting", required=True)
+    mcqa = score_sub.add_parser("mcqa", help="score MCQA answers (items with question_id and response_mcqa)")
+    mcqa.add_argument("responses")
+    mcqa.add_argument("--out", required=True)
+    mcqa.add_argument("--data-dir")
+    mcqa.add_argument("--policy", choices=["official", "strict"], default="official", help="how to score answers with no option letter")
+    mcqa.set_defaults(func=cmd_score_mcqa)
+
+    gen = score_sub.add_parser("gen", help="judge generation answers (items with question_id and responses)")
+    gen.add_argument("responses")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--data-dir")
+    gen.add_argument("--judge-model", help="default: SIUO_JUDGE_MODEL or gpt-4o-mini-2024-07-18")
+    gen.add_argument("--judge-base-url", help="OpenAI-compatible base URL (default: SIUO_JUDGE_BASE_URL or OpenAI)")
+    gen.add_argument("--concurrency", type=int, help="judge calls in flight (default: SIUO_JUDGE_CONCURRENCY or 16)")
+    gen.add_argument("--cache-dir", help="judge cache folder (default: SIUO_JUDGE_CACHE or ~/.cache/siuo_task/judge; 'off' disables)")
+    gen.add_argument("--max-tokens", type=int, help="judge max_tokens (default 200)")
+    gen.add_argument("--token-budget", type=int, help="stop judging cleanly after this many tokens")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_score_gen)
+
+    tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
+    tasks_path.add_argument("--harness", choices=["lmms-eval", "lm-eval"], default="lmms-eval")
+    tasks_path.set_defaults(func=cmd_tasks_path)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import SIUODataError
+    from .scoring import SIUOScoringError
+
+    try:
+        return args.func(args)
+    except (SIUODataError, SIUOScoringError, ValueError) as exc:
+        _print_err(str(exc))
+        return 2
+    except Exception as exc:
+        from .judge import JudgeUnavailable
+
+        if isinstance(exc, JudgeUnavailable):
+            _print_err(str(exc))
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

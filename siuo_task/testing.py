@@ -1,0 +1,52 @@
+"""Helpers for tests and benchmarks: a local SIUO data directory with placeholder images.
+
+The release JSON is read from ``SIUO_DATA_DIR`` (when it holds the two files) or from the
+``shared/siuo`` folder beside the checkout; it is never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from .data import FILES, IMAGES_DIR
+
+
+def find_release_json() -> Optional[Path]:
+    """The folder holding ``siuo_gen.json`` and ``siuo_mcqa.json``, or ``None``."""
+    candidates = []
+    if os.environ.get("SIUO_DATA_DIR"):
+        candidates.append(Path(os.environ["SIUO_DATA_DIR"]))
+    repo = Path(__file__).resolve().parents[1]
+    candidates += [repo.parent / "shared" / "siuo", repo / "shared" / "siuo"]
+    for folder in candidates:
+        if all((folder / name).is_file() for name in FILES.values()):
+            return folder
+    return None
+
+
+def build_data_dir(dst: Path, src: Optional[Path] = None, size: tuple = (64, 48)) -> Path:
+    """Copy the release JSON into ``dst`` and draw one small distinct PNG per item under ``images/``."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    src = src or find_release_json()
+    if src is None:
+        raise FileNotFoundError("SIUO release JSON not found (set SIUO_DATA_DIR or provide ../shared/siuo)")
+    dst = Path(dst)
+    (dst / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    for name in FILES.values():
+        shutil.copyfile(src / name, dst / name)
+    with open(dst / FILES["gen"], encoding="utf-8") as fh:
+        items = json.load(fh)
+    for index, item in enumerate(items):
+        path = dst / IMAGES_DIR / item["image"]
+        if path.exists():
+            continue
+        img = Image.new("RGB", size, ((index * 37) % 256, (index * 91) % 256, (index * 53) % 256))
+        ImageDraw.Draw(img).text((2, 2), str(item["question_id"]), fill=(255, 255, 255))
+        img.save(path)
+    return dst

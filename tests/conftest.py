@@ -1,0 +1,59 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from siuo_task.testing import build_data_dir, find_release_json
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASE = find_release_json()
+needs_data = pytest.mark.skipif(RELEASE is None, reason="SIUO release JSON not found: provide ../shared/siuo or set SIUO_DATA_DIR")
+
+
+@pytest.fixture(scope="session")
+def release_dir():
+    if RELEASE is None:
+        pytest.skip("SIUO release JSON not found: provide ../shared/siuo or set SIUO_DATA_DIR")
+    return RELEASE
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, release_dir):
+    """A complete local data directory (release JSON + placeholder PNGs), built once per session."""
+    return build_data_dir(tmp_path_factory.mktemp("siuo_data"), release_dir)
+
+
+@pytest.fixture
+def fresh_data_dir(tmp_path, release_dir):
+    """A data directory a test may damage."""
+    return build_data_dir(tmp_path / "data", release_dir)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No SIUO_/OPENAI_ settings from the caller's environment leak into a test."""
+    for key in list(os.environ):
+        if key.startswith(("SIUO_", "OPENAI_")):
+            monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+def harness_env(extra=None):
+    """Environment for a harness subprocess: offline, quiet, no caller SIUO_/OPENAI_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "WANDB_MODE": "disabled",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+PYTHON = sys.executable

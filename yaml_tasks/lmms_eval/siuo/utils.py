@@ -1,0 +1,20 @@
+"""lmms-eval hooks for SIUO; the code lives in siuo_task.lmms_eval_adapter (one scoring path for every harness)."""
+
+from siuo_task.lmms_eval_adapter import (  # noqa: F401
+    aggregate_accuracy,
+    aggregate_effective,
+    aggregate_safe,
+    aggregate_safe_effective,
+    aggregate_unparsed,
+    doc_to_target,
+    doc_to_visual,
+    gen_doc_to_messages,
+    gen_doc_to_text,
+    gen_process_docs,
+    gen_process_results,
+    gen_vote3_process_results,
+    mcqa_doc_to_messages,
+    mcqa_doc_to_text,
+    mcqa_process_docs,
+    mcqa_process_results,
+)
