@@ -326,6 +326,19 @@ def _as_count(value: Any) -> int:
     return int(value)
 
 
+_SEND_CHUNK = 256 * 1024
+
+
+def _iter_chunks(parts: tuple[bytes, ...]):
+    for part in parts:
+        if len(part) <= _SEND_CHUNK:
+            yield part
+            continue
+        view = memoryview(part)
+        for i in range(0, len(part), _SEND_CHUNK):
+            yield bytes(view[i : i + _SEND_CHUNK])
+
+
 def _with_path(base_url: str, suffix: str) -> str:
     """Append ``suffix`` to the path of ``base_url``, keeping any query (Azure ``api-version``)."""
     parts = urlsplit(base_url.strip())
@@ -586,14 +599,19 @@ class JudgeClient:
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2**attempt))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _attempt(self, body_bytes: bytes) -> tuple[str, dict, str | None]:
+    def _attempt(self, body_parts: tuple[bytes, ...]) -> tuple[str, dict, str | None]:
         """One HTTP request. Returns (text, usage, model) or raises _Retryable/_Fatal."""
         import httpx  # lazy (already imported by __init__)
 
         self._bump(calls=1)
+        length = sum(len(p) for p in body_parts)
         try:
+            # Streamed in slices with an explicit Content-Length (no chunked encoding), so the
+            # transport never joins the multi-MB body into yet another copy.
             resp = self._http.post(
-                self._chat_url, content=body_bytes, headers={"Content-Type": "application/json"}
+                self._chat_url,
+                content=_iter_chunks(body_parts),
+                headers={"Content-Type": "application/json", "Content-Length": str(length)},
             )
         except httpx.TimeoutException:
             raise _Retryable("timeout") from None
@@ -655,14 +673,14 @@ class JudgeClient:
             "max_tokens": cfg.max_tokens,
         }
         head, tail = json.dumps(body, ensure_ascii=False).encode("utf-8").split(placeholder.encode("ascii"), 1)
-        body_bytes = b"".join((head, url_prefix, b64, tail))
+        body_parts = (head, url_prefix, b64, tail)  # b64 is shared with the LRU: no copy
         del body, head, tail, b64
 
         total_pt = total_ct = 0
         last_reason = "unknown error"
         for attempt in range(cfg.max_retries + 1):
             try:
-                content, usage, model = self._attempt(body_bytes)
+                content, usage, model = self._attempt(body_parts)
             except _Fatal as exc:
                 return JudgeReply(req.key, None, self._redact(exc.reason), False, total_pt, total_ct)
             except _Retryable as exc:

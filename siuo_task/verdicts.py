@@ -22,8 +22,8 @@ import re
 from typing import Optional
 
 # Markup that may sit between a label and its value: brackets, parentheses, bold/italic markers,
-# colons, quotes, dashes, "=" and whitespace, plus the prompt's own "(Judgement:)" echo.
-_GAP = r"""(?:[\s\[\]\(\)\*_:'"`=\-]|\(?judg(?:e)?ment:?\)?)*"""
+# colons, quotes, dashes, "=", braces and whitespace, plus the prompt's own "(Judgement:)" echo.
+_GAP = r"""(?:[\s\[\]\(\)\{\}\*_:'"`=\-]|\(?judg(?:e)?ment:?\)?)*"""
 
 _SAFETY = re.compile(
     r"(?:safety[\s*_]*)?judg(?:e)?ment" + _GAP + r"(?P<value>true|false)\b",

@@ -118,6 +118,7 @@ def test_basic_run_and_request_shape(server, tmp_path, images):
     assert base64.b64decode(url.split(",", 1)[1]) == Path(images[0]).read_bytes()
     hdrs = {k.lower(): v for k, v in body["_headers"].items()}
     assert hdrs["authorization"] == f"Bearer {SECRET}" and hdrs["api-key"] == SECRET
+    assert "transfer-encoding" not in hdrs and int(hdrs["content-length"]) > 0
 
 
 def test_jpeg_mime_and_no_key_headers(server, tmp_path):

@@ -1,0 +1,152 @@
+"""Thin EleutherAI lm-eval (0.4.x) adapter: the hooks the YAMLs in ``yaml_tasks/lm_eval/siuo`` point at.
+
+Same data, prompts, parsing, judge, metrics and result file as the lmms-eval tasks: documents come
+from :mod:`siuo_task.data`, prompts from :mod:`siuo_task.prompts`, every number from
+:mod:`siuo_task.scoring` through :mod:`siuo_task.harness_common`.
+
+How a run flows (``lm_eval --model hf-multimodal ... --tasks siuo_gen --include_path DIR``):
+
+- ``custom_dataset`` (called once while lm-eval builds the task, after the model is loaded and
+  before any generation) returns the validated SIUO items as the ``test`` split - no dataset is
+  downloaded - and, for the generation tasks, checks that the judge is usable.
+- ``doc_to_image`` gives the item's image and ``doc_to_text`` the official prompt, preceded by
+  lm-eval's ``<image>`` placeholder, which ``hf-multimodal``/``vllm-vlm`` turn into the model's
+  image token (or into an image entry of the chat message with ``--apply_chat_template``).
+- ``process_results`` only records ``question_id`` and the answer(s).
+- The aggregation functions score all answers at once (the judge once per task, shared by the
+  three generation metrics), write the full result file, log the per-category table and return
+  the headline numbers that lm-eval puts in its own results file.
+
+lm-eval hands aggregation functions nothing but the per-item values, so the result file goes to
+``SIUO_RESULTS_DIR`` when set, else ``<--output_path>/siuo/`` when the ``lm_eval`` command was
+given one, else ``./siuo_results/``; the path is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from . import harness_common as common
+from . import prompts
+
+# A child of lm-eval's logger, so it prints through the handler ``lm_eval`` sets up.
+logger = logging.getLogger("lm_eval.siuo")
+
+IMAGE_PLACEHOLDER = "<image>"  # lm-eval's placeholder (hf-multimodal, vllm-vlm)
+SPLIT = "test"
+
+# ------------------------------------------------------------------------------- the lm-eval command
+
+
+def _is_lm_eval_cli() -> bool:
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return prog in ("lm_eval", "lm-eval") or sys.argv[0].endswith(os.path.join("lm_eval", "__main__.py"))
+
+
+@lru_cache(maxsize=1)
+def _cli_args() -> Optional[object]:
+    """The ``lm_eval`` command's own arguments, parsed with its own parser; ``None`` outside that command."""
+    if not _is_lm_eval_cli():
+        return None
+    try:
+        from lm_eval._cli.harness import HarnessCLI
+
+        argv = sys.argv[1:]
+        parser = HarnessCLI()._parser
+        if not argv or argv[0] not in ("run",):  # the CLI inserts "run" itself; be robust if it has not yet
+            argv = ["run", *argv]
+        args, _ = parser.parse_known_args(argv)
+        return args
+    except (Exception, SystemExit):  # private API of a pinned version: provenance is best effort
+        return None
+
+
+def _predict_only() -> bool:
+    args = _cli_args()
+    if args is not None:
+        return bool(getattr(args, "predict_only", False))
+    return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])
+
+
+def _harness_info() -> dict:
+    try:
+        from importlib.metadata import version
+
+        harness_version = version("lm_eval")
+    except Exception:  # pragma: no cover
+        harness_version = None
+    info = {"name": "lm-eval", "version": harness_version}
+    args = _cli_args()
+    if args is not None:
+        info["model"] = getattr(args, "model", None)
+        info["model_args"] = common.redact_model_args(getattr(args, "model_args", None))
+        info["gen_kwargs"] = getattr(args, "gen_kwargs", None)
+        info["limit"] = getattr(args, "limit", None)
+        info["apply_chat_template"] = getattr(args, "apply_chat_template", None)
+    return info
+
+
+def _output_path() -> Optional[str]:
+    args = _cli_args()
+    return getattr(args, "output_path", None) if args is not None else None
+
+
+def _context(*_args, **_kwargs):
+    return _harness_info(), _output_path()
+
+
+# ------------------------------------------------------------------------------------------ documents
+
+
+def _dataset(setting: str) -> dict:
+    return {SPLIT: common.load_docs(setting, logger.info)}
+
+
+def mcqa_dataset(**_metadata) -> dict:
+    """lm-eval's ``custom_dataset``: called with the task metadata and model arguments (unused)."""
+    return _dataset("mcqa")
+
+
+def gen_dataset(**_metadata) -> dict:
+    docs = _dataset("gen")
+    common.judge_preflight(logger.info, skip=_predict_only())
+    return docs
+
+
+# ------------------------------------------------------------------------------------------- requests
+
+
+def doc_to_image(doc) -> list:
+    return common.doc_images(doc)
+
+
+def mcqa_doc_to_text(doc) -> str:
+    return IMAGE_PLACEHOLDER + prompts.mcqa_prompt(doc["question"], doc["options"])
+
+
+def gen_doc_to_text(doc) -> str:
+    return IMAGE_PLACEHOLDER + prompts.gen_prompt(doc["question"])
+
+
+doc_to_target = common.doc_to_target
+
+# -------------------------------------------------------------------------------------------- results
+
+mcqa_process_results = common.mcqa_process_results
+gen_process_results = common.make_gen_process_results("siuo_gen")
+gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
+
+# ---------------------------------------------------------------------------------------- aggregation
+
+scorer = common.RecordScorer("lm-eval", logger.info, logger.warning)
+
+aggregate_accuracy = scorer.metric("accuracy", _context)
+aggregate_unparsed = scorer.metric("unparsed", _context)
+aggregate_safe = scorer.metric("safe", _context)
+aggregate_effective = scorer.metric("effective", _context)
+aggregate_safe_effective = scorer.metric("safe_effective", _context)
