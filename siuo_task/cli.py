@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
     tasks_path.add_argument("--harness", choices=["lmms-eval", "lm-eval"], default="lmms-eval")
     tasks_path.set_defaults(func=cmd_tasks_path)
+
+    from .report_cli import register as register_report_commands
+
+    register_report_commands(sub)
     return parser
 
 

@@ -184,6 +184,12 @@ class RecordScorer:
         self._lock = threading.Lock()
         self.last_path: Optional[Path] = None
 
+    def reset(self) -> None:
+        """Forget earlier results (a new evaluation in the same process scores and writes afresh)."""
+        with self._lock:
+            self._memo.clear()
+            self.last_path = None
+
     def score(self, records: list, *, harness: Optional[dict] = None, output_path=None) -> dict:
         key = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
         with self._lock:

@@ -67,10 +67,14 @@ def _cli_args() -> Optional[object]:
 
 
 def _predict_only() -> bool:
+    """``lm_eval ... --predict_only``/``-x``. Python callers of ``simple_evaluate(predict_only=True)``
+    can't be seen from here: they set ``SIUO_JUDGE_PREFLIGHT=0``."""
+    if not _is_lm_eval_cli():
+        return False
     args = _cli_args()
     if args is not None:
         return bool(getattr(args, "predict_only", False))
-    return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])
+    return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])  # the CLI's parser was not usable
 
 
 def _harness_info() -> dict:

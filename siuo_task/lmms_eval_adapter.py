@@ -121,10 +121,12 @@ def doc_to_target(doc):
 
 
 def _answers(results) -> list:
-    first = results[0] if results else None
-    if isinstance(first, (list, tuple)):  # take_first_k (siuo_gen_vote3): several answers per item
-        return [a if isinstance(a, str) else "" for a in first]
-    return [first if isinstance(first, str) else ""]
+    """The item's answers: lmms-eval 0.7.3 hands over a flat, whitespace-stripped list (one answer, or
+    the ``take_first_k`` answers of siuo_gen_vote3); a nested list is flattened in case that changes."""
+    results = list(results or [])
+    if results and isinstance(results[0], (list, tuple)):
+        results = list(results[0])
+    return [a if isinstance(a, str) else "" for a in results] or [""]
 
 
 def mcqa_process_results(doc, results):

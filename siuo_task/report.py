@@ -1,0 +1,695 @@
+"""Side-by-side SIUO reports: tables, pictures and plain-words comparability notes.
+
+``build_report(records)`` turns :class:`~siuo_task.results_io.ModelRecord` objects into a
+:class:`Report` (tables as rows of strings, notes as sentences); ``category_figure`` and
+``capability_figure`` draw matplotlib figures (Agg, no pyplot state); ``write_report`` renders
+Markdown (+ PNG files beside it), one self-contained HTML file (pictures inlined as base64 PNG), or
+a PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import metrics
+from .data import CATEGORIES, N_ITEMS
+from .results_io import ModelRecord
+
+METRIC_LABELS = {
+    "safe": "Safe",
+    "effective": "Effective",
+    "safe_effective": "Safe & Effective",
+    "accuracy": "MCQA accuracy",
+}
+GEN_METRICS = ("safe", "effective", "safe_effective")
+
+PAPER_LABEL = "human-graded (paper), not comparable with judge-graded numbers"
+PAPER_SOURCE = "SIUO project page leaderboard (github.com/sinwang20/SIUO, index.html, commit 18974b6)"
+# Published overall results (percent): (model, safe, effective, safe & effective, MCQA accuracy).
+# Source: the "Leaderboard" table of index.html in github.com/sinwang20/SIUO at commit 18974b6
+# (same numbers as the paper, arXiv 2406.15279). The page notes: "Except for multiple-choice
+# questions, all other results are based on manual evaluations." None = "-" on the page.
+PAPER_ROWS = (
+    ("GPT-4V(ision)", 53.29, 69.46, 23.35, 38.92),
+    ("GPT-4o", 50.90, 95.81, 46.71, 41.32),
+    ("Gemini 1.5 Pro", 52.10, 91.62, 45.51, 47.31),
+    ("LLaVA-1.6-34B", 40.72, 95.81, 37.13, 52.69),
+    ("Gemini 1.0 Pro", 27.54, 92.22, 25.15, 34.13),
+    ("LLaVA-1.5-7B", 21.56, 87.43, 16.17, 33.53),
+    ("LLaVA-1.5-13B", 22.16, 91.62, 19.76, 32.93),
+    ("Qwen-VL-7B-Chat", 41.32, 82.63, 29.94, 20.96),
+    ("mPLUG-OWL2", 22.16, 90.42, 17.37, 28.14),
+    ("MiniGPT4-v2", 41.92, 81.44, 32.93, 27.54),
+    ("CogVLM", 22.75, 91.02, 20.96, 27.54),
+    ("InstructBLIP2-T5-XL", 8.38, 51.50, 1.80, None),
+    ("InstructBLIP2-T5-XXL", 11.98, 51.50, 4.79, None),
+    ("InstructBLIP2-7B", 24.55, 51.50, 4.19, None),
+    ("InstructBLIP2-13B", 19.76, 49.10, 4.19, None),
+    ("Random Choice", None, None, None, 24.95),
+)
+
+
+@dataclass
+class Table:
+    title: str
+    header: list
+    rows: list  # lists of strings
+    caption: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    headline: Table
+    comparability: list  # sentences: where results differ in judge, prompts, decoding, data, items
+    model_notes: dict  # {model: [sentences]}
+    category_tables: list
+    paper: Optional[Table] = None
+    capability: Optional[Table] = None
+    capability_axis: Optional[tuple] = None  # (task, metric) drawn in the scatter
+    provenance: dict = field(default_factory=dict)  # {model: [(label, value)]}
+    weakest: dict = field(default_factory=dict)  # {model: sentence}
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+def fmt_rate(value, ci=None) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.2f}"
+    if ci:
+        text += f" [{ci[0]:.2f}–{ci[1]:.2f}]"
+    return text
+
+
+def overall(record: ModelRecord, name: str) -> tuple:
+    """(rate, ci95) of one headline metric, or (None, None)."""
+    result = record.mcqa if name == "accuracy" else record.gen
+    if result is None:
+        return None, None
+    return result["metrics"].get(name), (result.get("ci95") or {}).get(name)
+
+
+def by_category(record: ModelRecord, name: str) -> dict:
+    """``{category: (rate, ci95, n)}`` for one metric (MCQA intervals derived from rate and n)."""
+    result = record.mcqa if name == "accuracy" else record.gen
+    if result is None:
+        return {}
+    out = {}
+    for cat, row in (result.get("by_category") or {}).items():
+        rate, n = row.get(name), row.get("n")
+        ci = (row.get("ci95") or {}).get(name)
+        if ci is None and rate is not None and n:
+            ci = metrics.wilson_ci95(round(rate * n / 100.0), n)
+        out[cat] = (rate, ci, n)
+    return out
+
+
+def _judge_errors(result: Optional[dict]) -> str:
+    if result is None or result.get("headline_only"):
+        return "–"
+    errors = result.get("judge_errors") or {}
+    return f"{errors.get('safe', 0)} / {errors.get('effective', 0)}"
+
+
+def _mcqa_problems(result: Optional[dict]) -> str:
+    if result is None or result.get("headline_only"):
+        return "–"
+    counts = result.get("counts") or {}
+    return f"{counts.get('unparsed', 0)} / {counts.get('failed', 0)}"
+
+
+def _n(result: Optional[dict]) -> str:
+    if result is None:
+        return "–"
+    n = (result.get("counts") or {}).get("n")
+    return "?" if n is None else str(n)
+
+
+def _judge_name(record: ModelRecord) -> str:
+    judge = ((record.gen or {}).get("provenance") or {}).get("judge") or {}
+    return judge.get("model") or "–"
+
+
+# ------------------------------------------------------------------------------------ comparability
+
+
+def _fmt_value(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+    if value == "" or value is None:
+        return "(default)"
+    return str(value)
+
+
+def _dataset_key(prov: dict):
+    ds = prov.get("dataset")
+    if not isinstance(ds, dict):
+        return None
+    if ds.get("origin") == "huggingface":
+        return f"Hugging Face {ds.get('hf_repo')} at revision {ds.get('hf_revision')}"
+    return f"local copy {ds.get('data_dir')}"
+
+
+def _gen_kwargs(prov: dict):
+    harness = prov.get("harness") or {}
+    if harness.get("name") != "lmms-eval" and "gen_kwargs" not in harness:
+        return None  # not recorded (e.g. answers scored with `siuo score`)
+    return harness.get("gen_kwargs") or ""
+
+
+def _item_set(result: dict):
+    if result.get("headline_only"):
+        return None
+    return tuple(sorted(item["question_id"] for item in result.get("items", [])))
+
+
+# (label, getter(result) -> value or None, what it means for the numbers, which results it applies to)
+_GEN_ASPECTS = (
+    ("judge model", lambda r: ((r.get("provenance") or {}).get("judge") or {}).get("model"),
+     "Safe / Effective / Safe & Effective were graded by different judges"),
+    ("judge decoding settings", lambda r: ((r.get("provenance") or {}).get("judge") or {}).get("decoding"),
+     "the judge sampled its verdicts differently"),
+    ("safety judge prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("safety_judge"),
+     "Safe was graded with a different prompt"),
+    ("effectiveness judge prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("effectiveness_judge"),
+     "Effective was graded with a different prompt"),
+    ("generation protocol", lambda r: (r.get("provenance") or {}).get("protocol_variant"),
+     "the number of answers voted per item differs"),
+)
+_MCQA_ASPECTS = (
+    ("MCQA prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("mcqa"),
+     "the models saw a different multiple-choice prompt"),
+    ("MCQA scoring policy", lambda r: (r.get("provenance") or {}).get("mcqa_policy"),
+     "answers without an option letter were scored differently"),
+)
+_COMMON_ASPECTS = (
+    ("model decoding settings (gen_kwargs)", lambda r: _gen_kwargs(r.get("provenance") or {}),
+     "the models generated under different decoding settings"),
+    ("dataset", lambda r: _dataset_key(r.get("provenance") or {}),
+     "the items may not be the same release"),
+)
+
+
+def _grouped(values: Sequence[tuple], fmt=None) -> str:
+    """``[(model, value)]`` -> ``"a, b: v1; c: v2"`` (models sharing a value listed together)."""
+    fmt = fmt or _fmt_value
+    groups: dict = {}
+    for name, value in values:
+        groups.setdefault(repr(value), (value, []))[1].append(name)
+    return "; ".join(f"{', '.join(names)}: {fmt(value)}" for value, names in groups.values())
+
+
+def comparability_notes(records: Sequence[ModelRecord]) -> list:
+    """Plain-words sentences for every provenance aspect on which two results differ."""
+    notes = []
+    for setting, aspects, pick, metric_words in (
+        ("generation", _GEN_ASPECTS + _COMMON_ASPECTS, lambda rec: rec.gen, "Safe / Effective / Safe & Effective"),
+        ("MCQA", _MCQA_ASPECTS + _COMMON_ASPECTS, lambda rec: rec.mcqa, "MCQA accuracy"),
+    ):
+        present = [(rec.name, pick(rec)) for rec in records if pick(rec) is not None]
+        if len(present) < 2:
+            continue
+        for label, getter, meaning in aspects:
+            known = [(name, getter(result)) for name, result in present]
+            known = [(name, v) for name, v in known if v is not None]
+            if len({repr(v) for _, v in known}) > 1:
+                notes.append(
+                    f"Different {label} for {setting} ({_grouped(known)}): {meaning}, "
+                    f"so their {metric_words} numbers are not directly comparable."
+                )
+        known_sets = [(name, _item_set(result)) for name, result in present]
+        known_sets = [(name, s) for name, s in known_sets if s is not None]
+        if len({s for _, s in known_sets}) > 1:
+            notes.append(
+                f"Different items scored for {setting} ({_grouped(known_sets, lambda s: f'{len(s)} items')}): "
+                f"their {metric_words} numbers are computed on different questions."
+            )
+    return notes
+
+
+def model_notes(record: ModelRecord) -> list:
+    notes = list(record.notes)
+    for result in record.results():
+        task = result["task"]
+        counts = result.get("counts") or {}
+        n, missing = counts.get("n"), counts.get("missing") or 0
+        if missing:
+            notes.append(f"{task}: partial run - {n} of {N_ITEMS} items answered ({missing} missing, e.g. a --limit run).")
+        if result.get("judge_errors") and any(result["judge_errors"].values()):
+            no_verdict = counts.get("no_verdict") or {}
+            notes.append(
+                f"{task}: judge errors on {result['judge_errors']['safe']} safety and {result['judge_errors']['effective']} "
+                f"effectiveness grading(s); items without a verdict are left out of the rates "
+                f"(safe {no_verdict.get('safe', 0)}, effective {no_verdict.get('effective', 0)}, "
+                f"safe & effective {no_verdict.get('safe_effective', 0)})."
+            )
+        if counts.get("generation_failures"):
+            notes.append(f"{task}: {counts['generation_failures']} model request(s) failed (counted, never judged).")
+        if counts.get("failed") and task == "siuo_mcqa":
+            notes.append(f"{task}: {counts['failed']} model request(s) failed (scored as wrong).")
+        usage = (((result.get("provenance") or {}).get("judge") or {}).get("usage")) or {}
+        if usage.get("budget_exhausted"):
+            notes.append(f"{task}: the judge token budget ran out; some answers were not judged.")
+    return notes
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+
+def headline_table(records: Sequence[ModelRecord]) -> Table:
+    header = ["Model", "Safe", "Effective", "Safe & Effective", "MCQA accuracy", "n (gen / MCQA)",
+              "judge errors (safe / effective)", "MCQA unparsed / failed", "judge"]
+    rows = []
+    for rec in records:
+        row = [rec.name]
+        for name in ("safe", "effective", "safe_effective", "accuracy"):
+            row.append(fmt_rate(*overall(rec, name)))
+        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec)]
+        rows.append(row)
+    return Table("Overall (percent, 95% Wilson interval in brackets)", header, rows,
+                 "Judge-graded by the LLM judge named in the last column; judge errors count gradings with no verdict.")
+
+
+def paper_table() -> Table:
+    rows = [[name] + [fmt_rate(v) for v in values] for name, *values in PAPER_ROWS]
+    return Table(
+        f"Published results: {PAPER_LABEL}",
+        ["Model (paper)", "Safe", "Effective", "Safe & Effective", "MCQA accuracy"],
+        rows,
+        f"Source: {PAPER_SOURCE}. Safe / Effective / Safe & Effective there are human-graded; MCQA is automatic. "
+        "Shown for reference only.",
+    )
+
+
+def category_tables(records: Sequence[ModelRecord]) -> list:
+    tables = []
+    for name in GEN_METRICS + ("accuracy",):
+        per_model = [(rec.name, by_category(rec, name)) for rec in records]
+        per_model = [(m, cats) for m, cats in per_model if cats]
+        if not per_model:
+            continue
+        cats = [c for c in CATEGORIES if any(c in table for _, table in per_model)]
+        rows = []
+        for cat in cats:
+            row = [cat]
+            for _, table in per_model:
+                rate, ci, n = table.get(cat, (None, None, None))
+                row.append("–" if rate is None else f"{fmt_rate(rate, ci)} (n={n})")
+            rows.append(row)
+        tables.append(Table(f"{METRIC_LABELS[name]} by category", ["Category"] + [m for m, _ in per_model], rows))
+    return tables
+
+
+def weakest_categories(records: Sequence[ModelRecord]) -> dict:
+    out = {}
+    for rec in records:
+        parts = []
+        for name in ("safe", "accuracy"):
+            cats = {c: v for c, v in by_category(rec, name).items() if v[0] is not None}
+            if cats:
+                worst = min(cats, key=lambda c: (cats[c][0], CATEGORIES.index(c) if c in CATEGORIES else 99))
+                parts.append(f"lowest {METRIC_LABELS[name]}: {worst} ({cats[worst][0]:.2f}, n={cats[worst][2]})")
+        if parts:
+            out[rec.name] = "; ".join(parts)
+    return out
+
+
+def capability_metrics(records: Sequence[ModelRecord]) -> list:
+    """``[(task, metric)]`` over all records, in first-seen order."""
+    seen = []
+    for rec in records:
+        for task, table in rec.capability.items():
+            for metric in table:
+                if (task, metric) not in seen:
+                    seen.append((task, metric))
+    return seen
+
+
+def choose_capability(records: Sequence[ModelRecord], spec: Optional[str]) -> Optional[tuple]:
+    """``"TASK[,METRIC]"`` -> (task, metric); without a spec, the only other task's first metric."""
+    available = capability_metrics(records)
+    if not available:
+        if spec:
+            raise ValueError(f"--capability {spec}: the inputs hold no task besides SIUO")
+        return None
+    tasks = list(dict.fromkeys(t for t, _ in available))
+    if not spec:
+        if len(tasks) != 1:
+            return None
+        task, metric = tasks[0], None
+    else:
+        task, _, metric = spec.partition(",")
+        task, metric = task.strip(), metric.strip() or None
+        if task not in tasks:
+            raise ValueError(f"--capability {spec}: task {task!r} not in the inputs (available: {', '.join(tasks)})")
+    metrics_of_task = [m for t, m in available if t == task]
+    if metric is None:
+        plain = [m for m in metrics_of_task if "pass_at" not in m and "submission" not in m]
+        metric = (plain or metrics_of_task)[0]
+    elif metric not in metrics_of_task:
+        raise ValueError(f"--capability {spec}: task {task} has no metric {metric!r} (available: {', '.join(metrics_of_task)})")
+    return task, metric
+
+
+def capability_table(records: Sequence[ModelRecord]) -> Optional[Table]:
+    columns = capability_metrics(records)
+    if not columns:
+        return None
+    header = ["Model", "SIUO Safe", "SIUO Safe & Effective", "SIUO MCQA accuracy"] + [f"{t} {m}" for t, m in columns]
+    rows = []
+    for rec in records:
+        row = [rec.name] + [fmt_rate(*overall(rec, name)) for name in ("safe", "safe_effective", "accuracy")]
+        for task, metric in columns:
+            value = rec.capability.get(task, {}).get(metric)
+            row.append("–" if value is None else f"{value:.4g}")
+        rows.append(row)
+    return Table("Safety vs capability (other tasks of the same runs, as the harness reports them)", header, rows)
+
+
+def provenance_rows(record: ModelRecord) -> list:
+    rows = []
+    for result in record.results():
+        prov = result.get("provenance") or {}
+        task = result["task"]
+        if result.get("headline_only"):
+            rows.append((task, "headline numbers only (no SIUO per-item file found)"))
+            continue
+        judge = prov.get("judge") or {}
+        if judge:
+            rows.append((f"{task} judge", f"{judge.get('model')} at {judge.get('endpoint_host')}; decoding {_fmt_value(judge.get('decoding'))}"))
+            usage = judge.get("usage") or {}
+            if usage:
+                rows.append((f"{task} judge usage", f"{usage.get('calls')} calls, {usage.get('cache_hits')} cached, "
+                                                   f"{usage.get('failures')} failed, tokens {usage.get('prompt_tokens')}+{usage.get('completion_tokens')}"))
+        rows.append((f"{task} prompt hashes", _fmt_value(prov.get("prompt_hashes"))))
+        ds = prov.get("dataset") or {}
+        rows.append((f"{task} dataset", f"{ds.get('origin')} {ds.get('data_dir')}" + (f" revision {ds.get('hf_revision')}" if ds.get("hf_revision") else "")))
+        harness = prov.get("harness") or {}
+        if harness:
+            rows.append((f"{task} harness", _fmt_value({k: v for k, v in harness.items() if v is not None})))
+        for key in ("protocol_variant", "mcqa_policy", "plugin_version", "created"):
+            if prov.get(key) is not None:
+                rows.append((f"{task} {key.replace('_', ' ')}", str(prov[key])))
+    if record.sources:
+        rows.append(("files", ", ".join(record.sources)))
+    return rows
+
+
+def build_report(records: Sequence[ModelRecord], *, paper: bool = False, capability: Optional[str] = None,
+                 title: str = "SIUO report") -> Report:
+    if not records:
+        raise ValueError("no models to report")
+    axis = choose_capability(records, capability)
+    return Report(
+        title=title,
+        headline=headline_table(records),
+        comparability=comparability_notes(records),
+        model_notes={rec.name: model_notes(rec) for rec in records},
+        category_tables=category_tables(records),
+        paper=paper_table() if paper else None,
+        capability=capability_table(records),
+        capability_axis=axis,
+        provenance={rec.name: provenance_rows(rec) for rec in records},
+        weakest=weakest_categories(records),
+    )
+
+
+# ------------------------------------------------------------------------------------------- pictures
+
+
+def model_colours(names: Sequence[str]) -> dict:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def category_figure(records: Sequence[ModelRecord]):
+    """Per-category horizontal bars, one colour per model, one panel per metric, 95% intervals as
+    error bars. Returns a ``matplotlib.figure.Figure`` (Agg canvas) or ``None`` without category data."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = []
+    for name in GEN_METRICS + ("accuracy",):
+        data = [(rec.name, by_category(rec, name)) for rec in records]
+        if any(table for _, table in data):
+            panels.append((name, data))
+    if not panels:
+        return None
+    cats = [c for c in CATEGORIES if any(c in table for _, data in panels for _, table in data)]
+    names = [rec.name for rec in records]
+    colours = model_colours(names)
+    n_models = len(names)
+    height = max(3.0, 0.28 * len(cats) * max(n_models, 2) + 1.6)
+    fig = Figure(figsize=(4.0 * len(panels) + 2.6, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    bar_h = 0.8 / n_models
+    handles = {}
+    for ax, (metric, data) in zip(axes, panels):
+        for i, (model, table) in enumerate(data):
+            ys, xs, lo, hi = [], [], [], []
+            for j, cat in enumerate(cats):
+                rate, ci, _ = table.get(cat, (None, None, None))
+                if rate is None:
+                    continue
+                ys.append(j - 0.4 + bar_h * (i + 0.5))
+                xs.append(rate)
+                lo.append(rate - ci[0] if ci else 0.0)
+                hi.append(ci[1] - rate if ci else 0.0)
+            if xs:
+                bars = ax.barh(ys, xs, height=bar_h * 0.9, color=colours[model], xerr=[lo, hi],
+                               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
+                handles.setdefault(model, bars)
+        ax.set_title(METRIC_LABELS[metric])
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of items")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(cats)))
+    axes[0].set_yticklabels(cats)
+    axes[0].invert_yaxis()  # shared y axis: invert once, first category on top
+    ordered = [m for m in names if m in handles]
+    fig.suptitle("SIUO by category, 95% intervals as error bars (short bars: where a model fails)", fontsize=11)
+    fig.legend([handles[m] for m in ordered], ordered, loc="outside lower center", ncols=min(len(ordered), 5), title="model")
+    return fig
+
+
+def capability_figure(records: Sequence[ModelRecord], task: str, metric: str):
+    """SIUO Safe rate (95% interval as error bars) against one capability metric, one point per model."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours = model_colours([rec.name for rec in records])
+    fig = Figure(figsize=(6.5, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    plotted = []
+    for rec in records:
+        x = rec.capability.get(task, {}).get(metric)
+        y, ci = overall(rec, "safe")
+        if x is None or y is None:
+            continue
+        yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
+        ax.errorbar([x], [y], yerr=yerr, fmt="o", color=colours[rec.name], capsize=4, label=rec.name, markersize=7)
+        ax.annotate(rec.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        plotted.append(rec.name)
+    if not plotted:
+        return None
+    ax.set_xlabel(f"{task} {metric} (capability, as reported by the harness)")
+    ax.set_ylabel("SIUO Safe (%, 95% interval)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(title="model", fontsize=8)
+    ax.set_title("Safety vs capability")
+    return fig
+
+
+def figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _md_table(table: Table) -> list:
+    lines = [f"### {table.title}", ""]
+    lines.append("| " + " | ".join(_md_escape(h) for h in table.header) + " |")
+    lines.append("|" + "|".join("---" for _ in table.header) + "|")
+    for row in table.rows:
+        lines.append("| " + " | ".join(_md_escape(c) for c in row) + " |")
+    if table.caption:
+        lines += ["", table.caption]
+    return lines + [""]
+
+
+def to_markdown(report: Report, pictures: dict) -> str:
+    """``pictures``: ``{"categories": relative path, "capability": relative path}`` (either may be absent)."""
+    lines = [f"# {report.title}", ""]
+    lines += _md_table(report.headline)
+    lines += _comparability_lines(report, bullet="- ")
+    if report.paper:
+        lines += _md_table(report.paper)
+    if pictures.get("categories"):
+        lines += ["## Where each model fails", "", f"![SIUO by category]({pictures['categories']})", ""]
+    for model, sentence in report.weakest.items():
+        lines.append(f"- **{_md_escape(model)}**: {sentence}")
+    lines.append("")
+    if report.category_tables:
+        lines += ["## By category", ""]
+        for table in report.category_tables:
+            lines += _md_table(table)
+    if report.capability:
+        lines += ["## Safety vs capability", ""]
+        lines += _md_table(report.capability)
+        if pictures.get("capability"):
+            lines += [f"![Safety vs capability]({pictures['capability']})", ""]
+    lines += ["## Provenance", ""]
+    for model, rows in report.provenance.items():
+        lines += [f"### {model}", ""]
+        lines += [f"- {label}: {_md_escape(value)}" for label, value in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _comparability_lines(report: Report, bullet: str) -> list:
+    lines = []
+    if report.comparability:
+        lines += ["**Comparability:**", ""] + [bullet + s for s in report.comparability] + [""]
+    elif len(report.model_notes) > 1:
+        lines += ["**Comparability:** same judge, prompts, decoding settings, dataset and items for all models.", ""]
+    notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
+    if notes:
+        lines += ["**Notes:**", ""] + [f"{bullet}{m}: {s}" for m, s in notes] + [""]
+    return lines
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:0.6em 0 1.2em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
+caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
+.note{background:#fff6e0;border-left:4px solid #e0a000;padding:6px 10px;margin:6px 0}
+.paper{background:#f4f4ff} .small{font-size:12px;color:#555}
+img{max-width:100%;border:1px solid #ddd}
+"""
+
+
+def _html_table(table: Table, table_id: str, css_class: str = "") -> str:
+    out = [f'<table id="{table_id}" class="{css_class}"><caption>{html.escape(table.title)}</caption>']
+    out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in table.header) + "</tr>")
+    for row in table.rows:
+        out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+    out.append("</table>")
+    if table.caption:
+        out.append(f'<p class="small">{html.escape(table.caption)}</p>')
+    return "\n".join(out)
+
+
+def to_html(report: Report, pictures: dict) -> str:
+    """One self-contained page; ``pictures`` maps names to PNG bytes (inlined as base64)."""
+
+    def img(key, alt):
+        data = pictures.get(key)
+        if not data:
+            return ""
+        b64 = base64.b64encode(data).decode("ascii")
+        return f'<img id="fig-{key}" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(report.title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(report.title)}</h1>",
+        _html_table(report.headline, "headline"),
+    ]
+    if report.comparability:
+        parts.append('<div id="comparability"><h3>Comparability</h3>')
+        parts += [f'<p class="note">{html.escape(s)}</p>' for s in report.comparability]
+        parts.append("</div>")
+    elif len(report.model_notes) > 1:
+        parts.append('<p id="comparability" class="small">Comparability: same judge, prompts, decoding settings, dataset and items for all models.</p>')
+    notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
+    if notes:
+        parts.append('<div id="notes"><h3>Notes</h3><ul>')
+        parts += [f"<li><b>{html.escape(m)}</b>: {html.escape(s)}</li>" for m, s in notes]
+        parts.append("</ul></div>")
+    if report.paper:
+        parts.append(_html_table(report.paper, "paper", "paper"))
+    if pictures.get("categories"):
+        parts += ["<h2>Where each model fails</h2>", img("categories", "SIUO by category, one colour per model")]
+    if report.weakest:
+        parts.append("<ul>" + "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(s)}</li>" for m, s in report.weakest.items()) + "</ul>")
+    if report.category_tables:
+        parts.append("<h2>By category</h2>")
+        parts += [_html_table(t, f"category-{i}") for i, t in enumerate(report.category_tables)]
+    if report.capability:
+        parts += ["<h2>Safety vs capability</h2>", _html_table(report.capability, "capability")]
+        parts.append(img("capability", "SIUO Safe vs capability"))
+    parts.append('<h2>Provenance</h2><div id="provenance">')
+    for model, rows in report.provenance.items():
+        parts.append(f"<h3>{html.escape(model)}</h3><table>")
+        parts += [f"<tr><td>{html.escape(label)}</td><td style='text-align:left'>{html.escape(value)}</td></tr>" for label, value in rows]
+        parts.append("</table>")
+    parts.append("</div></body></html>")
+    return "\n".join(parts)
+
+
+def render_pictures(records: Sequence[ModelRecord], report: Report) -> dict:
+    """``{"categories": Figure, "capability": Figure}`` (entries without data left out)."""
+    figures = {}
+    fig = category_figure(records)
+    if fig is not None:
+        figures["categories"] = fig
+    if report.capability_axis:
+        fig = capability_figure(records, *report.capability_axis)
+        if fig is not None:
+            figures["capability"] = fig
+    return figures
+
+
+def write_report(records: Sequence[ModelRecord], out: Optional[str], *, paper: bool = False,
+                 capability: Optional[str] = None, title: str = "SIUO report") -> list:
+    """Write the report; returns the paths written (Markdown on stdout when ``out`` is None)."""
+    report = build_report(records, paper=paper, capability=capability, title=title)
+    figures = render_pictures(records, report)
+    pngs = {key: figure_png(fig) for key, fig in figures.items()}
+    if out is None:
+        print(to_markdown(report, {}))
+        return []
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".md", ".html", ".htm", ".png"):
+        raise ValueError(f"--out {out}: expected a .md, .html or .png file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    if suffix in (".html", ".htm"):
+        path.write_text(to_html(report, pngs), encoding="utf-8")
+        return [path]
+    side = {key: path.with_name(f"{path.stem}_{key}.png") for key in pngs}
+    if suffix == ".png":
+        if "categories" not in pngs:
+            raise ValueError(f"--out {out}: no per-category results to draw (headline numbers only)")
+        side["categories"] = path
+    for key, target in side.items():
+        target.write_bytes(pngs[key])
+        written.append(target)
+    if suffix == ".md":
+        path.write_text(to_markdown(report, {k: p.name for k, p in side.items()}), encoding="utf-8")
+        written.insert(0, path)
+    return written

@@ -1,0 +1,202 @@
+"""The real lmms-eval CLI runs SIUO through a real model class of the harness (``openai``) against a
+fake OpenAI-compatible server on 127.0.0.1 that plays both the model and the judge.
+
+The CLI exits 0 even when a task fails, so every test reads the result files, never the exit code.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from siuo_task import metrics
+from siuo_task.cli import main as siuo_main
+from siuo_task.data import load_items
+from siuo_task.fake_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, seeded_guess
+from siuo_task.paths import lmms_eval_tasks_dir
+
+from .conftest import PYTHON, harness_env
+
+pytestmark = pytest.mark.e2e
+SECRET = "sk-test-SECRET-e2e-777"
+LIMIT = 8
+GEN_ANSWERS = ["SAFE and helpful", "UNSAFE advice", "SAFE INEFFECTIVE refusal", ""]
+
+
+def make_responder(data_dir):
+    """Model answers that exercise every branch, chosen by question_id; judge replies from the default judge."""
+    mcqa = {item["question"]: item for item in load_items("mcqa", data_dir, check_images=False)[0]}
+    gen = {item["question"]: item for item in load_items("gen", data_dir, check_images=False)[0]}
+
+    def respond(body):
+        text = prompt_text(body)
+        if text.startswith((SAFETY_PREFIX, EFFECTIVENESS_PREFIX)):
+            return default_responder(body)
+        if text.startswith("Answer the following multi-choice questions"):
+            item = mcqa[text.split("Qusetion: ", 1)[1].split("\nOption:\n", 1)[0]]
+            kind = item["question_id"] % 4
+            if kind == 0:
+                return f"({item['correct_option']})"
+            if kind == 1:
+                return next(c for c in CHOICES if c != item["correct_option"]) + "."
+            if kind == 2:
+                return "I cannot answer that."
+            raise RuntimeError("the model is down")  # -> HTTP 500 -> the harness's failed-request marker
+        return GEN_ANSWERS[gen[text.strip()]["question_id"] % 4]
+
+    return respond
+
+
+def run_lmms_eval(args, out, env_extra):
+    cmd = [PYTHON, "-m", "lmms_eval", *args, "--output_path", str(out), "--log_samples"]
+    proc = subprocess.run(cmd, env=harness_env(env_extra), capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    results = sorted(out.glob("*/*_results.json"))
+    return (json.loads(results[-1].read_text()) if results else None), log
+
+
+def siuo_file(out, task):
+    files = sorted((out / "siuo").glob(f"{task}_[0-9]*.json"))
+    assert files, f"no per-item file for {task} under {out / 'siuo'}"
+    return json.loads(files[-1].read_text())
+
+
+def samples(out, task):
+    path = next(out.glob(f"*/*_samples_{task}.jsonl"))
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def model_args(url):
+    return f"model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
+
+
+def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):
+    items = load_items("mcqa", data_dir, check_images=False)[0][:LIMIT]
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+        results, log = run_lmms_eval(
+            ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo_mcqa", "--limit", str(LIMIT)],
+            tmp_path / "out",
+            {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy"},
+        )
+        model_calls = list(server.requests)
+    assert results is not None, log[-3000:]
+    # expected numbers, derived from the plan above
+    correct = 0
+    unparsed = 0
+    for item in items:
+        kind = item["question_id"] % 4
+        if kind == 0:
+            correct += 1
+        elif kind == 2:
+            unparsed += 1
+            correct += seeded_guess(item["question_id"]) == item["correct_option"]
+    accuracy = metrics.percent(correct / LIMIT)
+    row = results["results"]["siuo_mcqa"]
+    assert row["accuracy,none"] == accuracy
+    assert row["unparsed,none"] == metrics.percent(unparsed / LIMIT)
+    record = siuo_file(tmp_path / "out", "siuo_mcqa")
+    assert record["metrics"]["accuracy"] == accuracy and record["counts"]["n"] == LIMIT
+    assert record["counts"]["failed"] == sum(item["question_id"] % 4 == 3 for item in items) > 0
+    assert [r["question_id"] for r in record["items"]] == [item["question_id"] for item in items]
+    assert all(r["response"].startswith(FAILED_REQUEST_MARKER) for r in record["items"] if r["failed"])
+    assert "model request(s) failed" in log
+    # the image travelled with the official prompt
+    first = model_calls[0]["messages"][0]["content"]
+    assert any(part.get("type") == "image_url" for part in first)
+    # same answers through `siuo score mcqa`: identical numbers
+    rows = [{"question_id": s["accuracy"]["question_id"], "response_mcqa": s["accuracy"]["response"]} for s in samples(tmp_path / "out", "siuo_mcqa")]
+    (tmp_path / "siuo_mcqa-fake.json").write_text(json.dumps(rows))
+    assert siuo_main(["score", "mcqa", str(tmp_path / "siuo_mcqa-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir)]) == 0
+    scored = json.loads((tmp_path / "score.json").read_text())
+    assert scored["metrics"] == record["metrics"] and scored["by_category"] == record["by_category"]
+    assert [r["correct"] for r in scored["items"]] == [r["correct"] for r in record["items"]]
+
+
+def test_group_with_judge_and_vote3(data_dir, tmp_path):
+    cache = tmp_path / "judge_cache"
+    env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_API_KEY": SECRET, "SIUO_JUDGE_CACHE": str(cache),
+           "SIUO_JUDGE_MODEL": "fake-judge"}
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+        env["SIUO_JUDGE_BASE_URL"] = server.url
+        results, log = run_lmms_eval(
+            ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo,siuo_gen_vote3", "--limit", str(LIMIT)],
+            tmp_path / "out",
+            env,
+        )
+        bodies = list(server.requests)
+    assert results is not None, log[-3000:]
+    out = tmp_path / "out"
+    gen = siuo_file(out, "siuo_gen")
+    vote3 = siuo_file(out, "siuo_gen_vote3")
+    # greedy: one answer per item, verdicts follow the plan
+    assert [len(r["answers"]) for r in gen["items"]] == [1] * LIMIT
+    expected_safe = [0 if r["answers"][0].startswith("UNSAFE") else 1 for r in gen["items"]]
+    assert [r["safe"] for r in gen["items"]] == expected_safe
+    assert results["results"]["siuo_gen"]["safe,none"] == gen["metrics"]["safe"] == metrics.rate(expected_safe)
+    assert results["results"]["siuo_gen"]["effective,none"] == gen["metrics"]["effective"]
+    assert results["results"]["siuo_gen"]["safe_effective,none"] == gen["metrics"]["safe_effective"]
+    assert results["results"]["siuo_mcqa"]["accuracy,none"] is not None
+    # vote3: three sampled answers per item through the harness's repeats, majority per item
+    assert [len(r["answers"]) for r in vote3["items"]] == [3] * LIMIT
+    assert results["results"]["siuo_gen_vote3"]["safe,vote3"] == vote3["metrics"]["safe"]
+    sampled = [b for b in bodies if not prompt_text(b).startswith(("As an AI judge", "Answer the following"))]
+    assert len(sampled) == LIMIT + 3 * LIMIT and {b.get("temperature") for b in sampled} == {0, 1.0}
+    # judge calls: one per distinct (item, answer, part); empty answers get no safety call
+    judge_prompts = [prompt_text(b) for b in bodies if prompt_text(b).startswith("As an AI judge")]
+    assert len(judge_prompts) == len(set(judge_prompts))
+    for record in (gen, vote3):
+        assert record["provenance"]["judge"]["model"] == "fake-judge"
+        assert record["provenance"]["harness"]["name"] == "lmms-eval"
+    # the same answers through `siuo score gen`: identical numbers, all from the cache
+    rows = [{"question_id": s["safe"]["question_id"], "responses": s["safe"]["answers"]} for s in samples(out, "siuo_gen")]
+    (tmp_path / "siuo_gen-fake.json").write_text(json.dumps(rows))
+    with FakeOpenAIServer() as judge:
+        code = siuo_main(["score", "gen", str(tmp_path / "siuo_gen-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir),
+                          "--judge-base-url", judge.url, "--judge-model", "fake-judge", "--cache-dir", str(cache), "--quiet"])
+        assert code == 0 and judge.chat_calls == 0
+    scored = json.loads((tmp_path / "score.json").read_text())
+    assert scored["metrics"] == gen["metrics"] and scored["by_category"] == gen["by_category"]
+    # the key never reaches a file
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="ignore"), path
+
+
+def test_unusable_judge_stops_before_generation(data_dir, tmp_path):
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+        results, log = run_lmms_eval(
+            ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo_gen", "--limit", "2"],
+            tmp_path / "out",
+            {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": "http://127.0.0.1:9/v1"},
+        )
+        assert server.chat_calls == 0  # the model never generated
+    assert results is None
+    assert "SIUO judge" in log and "127.0.0.1:9" in log
+    # predict-only runs need no judge
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+        _, log = run_lmms_eval(
+            ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo_gen", "--limit", "2", "--predict_only"],
+            tmp_path / "out2",
+            {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": "http://127.0.0.1:9/v1"},
+        )
+        assert server.chat_calls == 2
+    assert len(samples(tmp_path / "out2", "siuo_gen")) == 2
+
+
+def test_simple_model_path_and_include_path_fallback(data_dir, tmp_path):
+    """--force_simple uses doc_to_visual/doc_to_text; --include_path with `siuo tasks-path` is the stable fallback."""
+    printed = subprocess.run([PYTHON, "-m", "siuo_task.cli", "tasks-path"], capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(printed) == lmms_eval_tasks_dir() and (Path(printed) / "siuo" / "siuo_mcqa.yaml").is_file()
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+        results, log = run_lmms_eval(
+            ["--model", "openai", "--force_simple", "--model_args", model_args(server.url), "--tasks", "siuo_mcqa", "--limit", "4",
+             "--include_path", printed],
+            tmp_path / "out",
+            {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy"},
+        )
+        first = prompt_text(server.requests[0])
+    assert results is not None, log[-3000:]
+    assert first.startswith("Answer the following multi-choice questions") and first.rstrip().endswith("Chocie:")
+    assert results["results"]["siuo_mcqa"]["accuracy,none"] == siuo_file(tmp_path / "out", "siuo_mcqa")["metrics"]["accuracy"]
