@@ -1,0 +1,30 @@
+"""A plain (non-editable) install carries the task YAMLs and the lmms-eval entry point."""
+
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+from .conftest import PYTHON, REPO
+
+
+def test_wheel_carries_tasks_and_entry_point(tmp_path):
+    subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    wheel = next(tmp_path.glob("siuo_task-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("siuo_mcqa.yaml", "siuo_gen.yaml", "siuo_gen_vote3.yaml", "siuo.yaml", "_default_template_yaml", "utils.py", "placeholder.jsonl"):
+        assert f"siuo_task/yaml_tasks/lmms_eval/siuo/{name}" in names, name
+    assert any(n.startswith("siuo_task/yaml_tasks/lm_eval/siuo/") and n.endswith(".yaml") for n in names)
+    assert not any(n.endswith(("siuo_gen.json", "siuo_mcqa.json")) for n in names)  # the data is never shipped
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "[lmms_eval.models]" in entry_points and "siuo_task.lmms_eval_plugin:register" in entry_points
+    assert "siuo = siuo_task.cli:main" in entry_points
+    # installed as plain files, the package finds its task folders
+    target = tmp_path / "site"
+    subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300)
+    env = dict(os.environ, PYTHONPATH=str(target))
+    code = "from siuo_task.paths import lmms_eval_tasks_dir, lm_eval_tasks_dir; print(lmms_eval_tasks_dir()); print(lm_eval_tasks_dir())"
+    out = subprocess.run([PYTHON, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert Path(out[0]) == target / "siuo_task" / "yaml_tasks" / "lmms_eval" and (Path(out[0]) / "siuo" / "siuo_mcqa.yaml").is_file()
+    assert Path(out[1]) == target / "siuo_task" / "yaml_tasks" / "lm_eval"
