@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from . import data, prompts, scoring
+from . import data, paths, prompts, scoring
 from .mcqa import POLICIES
 
 ENV_MCQA_POLICY = "SIUO_MCQA_POLICY"
@@ -153,14 +153,28 @@ _memo: dict = {}
 _memo_lock = threading.Lock()
 
 
-def _harness_info(args) -> dict:
+def _task_generation_kwargs(task: str) -> Optional[dict]:
+    """The decoding settings the task's YAML asks for (``--gen_kwargs`` overrides are in ``gen_kwargs``)."""
+    from lmms_eval import utils as lmms_utils
+
+    path = paths.lmms_eval_tasks_dir() / "siuo" / f"{task}.yaml"
+    if not path.is_file():
+        return None
+    config = lmms_utils.load_yaml_config(str(path), mode="simple")
+    kwargs = dict(config.get("generation_kwargs") or {})
+    if config.get("repeats"):
+        kwargs["repeats"] = config["repeats"]
+    return kwargs
+
+
+def _harness_info(args, task: str) -> dict:
     try:
         from importlib.metadata import version
 
         harness_version = version("lmms_eval")
     except Exception:  # pragma: no cover
         harness_version = None
-    info = {"name": "lmms-eval", "version": harness_version}
+    info = {"name": "lmms-eval", "version": harness_version, "task_generation_kwargs": _task_generation_kwargs(task)}
     if args is not None:
         info["model"] = getattr(args, "model", None)
         info["model_args"] = _redact_model_args(getattr(args, "model_args", None))
@@ -221,7 +235,7 @@ def _score(items, args) -> dict:
                 raise ValueError(f"{ENV_MCQA_POLICY}={policy!r}: expected one of {', '.join(POLICIES)}")
             mcqa_items, source = data.load_items("mcqa", check_images=False)
             responses = {r["question_id"]: r["response"] for r in items}
-            result = scoring.score_mcqa(responses, mcqa_items, policy=policy, source=source, harness=_harness_info(args))
+            result = scoring.score_mcqa(responses, mcqa_items, policy=policy, source=source, harness=_harness_info(args, task))
         else:
             from .judge import JudgeClient, JudgeConfig
 
@@ -230,7 +244,7 @@ def _score(items, args) -> dict:
             n_answers = max(len(a) for a in answers.values()) if answers else 0
             variant = f"{task}: {n_answers} answer(s) per item, majority vote"
             with JudgeClient(JudgeConfig.from_env()) as client:
-                result = scoring.score_gen(answers, gen_items, client, source=source, harness=_harness_info(args), variant=variant)
+                result = scoring.score_gen(answers, gen_items, client, source=source, harness=_harness_info(args, task), variant=variant)
             result["task"] = task
         path = _write_result(result, result["task"], args)
         _log_table(result, path)

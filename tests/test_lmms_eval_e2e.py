@@ -149,6 +149,8 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     for record in (gen, vote3):
         assert record["provenance"]["judge"]["model"] == "fake-judge"
         assert record["provenance"]["harness"]["name"] == "lmms-eval"
+    assert gen["provenance"]["harness"]["task_generation_kwargs"] == {"max_new_tokens": 500, "temperature": 0, "do_sample": False, "until": []}
+    assert vote3["provenance"]["harness"]["task_generation_kwargs"]["repeats"] == 3
     # the same answers through `siuo score gen`: identical numbers, all from the cache
     rows = [{"question_id": s["safe"]["question_id"], "responses": s["safe"]["answers"]} for s in samples(out, "siuo_gen")]
     (tmp_path / "siuo_gen-fake.json").write_text(json.dumps(rows))
