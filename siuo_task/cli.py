@@ -5,6 +5,9 @@
     siuo score gen  RESPONSES.json --out RESULT.json [--data-dir DIR] [--judge-model M] [--judge-base-url URL]
                     [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N]
     siuo tasks-path [--harness lmms-eval|lm-eval]
+    siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper] [--capability TASK[,METRIC]]
+    siuo export RUN_DIR --to official [--out DIR]
+    siuo agree RESULT_A RESULT_B
 
 Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable.
 """

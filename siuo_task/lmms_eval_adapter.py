@@ -197,8 +197,9 @@ def _write_result(result: dict, task: str, args) -> Optional[Path]:
     base = getattr(args, "output_path", None) if args is not None else None
     folder = Path(base).expanduser() / RESULTS_SUBDIR if base else Path.cwd() / "siuo_results"
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-    path = folder / f"{task}_{stamp}.json"
+    # microseconds and the pid: runs of several models share this folder and may finish in the same second
+    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+    path = folder / f"{task}_{stamp}_{os.getpid()}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)

@@ -28,6 +28,7 @@ METRIC_LABELS = {
 }
 GEN_METRICS = ("safe", "effective", "safe_effective")
 
+SAME_PROVENANCE = "Comparability: same judge, prompts, decoding settings, dataset and items for all models."
 PAPER_LABEL = "human-graded (paper), not comparable with judge-graded numbers"
 PAPER_SOURCE = "SIUO project page leaderboard (github.com/sinwang20/SIUO, index.html, commit 18974b6)"
 # Published overall results (percent): (model, safe, effective, safe & effective, MCQA accuracy).
@@ -157,11 +158,15 @@ def _dataset_key(prov: dict):
     return f"local copy {ds.get('data_dir')}"
 
 
-def _gen_kwargs(prov: dict):
+def _model_decoding(prov: dict):
+    """The model's decoding settings: the task's ``generation_kwargs`` plus any ``--gen_kwargs``
+    override (``None`` when not recorded, e.g. answers scored with ``siuo score``)."""
     harness = prov.get("harness") or {}
-    if harness.get("name") != "lmms-eval" and "gen_kwargs" not in harness:
-        return None  # not recorded (e.g. answers scored with `siuo score`)
-    return harness.get("gen_kwargs") or ""
+    task_kwargs, override = harness.get("task_generation_kwargs"), harness.get("gen_kwargs")
+    if task_kwargs is None and override is None:
+        return None
+    text = ", ".join(f"{k}={v}" for k, v in (task_kwargs or {}).items()) or "(task defaults)"
+    return text + (f"; --gen_kwargs {override}" if override else "")
 
 
 def _item_set(result: dict):
@@ -190,7 +195,7 @@ _MCQA_ASPECTS = (
      "answers without an option letter were scored differently"),
 )
 _COMMON_ASPECTS = (
-    ("model decoding settings (gen_kwargs)", lambda r: _gen_kwargs(r.get("provenance") or {}),
+    ("model decoding settings", lambda r: _model_decoding(r.get("provenance") or {}),
      "the models generated under different decoding settings"),
     ("dataset", lambda r: _dataset_key(r.get("provenance") or {}),
      "the items may not be the same release"),
@@ -386,11 +391,13 @@ def provenance_rows(record: ModelRecord) -> list:
             rows.append((f"{task} judge", f"{judge.get('model')} at {judge.get('endpoint_host')}; decoding {_fmt_value(judge.get('decoding'))}"))
             usage = judge.get("usage") or {}
             if usage:
+                tokens = f"{usage.get('prompt_tokens')}+{usage.get('completion_tokens')}"
                 rows.append((f"{task} judge usage", f"{usage.get('calls')} calls, {usage.get('cache_hits')} cached, "
-                                                   f"{usage.get('failures')} failed, tokens {usage.get('prompt_tokens')}+{usage.get('completion_tokens')}"))
+                                                   f"{usage.get('failures')} failed, tokens {tokens}"))
         rows.append((f"{task} prompt hashes", _fmt_value(prov.get("prompt_hashes"))))
         ds = prov.get("dataset") or {}
-        rows.append((f"{task} dataset", f"{ds.get('origin')} {ds.get('data_dir')}" + (f" revision {ds.get('hf_revision')}" if ds.get("hf_revision") else "")))
+        revision = f" revision {ds.get('hf_revision')}" if ds.get("hf_revision") else ""
+        rows.append((f"{task} dataset", f"{ds.get('origin')} {ds.get('data_dir')}{revision}"))
         harness = prov.get("harness") or {}
         if harness:
             rows.append((f"{task} harness", _fmt_value({k: v for k, v in harness.items() if v is not None})))
@@ -570,7 +577,7 @@ def _comparability_lines(report: Report, bullet: str) -> list:
     if report.comparability:
         lines += ["**Comparability:**", ""] + [bullet + s for s in report.comparability] + [""]
     elif len(report.model_notes) > 1:
-        lines += ["**Comparability:** same judge, prompts, decoding settings, dataset and items for all models.", ""]
+        lines += [f"**{SAME_PROVENANCE}**", ""]
     notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
     if notes:
         lines += ["**Notes:**", ""] + [f"{bullet}{m}: {s}" for m, s in notes] + [""]
@@ -623,7 +630,7 @@ def to_html(report: Report, pictures: dict) -> str:
         parts += [f'<p class="note">{html.escape(s)}</p>' for s in report.comparability]
         parts.append("</div>")
     elif len(report.model_notes) > 1:
-        parts.append('<p id="comparability" class="small">Comparability: same judge, prompts, decoding settings, dataset and items for all models.</p>')
+        parts.append(f'<p id="comparability" class="small">{html.escape(SAME_PROVENANCE)}</p>')
     notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
     if notes:
         parts.append('<div id="notes"><h3>Notes</h3><ul>')

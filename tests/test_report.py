@@ -1,0 +1,478 @@
+"""`siuo report`, `siuo export` and `siuo agree` on real lmms-eval output.
+
+A module fixture runs the real lmms-eval CLI twice (two fake models with different behaviour, one
+fake judge) into ONE output folder, exactly as a user comparing two models would; the tests read
+those files. Expected numbers are derived from the fake models' answer rules below.
+"""
+
+import base64
+import copy
+import html as htmlmod
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from siuo_task import metrics
+from siuo_task.agree import agreement
+from siuo_task.cli import main as siuo_main
+from siuo_task.data import load_items
+from siuo_task.fake_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_task.judge import JudgeReply
+from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, capability_figure, category_figure, comparability_notes, to_markdown
+from siuo_task.results_io import load_records
+from siuo_task.scoring import assemble_gen
+
+from .conftest import PYTHON, harness_env
+
+MODELS = ("fake-a", "fake-b")
+LIMIT = 40  # the first 40 items: self-harm, dangerous behavior and a few morality items
+JUDGE = "fake-judge"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+OFFICIAL_REPO = Path("/work/.mirror/sinwang20+SIUO/repo")
+
+
+# --------------------------------------------------------------------------- the two fake models
+
+
+def gen_answer(model, qid):
+    if model == "fake-a":
+        if qid % 3 == 0:
+            return "UNSAFE advice"
+        return "SAFE but INEFFECTIVE" if qid % 5 == 0 else "SAFE helpful answer"
+    return "UNSAFE advice" if qid % 2 == 0 else "SAFE helpful answer"
+
+
+def mcqa_answer(model, item):
+    if model == "fake-a" and item["question_id"] % 2:
+        return f"({item['correct_option']})"
+    wrong = next(c for c in "ABCD" if c != item["correct_option"])
+    return f"({wrong})" if model == "fake-a" else "(A)"
+
+
+def make_responder(data_dir):
+    mcqa = {item["question"]: item for item in load_items("mcqa", data_dir, check_images=False)[0]}
+    gen = {item["question"]: item for item in load_items("gen", data_dir, check_images=False)[0]}
+
+    def respond(body):
+        text = prompt_text(body)
+        if text.lstrip().startswith((SAFETY_PREFIX, EFFECTIVENESS_PREFIX)):
+            return default_responder(body)
+        model = body.get("model")
+        if MCQA_MARKER in text:
+            return mcqa_answer(model, mcqa[text.split("Qusetion: ", 1)[1].split("\nOption:\n", 1)[0]])
+        return gen_answer(model, gen[text.strip()]["question_id"])
+
+    return respond
+
+
+def expected(model, data_dir):
+    """Safe / effective / safe & effective / accuracy rates derived from the answer rules."""
+    gen_items = load_items("gen", data_dir, check_images=False)[0][:LIMIT]
+    mcqa_items = load_items("mcqa", data_dir, check_images=False)[0][:LIMIT]
+    safe = [0 if "UNSAFE" in gen_answer(model, i["question_id"]) else 1 for i in gen_items]
+    effective = [0 if "INEFFECTIVE" in gen_answer(model, i["question_id"]) else 1 for i in gen_items]
+    correct = [int(mcqa_answer(model, i) == f"({i['correct_option']})") for i in mcqa_items]
+    return {
+        "safe": metrics.rate(safe),
+        "effective": metrics.rate(effective),
+        "safe_effective": metrics.rate([s * e for s, e in zip(safe, effective)]),
+        "accuracy": metrics.rate(correct),
+    }
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    """Both models through the real lmms-eval CLI into one output folder; the fake server stays up."""
+    root = tmp_path_factory.mktemp("report_run")
+    out = root / "out"
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+        for model in MODELS:
+            env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
+                   "SIUO_JUDGE_API_KEY": "x", "SIUO_JUDGE_CACHE": str(root / "cache"), "SIUO_JUDGE_MODEL": JUDGE}
+            cmd = [PYTHON, "-m", "lmms_eval", "--model", "openai",
+                   "--model_args", f"model_version={model},base_url={server.url},max_retries=1,num_concurrent=4",
+                   "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"]
+            proc = subprocess.run(cmd, env=harness_env(env), capture_output=True, text=True, timeout=600)
+            assert list((out / model).glob("*_results.json")), (proc.stdout + proc.stderr)[-3000:]
+        yield {"out": out, "url": server.url, "data_dir": data_dir, "root": root}
+
+
+def siuo_file_of(out, model, task):
+    """The SIUO per-item file of one model's run, found by its recorded model arguments."""
+    found = []
+    for path in (out / "siuo").glob("*.json"):
+        result = json.loads(path.read_text())
+        if result["task"] == task and f"model_version={model}," in result["provenance"]["harness"]["model_args"]:
+            found.append(result)
+    assert len(found) == 1, (model, task, len(found))
+    return found[0]
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+@pytest.mark.e2e
+def test_records_pair_each_model_with_its_own_siuo_files(run):
+    records = load_records([str(run["out"])])
+    assert [r.name for r in records] == list(MODELS)
+    for record in records:
+        want = expected(record.name, run["data_dir"])
+        assert record.gen == siuo_file_of(run["out"], record.name, "siuo_gen")
+        assert record.mcqa == siuo_file_of(run["out"], record.name, "siuo_mcqa")
+        assert {k: record.gen["metrics"][k] for k in ("safe", "effective", "safe_effective")} == {
+            k: want[k] for k in ("safe", "effective", "safe_effective")}
+        assert record.mcqa["metrics"]["accuracy"] == want["accuracy"]
+        assert [i["answers"] for i in record.gen["items"]] == [[gen_answer(record.name, i["question_id"])] for i in record.gen["items"]]
+        assert not record.notes
+    # the two models really differ, so a wrong pairing could not pass
+    assert expected("fake-a", run["data_dir"]) != expected("fake-b", run["data_dir"])
+    # a single model folder, a single results file and LABEL=PATH give the same record
+    model_dir = run["out"] / "fake-b"
+    results_file = next(model_dir.glob("*_results.json"))
+    for arg in (str(model_dir), str(results_file)):
+        (one,) = load_records([arg])
+        assert one.name == "fake-b" and one.gen == records[1].gen
+    (labelled,) = load_records([f"my-model={model_dir}"])
+    assert labelled.name == "my-model"
+
+
+@pytest.mark.e2e
+def test_headline_only_when_the_siuo_files_are_gone(run, tmp_path):
+    copy_dir = tmp_path / "out"
+    shutil.copytree(run["out"], copy_dir)
+    shutil.rmtree(copy_dir / "siuo")
+    records = load_records([str(copy_dir)])
+    want = expected("fake-a", run["data_dir"])
+    assert records[0].gen["headline_only"] and records[0].gen["metrics"]["safe"] == want["safe"]
+    assert any("no SIUO per-item file" in note for note in records[0].notes)
+    assert siuo_main(["report", str(copy_dir), "--out", str(tmp_path / "r.md")]) == 0
+    assert "headline numbers only" in (tmp_path / "r.md").read_text()
+    assert siuo_main(["report", str(copy_dir), "--out", str(tmp_path / "r.png")]) == 2  # nothing per category to draw
+
+
+def test_report_refuses_folders_without_results(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert siuo_main(["report", str(tmp_path / "empty")]) == 2
+    assert "no SIUO results here" in capsys.readouterr().err
+    (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
+    assert siuo_main(["report", str(tmp_path / "x.json")]) == 2
+    assert "neither a SIUO result" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- rendering
+
+
+@pytest.mark.e2e
+def test_markdown_tables_numbers_and_picture(run, tmp_path):
+    out = tmp_path / "report.md"
+    assert siuo_main(["report", str(run["out"]), "--out", str(out), "--paper"]) == 0
+    text = out.read_text()
+    records = load_records([str(run["out"])])
+    for record in records:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {record.name} |"))
+        for name in ("safe", "effective", "safe_effective"):
+            lo, hi = record.gen["ci95"][name]
+            assert f"{record.gen['metrics'][name]:.2f} [{lo:.2f}–{hi:.2f}]" in row
+        lo, hi = record.mcqa["ci95"]["accuracy"]
+        assert f"{record.mcqa['metrics']['accuracy']:.2f} [{lo:.2f}–{hi:.2f}]" in row
+        assert f"| {JUDGE} |" in row and "| 0 / 0 |" in row
+    # per-category table: one row per category present, one column per model
+    cats = {i["category"] for i in records[0].gen["items"]}
+    section = text.split("### Safe by category", 1)[1].split("###", 1)[0]
+    assert section.count("\n| ") == 1 + len(cats) and "fake-a | fake-b" in section
+    # same provenance: said so, no mismatch sentence
+    assert SAME_PROVENANCE in text
+    # the paper rows are labelled as such
+    assert PAPER_LABEL in text and "| GPT-4V(ision) | 53.29 | 69.46 | 23.35 | 38.92 |" in text
+    # the picture beside it
+    png = tmp_path / "report_categories.png"
+    assert f"]({png.name})" in text
+    from PIL import Image
+
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.width > 400 and img.height > 200
+
+
+@pytest.mark.e2e
+def test_picture_legend_names_every_model(run, tmp_path):
+    records = load_records([str(run["out"])])
+    fig = category_figure(records)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(MODELS)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["Safe", "Effective", "Safe & Effective", "MCQA accuracy"]
+    # bar lengths are the per-category rates of each model (first panel: Safe)
+    cats = [c for c in records[0].gen["by_category"]]
+    widths = sorted(round(p.get_width(), 2) for p in fig.axes[0].patches)
+    assert widths == sorted(r.gen["by_category"][c]["safe"] for r in records for c in cats)
+    out = tmp_path / "only.png"
+    assert siuo_main(["report", str(run["out"]), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _chromium(args, tmp_path):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+PROBE = """<script>window.addEventListener('load', function () {
+  document.body.setAttribute('data-probe', JSON.stringify({
+    images: Array.from(document.images).map(function (i) { return [i.id, i.naturalWidth, i.naturalHeight, i.complete]; }),
+    tables: Array.from(document.querySelectorAll('table')).map(function (t) { return t.id; }),
+    headline: Array.from(document.querySelectorAll('#headline tr')).map(function (r) { return r.cells[0].innerText; })
+  }));
+});</script>"""
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+def test_html_is_one_self_contained_file_that_chromium_renders(run, tmp_path):
+    out = tmp_path / "report.html"
+    assert siuo_main(["report", str(run["out"]), "--out", str(out), "--paper"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # nothing beside it
+    page = out.read_text()
+    # no external resource of any kind
+    assert not re.search(r"<(link|script|iframe)\b", page, re.I)
+    assert not re.search(r"""\b(src|href)\s*=\s*(?!["']data:)""", page, re.I)
+    assert "url(" not in page
+    # the picture is inline and decodes to the figure's PNG
+    b64 = re.search(r'id="fig-categories"[^>]*src="data:image/png;base64,([^"]+)"', page).group(1)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(b64))) as img:
+        width, height = img.size
+    # judge provenance is on the page
+    assert f"{JUDGE} at 127.0.0.1" in page and "prompt hashes" in page
+    # what a browser shows: probe a copy of the page after load
+    probe = tmp_path / "probe" / "report.html"
+    probe.parent.mkdir()
+    probe.write_text(page.replace("</body>", PROBE + "</body>"))
+    proc = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path)
+    found = re.search(r'data-probe="([^"]*)"', proc.stdout)
+    assert found, (proc.stdout[-2000:], proc.stderr[-2000:])
+    state = json.loads(htmlmod.unescape(found.group(1)))
+    assert ["fig-categories", width, height, True] in state["images"]
+    assert {"headline", "paper", "category-0", "category-3"} <= set(state["tables"])
+    assert state["headline"] == ["Model", *MODELS]
+    shot = tmp_path / "shot.png"
+    proc = _chromium(["--window-size=1280,2000", f"--screenshot={shot}", out.as_uri()], tmp_path)
+    assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
+
+
+def test_paper_rows_are_the_published_numbers():
+    """Every number we print as the paper's is on the official project page (when a local mirror exists)."""
+    gpt4v = next(r for r in PAPER_ROWS if r[0] == "GPT-4V(ision)")
+    assert gpt4v[1:] == (53.29, 69.46, 23.35, 38.92)  # quoted in the issue
+    if not (OFFICIAL_REPO / "HEAD").exists():
+        pytest.skip(f"official SIUO repository mirror not at {OFFICIAL_REPO}")
+    page = subprocess.run(["git", "-C", str(OFFICIAL_REPO), "show", "HEAD:index.html"], capture_output=True, text=True, check=True).stdout
+    cells = re.findall(r"<td[^>]*>\s*(?:<b>)?\s*([0-9.]+|-)\s*(?:</b>)?\s*</td>", page)
+    text = re.sub(r"<[^>]+>", " ", page)
+    for name, *values in PAPER_ROWS:
+        assert name in text
+        for v in values:
+            assert (f"{v:.2f}" in cells) if v is not None else ("-" in cells)
+
+
+# --------------------------------------------------------------------------- comparability notes
+
+
+@pytest.mark.e2e
+def test_provenance_mismatch_is_said_in_plain_words(run, tmp_path):
+    gen = siuo_file_of(run["out"], "fake-b", "siuo_gen")
+    mcqa = siuo_file_of(run["out"], "fake-b", "siuo_mcqa")
+    other_gen, other_mcqa = copy.deepcopy(gen), copy.deepcopy(mcqa)
+    for result in (other_gen, other_mcqa):
+        prov = result["provenance"]
+        prov["harness"]["model_args"] = prov["harness"]["model_args"].replace("model_version=fake-b", "model_version=fake-c")
+        prov["harness"]["gen_kwargs"] = "temperature=0.7"
+        prov["dataset"] = {"origin": "huggingface", "data_dir": "/hub", "hf_repo": "sinwang/SIUO", "hf_revision": "0123abc"}
+    other_gen["provenance"]["judge"]["model"] = "gpt-4o-2024-08-06"
+    other_gen["provenance"]["judge"]["decoding"] = {"temperature": 0.5, "max_tokens": 200}
+    other_gen["provenance"]["prompt_hashes"]["safety_judge"] = "ffffffffffffffff"
+    other_mcqa["provenance"]["mcqa_policy"] = "strict"
+    (tmp_path / "gen.json").write_text(json.dumps(other_gen))
+    (tmp_path / "mcqa.json").write_text(json.dumps(other_mcqa))
+    records = load_records([str(run["out"] / "fake-b"), str(tmp_path / "gen.json"), str(tmp_path / "mcqa.json")])
+    assert [r.name for r in records] == ["fake-b", "fake-c"]
+    notes = comparability_notes(records)
+    joined = "\n".join(notes)
+    judge_note = next(n for n in notes if n.startswith("Different judge model for generation"))
+    assert f"fake-b: {JUDGE}" in judge_note and "fake-c: gpt-4o-2024-08-06" in judge_note and "not directly comparable" in judge_note
+    assert "Different judge decoding settings for generation" in joined and "temperature=0.5" in joined
+    assert "Different safety judge prompt (hash)" in joined and "ffffffffffffffff" in joined
+    assert "Different effectiveness judge prompt" not in joined  # same hash: no sentence
+    for setting in ("generation", "MCQA"):
+        assert f"Different model decoding settings for {setting}" in joined and "--gen_kwargs temperature=0.7" in joined
+        assert f"Different dataset for {setting}" in joined and "revision 0123abc" in joined
+    assert "Different MCQA scoring policy for MCQA" in joined and "strict" in joined
+    # next to the numbers: right under the headline table, before the pictures
+    text = to_markdown(build_report(records), {})
+    table_end = text.index("| fake-c |")
+    assert table_end < text.index(judge_note) < text.index("## By category")
+    # identical provenance -> no mismatch sentence at all
+    assert comparability_notes(load_records([str(run["out"])])) == []
+
+
+# --------------------------------------------------------------------------------- export
+
+
+@pytest.mark.e2e
+def test_export_to_official_and_score_back_identically(run, tmp_path, clean_env):
+    clean_env.setenv("SIUO_JUDGE_API_KEY", "x")
+    official = tmp_path / "official"
+    assert siuo_main(["export", str(run["out"]), "--to", "official", "--out", str(official), "--data-dir", str(run["data_dir"])]) == 0
+    assert sorted(p.name for p in official.iterdir()) == sorted(
+        f"siuo_{s}-{m}.json" for s in ("gen", "mcqa") for m in MODELS)
+    release_gen = json.loads((run["data_dir"] / "siuo_gen.json").read_text())
+    release_mcqa = json.loads((run["data_dir"] / "siuo_mcqa.json").read_text())
+    for model in MODELS:
+        rows = json.loads((official / f"siuo_gen-{model}.json").read_text())
+        assert rows == [{**item, "responses": [gen_answer(model, item["question_id"])]} for item in release_gen[:LIMIT]]
+        rows = json.loads((official / f"siuo_mcqa-{model}.json").read_text())
+        assert rows == [{**item, "response_mcqa": mcqa_answer(model, item)} for item in release_mcqa[:LIMIT]]
+        # score the exported files: a fresh judge cache, so the judge grades again
+        judge_args = ["--judge-base-url", run["url"], "--judge-model", JUDGE, "--cache-dir", str(tmp_path / f"c-{model}"), "--quiet"]
+        for setting, extra in (("gen", judge_args), ("mcqa", [])):
+            scored_path = tmp_path / f"{setting}-{model}.json"
+            assert siuo_main(["score", setting, str(official / f"siuo_{setting}-{model}.json"), "--out", str(scored_path),
+                              "--data-dir", str(run["data_dir"]), *extra]) == 0
+            scored = json.loads(scored_path.read_text())
+            original = siuo_file_of(run["out"], model, f"siuo_{setting}")
+            assert scored["provenance"]["harness"]["name"] == "siuo score"
+            for key in set(original) - {"provenance"}:
+                assert scored[key] == original[key], (model, setting, key)
+    # the exported results and the run give the same report rows
+    assert siuo_main(["report", str(tmp_path / "gen-fake-a.json"), str(tmp_path / "mcqa-fake-a.json"), "--out", str(tmp_path / "a.md")]) == 0
+    assert siuo_main(["export", str(run["out"]), "--to", "official", "--model", "nobody", "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.e2e
+def test_export_without_logged_samples_uses_the_siuo_files(run, tmp_path):
+    copy_dir = tmp_path / "out"
+    shutil.copytree(run["out"], copy_dir)
+    for path in copy_dir.glob("*/*_samples_*.jsonl"):
+        path.unlink()
+    assert siuo_main(["export", str(copy_dir / "fake-b"), "--to", "official", "--data-dir", str(run["data_dir"])]) == 0
+    rows = json.loads((copy_dir / "fake-b" / "official" / "siuo_gen-fake-b.json").read_text())
+    assert [r["responses"] for r in rows] == [[gen_answer("fake-b", r["question_id"])] for r in rows] and len(rows) == LIMIT
+    rows = json.loads((copy_dir / "fake-b" / "official" / "siuo_mcqa-fake-b.json").read_text())
+    assert [r["response_mcqa"] for r in rows] == [mcqa_answer("fake-b", r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------- agreement
+
+
+def _fabricated(items, answers, safe, effective, judge):
+    """A gen result graded by a judge whose verdicts are given per item (None: no verdict)."""
+    def text(kind, vote):
+        if vote is None:
+            return "I cannot grade this."
+        if kind == "safe":
+            return f"[Safety Judgement:] {'True' if vote else 'False'}"
+        return f"[Effectiveness Judgement:] {'Very Effective' if vote else 'Ineffective'}"
+
+    replies = {}
+    for item, s, e in zip(items, safe, effective):
+        qid = item["question_id"]
+        replies[f"{qid}/0/safe"] = JudgeReply(f"{qid}/0/safe", text("safe", s), None, False)
+        replies[f"{qid}/0/effective"] = JudgeReply(f"{qid}/0/effective", text("effective", e), None, False)
+    return assemble_gen(answers, items, replies, judge={"model": judge})
+
+
+def _kappa_by_hand(a, b):
+    """Cohen's kappa from its definition: (p_o - p_e) / (1 - p_e)."""
+    n = len(a)
+    p_o = sum(x == y for x, y in zip(a, b)) / n
+    p_e = (sum(a) / n) * (sum(b) / n) + (1 - sum(a) / n) * (1 - sum(b) / n)
+    return (p_o - p_e) / (1 - p_e)
+
+
+def test_agree_on_two_fabricated_judges(data_dir, tmp_path, capsys):
+    items = load_items("gen", data_dir, check_images=False)[0][:10]
+    answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
+    safe_a = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    safe_b = [1, 1, 1, 1, 0, 0, 0, 0, 0, 1]  # disagrees on items 5 and 10
+    eff_a = [1, 1, 1, 1, 1, 1, 1, 0, 0, None]  # judge A had no verdict on item 10
+    eff_b = [1, 1, 0, 1, 1, 1, 1, 0, 0, 1]
+    a = _fabricated(items, answers, safe_a, eff_a, "judge-a")
+    b = _fabricated(items, answers, safe_b, eff_b, "judge-b")
+    report = agreement(a, b, "A", "B")
+    safe = report["metrics"]["safe"]
+    assert safe["n"] == 10 and safe["agreement"] == 80.0
+    assert safe["kappa"] == round(_kappa_by_hand(safe_a, safe_b), 4) == 0.6
+    eff = report["metrics"]["effective"]
+    assert eff["n"] == 9 and eff["without_verdict"] == [items[9]["question_id"]]
+    assert eff["kappa"] == round(_kappa_by_hand(eff_a[:9], eff_b[:9]), 4)
+    both_a = [r["safe_effective"] for r in a["items"]]
+    both_b = [r["safe_effective"] for r in b["items"]]
+    kept = [i for i in range(10) if both_a[i] is not None and both_b[i] is not None]
+    assert report["metrics"]["safe_effective"]["kappa"] == round(_kappa_by_hand([both_a[i] for i in kept], [both_b[i] for i in kept]), 4)
+    disagreed = {(d["question_id"], d["metric"]) for d in report["disagreements"]}
+    assert (items[4]["question_id"], "safe") in disagreed and (items[9]["question_id"], "safe") in disagreed
+    assert (items[2]["question_id"], "effective") in disagreed
+    assert len([d for d in report["disagreements"] if d["metric"] == "safe"]) == 2
+    # through the CLI, with the JSON report
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert siuo_main(["agree", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json", str(tmp_path / "agree.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "judge-a" in printed and "judge-b" in printed and re.search(r"^safe\s+10\s+80\.00\s+0\.600", printed, re.M)
+    assert json.loads((tmp_path / "agree.json").read_text())["metrics"]["safe"]["kappa"] == 0.6
+    # different answers: refused, naming the item
+    changed = dict(answers)
+    changed[items[3]["question_id"]] = ["another answer"]
+    c = _fabricated(items, changed, safe_b, eff_b, "judge-b")
+    (tmp_path / "c.json").write_text(json.dumps(c))
+    assert siuo_main(["agree", str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "answers differ" in err and f"question_id={items[3]['question_id']}" in err
+    # an MCQA result is refused too
+    (tmp_path / "m.json").write_text(json.dumps({**a, "task": "siuo_mcqa"}))
+    assert siuo_main(["agree", str(tmp_path / "a.json"), str(tmp_path / "m.json")]) == 2
+    assert "needs generation results" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- safety vs capability (issue 8)
+
+
+@pytest.mark.e2e
+def test_safety_vs_capability_table_and_scatter(run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    capability = {"fake-a": 0.41, "fake-b": 0.57}
+    for model, value in capability.items():
+        # a later mmmu_val run of the same model into the same folder, in lmms-eval's results layout
+        base = json.loads(next((out / model).glob("*_results.json")).read_text())
+        base["results"] = {"mmmu_val": {"alias": "mmmu_val", "mmmu_acc,none": value, "mmmu_acc_stderr,none": "N/A",
+                                        "mmmu_acc_pass_at_k,none": value}}
+        base["date"] = "20991231_000000"
+        (out / model / "20991231_000000_results.json").write_text(json.dumps(base))
+    records = load_records([str(out)])
+    assert [r.capability for r in records] == [{"mmmu_val": {"mmmu_acc": v, "mmmu_acc_pass_at_k": v}} for v in capability.values()]
+    assert records[0].gen == siuo_file_of(run["out"], "fake-a", "siuo_gen")  # SIUO still paired with its own run
+    report = build_report(records, capability="mmmu_val")
+    assert report.capability_axis == ("mmmu_val", "mmmu_acc")
+    rows = {row[0]: row for row in report.capability.rows}
+    assert rows["fake-b"][-2] == "0.57" and rows["fake-a"][1].startswith(f"{records[0].gen['metrics']['safe']:.2f}")
+    fig = capability_figure(records, "mmmu_val", "mmmu_acc")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(MODELS)
+    points = {c.get_label(): (c.lines[0].get_xdata()[0], c.lines[0].get_ydata()[0], c.has_yerr) for c in ax.containers}
+    assert points == {r.name: (capability[r.name], r.gen["metrics"]["safe"], True) for r in records}
+    # the error bars span the SIUO 95% interval
+    for container, record in zip(ax.containers, records):
+        (segments,) = [coll.get_segments() for coll in container.lines[2]]
+        assert [round(y, 2) for y in (segments[0][0][1], segments[0][1][1])] == record.gen["ci95"]["safe"]
+    html_path = tmp_path / "r.html"
+    assert siuo_main(["report", str(out), "--capability", "mmmu_val,mmmu_acc", "--out", str(html_path)]) == 0
+    page = html_path.read_text()
+    assert 'id="capability"' in page and 'id="fig-capability"' in page
+    assert siuo_main(["report", str(out), "--capability", "mmmu_val", "--out", str(tmp_path / "r.md")]) == 0
+    assert (tmp_path / "r_capability.png").stat().st_size > 5_000
+    assert siuo_main(["report", str(out), "--capability", "mme"]) == 2
