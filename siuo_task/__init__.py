@@ -9,7 +9,9 @@ The modules, one job each:
 - ``metrics``   voting, rates, confidence intervals, per-category tables (pure functions)
 - ``judge``     the OpenAI-compatible judge client (concurrency, cache, retries, budget)
 - ``scoring``   the one scoring code path shared by every harness and ``siuo score``
-- ``lmms_eval_plugin`` / ``lm_eval_plugin``  thin harness adapters
+- ``harness_common``  what both harness adapters share (records, memoised scoring, result files)
+- ``lmms_eval_adapter`` / ``lm_eval_adapter``  thin harness adapters; ``lmms_eval_plugin`` makes lmms-eval find the tasks
+- ``report`` / ``results_io`` / ``export`` / ``agree``  reading, comparing and exporting results
 - ``cli``       the ``siuo`` command
 
 PROTOCOL.md at the repository root documents every choice and deviation.

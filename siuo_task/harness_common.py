@@ -69,13 +69,15 @@ def doc_to_target(doc: Mapping) -> str:
 def answers_from_results(results) -> list:
     """The model's answer(s) for one item, from what the harness hands ``process_results``.
 
-    One answer is a string; a ``take_first_k`` filter (the 3-vote variant) gives a list of them.
-    Anything that is not a string (a harness placeholder for a missing reply) becomes ``""``.
+    lmms-eval 0.7.3 hands over a flat list (one answer, or the ``take_first_k`` answers of
+    siuo_gen_vote3); lm-eval hands over one entry per request, which ``take_first_k`` makes a list
+    (``[[a, b, c]]``): a nested list is flattened. Anything that is not a string (a harness
+    placeholder for a missing reply) becomes ``""``.
     """
-    first = results[0] if results else None
-    if isinstance(first, (list, tuple)):
-        return [a if isinstance(a, str) else "" for a in first]
-    return [first if isinstance(first, str) else ""]
+    results = list(results or [])
+    if results and isinstance(results[0], (list, tuple)):
+        results = list(results[0])
+    return [a if isinstance(a, str) else "" for a in results] or [""]
 
 
 def mcqa_process_results(doc, results) -> dict:
@@ -128,14 +130,13 @@ def results_folder(output_path: Optional[str | os.PathLike] = None) -> Path:
 
 
 def write_result(result: dict, folder: Path) -> Path:
-    """Write ``<folder>/<task>_<timestamp>.json`` atomically (never overwriting an earlier run's file)."""
+    """Write ``<folder>/<task>_<timestamp>_<pid>.json`` atomically.
+
+    Microseconds and the pid: runs of several models share the folder and may finish in the same second.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-    path = folder / f"{result['task']}_{stamp}.json"
-    n = 1
-    while path.exists():
-        n += 1
-        path = folder / f"{result['task']}_{stamp}_{n}.json"
+    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+    path = folder / f"{result['task']}_{stamp}_{os.getpid()}.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
@@ -205,11 +206,16 @@ class RecordScorer:
             self._memo[key] = result
             return result
 
-    def metric(self, name: str, context: Callable[[], tuple[Optional[dict], object]]) -> Callable:
-        """An aggregation function for metric ``name``; ``context()`` gives (harness info, output path)."""
+    def metric(self, name: str, context: Callable[..., tuple[Optional[dict], object]]) -> Callable:
+        """An aggregation function for metric ``name``.
+
+        ``context(task, *extra)`` gives (harness info, output path); ``extra`` is whatever the harness
+        passes after the records (lmms-eval: its CLI ``args``; lm-eval: nothing).
+        """
 
         def aggregate(records, *args, **kwargs):
-            harness, output_path = context(*args, **kwargs)
+            task = records[0]["task"] if records else None
+            harness, output_path = context(task, *args, **kwargs)
             return self.score(records, harness=harness, output_path=output_path)["metrics"][name]
 
         aggregate.__name__ = f"siuo_aggregate_{name}"

@@ -11,7 +11,8 @@ How a run flows (``lm_eval --model hf-multimodal ... --tasks siuo_gen --include_
   downloaded - and, for the generation tasks, checks that the judge is usable.
 - ``doc_to_image`` gives the item's image and ``doc_to_text`` the official prompt, preceded by
   lm-eval's ``<image>`` placeholder, which ``hf-multimodal``/``vllm-vlm`` turn into the model's
-  image token (or into an image entry of the chat message with ``--apply_chat_template``).
+  image token (or into an image entry of the chat message with ``--apply_chat_template``); API
+  model classes get the bare prompt (they send the image as a separate message part).
 - ``process_results`` only records ``question_id`` and the answer(s).
 - The aggregation functions score all answers at once (the judge once per task, shared by the
   three generation metrics), write the full result file, log the per-category table and return
@@ -33,19 +34,21 @@ from typing import Optional
 
 from . import harness_common as common
 from . import prompts
+from .paths import lm_eval_tasks_dir
 
 # A child of lm-eval's logger, so it prints through the handler ``lm_eval`` sets up.
 logger = logging.getLogger("lm_eval.siuo")
 
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's placeholder (hf-multimodal, vllm-vlm)
+ENV_IMAGE_PLACEHOLDER = "SIUO_IMAGE_PLACEHOLDER"
 SPLIT = "test"
 
 # ------------------------------------------------------------------------------- the lm-eval command
 
 
 def _is_lm_eval_cli() -> bool:
-    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    return prog in ("lm_eval", "lm-eval") or sys.argv[0].endswith(os.path.join("lm_eval", "__main__.py"))
+    argv0 = sys.argv[0] if sys.argv else ""
+    return Path(argv0).name in ("lm_eval", "lm-eval") or argv0.endswith(os.path.join("lm_eval", "__main__.py"))
 
 
 @lru_cache(maxsize=1)
@@ -77,14 +80,28 @@ def _predict_only() -> bool:
     return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])  # the CLI's parser was not usable
 
 
-def _harness_info() -> dict:
+def _task_generation_kwargs(task: Optional[str]) -> Optional[dict]:
+    """The decoding settings the task's YAML asks for (``--gen_kwargs`` overrides are in ``gen_kwargs``)."""
+    path = lm_eval_tasks_dir() / "siuo" / f"{task}.yaml"
+    if not task or not path.is_file():
+        return None
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    config = load_yaml(path, resolve_func=False)
+    kwargs = dict(config.get("generation_kwargs") or {})
+    if config.get("repeats"):
+        kwargs["repeats"] = config["repeats"]
+    return kwargs
+
+
+def _harness_info(task: Optional[str] = None) -> dict:
     try:
         from importlib.metadata import version
 
         harness_version = version("lm_eval")
     except Exception:  # pragma: no cover
         harness_version = None
-    info = {"name": "lm-eval", "version": harness_version}
+    info = {"name": "lm-eval", "version": harness_version, "task_generation_kwargs": _task_generation_kwargs(task)}
     args = _cli_args()
     if args is not None:
         info["model"] = getattr(args, "model", None)
@@ -100,8 +117,8 @@ def _output_path() -> Optional[str]:
     return getattr(args, "output_path", None) if args is not None else None
 
 
-def _context(*_args, **_kwargs):
-    return _harness_info(), _output_path()
+def _context(task: Optional[str], *_args, **_kwargs):
+    return _harness_info(task), _output_path()
 
 
 # ------------------------------------------------------------------------------------------ documents
@@ -125,16 +142,45 @@ def gen_dataset(**_metadata) -> dict:
 # ------------------------------------------------------------------------------------------- requests
 
 
+def _is_api_model(name: str) -> bool:
+    """Whether lm-eval's model class ``name`` is an HTTP API class (they attach the image themselves)."""
+    try:
+        from lm_eval.api.registry import get_model
+        from lm_eval.models.api_models import TemplateAPI
+
+        return issubclass(get_model(name), TemplateAPI)
+    except Exception:  # unknown name, registry changes: keep lm-eval's default convention
+        return False
+
+
+def image_placeholder() -> str:
+    """What goes before the prompt to mark the image's place.
+
+    ``hf-multimodal`` and ``vllm-vlm`` need lm-eval's ``<image>`` (they swap it for the model's image
+    token, or for an image entry of the chat message); the API classes (``local-chat-completions``,
+    ``openai-chat-completions``, ...) send the image as its own message part and would pass the
+    placeholder on as literal text, so for them the prompt stays the bare official one.
+    ``SIUO_IMAGE_PLACEHOLDER`` overrides the choice (e.g. ``""`` for API models driven from Python).
+    """
+    if ENV_IMAGE_PLACEHOLDER in os.environ:
+        return os.environ[ENV_IMAGE_PLACEHOLDER]
+    args = _cli_args()
+    model = getattr(args, "model", None) if args is not None else None
+    if isinstance(model, str) and _is_api_model(model):
+        return ""
+    return IMAGE_PLACEHOLDER
+
+
 def doc_to_image(doc) -> list:
     return common.doc_images(doc)
 
 
 def mcqa_doc_to_text(doc) -> str:
-    return IMAGE_PLACEHOLDER + prompts.mcqa_prompt(doc["question"], doc["options"])
+    return image_placeholder() + prompts.mcqa_prompt(doc["question"], doc["options"])
 
 
 def gen_doc_to_text(doc) -> str:
-    return IMAGE_PLACEHOLDER + prompts.gen_prompt(doc["question"])
+    return image_placeholder() + prompts.gen_prompt(doc["question"])
 
 
 doc_to_target = common.doc_to_target

@@ -267,7 +267,7 @@ def pair_siuo_file(run: HarnessRun, task: str, siuo_files: Sequence) -> tuple:
         if result.get("task") != task:
             continue
         harness = result["provenance"].get("harness") or {}
-        if harness.get("name") != "lmms-eval":
+        if harness.get("name") not in ("lmms-eval", "lm-eval"):
             continue
         if harness.get("model") not in (None, config.get("model")):
             continue
