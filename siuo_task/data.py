@@ -117,7 +117,9 @@ def _read_json(path: Path) -> list:
     return data
 
 
-def _check_image(path: Path, where: str) -> None:
+def _check_image(path: Path, where: str, decode: bool = False) -> None:
+    """Present and intact: ``verify()`` checks the file's structure and checksums (for PNG, every
+    chunk's CRC) without decoding pixels; ``decode=True`` (``siuo data check``) also decodes it fully."""
     if not path.is_file():
         raise SIUODataError(f"{where}: image file not found: {path}")
     from PIL import Image  # lazy: no heavy import at module import
@@ -125,8 +127,9 @@ def _check_image(path: Path, where: str) -> None:
     try:
         with Image.open(path) as img:
             img.verify()
-        with Image.open(path) as img:  # verify() leaves the file unusable; decode one pass for real
-            img.load()
+        if decode:
+            with Image.open(path) as img:  # verify() leaves the file unusable; decode one pass for real
+                img.load()
     except Exception as exc:
         raise SIUODataError(f"{where}: image {path} cannot be decoded ({type(exc).__name__}: {exc})") from exc
 
@@ -179,11 +182,14 @@ def _stamp(path: Path) -> tuple:
     return (st.st_mtime_ns, st.st_size)
 
 
-def load_items(setting: str, data_dir: Optional[str | os.PathLike] = None, *, check_images: bool = True) -> tuple[list[dict], DataSource]:
+def load_items(
+    setting: str, data_dir: Optional[str | os.PathLike] = None, *, check_images: bool = True, decode_images: bool = False
+) -> tuple[list[dict], DataSource]:
     """The validated items of one setting (``"gen"`` or ``"mcqa"``) and where they came from.
 
-    Each item gets ``image_path`` (absolute path of its image). Results are memoised per file
-    version, so the harness's several hooks share one validation pass.
+    Each item gets ``image_path`` (absolute path of its image). ``check_images`` verifies every
+    image (``decode_images`` also decodes each one fully: slower, used by ``siuo data check``).
+    Results are memoised per file version, so the harness's several hooks share one validation pass.
     """
     if setting not in SETTINGS:
         raise ValueError(f"unknown SIUO setting {setting!r}; expected one of {SETTINGS}")
@@ -191,7 +197,7 @@ def load_items(setting: str, data_dir: Optional[str | os.PathLike] = None, *, ch
     if not source.data_dir.is_dir():
         raise SIUODataError(f"SIUO data directory not found: {source.data_dir} (from {source.origin})")
     path = source.data_dir / FILES[setting]
-    key = (str(path), check_images)
+    key = (str(path), check_images, decode_images)
     with _lock:
         stamp = _stamp(path) if path.is_file() else None
         hit = _cache.get(key)
@@ -203,7 +209,7 @@ def load_items(setting: str, data_dir: Optional[str | os.PathLike] = None, *, ch
         for item in items:
             image_path = images_dir / item["image"]
             if check_images:
-                _check_image(image_path, f"{path.name} item question_id={item['question_id']}")
+                _check_image(image_path, f"{path.name} item question_id={item['question_id']}", decode_images)
             item["image_path"] = str(image_path)
         _cache[key] = (stamp, items)
         return [dict(item) for item in items], source
@@ -211,8 +217,8 @@ def load_items(setting: str, data_dir: Optional[str | os.PathLike] = None, *, ch
 
 def check_data_dir(data_dir: Optional[str | os.PathLike] = None) -> dict:
     """Validate both settings and their consistency; return a summary (raises on the first problem)."""
-    gen, source = load_items("gen", data_dir)
-    mcqa, _ = load_items("mcqa", data_dir)
+    gen, source = load_items("gen", data_dir, decode_images=True)
+    mcqa, _ = load_items("mcqa", data_dir, check_images=False)  # same image files, checked just above
     by_id = {item["question_id"]: item for item in gen}
     for item in mcqa:
         twin = by_id.get(item["question_id"])

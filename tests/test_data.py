@@ -114,3 +114,17 @@ def test_import_does_no_work():
     code = "import sys, siuo_task, siuo_task.data, siuo_task.scoring, siuo_task.cli; print(sorted(m for m in ('torch','datasets','huggingface_hub','httpx','PIL','lmms_eval') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_png_is_caught_without_a_full_decode(fresh_data_dir, clean_env, damage):
+    path = fresh_data_dir / "images" / "S-03.png"
+    raw = bytearray(path.read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        idat = raw.index(b"IDAT")
+        raw[idat + 8] ^= 0xFF  # one byte of pixel data: the chunk's CRC no longer matches
+    path.write_bytes(bytes(raw))
+    with pytest.raises(data.SIUODataError, match=r"question_id=1003: image .*S-03.png cannot be decoded"):
+        data.load_items("gen", fresh_data_dir)
