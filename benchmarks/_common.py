@@ -60,6 +60,25 @@ def work_dir(args):
             shutil.rmtree(path, ignore_errors=True)
 
 
+def fake_judge(**kwargs):
+    """A (not yet started) :class:`siuo_task.fake_server.FakeOpenAIServer` that forgets request bodies.
+
+    The project's fake server keeps every request body in ``.requests``; with photo-sized images
+    that is about 2.5 MB per call (2.5 GB for a full run) held in the benchmark's own process. This
+    subclass keeps the call count and drops the bodies.
+    """
+    from siuo_task.fake_server import FakeOpenAIServer
+
+    class _FakeJudge(FakeOpenAIServer):
+        def _next_fault(self, body, headers):
+            fault = super()._next_fault(body, headers)
+            with self._lock:
+                self.requests.clear()
+            return fault
+
+    return _FakeJudge(**kwargs)
+
+
 def placeholder_data_dir(dst: Path) -> Path:
     """A complete local data dir with small placeholder PNGs (64x48)."""
     from siuo_task.testing import build_data_dir
@@ -135,8 +154,38 @@ def child_env(extra: dict | None = None) -> dict:
     return env
 
 
+# Runs a module like ``python -m`` and, at exit, reports the process's own peak RSS (``VmHWM``,
+# per address space, so unlike ``ru_maxrss`` it never includes the parent's memory at spawn time).
+_PEAK_MARK = "@@siuo-bench-peak-rss-kib"
+_PEAK_WRAPPER = f"""
+import atexit, runpy, sys
+def _report_peak():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    sys.stderr.write("\\n{_PEAK_MARK} " + line.split()[1] + "\\n")
+                    sys.stderr.flush()
+    except OSError:
+        pass
+atexit.register(_report_peak)
+module = sys.argv[1]
+sys.argv = [module] + sys.argv[2:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def module_cmd(module: str, *args: str) -> list:
+    """``python -m module args...`` that also reports its own peak RSS on stderr at exit (Linux)."""
+    return [PYTHON, "-c", _PEAK_WRAPPER, module, *args]
+
+
 def run_child(cmd: list, env: dict | None = None, timeout: float = 600.0) -> dict:
-    """Run ``cmd``; return wall time, exit code, output, CPU time and the child's own peak RSS (reaped with ``os.wait4``)."""
+    """Run ``cmd``; return wall time, exit code, output, CPU time and peak RSS.
+
+    ``peak_rss_bytes`` is the child's own ``VmHWM`` when it ran through :func:`module_cmd`, else the
+    ``ru_maxrss`` from ``os.wait4`` (which on Linux also counts the parent's RSS when it spawned).
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=str(REPO))
@@ -154,30 +203,39 @@ def run_child(cmd: list, env: dict | None = None, timeout: float = 600.0) -> dic
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        # ru_maxrss is KiB on Linux, bytes on macOS.
-        maxrss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        return {
-            "wall_s": wall,
-            "rc": proc.returncode,
-            "stdout": out.read().decode("utf-8", "replace"),
-            "stderr": err.read().decode("utf-8", "replace"),
-            "peak_rss_bytes": maxrss,
-            "cpu_s": usage.ru_utime + usage.ru_stime,
-        }
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    peak = None
+    kept = []
+    for line in stderr.splitlines():
+        if line.startswith(_PEAK_MARK):
+            peak = int(line.split()[1]) * 1024
+        else:
+            kept.append(line)
+    if peak is None:  # ru_maxrss is KiB on Linux, bytes on macOS
+        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return {
+        "wall_s": wall,
+        "rc": proc.returncode,
+        "stdout": stdout,
+        "stderr": "\n".join(kept),
+        "peak_rss_bytes": peak,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def score_gen_cli(responses: Path, out: Path, data_dir: Path, base_url: str, cache_dir: Path,
                   concurrency: int = 32, quiet: bool = False) -> dict:
     """``python -m siuo_task.cli score gen ...`` in a child process; returns run_child's dict plus the result."""
-    cmd = [
-        PYTHON, "-m", "siuo_task.cli", "score", "gen", str(responses),
+    cmd = module_cmd(
+        "siuo_task.cli", "score", "gen", str(responses),
         "--out", str(out),
         "--data-dir", str(data_dir),
         "--judge-base-url", base_url,
         "--judge-model", "fake-judge",
         "--concurrency", str(concurrency),
         "--cache-dir", str(cache_dir),
-    ]
+    )
     if quiet:
         cmd.append("--quiet")
     env = child_env({"SIUO_JUDGE_API_KEY": "benchmark-key"})
