@@ -140,18 +140,9 @@ def write_gen_submission(data_dir: Path, path: Path, n_answers: int = N_ANSWERS)
 
 def child_env(extra: dict | None = None) -> dict:
     """Environment for a child process: offline, no SIUO_/OPENAI_ settings from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra or {})
-    return env
+    from siuo_task.testing import offline_env
+
+    return offline_env(extra)
 
 
 # Runs a module like ``python -m`` and, at exit, reports the process's own peak RSS (``VmHWM``,

@@ -14,6 +14,24 @@ from typing import Optional
 from .data import FILES, IMAGES_DIR
 
 
+def offline_env(extra: Optional[dict] = None) -> dict:
+    """Environment for a harness or CLI child process: offline, quiet, and without the caller's
+    ``SIUO_*`` / ``OPENAI_*`` settings (so a developer's real key or judge never leaks into a test)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "WANDB_MODE": "disabled",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
 def find_release_json() -> Optional[Path]:
     """The folder holding ``siuo_gen.json`` and ``siuo_mcqa.json``, or ``None``."""
     candidates = []

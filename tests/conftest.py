@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task.testing import build_data_dir, find_release_json
+from siuo_task.testing import build_data_dir, find_release_json, offline_env
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = find_release_json()
@@ -41,19 +41,7 @@ def clean_env(monkeypatch):
 
 def harness_env(extra=None):
     """Environment for a harness subprocess: offline, quiet, no caller SIUO_/OPENAI_ settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "WANDB_MODE": "disabled",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra or {})
-    return env
+    return offline_env(extra)
 
 
 PYTHON = sys.executable
