@@ -44,6 +44,28 @@ def prompt_text(body: dict) -> str:
     return "\n".join(parts)
 
 
+def _slim_part(part: Any) -> Any:
+    image = part.get("image_url") if isinstance(part, dict) else None
+    url = image.get("url") if isinstance(image, dict) else None
+    if not (isinstance(url, str) and url.startswith("data:") and "," in url):
+        return part
+    head, data = url.split(",", 1)
+    return {**part, "image_url": {**image, "url": f"{head},<{len(data)} bytes>"}}
+
+
+def _without_images(body: dict) -> dict:
+    """A copy of ``body`` whose data-URL images read ``data:<mime>;base64,<N bytes>`` (N: length of the base64 text)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return dict(body)
+    slim = []
+    for msg in messages:
+        if isinstance(msg, dict) and isinstance(msg.get("content"), list):
+            msg = {**msg, "content": [_slim_part(part) for part in msg["content"]]}
+        slim.append(msg)
+    return {**body, "messages": slim}
+
+
 def _graded_answer(prompt: str) -> str:
     start_marker = "<Generated response:> "
     end_marker = "\n\nLet's think step by step"
@@ -99,6 +121,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access logs
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner.connections += 1
+
     # -- helpers
     def _send(self, status: int, payload: bytes, content_type: str = "application/json",
               extra: dict[str, str] | None = None) -> None:
@@ -111,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
             self.wfile.flush()
+            if self.owner.drop_connections:
+                self.close_connection = True  # without a "Connection: close" header
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             self.close_connection = True
 
@@ -218,6 +247,13 @@ class FakeOpenAIServer:
     ``"status"``), ``{"status": 200, "no_choices": True}``.  Once the list is used up,
     ``fault_every=N`` applies ``periodic_fault`` (default ``{"status": 500}``) to every
     Nth chat request (1-based count of all chat requests).
+
+    Every chat request body is kept in ``requests`` (with its headers under ``"_headers"``);
+    ``keep_images=False`` stores image data URLs as ``data:<mime>;base64,<N bytes>`` instead of
+    the image itself (photo-sized images make that 2.5 MB per call). ``drop_connections=True``
+    closes every connection after one reply without a ``Connection: close`` header, as a server
+    whose keep-alive timeout is shorter than the client's idle time; ``connections`` counts the
+    connections accepted.
     """
 
     def __init__(
@@ -229,6 +265,8 @@ class FakeOpenAIServer:
         fault_every: int | None = None,
         periodic_fault: dict | None = None,
         port: int = 0,
+        keep_images: bool = True,
+        drop_connections: bool = False,
     ):
         self.responder = responder or default_responder
         self.latency_s = float(latency_s)
@@ -237,8 +275,11 @@ class FakeOpenAIServer:
         self.fault_every = int(fault_every) if fault_every else 0
         self.periodic_fault = dict(periodic_fault) if periodic_fault else {"status": 500}
         self.port = int(port)
+        self.keep_images = bool(keep_images)
+        self.drop_connections = bool(drop_connections)
         self.requests: list[dict] = []
         self.chat_calls = 0
+        self.connections = 0
         self.faults_served = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -250,7 +291,7 @@ class FakeOpenAIServer:
         with self._lock:
             self.chat_calls += 1
             n = self.chat_calls
-            record = dict(body)
+            record = dict(body) if self.keep_images else _without_images(body)
             record["_headers"] = headers
             self.requests.append(record)
             fault = None

@@ -1,10 +1,17 @@
 """LLM-judge client for SIUO: any OpenAI-compatible chat-completions endpoint.
 
-Synchronous API, bounded concurrency (a shared ``httpx.Client`` plus a
-``ThreadPoolExecutor``), a crash-safe on-disk cache, retries with backoff,
-an optional token budget and a cheap preflight check.
+Synchronous API, bounded concurrency (``concurrency`` worker threads over a small pool of
+keep-alive ``http.client`` connections), an on-disk cache (atomic writes, so a killed run
+leaves no half-written entry; image hashes kept in an index beside it), retries with
+backoff, an optional token budget and a cheap preflight check.
 
-Nothing here touches the network or does heavy work at import time; ``httpx``,
+Transport: plain HTTP/1.1 from the standard library, one connection per in-flight request,
+reused across requests; a connection the server dropped while idle is reopened and the
+request sent again once. HTTPS verifies certificates (certifi's CA bundle where installed,
+else the system's). Proxy variables (``HTTPS_PROXY``, ...) are not honoured and redirects
+are not followed: point ``SIUO_JUDGE_BASE_URL`` at the endpoint itself.
+
+Nothing here touches the network or does heavy work at import time; ``http.client``,
 ``tqdm`` and ``PIL`` are imported lazily where needed.
 
 The API key is never written to exceptions, logs, reprs, cache files or replies:
@@ -14,25 +21,32 @@ error text that might echo request data goes through :func:`redact`.
 from __future__ import annotations
 
 import base64
-import concurrent.futures as cf
+import contextlib
 import email.utils
 import hashlib
+import itertools
 import json
 import logging
 import os
+import queue
 import random
 import re
 import sys
-import tempfile
 import threading
 import time
 import unicodedata
-import uuid
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
+
+from . import __version__
+
+if TYPE_CHECKING:  # imported lazily at run time
+    import http.client
+    import ssl
 
 __all__ = [
     "DEFAULT_JUDGE_MODEL",
@@ -58,6 +72,12 @@ _CACHE_FORMAT = 1
 _IMAGE_LRU_SIZE = 8
 _PREFLIGHT_TIMEOUT_S = 10.0
 _MAX_ERROR_CHARS = 300
+_SHA_INDEX_NAME = "image_sha256.index"
+_SHA_INDEX_FORMAT = 1
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_JSON_CONTENT = {"Content-Type": "application/json"}
+_USER_AGENT = f"siuo-task/{__version__}"
+_PROGRESS_INTERVAL_S = 0.1
 
 
 class JudgeUnavailable(RuntimeError):
@@ -326,17 +346,52 @@ def _as_count(value: Any) -> int:
     return int(value)
 
 
-_SEND_CHUNK = 256 * 1024
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def _iter_chunks(parts: tuple[bytes, ...]):
-    for part in parts:
-        if len(part) <= _SEND_CHUNK:
-            yield part
-            continue
-        view = memoryview(part)
-        for i in range(0, len(part), _SEND_CHUNK):
-            yield bytes(view[i : i + _SEND_CHUNK])
+def _request_target(url: str) -> str:
+    """The path and query of ``url``, as sent in the request line."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+_tmp_names = itertools.count()
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+    Readers see the old file or the new one, never part of one. No fsync: a file lost in a crash
+    is a cache miss, not a wrong answer. The folder is made when missing.
+    """
+    folder, name = os.path.split(path)
+    # Unique per process, thread and write; O_EXCL guards against leftovers of a killed process.
+    tmp = os.path.join(folder, f".{name[:16]}.{os.getpid()}-{threading.get_ident()}-{next(_tmp_names)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _with_path(base_url: str, suffix: str) -> str:
@@ -359,6 +414,199 @@ class _Fatal(Exception):
         self.reason = reason
 
 
+# --------------------------------------------------------------------------- HTTP transport
+
+_SMALL_BODY = 64 * 1024  # bodies up to this size go out in one piece
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Certificate-verifying TLS context: certifi's CA bundle when installed, else the system's."""
+    import ssl  # lazy
+
+    try:
+        import certifi  # comes with httpx; optional here
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class _TransportError(Exception):
+    """A request got no complete HTTP response; ``timed_out`` tells a socket timeout apart."""
+
+    def __init__(self, cause: BaseException, timed_out: bool = False):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+        self.timed_out = timed_out
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: Any  # http.client.HTTPMessage: case-insensitive .get()
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """Undo a gzip/deflate ``Content-Encoding`` (we ask for identity; some servers compress anyway).
+
+    A body that does not decode is returned as it came (and then fails as "not JSON").
+    """
+    encoding = (encoding or "").strip().lower()
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding)
+    if wbits is None or not body:
+        return body
+    try:
+        return zlib.decompress(body, wbits)
+    except zlib.error:
+        if encoding == "deflate":  # some servers send raw deflate without the zlib header
+            try:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+            except zlib.error:
+                pass
+        return body
+
+
+class _KeepAliveHttp:
+    """Keep-alive HTTP/1.1 connections (stdlib ``http.client``) to the one judge endpoint.
+
+    Each request takes an idle connection from a small stack (or makes a new one) and puts it
+    back once the reply is read, so there are never more connections than requests that ran at
+    once. A connection the server dropped while it sat idle is reopened and the request sent
+    again, once, at once; any other failure is a :class:`_TransportError` for the caller's
+    retry policy. Bodies are sent as given, in parts, with an explicit ``Content-Length``.
+    HTTPS verifies certificates (certifi's CA bundle where installed). Proxies
+    (``HTTPS_PROXY``...) are not used and redirects are not followed.
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float):
+        import http.client  # lazy
+        import ssl
+
+        self._client = http.client
+        # Errors that mean "the server closed this keep-alive connection while it sat idle".
+        self._dropped = (
+            http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+            ssl.SSLEOFError, ssl.SSLZeroReturnError,  # the same over TLS
+        )
+        self._timeout = timeout_s
+        self._headers = dict(headers)
+        self._url_error: str | None = None
+        self._https = False
+        self._host: str | None = None
+        self._port: int | None = None
+        try:
+            parts = urlsplit(base_url.strip())
+            self._port = parts.port
+            self._host = parts.hostname
+            scheme = parts.scheme.lower()
+        except ValueError as exc:
+            self._url_error = f"invalid base URL ({exc})"
+        else:
+            if scheme not in ("http", "https"):
+                self._url_error = f"unsupported URL scheme {scheme!r} in the base URL (use http or https)"
+            elif not self._host:
+                self._url_error = "the base URL has no host"
+            self._https = scheme == "https"
+        self._ssl: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._idle: list = []  # idle http.client connections, most recently used last
+        self._all: list = []
+        self._closed = False
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        if self._url_error is not None:
+            raise ValueError(self._url_error)
+        if not self._https:
+            return self._client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = _ssl_context()
+            context = self._ssl
+        return self._client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=context)
+
+    def _acquire(self) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the judge client is closed")
+            if self._idle:
+                return self._idle.pop()
+        conn = self._new_connection()  # connects on first use
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all, self._idle = self._all, [], []
+        for conn in conns:
+            conn.close()
+
+    def request(self, method: str, target: str, body_parts: tuple[bytes, ...] = (),
+                headers: dict[str, str] | None = None, timeout: float | None = None) -> _Response:
+        """Send one request to ``target`` (path and query) and read the whole reply."""
+        timeout = self._timeout if timeout is None else timeout
+        conn = self._acquire()
+        try:
+            may_resend = conn.sock is not None  # an open, reused connection
+            while True:
+                try:
+                    return self._exchange(conn, method, target, body_parts, headers, timeout)
+                except self._dropped as exc:
+                    conn.close()
+                    if not may_resend:
+                        raise _TransportError(exc) from None
+                    may_resend = False  # dropped while idle: reconnect and send again, once
+                except TimeoutError as exc:  # socket.timeout
+                    conn.close()
+                    raise _TransportError(exc, timed_out=True) from None
+                except (OSError, self._client.HTTPException) as exc:
+                    conn.close()
+                    raise _TransportError(exc) from None
+                except BaseException:
+                    conn.close()  # state unknown: never reuse it half-way through a request
+                    raise
+        finally:
+            self._release(conn)
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str,
+                  body_parts: tuple[bytes, ...], headers: dict[str, str] | None, timeout: float) -> _Response:
+        if conn.timeout != timeout:
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+        length = sum(len(part) for part in body_parts)
+        conn.putrequest(method, target)  # Host, Accept-Encoding: identity
+        try:
+            for name, value in self._headers.items():
+                conn.putheader(name, value)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            if body_parts or method not in ("GET", "HEAD"):
+                conn.putheader("Content-Length", str(length))
+        except ValueError:  # http.client's message would quote the value (the API key)
+            raise ValueError("a request header holds a character HTTP does not allow (check the API key)") from None
+        if length <= _SMALL_BODY:
+            conn.endheaders(b"".join(body_parts) if length else None)
+        else:
+            conn.endheaders()
+            for part in body_parts:  # the multi-MB image part goes out without another copy
+                conn.sock.sendall(part)
+        resp = conn.getresponse()
+        body = resp.read()
+        return _Response(resp.status, resp.msg, _decoded(body, resp.msg.get("Content-Encoding")))
+
+
 # --------------------------------------------------------------------------- client
 
 
@@ -371,27 +619,24 @@ class JudgeClient:
     retry_after_cap_s: float = 60.0
 
     def __init__(self, config: JudgeConfig):
-        import httpx  # lazy
-
         self.config = config
         self.stats = JudgeStats()
         self.cache_dir: Path | None = config.resolved_cache_dir
+        self._cache_root: str | None = None if self.cache_dir is None else os.fspath(self.cache_dir)
         self._lock = threading.Lock()
         self._img_lock = threading.Lock()
         self._sha_memo: dict[tuple, str] = {}
-        self._img_lru: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
+        self._sha_index_loaded = False
+        self._sha_unsaved: dict[str, list] = {}  # path -> [size, mtime_ns, ctime_ns, sha256] not yet in the index file
+        self._img_lru: OrderedDict[tuple, tuple[bytes, bytes]] = OrderedDict()
         self._spent_tokens = 0
         self._closed = False
-        n = config.concurrency
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(config.timeout_s),
-            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-            headers=self._auth_headers(),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        headers = {"User-Agent": _USER_AGENT, "Accept": "application/json", **self._auth_headers()}
+        self._http = _KeepAliveHttp(config.base_url, headers, config.timeout_s)
         self._chat_url = _with_path(config.base_url, "chat/completions")
         self._models_url = _with_path(config.base_url, "models")
+        self._chat_target = _request_target(self._chat_url)
+        self._models_target = _request_target(self._models_url)
 
     def __repr__(self) -> str:
         c = self.config
@@ -402,6 +647,7 @@ class JudgeClient:
         if not self._closed:
             self._closed = True
             self._http.close()
+            self._save_sha_index()
 
     def __enter__(self) -> "JudgeClient":
         return self
@@ -436,46 +682,97 @@ class JudgeClient:
                 "or point SIUO_JUDGE_BASE_URL at a local OpenAI-compatible server "
                 "(e.g. vLLM/SGLang: http://127.0.0.1:8000/v1)."
             )
-        import httpx  # lazy
-
         try:
-            resp = self._http.get(self._models_url, timeout=_PREFLIGHT_TIMEOUT_S)
-        except httpx.TimeoutException:
-            raise JudgeUnavailable(
-                f"SIUO judge: endpoint {host} did not answer within {_PREFLIGHT_TIMEOUT_S:g} s. "
-                "Check that the server is up, or fix SIUO_JUDGE_BASE_URL."
-            ) from None
+            resp = self._http.request("GET", self._models_target, timeout=_PREFLIGHT_TIMEOUT_S)
         except Exception as exc:  # connection errors, bad URL, unsupported scheme, ...
+            if isinstance(exc, _TransportError) and exc.timed_out:
+                raise JudgeUnavailable(
+                    f"SIUO judge: endpoint {host} did not answer within {_PREFLIGHT_TIMEOUT_S:g} s. "
+                    "Check that the server is up, or fix SIUO_JUDGE_BASE_URL."
+                ) from None
+            cause = exc.cause if isinstance(exc, _TransportError) else exc
             raise JudgeUnavailable(
-                f"SIUO judge: cannot reach endpoint {host} ({type(exc).__name__}: "
-                f"{_short(self._redact(exc), 160)}). Check that the server is up, or fix SIUO_JUDGE_BASE_URL."
+                f"SIUO judge: cannot reach endpoint {host} ({type(cause).__name__}: "
+                f"{_short(self._redact(cause), 160)}). Check that the server is up, or fix SIUO_JUDGE_BASE_URL."
             ) from None
-        if resp.status_code in (401, 403):
+        if resp.status in (401, 403):
             raise JudgeUnavailable(
-                f"SIUO judge: {host} rejected the API key (HTTP {resp.status_code}). "
+                f"SIUO judge: {host} rejected the API key (HTTP {resp.status}). "
                 "Check SIUO_JUDGE_API_KEY / OPENAI_API_KEY."
             )
         # Any other status (200, 404 on servers without /models, ...) means reachable.
 
     # ------------------------------------------------------------------ images
     def _image_id(self, path: str) -> tuple:
+        """``(absolute path, size, mtime_ns, ctime_ns)``: changes whenever the file's content can have changed."""
         st = os.stat(path)
-        return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+        return (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _image_sha256(self, path: str) -> str:
         ident = self._image_id(path)
         with self._img_lock:
+            if not self._sha_index_loaded:
+                self._sha_index_loaded = True
+                for image, (size, mtime_ns, ctime_ns, sha) in self._read_sha_index().items():
+                    self._sha_memo.setdefault((image, size, mtime_ns, ctime_ns), sha)
             sha = self._sha_memo.get(ident)
         if sha is not None:
             return sha
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        sha = h.hexdigest()
+        sha = _file_sha256(path)
         with self._img_lock:
             self._sha_memo[ident] = sha
+            if self._cache_root is not None:
+                self._sha_unsaved[ident[0]] = [*ident[1:], sha]
         return sha
+
+    # The image hash index, ``<cache dir>/image_sha256.index`` (JSON):
+    # {"format": 1, "images": {absolute path: [size, mtime_ns, ctime_ns, sha256 hex]}}.
+    # It spares every new client from hashing every image again; an entry counts only while the
+    # file's size and times are unchanged, and an unreadable index is ignored (images are hashed).
+    def _sha_index_path(self) -> str | None:
+        return None if self._cache_root is None else os.path.join(self._cache_root, _SHA_INDEX_NAME)
+
+    def _read_sha_index(self) -> dict[str, list]:
+        path = self._sha_index_path()
+        if path is None:
+            return {}
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read())
+            images = data["images"] if data.get("format") == _SHA_INDEX_FORMAT else {}
+        except FileNotFoundError:
+            return {}
+        except Exception:
+            logger.debug("SIUO judge: unreadable image hash index %s ignored", path)
+            return {}
+        if not isinstance(images, dict):
+            return {}
+        good = {}
+        for image, entry in images.items():
+            if (
+                isinstance(entry, list) and len(entry) == 4
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:3])
+                and isinstance(entry[3], str) and _SHA256_RE.fullmatch(entry[3])
+            ):
+                good[image] = entry
+        return good
+
+    def _save_sha_index(self) -> None:
+        """Merge the hashes computed by this client into the index file (atomic replace; never raises)."""
+        with self._img_lock:
+            if not self._sha_unsaved:
+                return
+            new, self._sha_unsaved = self._sha_unsaved, {}
+        path = self._sha_index_path()
+        if path is None:
+            return
+        images = self._read_sha_index()  # another process may have added entries meanwhile
+        images.update(new)
+        data = json.dumps({"format": _SHA_INDEX_FORMAT, "images": images}, ensure_ascii=False).encode("utf-8")
+        try:
+            _write_atomic(path, data)
+        except OSError as exc:
+            logger.debug("SIUO judge: could not write the image hash index (%s)", _short(self._redact(exc), 160))
 
     def _encoded_image(self, path: str) -> tuple[bytes, bytes]:
         """``(data-URL prefix, base64 bytes)`` for ``path``, via a small LRU (encoded lazily)."""
@@ -514,22 +811,22 @@ class JudgeClient:
         )
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
-    def _cache_path(self, ckey: str) -> Path | None:
-        if self.cache_dir is None:
+    def _cache_path(self, ckey: str) -> str | None:
+        if self._cache_root is None:
             return None
-        return self.cache_dir / ckey[:2] / f"{ckey}.json"
+        return os.path.join(self._cache_root, ckey[:2], ckey + ".json")
 
     def _cache_get(self, ckey: str) -> dict | None:
         path = self._cache_path(ckey)
         if path is None:
             return None
         try:
-            with open(path, encoding="utf-8") as fh:
-                entry = json.load(fh)
+            with open(path, "rb") as fh:
+                entry = json.loads(fh.read())  # UTF-8 bytes: no text layer
         except FileNotFoundError:
             return None
         except Exception:
-            logger.debug("SIUO judge: unreadable cache entry %s treated as a miss", path.name)
+            logger.debug("SIUO judge: unreadable cache entry %s treated as a miss", os.path.basename(path))
             return None
         if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
             return None
@@ -553,24 +850,10 @@ class JudgeClient:
             "usage": usage,
             "created": time.time(),
         }
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{ckey[:16]}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            tmp = None
+            _write_atomic(path, json.dumps(entry, ensure_ascii=False).encode("utf-8"))
         except OSError as exc:
             logger.warning("SIUO judge: could not write cache entry (%s)", _short(self._redact(exc), 160))
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
     # ------------------------------------------------------------------ budget
     def _budget_blocked(self) -> bool:
@@ -601,32 +884,25 @@ class JudgeClient:
 
     def _attempt(self, body_parts: tuple[bytes, ...]) -> tuple[str, dict, str | None]:
         """One HTTP request. Returns (text, usage, model) or raises _Retryable/_Fatal."""
-        import httpx  # lazy (already imported by __init__)
-
         self._bump(calls=1)
-        length = sum(len(p) for p in body_parts)
         try:
-            # Streamed in slices with an explicit Content-Length (no chunked encoding), so the
-            # transport never joins the multi-MB body into yet another copy.
-            resp = self._http.post(
-                self._chat_url,
-                content=_iter_chunks(body_parts),
-                headers={"Content-Type": "application/json", "Content-Length": str(length)},
-            )
-        except httpx.TimeoutException:
-            raise _Retryable("timeout") from None
-        except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
-            raise _Retryable(f"connection error ({type(exc).__name__})") from None
+            # The parts go out as they are, behind an explicit Content-Length (no chunked
+            # encoding): the multi-MB image part is never joined into yet another copy.
+            resp = self._http.request("POST", self._chat_target, body_parts, _JSON_CONTENT)
+        except _TransportError as exc:
+            if exc.timed_out:
+                raise _Retryable("timeout") from None
+            raise _Retryable(f"connection error ({type(exc.cause).__name__})") from None
 
-        status = resp.status_code
+        status = resp.status
         if status != 200:
             if status in (408, 409, 429) or status >= 500:
                 raise _Retryable(f"HTTP {status}", _parse_retry_after(resp.headers.get("retry-after")))
-            detail = _short(self._redact(resp.text), 200)
+            detail = _short(self._redact(resp.text()), 200)
             raise _Fatal(f"HTTP {status}: {detail}" if detail else f"HTTP {status}")
 
         try:
-            payload = resp.json()
+            payload = json.loads(resp.body)
         except Exception:
             raise _Retryable("invalid response (not JSON)") from None
         if not isinstance(payload, dict):
@@ -646,18 +922,22 @@ class JudgeClient:
         model = payload.get("model") if isinstance(payload.get("model"), str) else None
         return content, usage, model
 
-    def _call(self, req: JudgeRequest, ckey: str) -> JudgeReply:
-        """Worker: send one request (with retries) and cache a success."""
+    def _call(self, req: JudgeRequest) -> tuple[JudgeReply, tuple | None]:
+        """Worker: send one request (with retries).
+
+        Returns the reply and, for a success, ``(text, usage, response model)`` for the cache:
+        :meth:`run` writes the entry, so the workers go straight on to their next request.
+        """
         if self._budget_blocked():
-            return JudgeReply(req.key, None, BUDGET_ERROR, cached=False)
+            return JudgeReply(req.key, None, BUDGET_ERROR, cached=False), None
         cfg = self.config
         try:
             url_prefix, b64 = self._encoded_image(req.image_path)
         except OSError as exc:
-            return JudgeReply(req.key, None, f"image unreadable: {type(exc).__name__}", cached=False)
+            return JudgeReply(req.key, None, f"image unreadable: {type(exc).__name__}", cached=False), None
         # Serialise everything but the image, then splice the base64 bytes in: one copy of the
         # (multi-MB) image per in-flight call instead of several intermediate strings.
-        placeholder = f"@@siuo-image-{uuid.uuid4().hex}@@"
+        placeholder = f"@@siuo-image-{os.urandom(16).hex()}@@"
         body = {
             "model": cfg.model,
             "messages": [
@@ -682,7 +962,7 @@ class JudgeClient:
             try:
                 content, usage, model = self._attempt(body_parts)
             except _Fatal as exc:
-                return JudgeReply(req.key, None, self._redact(exc.reason), False, total_pt, total_ct)
+                return JudgeReply(req.key, None, self._redact(exc.reason), False, total_pt, total_ct), None
             except _Retryable as exc:
                 last_reason = exc.reason
                 if attempt >= cfg.max_retries:
@@ -696,20 +976,57 @@ class JudgeClient:
                 time.sleep(delay)
                 continue
             except Exception as exc:  # unexpected: never let it kill the whole run
-                return JudgeReply(
-                    req.key, None, _short(self._redact(f"{type(exc).__name__}: {exc}"), 200),
-                    False, total_pt, total_ct,
-                )
+                reason = _short(self._redact(f"{type(exc).__name__}: {exc}"), 200)
+                return JudgeReply(req.key, None, reason, False, total_pt, total_ct), None
             total_pt += usage["prompt_tokens"]
             total_ct += usage["completion_tokens"]
             text = redact_secret_only(unicodedata.normalize("NFKC", content), cfg.api_key)
-            self._cache_put(ckey, text, usage, model)
-            return JudgeReply(req.key, text, None, False, total_pt, total_ct)
-        return JudgeReply(
-            req.key, None, self._redact(f"retries exhausted: {last_reason}"), False, total_pt, total_ct
-        )
+            return JudgeReply(req.key, text, None, False, total_pt, total_ct), (text, usage, model)
+        reason = self._redact(f"retries exhausted: {last_reason}")
+        return JudgeReply(req.key, None, reason, False, total_pt, total_ct), None
 
     # ------------------------------------------------------------------ run
+    def _send_all(self, pending: list[tuple[str, JudgeRequest]]) -> Iterator[tuple[str, JudgeReply, tuple | None]]:
+        """Yield ``(cache key, reply, what to cache)`` for every pending request, as replies arrive.
+
+        ``concurrency`` worker threads take the requests one by one and hand the replies back
+        through a queue (no per-request futures). If the consumer stops early (an exception, ^C),
+        the workers take no new request; calls in flight end on their own (daemon threads).
+        """
+        if not pending:
+            return
+        todo = iter(pending)
+        todo_lock = threading.Lock()
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def work() -> None:
+            while not stop.is_set():
+                with todo_lock:
+                    item = next(todo, None)
+                if item is None:
+                    return
+                ckey, head = item
+                try:
+                    done.put((ckey, *self._call(head), None))
+                except BaseException as exc:  # _call turns expected failures into replies: this is a bug
+                    done.put((ckey, None, None, exc))
+
+        n = min(self.config.concurrency, len(pending))
+        workers = [threading.Thread(target=work, name=f"siuo-judge-{i}", daemon=True) for i in range(n)]
+        for thread in workers:
+            thread.start()
+        try:
+            for _ in range(len(pending)):
+                ckey, reply, to_cache, error = done.get()
+                if error is not None:
+                    raise error
+                yield ckey, reply, to_cache
+        finally:
+            stop.set()
+        for thread in workers:
+            thread.join()
+
     def run(
         self,
         requests: Iterable[JudgeRequest],
@@ -728,14 +1045,21 @@ class JudgeClient:
         if not requests:
             return {}
 
-        from tqdm.auto import tqdm  # lazy
-
         replies: dict[str, JudgeReply] = {}
         groups: "OrderedDict[str, list[JudgeRequest]]" = OrderedDict()
-        bar = tqdm(total=len(requests), desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm  # lazy, and not at all without a progress bar
 
-        def refresh() -> None:
-            if progress:
+            bar = tqdm(total=len(requests), desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+        last_refresh = [0.0]
+
+        def refresh(force: bool = False) -> None:
+            # The counters change on every reply; formatting them that often costs more than a call.
+            now = time.monotonic()
+            if bar is not None and (force or now - last_refresh[0] >= _PROGRESS_INTERVAL_S):
+                last_refresh[0] = now
                 with self._lock:
                     s = self.stats
                     bar.set_postfix(sent=s.calls, cached=s.cache_hits, errors=s.failures, refresh=False)
@@ -744,7 +1068,8 @@ class JudgeClient:
             replies[reply.key] = reply
             if reply.text is None:
                 self._bump(failures=1)
-            bar.update(n)
+            if bar is not None:
+                bar.update(n)
 
         try:
             # 1) hash images, look up the cache, group identical requests
@@ -771,6 +1096,7 @@ class JudgeClient:
                     finish(replies_for_hit)
                     continue
                 groups[ckey] = [r]
+            self._save_sha_index()  # now, so that a run killed while judging keeps its hashes
             # duplicates of cache hits: answer from the hit right away
             pending: list[tuple[str, JudgeRequest]] = []
             for ckey, members in groups.items():
@@ -784,27 +1110,19 @@ class JudgeClient:
             refresh()
 
             # 2) send the misses with bounded concurrency
-            if pending:
-                workers = min(self.config.concurrency, len(pending))
-                pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="siuo-judge")
-                try:
-                    futures = {pool.submit(self._call, head, ckey): ckey for ckey, head in pending}
-                    for fut in cf.as_completed(futures):
-                        ckey = futures[fut]
-                        reply = fut.result()
-                        finish(reply)
-                        for dup in groups[ckey][1:]:
-                            self._bump(deduped=1)
-                            finish(replace(reply, key=dup.key))
-                        refresh()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-                else:
-                    pool.shutdown(wait=True)
-            refresh()
+            with contextlib.closing(self._send_all(pending)) as arrivals:
+                for ckey, reply, to_cache in arrivals:
+                    if to_cache is not None:
+                        self._cache_put(ckey, *to_cache)  # here, off the workers' path
+                    finish(reply)
+                    for dup in groups[ckey][1:]:
+                        self._bump(deduped=1)
+                        finish(replace(reply, key=dup.key))
+                    refresh()
+            refresh(force=True)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
 
         if self.stats.budget_exhausted:
             n_budget = sum(1 for r in replies.values() if r.error == BUDGET_ERROR)

@@ -1,4 +1,8 @@
-"""Where the installed task YAMLs live (one folder per harness: each misreads the other's keys)."""
+"""Where the task YAMLs live (one folder per harness: each misreads the other's keys).
+
+Installed, they are package data (``siuo_task.yaml_tasks``); run from a source checkout without
+an install, they are the checkout's ``yaml_tasks/`` folder.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,21 @@ import importlib.util
 from pathlib import Path
 
 
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"siuo-task is not installed correctly: package {name} not found (reinstall with `pip install .`)")
-    return Path(list(spec.submodule_search_locations)[0])
+def _yaml_root() -> Path:
+    spec = importlib.util.find_spec("siuo_task.yaml_tasks")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    checkout = Path(__file__).resolve().parents[1] / "yaml_tasks"
+    if (checkout / "lmms_eval").is_dir():
+        return checkout
+    raise RuntimeError("siuo-task is not installed correctly: its task YAMLs (siuo_task.yaml_tasks) are missing; reinstall with `pip install .`")
 
 
 def lmms_eval_tasks_dir() -> Path:
     """The folder to pass to ``lmms-eval --include_path``."""
-    return _package_dir("siuo_task.yaml_tasks") / "lmms_eval"
+    return _yaml_root() / "lmms_eval"
 
 
 def lm_eval_tasks_dir() -> Path:
     """The folder to pass to ``lm_eval --include_path``."""
-    return _package_dir("siuo_task.yaml_tasks") / "lm_eval"
+    return _yaml_root() / "lm_eval"

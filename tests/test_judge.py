@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import http.client
 import json
+import os
+import random
+import shutil
 import socket
+import ssl
+import subprocess
+import sys
+import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+import siuo_task.judge as judge_module
 from siuo_task.fake_server import FakeOpenAIServer, default_responder
 from siuo_task.judge import (
     DEFAULT_BASE_URL,
@@ -19,7 +31,10 @@ from siuo_task.judge import (
     JudgeConfig,
     JudgeRequest,
     JudgeUnavailable,
+    _decoded,
+    _KeepAliveHttp,
     _parse_retry_after,
+    _ssl_context,
     redact,
 )
 
@@ -76,7 +91,8 @@ def client_for(srv, tmp_path, **kw) -> JudgeClient:
     kw.setdefault("cache_dir", str(tmp_path / "cache"))
     kw.setdefault("api_key", SECRET)
     kw.setdefault("model", "fake-judge")
-    c = JudgeClient(JudgeConfig(base_url=srv.url, **kw))
+    kw.setdefault("base_url", srv.url)
+    c = JudgeClient(JudgeConfig(**kw))
     c.backoff_base_s = 0.01  # keep retry tests fast
     c.backoff_cap_s = 0.05
     return c
@@ -86,9 +102,13 @@ def texts(replies):
     return {k: r.text for k, r in replies.items()}
 
 
+SHA_INDEX = "image_sha256.index"  # the client's image hash index, beside the reply entries
+
+
 def cache_files(tmp_path):
+    """Every file in the cache folder but the image hash index: the reply entries (and any leftovers)."""
     root = tmp_path / "cache"
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return sorted(p for p in root.rglob("*") if p.is_file() and p != root / SHA_INDEX) if root.exists() else []
 
 
 # --------------------------------------------------------------------------- basics
@@ -406,8 +426,7 @@ def test_preflight_missing_key_no_network(base, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("network used")
 
-    monkeypatch.setattr(c._http, "get", boom)
-    monkeypatch.setattr(c._http, "post", boom)
+    monkeypatch.setattr(c._http, "request", boom)
     with pytest.raises(JudgeUnavailable) as ei:
         c.preflight()
     msg = str(ei.value)
@@ -581,3 +600,228 @@ def test_fake_server_models_and_fault_every(tmp_path, images):
             out = c.run([JudgeRequest(f"k{i}", f"p{i}", images[0]) for i in range(4)], progress=False)
         assert all(r.text for r in out.values())
         assert srv.faults_served >= 1 and c.stats.retries == srv.faults_served
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def test_dropped_keepalive_connection_is_resent_once(tmp_path, images, monkeypatch):
+    """A server that silently closes every connection after one reply: each later request finds its
+    idle connection dropped, reconnects and is sent again at once - no retry, no error, no backoff."""
+    exchanges = []
+    original = _KeepAliveHttp._exchange
+
+    def counting(self, conn, *args):
+        exchanges.append(conn.sock is not None)  # True: sent on an open, reused connection
+        return original(self, conn, *args)
+
+    monkeypatch.setattr(_KeepAliveHttp, "_exchange", counting)
+    reqs = make_requests(images, 5)
+    with FakeOpenAIServer() as clean:
+        with client_for(clean, tmp_path, cache_dir="off", concurrency=1) as c:
+            expected = texts(c.run(reqs, progress=False))
+        assert clean.connections == 1  # one keep-alive connection served all five
+    exchanges.clear()
+    with FakeOpenAIServer(drop_connections=True) as srv:
+        with client_for(srv, tmp_path, cache_dir="off", concurrency=1) as c:
+            out = c.run(reqs, progress=False)
+    assert texts(out) == expected
+    assert c.stats.calls == 5 and c.stats.retries == 0 and c.stats.failures == 0
+    assert srv.chat_calls == 5 and srv.connections == 5
+    # the first request opens the connection; each later one tries the dropped one, then a new one
+    assert exchanges == [False] + [True, False] * 4
+
+
+def test_dropped_keepalive_with_concurrency(tmp_path, images):
+    reqs = make_requests(images, 6)
+    with FakeOpenAIServer(drop_connections=True, latency_s=0.05) as srv:
+        with client_for(srv, tmp_path, concurrency=3) as c:
+            first = c.run(reqs[:3], progress=False)
+            second = c.run(reqs[3:], progress=False)  # the pooled connections were all dropped meanwhile
+    assert all(r.text for r in [*first.values(), *second.values()])
+    assert c.stats.calls == 6 and c.stats.retries == 0 and srv.chat_calls == 6
+
+
+def test_fresh_connection_closed_without_reply_is_not_resent(tmp_path, images):
+    """Only a reused connection is sent again at once; a new one closed without a reply is a
+    retryable connection error (so a server that never answers cannot cause a resend loop)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(conn)
+            conn.recv(65536)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        c = JudgeClient(JudgeConfig(base_url=url, cache_dir="off", max_retries=1))
+        c.backoff_base_s = 0.01
+        out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+        c.close()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+    assert out["k"].text is None and out["k"].error.startswith("retries exhausted: connection error")
+    assert c.stats.calls == 2 and c.stats.retries == 1 and len(accepted) == 2
+
+
+def test_large_body_is_sent_intact(server, tmp_path):
+    rng = random.Random(7)
+    p = tmp_path / "noise.png"
+    Image.frombytes("RGB", (200, 200), rng.randbytes(200 * 200 * 3)).save(p)
+    assert p.stat().st_size > 100_000  # above the one-piece limit: the parts go out one by one
+    with client_for(server, tmp_path, cache_dir="off") as c:
+        out = c.run([JudgeRequest("k", "x" * 5000, str(p))], progress=False)
+    assert out["k"].text == "This is a fake answer."
+    [body] = server.requests
+    assert body["messages"][0]["content"][0]["text"] == "x" * 5000
+    url = body["messages"][0]["content"][1]["image_url"]["url"]
+    assert base64.b64decode(url.split(",", 1)[1]) == p.read_bytes()
+
+
+def test_bad_scheme_is_an_error_without_retries(tmp_path, images):
+    with JudgeClient(JudgeConfig(base_url="ftp://127.0.0.1/v1", api_key=SECRET, cache_dir="off")) as c:
+        out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+        with pytest.raises(JudgeUnavailable, match="cannot reach endpoint") as ei:
+            c.preflight()
+    assert out["k"].text is None and "unsupported URL scheme 'ftp'" in out["k"].error
+    assert c.stats.calls == 1 and c.stats.retries == 0
+    assert "unsupported URL scheme" in str(ei.value)
+
+
+def test_https_connections_verify_certificates(monkeypatch):
+    ctx = _ssl_context()
+    assert isinstance(ctx, ssl.SSLContext)
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    # without certifi: the system's CA store, still verifying
+    monkeypatch.setitem(sys.modules, "certifi", None)
+    fallback = _ssl_context()
+    assert fallback.verify_mode == ssl.CERT_REQUIRED and fallback.check_hostname
+    monkeypatch.undo()
+    # an https base URL gets TLS connections with that context; nothing connects before a request
+    with JudgeClient(JudgeConfig(base_url="https://judge.example.invalid/v1", api_key=SECRET, cache_dir="off")) as c:
+        conn = c._http._new_connection()
+        assert isinstance(conn, http.client.HTTPSConnection) and conn.sock is None
+        assert (conn.host, conn.port) == ("judge.example.invalid", 443)
+        assert conn._context.verify_mode == ssl.CERT_REQUIRED and conn._context.check_hostname
+        assert c._chat_target == "/v1/chat/completions"
+    azure = "https://myres.openai.azure.com:8443/openai/deployments/x?api-version=2024-06-01"
+    with JudgeClient(JudgeConfig(base_url=azure, cache_dir="off")) as c:
+        conn = c._http._new_connection()
+        assert (conn.host, conn.port) == ("myres.openai.azure.com", 8443)
+        assert c._chat_target == "/openai/deployments/x/chat/completions?api-version=2024-06-01"
+
+
+def test_compressed_replies_are_decoded():
+    raw = json.dumps({"choices": [{"message": {"content": "ok"}}]}).encode()
+    assert _decoded(gzip.compress(raw), "gzip") == raw
+    assert _decoded(zlib.compress(raw), "deflate") == raw
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert _decoded(raw_deflate.compress(raw) + raw_deflate.flush(), "Deflate") == raw
+    assert _decoded(raw, None) == raw and _decoded(raw, "identity") == raw and _decoded(raw, "br") == raw
+    assert _decoded(b"not gzip", "gzip") == b"not gzip"  # left as it came: "invalid response (not JSON)"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+@pytest.mark.parametrize("drop", [False, True], ids=["keep-alive", "dropped"])
+def test_https_end_to_end(tmp_path, images, monkeypatch, drop):
+    """A TLS fake server with a self-signed certificate: rejected by the default context, and
+    used (large bodies, kept-alive and dropped connections) once the client trusts it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    big = tmp_path / "noise.png"
+    Image.frombytes("RGB", (200, 200), random.Random(3).randbytes(200 * 200 * 3)).save(big)
+    reqs = [JudgeRequest(f"k{i}", f"prompt {i}", str(big) if i % 2 else images[0]) for i in range(4)]
+    with FakeOpenAIServer(drop_connections=drop) as srv:
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(cert, key)
+        srv._httpd.socket = server_ctx.wrap_socket(srv._httpd.socket, server_side=True)
+        url = srv.url.replace("http://", "https://")
+        with client_for(srv, tmp_path, base_url=url, cache_dir="off", max_retries=0) as c:
+            out = c.run(reqs[:1], progress=False)
+        assert out["k0"].text is None and "SSLCertVerificationError" in out["k0"].error
+        monkeypatch.setattr(judge_module, "_ssl_context", lambda: ssl.create_default_context(cafile=str(cert)))
+        with client_for(srv, tmp_path, base_url=url, cache_dir="off", concurrency=1) as c:
+            c.preflight()
+            out = c.run(reqs, progress=False)
+        assert all(r.text == "This is a fake answer." for r in out.values())
+        assert c.stats.calls == 4 and c.stats.retries == 0
+        # the preflight's connection serves all four calls, or each call finds it dropped and opens
+        # a new one (the handshake the default context refused never reached the server's handler)
+        assert srv.connections == (1 + 4 if drop else 1)
+    [body] = [b for b in srv.requests if b["messages"][0]["content"][0]["text"] == "prompt 1"]
+    assert base64.b64decode(body["messages"][0]["content"][1]["image_url"]["url"].split(",", 1)[1]) == big.read_bytes()
+
+
+# --------------------------------------------------------------------------- image hash index
+
+
+def test_image_hash_index_is_reused_by_the_next_client(server, tmp_path, images, monkeypatch):
+    hashed = []
+    original = judge_module._file_sha256
+    monkeypatch.setattr(judge_module, "_file_sha256", lambda path: hashed.append(path) or original(path))
+    reqs = make_requests(images, 6)
+    with client_for(server, tmp_path) as c:
+        first = c.run(reqs, progress=False)
+    assert sorted(hashed) == sorted(images)
+    index = json.loads((tmp_path / "cache" / SHA_INDEX).read_text())
+    assert {path: entry[3] for path, entry in index["images"].items()} == {
+        os.path.abspath(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in images
+    }
+    # a new client (a new process, in real use) reads the hashes instead of hashing the images again
+    hashed.clear()
+    with client_for(server, tmp_path) as c:
+        second = c.run(reqs, progress=False)
+    assert hashed == [] and c.stats.cache_hits == 6 and texts(second) == texts(first)
+    # a changed image is hashed again (and misses the reply cache)
+    Image.new("RGB", (9, 9), "black").save(images[0])
+    with client_for(server, tmp_path) as c:
+        c.run(reqs, progress=False)
+        assert hashed == [images[0]] and c.stats.calls == 2
+    # an unreadable index is ignored and rewritten
+    (tmp_path / "cache" / SHA_INDEX).write_text("{ not json")
+    hashed.clear()
+    with client_for(server, tmp_path) as c:
+        c.run(reqs, progress=False)
+        assert sorted(hashed) == sorted(images) and c.stats.calls == 0
+    assert len(json.loads((tmp_path / "cache" / SHA_INDEX).read_text())["images"]) == 3
+    # caching off: hashes live in memory only
+    hashed.clear()
+    with client_for(server, tmp_path, cache_dir=str(tmp_path / "off-cache")) as c:
+        pass
+    with client_for(server, tmp_path, cache_dir="off") as c:
+        c.run(reqs, progress=False)
+        c.run(reqs, progress=False)
+    assert sorted(hashed) == sorted(images)
+    assert not (tmp_path / "off-cache").exists()
+
+
+def test_fake_server_can_forget_images(tmp_path, images):
+    with FakeOpenAIServer(keep_images=False) as srv:
+        with client_for(srv, tmp_path, cache_dir="off") as c:
+            out = c.run([JudgeRequest("k", "describe", images[0])], progress=False)
+    assert out["k"].text == "This is a fake answer."
+    [body] = srv.requests
+    text_part, image_part = body["messages"][0]["content"]
+    assert text_part == {"type": "text", "text": "describe"}
+    n = len(base64.b64encode(Path(images[0]).read_bytes()))
+    assert image_part == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,<{n} bytes>"}}
+    assert body["model"] == "fake-judge" and "_headers" in body

@@ -39,16 +39,7 @@ QWEN_SPECIAL_TOKENS = [
     "<|video_pad|>",
 ]
 
-_WORDS = (
-    "the a an image picture photo person people child woman man dog cat street road car kitchen knife "
-    "fire water bottle medicine pill window door table chair phone computer screen road sign tree "
-    "is are was were be can could should would will may might must do does did not no yes safe unsafe "
-    "help answer question option choose best describe what why how where when who which whose "
-    "with without on in at under over near behind beside into onto from to for of by about "
-    "danger risk warning careful health law rule ethics privacy money home school work friend "
-    "please tell me you I we they it this that these those here there now then today tomorrow "
-    "red green blue white black small large old new quick slow hot cold"
-).split()
+_WORDS = ["the", "a", "an", "image", "picture", "photo", "person", "people", "child", "woman", "man", "dog", "cat", "street", "road", "car", "kitchen", "knife", "fire", "water", "bottle", "medicine", "pill", "window", "door", "table", "chair", "phone", "computer", "screen", "road", "sign", "tree", "is", "are", "was", "were", "be", "can", "could", "should", "would", "will", "may", "might", "must", "do", "does", "did", "not", "no", "yes", "safe", "unsafe", "help", "answer", "question", "option", "choose", "best", "describe", "what", "why", "how", "where", "when", "who", "which", "whose", "with", "without", "on", "in", "at", "under", "over", "near", "behind", "beside", "into", "onto", "from", "to", "for", "of", "by", "about", "danger", "risk", "warning", "careful", "health", "law", "rule", "ethics", "privacy", "money", "home", "school", "work", "friend", "please", "tell", "me", "you", "I", "we", "they", "it", "this", "that", "these", "those", "here", "there", "now", "then", "today", "tomorrow", "red", "green", "blue", "white", "black", "small", "large", "old", "new", "quick", "slow", "hot", "cold"]
 
 
 def _corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
@@ -139,6 +130,36 @@ def _save_model(model, dst: Path, dtype) -> None:
     model.to(dtype).save_pretrained(dst)
 
 
+def printable_token_ids(tok) -> list[int]:
+    """Ids of the ordinary tokens that decode to visible text (no special, control or blank tokens)."""
+    special = set(tok.all_special_ids)
+    keep = []
+    for token_id in range(len(tok)):
+        if token_id in special:
+            continue
+        text = tok.decode([token_id])
+        if text.strip() and text.isprintable() and "\ufffd" not in text:
+            keep.append(token_id)
+    return keep
+
+
+def steer_lm_head_(model, tok) -> None:
+    """Zero the output rows of every token that is not visible text (special tokens, EOS, control
+    bytes, padded vocabulary rows).
+
+    A random model then answers with visible, varied tokens (empty answers would skip the safety
+    judge) and never emits EOS, so every answer has exactly ``max_new_tokens`` tokens: the random
+    logits of the kept rows have a positive maximum, above the zero rows, at every step.
+    """
+    import torch
+
+    head = model.get_output_embeddings().weight
+    keep = torch.zeros(head.shape[0], dtype=torch.bool, device=head.device)
+    keep[torch.tensor(printable_token_ids(tok), device=head.device)] = True
+    with torch.no_grad():
+        head[~keep] = 0
+
+
 # --------------------------------------------------------------------------------- Qwen2(-.5)-VL
 
 def _qwen_tokenizer():
@@ -193,7 +214,11 @@ _QWEN_TINY_TEXT = dict(
 def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, seed: int = 0) -> Path:
     """A tiny random Qwen2-VL checkpoint (about 1 MB) with tokenizer, processor and chat template."""
     import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLProcessor,
+    )
 
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
@@ -214,6 +239,7 @@ def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112
     )
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config).eval()
+    steer_lm_head_(model, tok)
     _save_model(model, dst, torch.float32)
     tok.save_pretrained(dst)
     _qwen_processor(tok, processor_cls=Qwen2VLProcessor, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(dst)
@@ -266,7 +292,8 @@ def build_qwen2_5_vl(
     torch_dtype = getattr(torch, dtype)
     torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, torch_dtype=torch_dtype).eval()
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch_dtype).eval()
+    steer_lm_head_(model, tok)
     model.save_pretrained(dst)
     tok.save_pretrained(dst)
     _qwen_processor(tok, processor_cls=Qwen2_5_VLProcessor, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(dst)
@@ -313,6 +340,7 @@ def build_tiny_llava(dst, *, image_size: int = 28, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
+    steer_lm_head_(model, tok)
     _save_model(model, dst, torch.float32)
     tok.save_pretrained(dst)
     image_processor = CLIPImageProcessor(
