@@ -41,12 +41,18 @@ if str(REPO) not in sys.path:
 
 QWEN_CLASS_PIXELS = {"max_pixels": 1605632, "min_pixels": 256 * 28 * 28}  # lmms-eval qwen2_5_vl class defaults
 _LOG: list = []
+_LOG_FILE: list = []  # the jsonl path once known: every event is appended as it happens, so a run
+#                      killed by a time limit still leaves what it measured
 
 
 def emit(event: str, **fields) -> dict:
     record = {"event": event, **fields}
-    print(json.dumps(record, default=str), flush=True)
+    line = json.dumps(record, default=str)
+    print(line, flush=True)
     _LOG.append(record)
+    if _LOG_FILE:
+        with open(_LOG_FILE[0], "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
     return record
 
 
@@ -366,6 +372,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.jsonl and the runs (default ./gpu_check_out)")
     p.add_argument("--work", default=None, help="scratch folder for checkpoints and data (default <out>/work)")
     p.add_argument("--tiny-only", action="store_true", help="skip the 7B-shaped stage")
+    p.add_argument("--skip-tiny", action="store_true", help="skip the tiny-model stage (e.g. a second timing run)")
     p.add_argument("--big-size", default="7b", choices=("7b", "tiny"), help="the big stage's model ('tiny' tests the path on CPU)")
     p.add_argument("--tiny-limit", type=int, default=4, help="items per setting for the tiny models (default 4)")
     p.add_argument("--limit", type=int, default=8, help="items per setting for the big model (default 8)")
@@ -376,15 +383,19 @@ def main(argv=None) -> int:
     out = Path(a.out).resolve()
     work = Path(a.work).resolve() if a.work else out / "work"
     work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.jsonl").unlink(missing_ok=True)
+    _LOG_FILE.append(out / "gpu_check.jsonl")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ok = True
     try:
         stage_env(a.device)
         tiny_data, origin = prepare_data(work, (64, 48))
         emit("data", origin=origin, tiny=str(tiny_data))
-        t0 = time.perf_counter()
-        ok &= stage_tiny(work, tiny_data, a.device, a.tiny_limit)
-        emit("tiny_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
+        if not a.skip_tiny:
+            t0 = time.perf_counter()
+            ok &= stage_tiny(work, tiny_data, a.device, a.tiny_limit)
+            emit("tiny_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
         if not a.tiny_only:
             w, h = (int(v) for v in a.image_size.lower().split("x"))
             big_data, _ = prepare_data(work, (w, h))
