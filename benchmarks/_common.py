@@ -79,6 +79,11 @@ def fake_judge(**kwargs):
     return _FakeJudge(**kwargs)
 
 
+def data_dir(work: Path, photo: bool) -> Path:
+    """The benchmark's data folder: photo-sized images, or the small placeholders the tests use."""
+    return realistic_data_dir(work / "data-photo") if photo else placeholder_data_dir(work / "data")
+
+
 def placeholder_data_dir(dst: Path) -> Path:
     """A complete local data dir with small placeholder PNGs (64x48)."""
     from siuo_task.testing import build_data_dir

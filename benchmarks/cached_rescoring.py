@@ -66,10 +66,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     with _common.work_dir(args) as work:
-        if args.photo:
-            data_dir = _common.realistic_data_dir(work / "data-photo")
-        else:
-            data_dir = _common.placeholder_data_dir(work / "data")
+        data_dir = _common.data_dir(work, photo=args.photo)
         n_images, image_bytes = _common.image_bytes(data_dir)
         responses = work / "responses.json"
         n_items, expected_calls = _common.write_gen_submission(data_dir, responses)

@@ -267,10 +267,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     with _common.work_dir(args) as work:
-        if args.placeholder:
-            data_dir = _common.placeholder_data_dir(work / "data")
-        else:
-            data_dir = _common.realistic_data_dir(work / "data-photo")
+        data_dir = _common.data_dir(work, photo=not args.placeholder)
         n_images, image_bytes = _common.image_bytes(data_dir)
         _common.write_gen_submission(data_dir, work / "responses.json")
         with _common.fake_judge(latency_s=0.0) as server:
