@@ -106,7 +106,7 @@ def cmd_score_mcqa(args) -> int:
 def cmd_score_gen(args) -> int:
     from .data import load_items
     from .judge import JudgeClient, JudgeConfig
-    from .scoring import score_gen
+    from .scoring import gen_variant, score_gen
 
     rows = _read_submission(args.responses, "responses")
     answers = {}
@@ -128,14 +128,13 @@ def cmd_score_gen(args) -> int:
     )
     with JudgeClient(config) as client:
         client.preflight()
-        n = max(len(a) for a in answers.values()) if answers else 0
         result = score_gen(
             answers,
             items,
             client,
             source=source,
             harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
-            variant=f"siuo_gen: {n} answer(s) per item, majority vote",
+            variant=gen_variant("siuo_gen", answers),
             progress=not args.quiet,
         )
     _write_json(args.out, result)

@@ -113,6 +113,35 @@ def redact_model_args(model_args):
     return ",".join(parts)
 
 
+def harness_info(name: str, distribution: str, task_config: Optional[Mapping], args, fields: tuple = ()) -> dict:
+    """The ``harness`` part of a result's provenance, the same for every adapter.
+
+    ``task_config`` is the task's YAML as the harness loads it (its decoding settings are recorded;
+    ``--gen_kwargs`` overrides appear under ``gen_kwargs``); ``args`` are the harness's CLI arguments,
+    if known; ``fields`` names extra CLI arguments worth recording.
+    """
+    try:
+        from importlib.metadata import version
+
+        harness_version = version(distribution)
+    except Exception:  # pragma: no cover
+        harness_version = None
+    generation = None
+    if task_config is not None:
+        generation = dict(task_config.get("generation_kwargs") or {})
+        if task_config.get("repeats"):
+            generation["repeats"] = task_config["repeats"]
+    info = {"name": name, "version": harness_version, "task_generation_kwargs": generation}
+    if args is not None:
+        info["model"] = getattr(args, "model", None)
+        info["model_args"] = redact_model_args(getattr(args, "model_args", None))
+        info["gen_kwargs"] = getattr(args, "gen_kwargs", None)
+        info["limit"] = getattr(args, "limit", None)
+        for field in fields:
+            info[field] = getattr(args, field, None)
+    return info
+
+
 def results_folder(output_path: Optional[str | os.PathLike] = None) -> Path:
     """Where result files go: ``SIUO_RESULTS_DIR``, else ``<output_path>/siuo``, else ``./siuo_results``.
 
@@ -243,9 +272,7 @@ def score_records(records: list, *, harness: Optional[dict] = None) -> dict:
 
     items, source = data.load_items("gen", check_images=False)
     answers = {r["question_id"]: r["answers"] for r in records}
-    n_answers = max(len(a) for a in answers.values())
-    variant = f"{task}: {n_answers} answer(s) per item, majority vote"
     with JudgeClient(JudgeConfig.from_env()) as client:
-        result = scoring.score_gen(answers, items, client, source=source, harness=harness, variant=variant)
+        result = scoring.score_gen(answers, items, client, source=source, harness=harness, variant=scoring.gen_variant(task, answers))
     result["task"] = task
     return result

@@ -80,36 +80,18 @@ def _predict_only() -> bool:
     return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])  # the CLI's parser was not usable
 
 
-def _task_generation_kwargs(task: Optional[str]) -> Optional[dict]:
-    """The decoding settings the task's YAML asks for (``--gen_kwargs`` overrides are in ``gen_kwargs``)."""
+def _task_config(task: Optional[str]) -> Optional[dict]:
+    """The task's YAML as lm-eval reads it (hooks left unresolved)."""
     path = lm_eval_tasks_dir() / "siuo" / f"{task}.yaml"
     if not task or not path.is_file():
         return None
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    config = load_yaml(path, resolve_func=False)
-    kwargs = dict(config.get("generation_kwargs") or {})
-    if config.get("repeats"):
-        kwargs["repeats"] = config["repeats"]
-    return kwargs
+    return load_yaml(path, resolve_func=False)
 
 
 def _harness_info(task: Optional[str] = None) -> dict:
-    try:
-        from importlib.metadata import version
-
-        harness_version = version("lm_eval")
-    except Exception:  # pragma: no cover
-        harness_version = None
-    info = {"name": "lm-eval", "version": harness_version, "task_generation_kwargs": _task_generation_kwargs(task)}
-    args = _cli_args()
-    if args is not None:
-        info["model"] = getattr(args, "model", None)
-        info["model_args"] = common.redact_model_args(getattr(args, "model_args", None))
-        info["gen_kwargs"] = getattr(args, "gen_kwargs", None)
-        info["limit"] = getattr(args, "limit", None)
-        info["apply_chat_template"] = getattr(args, "apply_chat_template", None)
-    return info
+    return common.harness_info("lm-eval", "lm_eval", _task_config(task), _cli_args(), fields=("apply_chat_template",))
 
 
 def _output_path() -> Optional[str]:
@@ -142,6 +124,7 @@ def gen_dataset(**_metadata) -> dict:
 # ------------------------------------------------------------------------------------------- requests
 
 
+@lru_cache(maxsize=None)
 def _is_api_model(name: str) -> bool:
     """Whether lm-eval's model class ``name`` is an HTTP API class (they attach the image themselves)."""
     try:

@@ -100,34 +100,18 @@ gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
 # ---------------------------------------------------------------------------------------- aggregation
 
 
-def _task_generation_kwargs(task: Optional[str]) -> Optional[dict]:
-    """The decoding settings the task's YAML asks for (``--gen_kwargs`` overrides are in ``gen_kwargs``)."""
+def _task_config(task: Optional[str]) -> Optional[dict]:
+    """The task's YAML as lmms-eval reads it (hooks left unresolved)."""
     from lmms_eval import utils as lmms_utils
 
     path = paths.lmms_eval_tasks_dir() / "siuo" / f"{task}.yaml"
     if not task or not path.is_file():
         return None
-    config = lmms_utils.load_yaml_config(str(path), mode="simple")
-    kwargs = dict(config.get("generation_kwargs") or {})
-    if config.get("repeats"):
-        kwargs["repeats"] = config["repeats"]
-    return kwargs
+    return lmms_utils.load_yaml_config(str(path), mode="simple")
 
 
 def _harness_info(args, task: Optional[str]) -> dict:
-    try:
-        from importlib.metadata import version
-
-        harness_version = version("lmms_eval")
-    except Exception:  # pragma: no cover
-        harness_version = None
-    info = {"name": "lmms-eval", "version": harness_version, "task_generation_kwargs": _task_generation_kwargs(task)}
-    if args is not None:
-        info["model"] = getattr(args, "model", None)
-        info["model_args"] = common.redact_model_args(getattr(args, "model_args", None))
-        info["gen_kwargs"] = getattr(args, "gen_kwargs", None)
-        info["limit"] = getattr(args, "limit", None)
-    return info
+    return common.harness_info("lmms-eval", "lmms_eval", _task_config(task), args)
 
 
 def _context(task: Optional[str], args=None):

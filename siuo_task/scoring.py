@@ -256,6 +256,12 @@ def assemble_gen(
     }
 
 
+def gen_variant(task: str, answers: Mapping[int, Sequence[str]]) -> str:
+    """The protocol variant recorded in provenance: how many answers per item were voted on."""
+    n_answers = max((len(a) for a in answers.values()), default=0)
+    return f"{task}: {n_answers} answer(s) per item, majority vote"
+
+
 def score_gen(
     answers: Mapping[int, Sequence[str]],
     items: Sequence[Mapping],
