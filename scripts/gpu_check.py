@@ -15,6 +15,12 @@ Stages (each prints JSON lines, ``{"event": ...}``, and appends them to ``<out>/
    layer has no EOS row: see ``tests/tiny_models.steer_lm_head_``; the class drops
    ``min_new_tokens``). Reports items/s of each generation phase, their ratio (the harness and
    plugin overhead), the CLI's wall time, and peak GPU memory (``torch.cuda.max_memory_allocated``).
+   Where the harness's extra time goes is measured, not guessed: inside the harness run SIUO's
+   request hooks and the class's ``model.generate`` call are timed, and the bare loop times its own
+   ``generate``; ``--bare-grad-modes inference,no_grad`` (default) also runs the bare loop without
+   ``torch.inference_mode`` (as lmms-eval's Qwen classes call ``generate``). ``--repeats N``
+   alternates bare and harness N times: single runs on a shared machine differ by several percent,
+   so a gap means something only beyond the spread of the repeats.
 
 Data: the SIUO release JSON when found (``SIUO_DATA_DIR`` or ``../shared/siuo``), with placeholder
 images; otherwise a synthetic release of the same shape (167 made-up items) - timing needs the
@@ -23,6 +29,7 @@ shape, not the text. Images are ``--image-size`` placeholders (default 896x672 f
     bash scripts/gpu_check.sh                                  # on the GPU machine (installs .whl/ first)
     python scripts/gpu_check.py --device cpu --tiny-only       # CPU-runnable parts, here
     python scripts/gpu_check.py --device cpu --big-size tiny --limit 2 --max-new-tokens 8   # the big path, tiny
+    bash scripts/gpu_check.sh --skip-tiny --limit 3 --max-new-tokens 192 --repeats 2         # overhead only (~5 min on an H200)
 """
 
 from __future__ import annotations
@@ -172,7 +179,7 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     for model, path, model_args, batch_size, reference in cases:
         args = model_run_args(model, model_args, "siuo_mcqa,siuo_gen", limit, device=device, batch_size=batch_size,
                               max_new_tokens=8) + _include_path_args()
-        run = run_lmms_eval(work / "runs" / f"tiny_{model}", data_dir, args, extra_env=_pythonpath_env())
+        run = run_lmms_eval(_fresh(work / "runs" / f"tiny_{model}"), data_dir, args, extra_env=_pythonpath_env())
         record = {"model": model, "batch_size": batch_size, "cli_seconds": round(run.seconds, 1)}
         try:
             record["backend"] = run.backend()
@@ -181,7 +188,7 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
             record["judge_calls"] = len(run.judge_requests)
             record["ok"] = True
         except AssertionError as exc:
-            record.update(ok=False, error=str(exc)[-3000:])
+            record.update(ok=False, error=_error_text(str(exc)))
             all_ok = False
         if record["ok"] and reference is not None:
             # Exact on CPU (the CPU tests assert it); on a GPU, kernels differ with batch shape, so
@@ -192,17 +199,25 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     return all_ok
 
 
-def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, max_new_tokens: int, batch_size: int) -> bool:
+def _error_text(text: str, keep: int = 3000) -> str:
+    """An error for the log: its start (the assertion's own words) and its end (the log tail)."""
+    return text if len(text) <= keep else text[: keep // 3] + "\n[...]\n" + text[-(2 * keep) // 3:]
+
+
+def _fresh(path: Path) -> Path:
+    """An empty folder: a second check with the same --work must not find the first one's results."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, max_new_tokens: int, batch_size: int,
+              grad_modes: tuple = ("inference",), repeats: int = 1) -> bool:
     import torch
 
     from tests import tiny_models
-    from tests.lmms_eval_runs import (
-        PYTHON,
-        check_gen,
-        check_mcqa,
-        model_run_args,
-        run_lmms_eval,
-    )
 
     model_dir = work / f"qwen2_5_vl_{size}"
     dtype = "bfloat16"
@@ -214,35 +229,73 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
     n_bytes = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
     emit("big_build", size=size, dtype=dtype, seconds=round(build_s, 1), checkpoint_gib=round(n_bytes / 2**30, 2),
          path=str(model_dir))
+    ok = True
+    ratios = []
+    # bare and harness alternate, each in a fresh process: with --repeats > 1 the spread between
+    # repeats shows how much of a difference is process-to-process noise
+    for repeat in range(repeats):
+        bares = {}
+        for grad_mode in grad_modes:
+            bares[grad_mode] = _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_size, grad_mode,
+                                         repeat)
+            if bares[grad_mode] is None:
+                return False
+        harness = _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens, batch_size, repeat)
+        if harness is None:
+            return False
+        ok &= harness["ok"] and all(b["fixed_length"] for b in bares.values())
+        summary = _big_summary(bares[grad_modes[0]], bares.get("no_grad"), harness, size=size, max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, repeat=repeat)
+        ratios.append(summary["harness_over_bare"])
+    if repeats > 1 and all(r is not None for r in ratios):
+        emit("big_repeats", repeats=repeats, harness_over_bare=ratios, min=min(ratios), max=max(ratios),
+             median=sorted(ratios)[len(ratios) // 2] if len(ratios) % 2 else round(sum(sorted(ratios)[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2, 3))
+    return ok
 
-    # (a) bare transformers, fresh process
-    bare_json = work / "bare.json"
+
+def _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_size, grad_mode, repeat) -> dict | None:
+    """(a) the bare transformers loop, in a fresh process."""
     import subprocess
 
+    from tests.lmms_eval_runs import PYTHON
+
+    bare_json = work / "bare.json"
+    bare_json.unlink(missing_ok=True)
     cmd = [PYTHON, str(Path(__file__).resolve()), "_bare", "--model", str(model_dir), "--data", str(data_dir),
            "--device", device, "--limit", str(limit), "--max-new-tokens", str(max_new_tokens),
-           "--batch-size", str(batch_size), "--json", str(bare_json)]
+           "--batch-size", str(batch_size), "--grad-mode", grad_mode, "--json", str(bare_json)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                           env={**os.environ, **_pythonpath_env(), "HF_HUB_OFFLINE": "1"})
     bare_wall = time.perf_counter() - t0
     if proc.returncode != 0 or not bare_json.exists():
-        emit("big_bare", ok=False, error=(proc.stdout + proc.stderr)[-3000:])
-        return False
+        emit("big_bare", repeat=repeat, grad_mode=grad_mode, ok=False, error=_error_text(proc.stdout + proc.stderr))
+        return None
     bare = json.loads(bare_json.read_text())
-    emit("big_bare", ok=bare["fixed_length"], wall_seconds=round(bare_wall, 1), **bare,
+    emit("big_bare", repeat=repeat, grad_mode=grad_mode, ok=bare["fixed_length"], wall_seconds=round(bare_wall, 1), **bare,
          **({} if bare["fixed_length"] else {"error": f"bare answers are not all {max_new_tokens} tokens"}))
+    return bare
 
-    # (b) lmms-eval's qwen2_5_vl chat class, fresh process, generation phase timed from inside
+
+def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens, batch_size, repeat) -> dict | None:
+    """(b) lmms-eval's qwen2_5_vl chat class, fresh process, generation phase timed from inside."""
+    from tests.lmms_eval_runs import (
+        PYTHON,
+        check_gen,
+        check_mcqa,
+        model_run_args,
+        run_lmms_eval,
+    )
+
     timing_json = work / "harness_timing.jsonl"
     timing_json.unlink(missing_ok=True)
     launcher = [PYTHON, str(Path(__file__).resolve()), "_timed_lmms_eval", str(timing_json)]
     device_map = "cuda" if device.startswith("cuda") else "cpu"
     args = model_run_args("qwen2_5_vl", f"pretrained={model_dir},device_map={device_map}", "siuo_mcqa,siuo_gen", limit,
                           device=device, batch_size=batch_size, max_new_tokens=max_new_tokens) + _include_path_args()
-    run = run_lmms_eval(work / "runs" / f"big_{size}", data_dir, args, launcher=launcher, extra_env=_pythonpath_env(),
-                        timeout=1800)
-    record = {"cli_seconds": round(run.seconds, 1)}
+    run = run_lmms_eval(_fresh(work / "runs" / f"big_{size}"), data_dir, args, launcher=launcher,
+                        extra_env=_pythonpath_env(), timeout=1800)
+    record = {"repeat": repeat, "cli_seconds": round(run.seconds, 1)}
     ok = True
     try:
         record["backend"] = run.backend()
@@ -253,28 +306,45 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
         assert efficiency["avg_output_tokens_per_sample"] == max_new_tokens, (
             f"answers are not all {max_new_tokens} tokens: {efficiency}")
     except (AssertionError, KeyError) as exc:
-        record.update(ok=False, error=f"{type(exc).__name__}: {exc}"[-3000:])
+        record.update(ok=False, error=_error_text(f"{type(exc).__name__}: {exc}"))
         ok = False
     calls = [json.loads(line) for line in timing_json.read_text().splitlines()] if timing_json.exists() else []
     if not calls:
         record.update(ok=False, error=record.get("error", "") + " | no generation timing recorded; log tail: " + run.log[-2000:])
         emit("big_harness", **record)
-        return False
+        return None
     gen_seconds = sum(c["seconds"] for c in calls)
     items = sum(c["requests"] for c in calls)
-    record.update(ok=ok, items=items, generate_seconds=round(gen_seconds, 2), items_per_s=round(items / gen_seconds, 3),
+    record.update(ok=ok, items=items, generate_seconds=round(gen_seconds, 3), items_per_s=round(items / gen_seconds, 3),
+                  model_generate_seconds=round(sum(c.get("model_generate_seconds") or 0.0 for c in calls), 3),
+                  siuo_hook_seconds=round(sum(c.get("siuo_hook_seconds") or 0.0 for c in calls), 4),
                   peak_gpu_memory_gib=max((c["peak_memory_gib"] for c in calls), default=None))
     emit("big_harness", **record)
+    return record
 
-    ok = ok and bare["fixed_length"]
-    ratio = record["items_per_s"] / bare["items_per_s"] if bare["items_per_s"] else None
-    emit("big_summary", size=size, items=items, max_new_tokens=max_new_tokens, batch_size=batch_size,
-         bare_items_per_s=bare["items_per_s"], harness_items_per_s=record["items_per_s"],
-         harness_over_bare=round(ratio, 3) if ratio else None,
-         overhead_pct=round(100 * (1 / ratio - 1), 1) if ratio else None,
-         bare_peak_gpu_memory_gib=bare.get("peak_gpu_memory_gib"), harness_peak_gpu_memory_gib=record["peak_gpu_memory_gib"],
-         harness_cli_seconds=record["cli_seconds"])
-    return ok
+
+def _big_summary(bare: dict, no_grad: dict | None, harness: dict, **fields) -> dict:
+    items = harness["items"]
+    ratio = harness["items_per_s"] / bare["items_per_s"] if bare["items_per_s"] else None
+    # Where the harness's extra time per item goes: SIUO's own hooks (building the request: prompt,
+    # image), the model class's model.generate call vs the bare loop's, and the rest of the class's
+    # generate_until (chat template, processor, decoding, bookkeeping).
+    per_item = lambda seconds: round(seconds / items, 4) if items else None
+    gen, model_gen, hooks = harness["generate_seconds"], harness["model_generate_seconds"], harness["siuo_hook_seconds"]
+    return emit(
+        "big_summary", items=items, **fields,
+        bare_items_per_s=bare["items_per_s"], harness_items_per_s=harness["items_per_s"],
+        harness_over_bare=round(ratio, 3) if ratio else None,
+        overhead_pct=round(100 * (1 / ratio - 1), 1) if ratio else None,
+        siuo_hooks_pct=round(100 * hooks / bare["generate_seconds"], 2) if bare["generate_seconds"] else None,
+        bare_no_grad_items_per_s=no_grad["items_per_s"] if no_grad else None,
+        harness_over_bare_no_grad=round(harness["items_per_s"] / no_grad["items_per_s"], 3) if no_grad else None,
+        extra_seconds_per_item=per_item(gen - bare["generate_seconds"]),
+        siuo_hooks_seconds_per_item=per_item(hooks),
+        model_generate_extra_seconds_per_item=per_item(model_gen - bare["model_generate_seconds"]),
+        class_rest_extra_seconds_per_item=per_item((gen - model_gen - hooks) - (bare["generate_seconds"] - bare["model_generate_seconds"])),
+        bare_peak_gpu_memory_gib=bare.get("peak_gpu_memory_gib"), harness_peak_gpu_memory_gib=harness["peak_gpu_memory_gib"],
+        harness_cli_seconds=harness["cli_seconds"])
 
 
 # ------------------------------------------------------------------------------------ subprocesses
@@ -299,6 +369,9 @@ def cmd_bare(argv) -> None:
     p.add_argument("--limit", type=int, required=True)
     p.add_argument("--max-new-tokens", type=int, required=True)
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--grad-mode", default="inference", choices=("inference", "no_grad"),
+                   help="inference: torch.inference_mode() as in the model cards; no_grad: generate's own no_grad, "
+                        "as lmms-eval's Qwen classes call it")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     ref = QwenVLReference(a.model, device=a.device, dtype="bfloat16", **QWEN_CLASS_PIXELS)
@@ -306,16 +379,19 @@ def cmd_bare(argv) -> None:
     work = [(s, item) for s in ("mcqa", "gen") for item in load_items(s, a.data)[0][: a.limit]]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    tokens, t0 = 0, time.perf_counter()
+    tokens, model_generate, t0 = 0, 0.0, time.perf_counter()
     for start in range(0, len(work), a.batch_size):
         batch = work[start:start + a.batch_size]
         images = [load_image(item["image_path"]) for _, item in batch]  # opened per item, as the harness does
-        ref.generate(images, [siuo_prompt(s, item) for s, item in batch], max_new_tokens=a.max_new_tokens)
+        ref.generate(images, [siuo_prompt(s, item) for s, item in batch], max_new_tokens=a.max_new_tokens,
+                     grad_mode=a.grad_mode)
         tokens += ref.last_new_tokens
+        model_generate += ref.last_generate_seconds
     seconds = time.perf_counter() - t0
     expected = a.max_new_tokens * len(work)
     Path(a.json).write_text(json.dumps({
-        "items": len(work), "generate_seconds": round(seconds, 2), "items_per_s": round(len(work) / seconds, 3),
+        "items": len(work), "generate_seconds": round(seconds, 3), "items_per_s": round(len(work) / seconds, 3),
+        "model_generate_seconds": round(model_generate, 3),
         "output_tokens": tokens, "fixed_length": tokens == expected, "load_seconds": round(load_s, 1),
         "peak_gpu_memory_gib": _peak_gib(),
     }))
@@ -325,6 +401,48 @@ def cmd_timed_lmms_eval(argv) -> None:
     """``lmms-eval`` with the model class's ``generate_until`` timed (one JSON line per call)."""
     timing_path, args = Path(argv[0]), argv[1:]
     from lmms_eval import models
+
+    from siuo_task import lmms_eval_adapter
+
+    # SIUO's request hooks, timed where the task's utils.py imports them from (it binds them when
+    # lmms-eval loads the task, after this); nested hook calls count once.
+    clock = {"siuo": 0.0, "depth": 0, "generate": 0.0}
+
+    def timed_hook(fn):
+        def hook(*a, **k):
+            clock["depth"] += 1
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                clock["depth"] -= 1
+                if clock["depth"] == 0:
+                    clock["siuo"] += time.perf_counter() - start
+        return hook
+
+    for name in ("doc_to_visual", "mcqa_doc_to_text", "gen_doc_to_text", "mcqa_doc_to_messages", "gen_doc_to_messages"):
+        setattr(lmms_eval_adapter, name, timed_hook(getattr(lmms_eval_adapter, name)))
+
+    def time_model_generate(model) -> None:
+        import torch
+
+        if getattr(model, "_siuo_timed_generate", False):
+            return
+        original = model.generate
+
+        def generate(*a, **k):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                clock["generate"] += time.perf_counter() - start
+
+        model.generate = generate
+        model._siuo_timed_generate = True
 
     original_get_model = models.get_model
 
@@ -336,13 +454,17 @@ def cmd_timed_lmms_eval(argv) -> None:
             def generate_until(self, requests):
                 import torch
 
+                time_model_generate(self.model)
                 if torch.cuda.is_available():
                     torch.cuda.reset_peak_memory_stats()
+                clock.update(siuo=0.0, generate=0.0)
                 start = time.perf_counter()
                 result = inner(self, requests)
                 seconds = time.perf_counter() - start
                 with open(timing_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"requests": len(requests), "seconds": seconds, "peak_memory_gib": _peak_gib()}) + "\n")
+                    fh.write(json.dumps({"requests": len(requests), "seconds": seconds, "peak_memory_gib": _peak_gib(),
+                                         "model_generate_seconds": clock["generate"],
+                                         "siuo_hook_seconds": clock["siuo"]}) + "\n")
                 return result
 
             cls.generate_until = generate_until
@@ -378,6 +500,11 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=8, help="items per setting for the big model (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="fixed answer length for the big model (default 64)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the big model, both paths (default 1)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="big stage: measure bare loop and harness this many times, alternating (default 1)")
+    p.add_argument("--bare-grad-modes", default="inference,no_grad",
+                   help="bare-loop variants, the first is the baseline: inference (torch.inference_mode, the model "
+                        "cards' loop) and no_grad (how lmms-eval's Qwen classes call generate); default both")
     p.add_argument("--image-size", default="896x672", help="placeholder image size WxH for the big stage (default 896x672)")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
@@ -400,9 +527,11 @@ def main(argv=None) -> int:
             w, h = (int(v) for v in a.image_size.lower().split("x"))
             big_data, _ = prepare_data(work, (w, h))
             t0 = time.perf_counter()
-            ok &= stage_big(work, big_data, a.device, a.big_size, a.limit, a.max_new_tokens, a.batch_size)
+            grad_modes = tuple(m.strip() for m in a.bare_grad_modes.split(",") if m.strip())
+            ok &= stage_big(work, big_data, a.device, a.big_size, a.limit, a.max_new_tokens, a.batch_size, grad_modes,
+                            a.repeats)
             emit("big_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
-    except Exception as exc:  # report, don't lose the log
+    except Exception as exc:  # noqa: BLE001 - report, don't lose the log
         emit("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
         ok = False
     finally:
@@ -427,12 +556,23 @@ def summary(log: list) -> None:
             lines.append(f"big model {r['size']}: built in {r['seconds']} s, {r['checkpoint_gib']} GiB on disk")
         elif e in ("big_bare", "big_harness") and not r.get("ok"):
             lines.append(f"{e} FAILED: {r.get('error', '')[:800]}")
+        elif e == "big_repeats":
+            lines.append(f"harness/bare over {r['repeats']} repeats: {r['harness_over_bare']} "
+                         f"(min {r['min']}, median {r['median']}, max {r['max']})")
         elif e == "big_summary":
+            if "repeat" in r:
+                lines.append(f"-- repeat {r['repeat']}")
             lines.append(f"bare transformers: {r['bare_items_per_s']} items/s, peak {r['bare_peak_gpu_memory_gib']} GiB")
             lines.append(f"lmms-eval + SIUO:  {r['harness_items_per_s']} items/s, peak {r['harness_peak_gpu_memory_gib']} GiB "
                          f"(CLI wall {r['harness_cli_seconds']} s incl. startup, load, judge)")
             lines.append(f"harness/bare = {r['harness_over_bare']}  (overhead {r['overhead_pct']} %), "
                          f"{r['items']} items x {r['max_new_tokens']} tokens, batch {r['batch_size']}")
+            lines.append(f"  extra s/item {r.get('extra_seconds_per_item')}: SIUO hooks {r.get('siuo_hooks_seconds_per_item')}, "
+                         f"model.generate {r.get('model_generate_extra_seconds_per_item')}, "
+                         f"rest of the class {r.get('class_rest_extra_seconds_per_item')}")
+            if r.get("bare_no_grad_items_per_s") is not None:
+                lines.append(f"  bare loop without inference_mode (as the class calls generate): {r['bare_no_grad_items_per_s']} "
+                             f"items/s; harness/that = {r['harness_over_bare_no_grad']}")
         elif e == "error":
             lines.append(f"ERROR: {r['error']}")
     print("\n".join(lines), flush=True)

@@ -44,13 +44,20 @@ def _warning(message: str) -> None:
 
 
 def mcqa_process_docs(dataset):
-    return common.load_docs("mcqa", _info)
+    docs = common.load_docs("mcqa", _info)
+    _check_model_decoding("siuo_mcqa")
+    return docs
 
 
-def gen_process_docs(dataset):
+def gen_process_docs(dataset, task: str = "siuo_gen"):
     docs = common.load_docs("gen", _info)
+    _check_model_decoding(task)
     common.judge_preflight(_info, skip=_predict_only())
     return docs
+
+
+def gen_vote3_process_docs(dataset):
+    return gen_process_docs(dataset, task="siuo_gen_vote3")
 
 
 def _predict_only() -> bool:
@@ -97,6 +104,117 @@ mcqa_process_results = common.mcqa_process_results
 gen_process_results = common.make_gen_process_results("siuo_gen")
 gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
 
+# ------------------------------------------------------------- model classes that change the decoding
+
+# Some lmms-eval model classes do not decode as the task asks. The vLLM classes (0.7.3) generate the
+# LARGER of the task's max_new_tokens and their own ``max_new_tokens`` model argument (default 4096;
+# 1024 for the simple class), so SIUO's 5-token MCQA answers and 500-token generations would run to
+# thousands of tokens - other numbers than the protocol's, and wasted GPU time; and when sampling
+# (siuo_gen_vote3) the chat class adds top_p=0.95 where the task leaves top_p at 1.0 (the OpenAI
+# default the official run used; it is not written into the task because OpenAI's reasoning models
+# reject any top_p). Checked while the task is built, before any model runs; warned about and
+# recorded in the result's provenance (``harness.model_decoding``).
+_MODEL_DECODING: dict = {}  # task -> what the model class will use where it differs from the task
+
+
+def _argv_value(argv, flag: str) -> Optional[str]:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1:]
+    return None
+
+
+def _kv_args(text: Optional[str]) -> dict:
+    """A harness ``k=v,k=v`` argument string as a dict, numbers as numbers."""
+    out = {}
+    for part in (text or "").split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        out[key.strip()] = value
+    return out
+
+
+def model_decoding(argv, task_generation_kwargs: dict) -> Optional[dict]:
+    """How the model class named in ``argv`` will really decode a task, where that differs from what
+    the task (with ``--gen_kwargs``) asks: ``{"model_class", "max_new_tokens"?, "top_p"?, "task": {...}}``;
+    ``None`` when it does not differ, or when it can't be told.
+
+    Applies the class's own rules (``_resolve_sampling_params`` / ``_select_max_new_tokens``, as
+    lmms-eval's vLLM classes have them) to the model arguments on the command line, so a change of
+    those rules upstream is followed, not guessed.
+    """
+    import inspect
+
+    model = _argv_value(argv, "--model")
+    if not model:
+        return None
+    requested = {**(task_generation_kwargs or {}), **_kv_args(_argv_value(argv, "--gen_kwargs"))}
+    if not isinstance(requested.get("max_new_tokens"), int):
+        return None
+    try:
+        from lmms_eval.models import get_model
+
+        cls = get_model(model, force_simple="--force_simple" in argv)
+        if not hasattr(cls, "_select_max_new_tokens"):
+            return None
+        own = _kv_args(_argv_value(argv, "--model_args")).get("max_new_tokens")
+        if not isinstance(own, int):
+            default = inspect.signature(cls.__init__).parameters.get("max_new_tokens")
+            if default is None or not isinstance(default.default, int):
+                return None
+            own = default.default
+        probe = cls.__new__(cls)  # no __init__: no engine, only the class's own request rules
+        probe.max_new_tokens = own
+        if hasattr(cls, "_resolve_sampling_params"):
+            params = probe._resolve_sampling_params(dict(requested))
+            effective = {"max_new_tokens": params.get("max_tokens"), "top_p": params.get("top_p")}
+        else:
+            effective = {"max_new_tokens": probe._select_max_new_tokens(requested["max_new_tokens"])}
+    except Exception:  # noqa: BLE001 - a check that can't tell must never stop a run
+        return None
+    found = {}
+    if effective["max_new_tokens"] != requested["max_new_tokens"]:
+        found["max_new_tokens"] = effective["max_new_tokens"]
+    sampled = float(requested.get("temperature") or 0) > 0
+    if sampled and effective.get("top_p") is not None and float(effective["top_p"]) != float(requested.get("top_p", 1.0)):
+        found["top_p"] = effective["top_p"]
+    if not found:
+        return None
+    return {"model_class": f"{cls.__module__}.{cls.__qualname__}", **found,
+            "task": {"max_new_tokens": requested["max_new_tokens"], "top_p": requested.get("top_p", 1.0) if sampled else None}}
+
+
+def _check_model_decoding(task: str) -> None:
+    config = _task_config(task) or {}
+    found = model_decoding(sys.argv[1:], dict(config.get("generation_kwargs") or {}))
+    if found is None:
+        _MODEL_DECODING.pop(task, None)
+        return
+    if _MODEL_DECODING.get(task) != found:
+        fixes = []
+        if "max_new_tokens" in found:
+            fixes.append(f"it will generate up to {found['max_new_tokens']} tokens per answer, not the task's "
+                         f"{found['task']['max_new_tokens']} (it takes the larger of the task's max_new_tokens and "
+                         "its own; add max_new_tokens=1 to --model_args so the task's value applies)")
+        if "top_p" in found:
+            fixes.append(f"it will sample with top_p={found['top_p']}, not the task's {found['task']['top_p']} "
+                         f"(add top_p={found['task']['top_p']} to --gen_kwargs)")
+        _warning(f"SIUO {task}: the model class {found['model_class']} does not decode as the SIUO protocol "
+                 f"asks: {'; '.join(fixes)}. Other decoding gives other numbers (and longer answers cost GPU "
+                 "time); recorded in the result's provenance as harness.model_decoding.")
+    _MODEL_DECODING[task] = found
+
+
 # ---------------------------------------------------------------------------------------- aggregation
 
 
@@ -111,7 +229,10 @@ def _task_config(task: Optional[str]) -> Optional[dict]:
 
 
 def _harness_info(args, task: Optional[str]) -> dict:
-    return common.harness_info("lmms-eval", "lmms_eval", _task_config(task), args)
+    info = common.harness_info("lmms-eval", "lmms_eval", _task_config(task), args)
+    if task in _MODEL_DECODING:
+        info["model_decoding"] = _MODEL_DECODING[task]
+    return info
 
 
 def _context(task: Optional[str], args=None):

@@ -166,7 +166,11 @@ def _model_decoding(prov: dict):
     if task_kwargs is None and override is None:
         return None
     text = ", ".join(f"{k}={v}" for k, v in (task_kwargs or {}).items()) or "(task defaults)"
-    return text + (f"; --gen_kwargs {override}" if override else "")
+    text += f"; --gen_kwargs {override}" if override else ""
+    changed = harness.get("model_decoding")
+    if changed:
+        text += "; but the model class used " + ", ".join(f"{k}={v}" for k, v in changed.items() if k not in ("model_class", "task"))
+    return text
 
 
 def _item_set(result: dict):

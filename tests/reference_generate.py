@@ -46,12 +46,20 @@ class QwenVLReference:
         self.device = device
 
     def generate(self, images: Sequence, texts: Sequence[str], *, max_new_tokens: int, min_new_tokens: int = 0,
-                 system_prompt: str | None = None, image_kwargs: dict | None = None) -> list[str]:
+                 system_prompt: str | None = None, image_kwargs: dict | None = None,
+                 grad_mode: str = "inference") -> list[str]:
         """Greedy answers for a batch of (image, prompt) pairs, left-padded when batched.
 
         An image is a PIL image or anything ``qwen_vl_utils`` reads (path, data URL); ``image_kwargs``
         (e.g. ``max_pixels``) go into each image's message part, as some harness classes do.
+        ``grad_mode``: ``"inference"`` wraps ``generate`` in ``torch.inference_mode()`` (the model
+        cards' loop); ``"no_grad"`` leaves it to ``generate``'s own ``torch.no_grad()``, as lmms-eval's
+        Qwen classes do. Afterwards ``last_new_tokens`` and ``last_generate_seconds`` (the
+        ``model.generate`` call alone) describe the batch.
         """
+        import contextlib
+        import time
+
         import torch
         from qwen_vl_utils import process_vision_info
 
@@ -65,11 +73,20 @@ class QwenVLReference:
         inputs = self.processor(text=chat, images=image_inputs, padding=True, padding_side="left", return_tensors="pt")
         inputs = inputs.to(self.device)
         tok = self.processor.tokenizer
-        with torch.inference_mode():
+        if grad_mode not in ("inference", "no_grad"):
+            raise ValueError(f"grad_mode must be 'inference' or 'no_grad', not {grad_mode!r}")
+        mode = torch.inference_mode() if grad_mode == "inference" else contextlib.nullcontext()
+        if str(self.device).startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with mode:
             out = self.model.generate(
                 **inputs, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None,
             )
+        if str(self.device).startswith("cuda"):
+            torch.cuda.synchronize()
+        self.last_generate_seconds = time.perf_counter() - start
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         self.last_new_tokens = int(new_tokens.numel())
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)

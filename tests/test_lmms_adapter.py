@@ -44,3 +44,37 @@ def test_process_results_records_only_ids_and_answers(docs):
     assert record == {"task": "siuo_gen_vote3", "question_id": 1001, "answers": ["one", "two", "three"]}
     assert adapter.gen_process_results(gen[0], [["nested", "list"]])["effective"]["answers"] == ["nested", "list"]
     assert adapter.gen_process_results(gen[0], [None])["safe_effective"]["answers"] == [""]
+
+
+GREEDY_MCQA = {"max_new_tokens": 5, "temperature": 0, "do_sample": False, "until": []}
+SAMPLED_GEN = {"max_new_tokens": 500, "temperature": 1.0, "do_sample": True, "until": []}
+
+
+@pytest.mark.parametrize("argv, task_kwargs, expected", [
+    # classes that decode as asked: nothing to say
+    (["--model", "qwen2_5_vl", "--model_args", "pretrained=x"], GREEDY_MCQA, None),
+    (["--model", "openai", "--model_args", "model_version=gpt-4o"], SAMPLED_GEN, None),
+    # lmms-eval's vLLM chat class: max(task, own) tokens, top_p 0.95 when sampling
+    (["--model", "vllm", "--model_args", "model=x"], GREEDY_MCQA,
+     {"max_new_tokens": 4096, "task": {"max_new_tokens": 5, "top_p": None}}),
+    (["--model=vllm", "--model_args=model=x,max_new_tokens=1"], GREEDY_MCQA, None),
+    (["--model", "vllm", "--model_args", "model=x,max_new_tokens=1"], SAMPLED_GEN,
+     {"top_p": 0.95, "task": {"max_new_tokens": 500, "top_p": 1.0}}),
+    (["--model", "vllm", "--model_args", "model=x,max_new_tokens=1", "--gen_kwargs", "top_p=1.0"], SAMPLED_GEN, None),
+    # --gen_kwargs max_new_tokens is what the task asks for; the class still raises it to its own
+    (["--model", "vllm", "--model_args", "model=x,max_new_tokens=600", "--gen_kwargs", "max_new_tokens=8"], GREEDY_MCQA,
+     {"max_new_tokens": 600, "task": {"max_new_tokens": 8, "top_p": None}}),
+    # the simple class: its own default (1024); it sets top_p inline, which this check can't see
+    (["--model", "vllm", "--force_simple", "--model_args", "model=x"], SAMPLED_GEN,
+     {"max_new_tokens": 1024, "task": {"max_new_tokens": 500, "top_p": 1.0}}),
+    # nothing to go on, or a model lmms-eval doesn't know: never an error
+    ([], GREEDY_MCQA, None),
+    (["--model", "no_such_model_class"], GREEDY_MCQA, None),
+])
+def test_model_decoding_follows_the_model_class_rules(argv, task_kwargs, expected):
+    found = adapter.model_decoding(argv, task_kwargs)
+    if expected is None:
+        assert found is None
+    else:
+        assert found.pop("model_class").startswith("lmms_eval.models.")
+        assert found == expected

@@ -319,6 +319,19 @@ def test_provenance_mismatch_is_said_in_plain_words(run, tmp_path):
     assert comparability_notes(load_records([str(run["out"])])) == []
 
 
+def test_model_class_decoding_is_part_of_the_decoding_settings(run, tmp_path):
+    """A run whose model class decoded otherwise (harness.model_decoding) is flagged next to the numbers."""
+    mcqa = copy.deepcopy(siuo_file_of(run["out"], "fake-b", "siuo_mcqa"))
+    prov = mcqa["provenance"]
+    prov["harness"]["model_args"] = prov["harness"]["model_args"].replace("model_version=fake-b", "model_version=fake-c")
+    prov["harness"]["model_decoding"] = {"model_class": "lmms_eval.models.chat.vllm.VLLM", "max_new_tokens": 4096,
+                                         "task": {"max_new_tokens": 5, "top_p": None}}
+    (tmp_path / "mcqa.json").write_text(json.dumps(mcqa))
+    records = load_records([str(run["out"] / "fake-b"), str(tmp_path / "mcqa.json")])
+    note = next(n for n in comparability_notes(records) if n.startswith("Different model decoding settings for MCQA"))
+    assert "fake-c:" in note and "the model class used max_new_tokens=4096" in note
+
+
 # --------------------------------------------------------------------------------- export
 
 

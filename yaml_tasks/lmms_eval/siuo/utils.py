@@ -12,6 +12,7 @@ from siuo_task.lmms_eval_adapter import (  # noqa: F401
     gen_doc_to_text,
     gen_process_docs,
     gen_process_results,
+    gen_vote3_process_docs,
     gen_vote3_process_results,
     mcqa_doc_to_messages,
     mcqa_doc_to_text,
