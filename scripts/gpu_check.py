@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -249,7 +250,7 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
         ratios.append(summary["harness_over_bare"])
     if repeats > 1 and all(r is not None for r in ratios):
         emit("big_repeats", repeats=repeats, harness_over_bare=ratios, min=min(ratios), max=max(ratios),
-             median=sorted(ratios)[len(ratios) // 2] if len(ratios) % 2 else round(sum(sorted(ratios)[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2, 3))
+             median=round(statistics.median(ratios), 3))
     return ok
 
 

@@ -112,9 +112,9 @@ gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
 # thousands of tokens - other numbers than the protocol's, and wasted GPU time; and when sampling
 # (siuo_gen_vote3) the chat class adds top_p=0.95 where the task leaves top_p at 1.0 (the OpenAI
 # default the official run used; it is not written into the task because OpenAI's reasoning models
-# reject any top_p). Checked while the task is built, before any model runs; warned about and
-# recorded in the result's provenance (``harness.model_decoding``).
-_MODEL_DECODING: dict = {}  # task -> what the model class will use where it differs from the task
+# reject any top_p). Checked while the task is built, before any model runs, from the command line
+# (warned about); and again at aggregation from the harness's arguments (recorded in the result's
+# provenance as ``harness.model_decoding``).
 
 
 def _argv_value(argv, flag: str) -> Optional[str]:
@@ -126,48 +126,46 @@ def _argv_value(argv, flag: str) -> Optional[str]:
     return None
 
 
-def _kv_args(text: Optional[str]) -> dict:
-    """A harness ``k=v,k=v`` argument string as a dict, numbers as numbers."""
-    out = {}
-    for part in (text or "").split(","):
-        key, sep, value = part.partition("=")
-        if not sep:
-            continue
-        value = value.strip()
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        out[key.strip()] = value
-    return out
+def _kv_args(value) -> dict:
+    """A harness ``k=v,k=v`` argument (string, or already a dict) as lmms-eval itself parses it."""
+    if isinstance(value, dict):
+        return value
+    from lmms_eval.utils import simple_parse_args_string
+
+    return simple_parse_args_string(value) if value else {}
 
 
 def model_decoding(argv, task_generation_kwargs: dict) -> Optional[dict]:
-    """How the model class named in ``argv`` will really decode a task, where that differs from what
-    the task (with ``--gen_kwargs``) asks: ``{"model_class", "max_new_tokens"?, "top_p"?, "task": {...}}``;
+    """:func:`class_decoding` for the model class and arguments named in a command line (``argv``)."""
+    return class_decoding(_argv_value(argv, "--model"), _argv_value(argv, "--model_args"),
+                          _argv_value(argv, "--gen_kwargs"), task_generation_kwargs,
+                          force_simple="--force_simple" in argv)
+
+
+def class_decoding(model: Optional[str], model_args, gen_kwargs, task_generation_kwargs: dict, *,
+                   force_simple: bool = False) -> Optional[dict]:
+    """How lmms-eval's model class ``model`` will really decode a task, where that differs from what
+    the task (with ``gen_kwargs``) asks: ``{"model_class", "max_new_tokens"?, "top_p"?, "task": {...}}``;
     ``None`` when it does not differ, or when it can't be told.
 
     Applies the class's own rules (``_resolve_sampling_params`` / ``_select_max_new_tokens``, as
-    lmms-eval's vLLM classes have them) to the model arguments on the command line, so a change of
-    those rules upstream is followed, not guessed.
+    lmms-eval's vLLM classes have them) to ``model_args``, so a change of those rules upstream is
+    followed, not guessed.
     """
     import inspect
 
-    model = _argv_value(argv, "--model")
     if not model:
         return None
-    requested = {**(task_generation_kwargs or {}), **_kv_args(_argv_value(argv, "--gen_kwargs"))}
-    if not isinstance(requested.get("max_new_tokens"), int):
-        return None
     try:
+        requested = {**(task_generation_kwargs or {}), **_kv_args(gen_kwargs)}
+        if not isinstance(requested.get("max_new_tokens"), int):
+            return None
         from lmms_eval.models import get_model
 
-        cls = get_model(model, force_simple="--force_simple" in argv)
+        cls = get_model(model, force_simple=force_simple)
         if not hasattr(cls, "_select_max_new_tokens"):
             return None
-        own = _kv_args(_argv_value(argv, "--model_args")).get("max_new_tokens")
+        own = _kv_args(model_args).get("max_new_tokens")
         if not isinstance(own, int):
             default = inspect.signature(cls.__init__).parameters.get("max_new_tokens")
             if default is None or not isinstance(default.default, int):
@@ -194,25 +192,25 @@ def model_decoding(argv, task_generation_kwargs: dict) -> Optional[dict]:
             "task": {"max_new_tokens": requested["max_new_tokens"], "top_p": requested.get("top_p", 1.0) if sampled else None}}
 
 
+def _generation_kwargs(config: Optional[dict]) -> dict:
+    return dict((config or {}).get("generation_kwargs") or {})
+
+
 def _check_model_decoding(task: str) -> None:
-    config = _task_config(task) or {}
-    found = model_decoding(sys.argv[1:], dict(config.get("generation_kwargs") or {}))
+    found = model_decoding(sys.argv[1:], _generation_kwargs(_task_config(task)))
     if found is None:
-        _MODEL_DECODING.pop(task, None)
         return
-    if _MODEL_DECODING.get(task) != found:
-        fixes = []
-        if "max_new_tokens" in found:
-            fixes.append(f"it will generate up to {found['max_new_tokens']} tokens per answer, not the task's "
-                         f"{found['task']['max_new_tokens']} (it takes the larger of the task's max_new_tokens and "
-                         "its own; add max_new_tokens=1 to --model_args so the task's value applies)")
-        if "top_p" in found:
-            fixes.append(f"it will sample with top_p={found['top_p']}, not the task's {found['task']['top_p']} "
-                         f"(add top_p={found['task']['top_p']} to --gen_kwargs)")
-        _warning(f"SIUO {task}: the model class {found['model_class']} does not decode as the SIUO protocol "
-                 f"asks: {'; '.join(fixes)}. Other decoding gives other numbers (and longer answers cost GPU "
-                 "time); recorded in the result's provenance as harness.model_decoding.")
-    _MODEL_DECODING[task] = found
+    fixes = []
+    if "max_new_tokens" in found:
+        fixes.append(f"it will generate up to {found['max_new_tokens']} tokens per answer, not the task's "
+                     f"{found['task']['max_new_tokens']} (it takes the larger of the task's max_new_tokens and "
+                     "its own; add max_new_tokens=1 to --model_args so the task's value applies)")
+    if "top_p" in found:
+        fixes.append(f"it will sample with top_p={found['top_p']}, not the task's {found['task']['top_p']} "
+                     f"(add top_p={found['task']['top_p']} to --gen_kwargs)")
+    _warning(f"SIUO {task}: the model class {found['model_class']} does not decode as the SIUO protocol "
+             f"asks: {'; '.join(fixes)}. Other decoding gives other numbers (and longer answers cost GPU "
+             "time); recorded in the result's provenance as harness.model_decoding.")
 
 
 # ---------------------------------------------------------------------------------------- aggregation
@@ -229,9 +227,14 @@ def _task_config(task: Optional[str]) -> Optional[dict]:
 
 
 def _harness_info(args, task: Optional[str]) -> dict:
-    info = common.harness_info("lmms-eval", "lmms_eval", _task_config(task), args)
-    if task in _MODEL_DECODING:
-        info["model_decoding"] = _MODEL_DECODING[task]
+    config = _task_config(task)
+    info = common.harness_info("lmms-eval", "lmms_eval", config, args)
+    if args is not None:
+        found = class_decoding(getattr(args, "model", None), getattr(args, "model_args", None),
+                               getattr(args, "gen_kwargs", None), _generation_kwargs(config),
+                               force_simple=bool(getattr(args, "force_simple", False)))
+        if found is not None:
+            info["model_decoding"] = found
     return info
 
 

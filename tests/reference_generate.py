@@ -63,6 +63,8 @@ class QwenVLReference:
         import torch
         from qwen_vl_utils import process_vision_info
 
+        if grad_mode not in ("inference", "no_grad"):
+            raise ValueError(f"grad_mode must be 'inference' or 'no_grad', not {grad_mode!r}")
         conversations = []
         for image, text in zip(images, texts):
             messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -73,10 +75,9 @@ class QwenVLReference:
         inputs = self.processor(text=chat, images=image_inputs, padding=True, padding_side="left", return_tensors="pt")
         inputs = inputs.to(self.device)
         tok = self.processor.tokenizer
-        if grad_mode not in ("inference", "no_grad"):
-            raise ValueError(f"grad_mode must be 'inference' or 'no_grad', not {grad_mode!r}")
         mode = torch.inference_mode() if grad_mode == "inference" else contextlib.nullcontext()
-        if str(self.device).startswith("cuda"):
+        on_cuda = str(self.device).startswith("cuda")
+        if on_cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
         with mode:
@@ -84,7 +85,7 @@ class QwenVLReference:
                 **inputs, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None,
             )
-        if str(self.device).startswith("cuda"):
+        if on_cuda:
             torch.cuda.synchronize()
         self.last_generate_seconds = time.perf_counter() - start
         new_tokens = out[:, inputs["input_ids"].shape[1]:]

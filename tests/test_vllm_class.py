@@ -71,7 +71,7 @@ def item_digest(item) -> dict:
         return image_digest(img)
 
 
-def check_requests(engine: list, data_dir, setting: str, *, image_first: bool = True, repeats: int = 1) -> list:
+def check_requests(engine: list, data_dir, setting: str, *, image_first: bool = True, repeats: int = 1) -> None:
     """The engine got each of the first LIMIT items ``repeats`` times: official prompt + the item's image."""
     items = load_items(setting, data_dir)[0][:LIMIT]
     expected = Counter()
@@ -84,7 +84,6 @@ def check_requests(engine: list, data_dir, setting: str, *, image_first: bool = 
         assert len(request["texts"]) == 1 and len(request["images"]) == 1
         got[(request["texts"][0], json.dumps(request["images"][0]))] += 1
     assert got == expected, "the engine did not get exactly the SIUO items' prompts and images"
-    return engine
 
 
 def by_setting(engine: list) -> dict:
