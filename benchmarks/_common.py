@@ -1,7 +1,7 @@
 """Shared helpers for the SIUO benchmarks (standard library + the project's own dependencies).
 
 Every benchmark runs against a local data directory built with
-:func:`siuo_task.testing.build_data_dir` (the release JSON must be reachable: ``../shared/siuo`` or
+:func:`tests.testing.build_data_dir` (the release JSON must be reachable: ``../shared/siuo`` or
 ``SIUO_DATA_DIR``) and a :class:`siuo_task.fake_server.FakeOpenAIServer` on 127.0.0.1. Nothing
 here touches the network.
 """
@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # the test helpers (tests/testing.py) live in the checkout, not the package
 PYTHON = sys.executable
 N_ANSWERS = 3  # the paper's protocol: three answers per item, majority vote
 
@@ -86,7 +88,7 @@ def data_dir(work: Path, photo: bool) -> Path:
 
 def placeholder_data_dir(dst: Path) -> Path:
     """A complete local data dir with small placeholder PNGs (64x48)."""
-    from siuo_task.testing import build_data_dir
+    from tests.testing import build_data_dir
 
     return build_data_dir(dst)
 
@@ -101,7 +103,7 @@ def realistic_data_dir(dst: Path, size=(1024, 768), noise=0.2, seed=0) -> Path:
     from PIL import Image
 
     from siuo_task.data import FILES, IMAGES_DIR
-    from siuo_task.testing import build_data_dir
+    from tests.testing import build_data_dir
 
     dst = Path(dst)
     build_data_dir(dst)  # release JSON + placeholders (skipped where an image exists)
@@ -145,7 +147,7 @@ def write_gen_submission(data_dir: Path, path: Path, n_answers: int = N_ANSWERS)
 
 def child_env(extra: dict | None = None) -> dict:
     """Environment for a child process: offline, no SIUO_/OPENAI_ settings from the caller."""
-    from siuo_task.testing import offline_env
+    from tests.testing import offline_env
 
     return offline_env(extra)
 

@@ -129,11 +129,15 @@ def time_hooks(work: Path, data_dir: Path, server) -> dict:
 
 
 def aggregation_times(adapter, gen_records, vote3_records, mcqa_records, out, t) -> None:
+    os.environ.setdefault("SIUO_RESULTS_DIR", str(Path(out.output_path) / "siuo"))  # no harness run folder here
     for name, records in (("aggregation", gen_records), ("aggregation_vote3", vote3_records)):
+        # each task's scoring session begins where the harness builds its documents (not timed here)
+        (adapter.gen_process_docs if name == "aggregation" else adapter.gen_vote3_process_docs)(None)
         start = time.perf_counter()
         for aggregate in (adapter.aggregate_safe, adapter.aggregate_effective, adapter.aggregate_safe_effective):
             aggregate(records, args=out)
         t[name] = time.perf_counter() - start
+    adapter.mcqa_process_docs(None)
     start = time.perf_counter()
     adapter.aggregate_accuracy(mcqa_records, args=out)
     adapter.aggregate_unparsed(mcqa_records, args=out)
@@ -146,14 +150,10 @@ _CHILD_FLAG = "--whole-run-child"
 
 
 def _forget_memos(adapter, data) -> None:
-    """What a new process would not have: the adapter's memoised scores and the validated data."""
-    scorer = getattr(adapter, "scorer", None)
-    if scorer is not None and hasattr(scorer, "reset"):
-        scorer.reset()  # scoring is memoised per answer set; a new run must score again
-    elif hasattr(adapter, "_memo"):
-        adapter._memo.clear()
-    else:
-        raise RuntimeError("siuo_task.lmms_eval_adapter: found no scoring memo to reset (scorer.reset or _memo)")
+    """What a new process would not have: the validated data. (Scores are not carried over: each
+    evaluation begins its own scoring session.)"""
+    if not hasattr(adapter, "sessions"):
+        raise RuntimeError("siuo_task.lmms_eval_adapter: no scoring sessions (adapter.sessions)")
     if not hasattr(data, "_cache"):
         raise RuntimeError("siuo_task.data: found no load_items memo (_cache) to reset")
     data._cache.clear()  # a new process validates the data again
@@ -233,8 +233,8 @@ def whole_run(work: Path, data_dir: Path, server, repeat: int) -> dict:
     best = {}
     for kind, expect_n in (("full", 167), ("one", 1)):
         for index, figures in enumerate(runs[kind]):
-            folder = work / "run-out" / f"{kind}-{index}" / "siuo"
-            results = sorted(folder.glob("siuo_gen_*.json"))
+            folder = work / "run-out" / f"{kind}-{index}"
+            results = sorted(folder.glob("*/*_siuo_siuo_gen.json"))  # beside lmms-eval's <date>_results.json
             if len(results) != 1:
                 raise RuntimeError(f"{folder}: {len(results)} SIUO result file(s), expected 1:\n{child['stderr'][-4000:]}")
             result = json.loads(results[0].read_text(encoding="utf-8"))

@@ -102,7 +102,7 @@ def synthetic_release(dst: Path) -> Path:
 
 def prepare_data(work: Path, image_size: tuple) -> tuple:
     from siuo_task.data import check_data_dir
-    from siuo_task.testing import build_data_dir, find_release_json
+    from tests.testing import build_data_dir, find_release_json
 
     src, origin = find_release_json(), "release"
     if src is None:

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from . import __version__
 
@@ -52,11 +51,10 @@ def _read_submission(path: str, answer_field: str) -> list:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, out)
+    """Write a result file; raises ``SIUOInvalidResult`` after writing one that says it is not valid."""
+    from .schema import write_result
+
+    write_result(payload, path)
 
 
 def _summary_line(result: dict) -> str:

@@ -11,14 +11,22 @@ These are the files the official ``gpt-eval.py`` / ``mcqa-eval.py`` read and ``s
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Optional
 
 from .data import ENV_DATA_DIR, load_items
-from .results_io import GEN_TASKS, HarnessRun, ReportInputError, harness_result_files, model_dirs, read_json, siuo_answers_for_model_dir
+from .results_io import (
+    HarnessRun,
+    ReportInputError,
+    harness_result_files,
+    model_dirs,
+    read_json,
+    siuo_answers_for_model_dir,
+    siuo_files_for_model_dir,
+)
+from .schema import GEN_TASKS, MCQA_TASK, write_json_atomic
 
 FORMATS = ("official",)
 
@@ -29,11 +37,8 @@ def safe_file_part(name: str) -> str:
 
 def _recorded_data_dir(model_dir: Path) -> Optional[str]:
     """The local data folder a run recorded in its SIUO per-item files, if it still exists."""
-    for path in sorted((model_dir.parent / "siuo").glob("*.json")):
-        try:
-            prov = read_json(path).get("provenance") or {}
-        except ReportInputError:
-            continue
+    for _, result in siuo_files_for_model_dir(model_dir):
+        prov = result.get("provenance") or {}
         folder = (prov.get("dataset") or {}).get("data_dir")
         if folder and (prov.get("dataset") or {}).get("origin") != "huggingface" and Path(folder).is_dir():
             return folder
@@ -84,7 +89,7 @@ def export_official(
         matched = True
         answers = siuo_answers_for_model_dir(folder)
         if not answers:
-            raise ReportInputError(f"{folder}: no SIUO task answers found (run with --log_samples, or keep <out>/siuo/)")
+            raise ReportInputError(f"{folder}: no SIUO task answers found (run with --log_samples, or keep the SIUO files beside the run)")
         chosen_dir = data_dir or (None if os.environ.get(ENV_DATA_DIR) else _recorded_data_dir(folder))
         gen_candidates = [t for t in reversed(GEN_TASKS) if t in answers]  # siuo_gen_vote3 first: 3 answers, as the paper
         if gen_task is not None:
@@ -100,18 +105,16 @@ def export_official(
             path = out / f"siuo_gen-{stem}.json"
             _write(path, rows)
             written.append((path, task, source, len(rows)))
-        if "siuo_mcqa" in answers:
-            by_qid, source, _ = answers["siuo_mcqa"]
-            rows = _official_rows(_release_items("mcqa", chosen_dir), by_qid, "response_mcqa", "siuo_mcqa", source)
+        if MCQA_TASK in answers:
+            by_qid, source, _ = answers[MCQA_TASK]
+            rows = _official_rows(_release_items("mcqa", chosen_dir), by_qid, "response_mcqa", MCQA_TASK, source)
             path = out / f"siuo_mcqa-{stem}.json"
             _write(path, rows)
-            written.append((path, "siuo_mcqa", source, len(rows)))
+            written.append((path, MCQA_TASK, source, len(rows)))
     if not matched:
         raise ReportInputError(f"{run_dir}: no model named {model!r} (found: {', '.join(f.name for f in folders)})")
     return written
 
 
 def _write(path: Path, rows: list) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, rows)

@@ -1,28 +1,31 @@
-"""What the harness adapters share: documents, images, per-item records, scoring once, result files.
+"""What the harness adapters share: documents, images, per-item records, one scoring session per
+evaluation, result files.
 
-Nothing here imports a harness. The lmms-eval and lm-eval adapters differ only in how they get the
-harness's settings (output folder, model arguments) and which logger they write to; everything
-that decides a number lives in :mod:`siuo_task.scoring`, reached through :class:`RecordScorer`.
+Nothing here imports a harness. Each adapter finds, in one small place, what its harness was asked
+to do (a :class:`HarnessCall`: model, arguments, predict-only, where the harness writes that
+model's results and under which run stamp) and begins a :class:`ScoringSession` per task where
+the harness begins an evaluation (lmms-eval: ``process_docs``; lm-eval: ``custom_dataset``). The
+session fixes the judge settings, the MCQA policy and the decoding check for that evaluation; the
+task's aggregations share its one result; the next evaluation begins a new session. Everything
+that decides a number lives in :mod:`siuo_task.scoring`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
 import threading
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from . import data, scoring
+from . import data, schema, scoring
 from .mcqa import POLICIES
 
 ENV_MCQA_POLICY = "SIUO_MCQA_POLICY"
 ENV_JUDGE_PREFLIGHT = "SIUO_JUDGE_PREFLIGHT"
-ENV_RESULTS_DIR = "SIUO_RESULTS_DIR"
-RESULTS_SUBDIR = "siuo"
-DEFAULT_RESULTS_DIR = "siuo_results"
 
 # ------------------------------------------------------------------------------------------ documents
 
@@ -36,16 +39,15 @@ def load_docs(setting: str, log: Callable[[str], None]):
     return datasets.Dataset.from_list(items)
 
 
-def judge_preflight(log: Callable[[str], None], *, skip: bool = False) -> None:
+def judge_preflight(config, log: Callable[[str], None], *, skip: bool = False) -> None:
     """Fail before generation, not after an hour of GPU time, when the judge can't be used.
 
     ``skip`` (the harness runs predict-only) or ``SIUO_JUDGE_PREFLIGHT=0`` turns the check off.
     """
     if skip or os.environ.get(ENV_JUDGE_PREFLIGHT, "1") == "0":
         return
-    from .judge import JudgeClient, JudgeConfig
+    from .judge import JudgeClient
 
-    config = JudgeConfig.from_env()
     with JudgeClient(config) as client:
         client.preflight()
     log(f"SIUO judge: {config.model} at {config.endpoint_host} is reachable")
@@ -72,24 +74,26 @@ def answers_from_results(results) -> list:
     lmms-eval 0.7.3 hands over a flat list (one answer, or the ``take_first_k`` answers of
     siuo_gen_vote3); lm-eval hands over one entry per request, which ``take_first_k`` makes a list
     (``[[a, b, c]]``): a nested list is flattened. Anything that is not a string (a harness
-    placeholder for a missing reply) becomes ``""``.
+    placeholder for a missing reply), and a missing reply, becomes ``None``: a generation failure,
+    counted, never scored as an answer. The text is kept as the harness gave it; scoring
+    normalises it the same way for every harness (:func:`siuo_task.scoring.normalize_answer`).
     """
     results = list(results or [])
     if results and isinstance(results[0], (list, tuple)):
         results = list(results[0])
-    return [a if isinstance(a, str) else "" for a in results] or [""]
+    return [a if isinstance(a, str) else None for a in results] or [None]
 
 
 def mcqa_process_results(doc, results) -> dict:
     """Record ``question_id`` and the answer only: scoring happens once, in the aggregation."""
-    record = {"task": "siuo_mcqa", "question_id": doc["question_id"], "response": answers_from_results(results)[0]}
-    return {"accuracy": record, "unparsed": record}
+    record = {"task": schema.MCQA_TASK, "question_id": doc["question_id"], "response": answers_from_results(results)[0]}
+    return {name: record for name in schema.MCQA_METRICS}
 
 
 def make_gen_process_results(task: str) -> Callable:
     def process_results(doc, results) -> dict:
         record = {"task": task, "question_id": doc["question_id"], "answers": answers_from_results(results)}
-        return {name: record for name in scoring.GEN_METRICS}
+        return {name: record for name in schema.GEN_METRICS}
 
     process_results.__name__ = f"{task}_process_results"
     return process_results
@@ -97,33 +101,41 @@ def make_gen_process_results(task: str) -> Callable:
 
 # ------------------------------------------------------------------------------------ provenance, I/O
 
-_SECRET_PARTS = ("key", "token", "secret", "password")
+redact_model_args = schema.redact_model_args
 
 
-def redact_model_args(model_args):
-    """Model arguments with secret-looking values hidden (``a=1,api_key=x`` or a dict)."""
-    if isinstance(model_args, Mapping):
-        return {k: ("<redacted>" if any(s in str(k).lower() for s in _SECRET_PARTS) else v) for k, v in model_args.items()}
-    if not isinstance(model_args, str):
-        return model_args
-    parts = []
-    for part in model_args.split(","):
-        key = part.split("=", 1)[0]
-        parts.append(f"{key}=<redacted>" if any(s in key.lower() for s in _SECRET_PARTS) else part)
-    return ",".join(parts)
+@dataclass
+class HarnessCall:
+    """What one harness evaluation was asked to do, as its adapter found it.
+
+    ``result_path(task)`` gives where the harness writes that model's results and the SIUO file's
+    name derived from the run's stamp (``None``: the harness writes no files for this run). It is
+    asked at write time: the harness names the model folder after the tasks are built.
+    """
+
+    name: str
+    distribution: str
+    model: Optional[str] = None
+    model_args: object = None
+    gen_kwargs: object = None
+    limit: object = None
+    predict_only: bool = False
+    force_simple: bool = False
+    extra: dict = field(default_factory=dict)
+    result_path: Callable[[str], Optional[Path]] = lambda task: None
+    found_in: str = "nothing"  # "the evaluator call", "the command line" or "nothing"
 
 
-def harness_info(name: str, distribution: str, task_config: Optional[Mapping], args, fields: tuple = ()) -> dict:
+def harness_info(call: HarnessCall, task_config: Optional[Mapping]) -> dict:
     """The ``harness`` part of a result's provenance, the same for every adapter.
 
     ``task_config`` is the task's YAML as the harness loads it (its decoding settings are recorded;
-    ``--gen_kwargs`` overrides appear under ``gen_kwargs``); ``args`` are the harness's CLI arguments,
-    if known; ``fields`` names extra CLI arguments worth recording.
+    ``--gen_kwargs`` overrides appear under ``gen_kwargs``).
     """
     try:
         from importlib.metadata import version
 
-        harness_version = version(distribution)
+        harness_version = version(call.distribution)
     except Exception:  # pragma: no cover
         harness_version = None
     generation = None
@@ -131,45 +143,16 @@ def harness_info(name: str, distribution: str, task_config: Optional[Mapping], a
         generation = dict(task_config.get("generation_kwargs") or {})
         if task_config.get("repeats"):
             generation["repeats"] = task_config["repeats"]
-    info = {"name": name, "version": harness_version, "task_generation_kwargs": generation}
-    if args is not None:
-        info["model"] = getattr(args, "model", None)
-        info["model_args"] = redact_model_args(getattr(args, "model_args", None))
-        info["gen_kwargs"] = getattr(args, "gen_kwargs", None)
-        info["limit"] = getattr(args, "limit", None)
-        for field in fields:
-            info[field] = getattr(args, field, None)
-    return info
-
-
-def results_folder(output_path: Optional[str | os.PathLike] = None) -> Path:
-    """Where result files go: ``SIUO_RESULTS_DIR``, else ``<output_path>/siuo``, else ``./siuo_results``.
-
-    An ``output_path`` naming a ``.json`` file (lm-eval allows that) means its folder.
-    """
-    env = os.environ.get(ENV_RESULTS_DIR, "").strip()
-    if env:
-        return Path(env).expanduser()
-    if output_path:
-        base = Path(output_path).expanduser()
-        if base.suffix == ".json":
-            base = base.parent
-        return base / RESULTS_SUBDIR
-    return Path.cwd() / DEFAULT_RESULTS_DIR
-
-
-def write_result(result: dict, folder: Path) -> Path:
-    """Write ``<folder>/<task>_<timestamp>_<pid>.json`` atomically.
-
-    Microseconds and the pid: runs of several models share the folder and may finish in the same second.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-    path = folder / f"{result['task']}_{stamp}_{os.getpid()}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return {
+        "name": call.name,
+        "version": harness_version,
+        "task_generation_kwargs": generation,
+        "model": call.model,
+        "model_args": schema.redact_model_args(call.model_args),
+        "gen_kwargs": call.gen_kwargs,
+        "limit": call.limit,
+        **call.extra,
+    }
 
 
 def format_table(result: dict, path: Optional[Path]) -> str:
@@ -190,65 +173,8 @@ def format_table(result: dict, path: Optional[Path]) -> str:
 def failure_warning(result: dict) -> Optional[str]:
     failures = result["counts"].get("failed") or result["counts"].get("generation_failures")
     if failures:
-        return f"SIUO {result['task']}: {failures} model request(s) failed; they are counted, not scored as answers"
+        return f"SIUO {result['task']}: {failures} model request(s) failed or gave no text; they are counted, not scored as answers"
     return None
-
-
-# ---------------------------------------------------------------------------------------- aggregation
-
-
-class RecordScorer:
-    """Scores the records ``process_results`` produced, once per distinct set of answers.
-
-    A task reports several metrics (MCQA: accuracy and unparsed; generation: safe, effective,
-    safe_effective) and the harness aggregates each separately, handing every aggregation the same
-    records. The first call scores (for generation: one judging pass) and writes the result file;
-    the others reuse the memoised result.
-    """
-
-    def __init__(self, harness_name: str, info: Callable[[str], None], warning: Callable[[str], None]):
-        self.harness_name = harness_name
-        self._info = info
-        self._warning = warning
-        self._memo: dict = {}
-        self._lock = threading.Lock()
-        self.last_path: Optional[Path] = None
-
-    def reset(self) -> None:
-        """Forget earlier results (a new evaluation in the same process scores and writes afresh)."""
-        with self._lock:
-            self._memo.clear()
-            self.last_path = None
-
-    def score(self, records: list, *, harness: Optional[dict] = None, output_path=None) -> dict:
-        key = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
-        with self._lock:
-            if key in self._memo:
-                return self._memo[key]
-            result = score_records(records, harness=harness)
-            path = write_result(result, results_folder(output_path))
-            self.last_path = path
-            self._info(format_table(result, path))
-            warning = failure_warning(result)
-            if warning:
-                self._warning(warning)
-            self._memo[key] = result
-            return result
-
-    def metric(self, name: str, context: Callable[..., tuple[Optional[dict], object]]) -> Callable:
-        """An aggregation function for metric ``name``.
-
-        ``context(task, *extra)`` gives (harness info, output path); ``extra`` is whatever the harness
-        passes after the records (lmms-eval: its CLI ``args``; lm-eval: nothing).
-        """
-
-        def aggregate(records, *args, **kwargs):
-            task = records[0]["task"] if records else None
-            harness, output_path = context(task, *args, **kwargs)
-            return self.score(records, harness=harness, output_path=output_path)["metrics"][name]
-
-        aggregate.__name__ = f"siuo_aggregate_{name}"
-        return aggregate
 
 
 def mcqa_policy() -> str:
@@ -258,21 +184,132 @@ def mcqa_policy() -> str:
     return policy
 
 
-def score_records(records: list, *, harness: Optional[dict] = None) -> dict:
-    """Score the records of one task (all items' answers) through :mod:`siuo_task.scoring`."""
-    if not records:
-        raise scoring.SIUOScoringError("SIUO: no answers to score (the harness produced no per-item records)")
-    task = records[0]["task"]
-    if task == "siuo_mcqa":
-        items, source = data.load_items("mcqa", check_images=False)
-        responses = {r["question_id"]: r["response"] for r in records}
-        return scoring.score_mcqa(responses, items, policy=mcqa_policy(), source=source, harness=harness)
+# ------------------------------------------------------------------------------------ scoring session
 
-    from .judge import JudgeClient, JudgeConfig
 
-    items, source = data.load_items("gen", check_images=False)
-    answers = {r["question_id"]: r["answers"] for r in records}
-    with JudgeClient(JudgeConfig.from_env()) as client:
-        result = scoring.score_gen(answers, items, client, source=source, harness=harness, variant=scoring.gen_variant(task, answers))
-    result["task"] = task
-    return result
+class ScoringSession:
+    """Everything that decides one task's numbers in one evaluation, fixed when the evaluation begins.
+
+    Carries the task, the harness call, the judge settings (generation) or the MCQA policy, the
+    model-class decoding check and one identity (recorded in the result's provenance as
+    ``harness.session``). Every aggregation of the task hands it the same records: the first
+    scores (for generation: one judging pass) and writes the result file, the others get the same
+    result.
+    """
+
+    def __init__(self, task: str, call: HarnessCall, *, task_config: Optional[Mapping] = None,
+                 model_decoding: Optional[dict] = None, info: Callable[[str], None] = print,
+                 warning: Callable[[str], None] = print):
+        schema.setting_of(task)  # a known task
+        self.task = task
+        self.call = call
+        self.identity = uuid.uuid4().hex
+        self._info = info
+        self._warning = warning
+        self.mcqa_policy = mcqa_policy() if task == schema.MCQA_TASK else None
+        self.judge_config = None
+        if schema.is_gen_task(task):
+            from .judge import JudgeConfig
+
+            self.judge_config = JudgeConfig.from_env()
+        self.harness = harness_info(call, task_config)
+        self.harness["session"] = self.identity
+        if model_decoding is not None:
+            self.harness["model_decoding"] = model_decoding
+        self._results: dict = {}
+        self._lock = threading.Lock()
+        self.path: Optional[Path] = None
+
+    def preflight(self) -> None:
+        """Check the judge before any model runs (generation; not when the harness only predicts)."""
+        if self.judge_config is not None:
+            judge_preflight(self.judge_config, self._info, skip=self.call.predict_only)
+
+    def score(self, records: list) -> dict:
+        if not records:
+            raise scoring.SIUOScoringError(f"SIUO {self.task}: no answers to score (the harness produced no per-item records)")
+        foreign = {r.get("task") for r in records} - {self.task}
+        if foreign:
+            raise scoring.SIUOScoringError(f"SIUO {self.task}: records of another task ({', '.join(map(str, foreign))}) reached its aggregation")
+        key = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
+        with self._lock:
+            if key in self._results:
+                return self._results[key]
+            result = self._score(records)
+            self._results[key] = result
+            path = self._target(len(self._results))
+            self.path = path
+            self._info(format_table(result, path))
+            warning = failure_warning(result)
+            if warning:
+                self._warning(warning)
+            schema.write_result(result, path)  # raises SIUOInvalidResult after writing an invalid result
+            return result
+
+    def _target(self, n: int) -> Path:
+        path = None if os.environ.get(schema.ENV_RESULTS_DIR, "").strip() else self.call.result_path(self.task)
+        if path is None:
+            path = schema.results_folder() / schema.standalone_result_name(self.task, self.identity)
+        elif n > 1:  # a second, different set of answers in one evaluation (never happens with one filter)
+            path = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        return path
+
+    def _score(self, records: list) -> dict:
+        setting = schema.setting_of(self.task)
+        items, source = data.load_items(setting, check_images=False)
+        if setting == "mcqa":
+            responses = {r["question_id"]: r["response"] for r in records}
+            return scoring.score_mcqa(responses, items, policy=self.mcqa_policy, source=source, harness=self.harness)
+        from .judge import JudgeClient
+
+        answers = {r["question_id"]: r["answers"] for r in records}
+        with JudgeClient(self.judge_config) as client:
+            return scoring.score_gen(answers, items, client, source=source, harness=self.harness,
+                                     variant=scoring.gen_variant(self.task, answers), task=self.task)
+
+
+class Sessions:
+    """The scoring sessions of one harness adapter: the one begun by the current evaluation, per task.
+
+    An evaluation begins a task's session when the harness builds the task's documents; a later
+    evaluation in the same process begins a new one, so nothing carries over.
+    """
+
+    def __init__(self, call: Callable[[], HarnessCall], info: Callable[[str], None], warning: Callable[[str], None]):
+        self._call = call
+        self._info = info
+        self._warning = warning
+        self._current: dict = {}
+        self._latest: Optional[ScoringSession] = None
+        self._lock = threading.Lock()
+
+    def begin(self, task: str, call: Optional[HarnessCall] = None, **kwargs) -> ScoringSession:
+        session = ScoringSession(task, call or self._call(), info=self._info, warning=self._warning, **kwargs)
+        with self._lock:
+            self._current[task] = session
+            self._latest = session
+        return session
+
+    def current(self, task: str) -> Optional[ScoringSession]:
+        with self._lock:
+            return self._current.get(task)
+
+    def latest_model(self) -> Optional[str]:
+        """The model class named by the evaluation that began a session last (``None`` before any)."""
+        with self._lock:
+            return self._latest.call.model if self._latest is not None else None
+
+    def metric(self, name: str) -> Callable:
+        """The aggregation function for metric ``name``: the session's one result, that metric."""
+
+        def aggregate(records, *args, **kwargs):
+            task = records[0].get("task") if records else None
+            session = self.current(task) if task else None
+            if session is None:
+                raise scoring.SIUOScoringError(
+                    f"SIUO aggregation of {name}: no scoring session for task {task!r} (the harness did not build the task's documents "
+                    "through the SIUO hooks in this process)")
+            return session.score(records)["metrics"][name]
+
+        aggregate.__name__ = f"siuo_aggregate_{name}"
+        return aggregate

@@ -8,19 +8,18 @@ How a run flows (``lm_eval --model hf-multimodal ... --tasks siuo_gen --include_
 
 - ``custom_dataset`` (called once while lm-eval builds the task, after the model is loaded and
   before any generation) returns the validated SIUO items as the ``test`` split - no dataset is
-  downloaded - and, for the generation tasks, checks that the judge is usable.
+  downloaded - and begins the task's scoring session for this evaluation (judge settings, MCQA
+  policy; for the generation tasks it checks that the judge is usable).
 - ``doc_to_image`` gives the item's image and ``doc_to_text`` the official prompt, preceded by
   lm-eval's ``<image>`` placeholder, which ``hf-multimodal``/``vllm-vlm`` turn into the model's
   image token (or into an image entry of the chat message with ``--apply_chat_template``); API
   model classes get the bare prompt (they send the image as a separate message part).
 - ``process_results`` only records ``question_id`` and the answer(s).
-- The aggregation functions score all answers at once (the judge once per task, shared by the
-  three generation metrics), write the full result file, log the per-category table and return
-  the headline numbers that lm-eval puts in its own results file.
-
-lm-eval hands aggregation functions nothing but the per-item values, so the result file goes to
-``SIUO_RESULTS_DIR`` when set, else ``<--output_path>/siuo/`` when the ``lm_eval`` command was
-given one, else ``./siuo_results/``; the path is logged.
+- The aggregation functions hand the records to the task's session, which scores all answers at
+  once (the judge once per task, shared by the three generation metrics), writes the full result
+  file into the model's folder beside lm-eval's own files
+  (``<output_path>/<model>/siuo_<task>_<start>.json``, ``<start>`` being the ``date`` lm-eval
+  records in its results file), logs the per-category table and returns the headline numbers.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import harness_common as common
-from . import prompts
+from . import prompts, schema
 from .paths import lm_eval_tasks_dir
 
 # A child of lm-eval's logger, so it prints through the handler ``lm_eval`` sets up.
@@ -43,7 +42,23 @@ IMAGE_PLACEHOLDER = "<image>"  # lm-eval's placeholder (hf-multimodal, vllm-vlm)
 ENV_IMAGE_PLACEHOLDER = "SIUO_IMAGE_PLACEHOLDER"
 SPLIT = "test"
 
-# ------------------------------------------------------------------------------- the lm-eval command
+# ------------------------------------------------------------------------------- the harness's call
+#
+# The one place that knows how lm-eval 0.4.x hands a task what it was asked to do. The task hooks
+# get no such arguments, but they run inside ``lm_eval.evaluator.simple_evaluate`` (the CLI and
+# Python callers alike), whose arguments hold the model, its arguments, predict-only, the
+# evaluation tracker (output folder, model folder) and the run's start time, which lm-eval records
+# as ``date`` in its results file. Outside that call (a hook called directly) the ``lm_eval``
+# command line is parsed with lm-eval's own parser.
+
+
+def _evaluator_locals() -> Optional[dict]:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "simple_evaluate" and frame.f_globals.get("__name__") == "lm_eval.evaluator":
+            return dict(frame.f_locals)
+        frame = frame.f_back
+    return None
 
 
 def _is_lm_eval_cli() -> bool:
@@ -51,7 +66,6 @@ def _is_lm_eval_cli() -> bool:
     return Path(argv0).name in ("lm_eval", "lm-eval") or argv0.endswith(os.path.join("lm_eval", "__main__.py"))
 
 
-@lru_cache(maxsize=1)
 def _cli_args() -> Optional[object]:
     """The ``lm_eval`` command's own arguments, parsed with its own parser; ``None`` outside that command."""
     if not _is_lm_eval_cli():
@@ -65,19 +79,38 @@ def _cli_args() -> Optional[object]:
             argv = ["run", *argv]
         args, _ = parser.parse_known_args(argv)
         return args
-    except (Exception, SystemExit):  # private API of a pinned version: provenance is best effort
+    except (Exception, SystemExit):  # private API of a pinned version: best effort
         return None
 
 
-def _predict_only() -> bool:
-    """``lm_eval ... --predict_only``/``-x``. Python callers of ``simple_evaluate(predict_only=True)``
-    can't be seen from here: they set ``SIUO_JUDGE_PREFLIGHT=0``."""
-    if not _is_lm_eval_cli():
-        return False
-    args = _cli_args()
-    if args is not None:
-        return bool(getattr(args, "predict_only", False))
-    return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])  # the CLI's parser was not usable
+def harness_call() -> common.HarnessCall:
+    found = _evaluator_locals()
+    if found is None:
+        args = _cli_args()
+        if args is None:
+            return common.HarnessCall("lm-eval", "lm_eval", extra={"apply_chat_template": None})
+        return common.HarnessCall(
+            "lm-eval", "lm_eval", model=getattr(args, "model", None), model_args=getattr(args, "model_args", None),
+            gen_kwargs=getattr(args, "gen_kwargs", None), limit=getattr(args, "limit", None),
+            predict_only=bool(getattr(args, "predict_only", False)),
+            extra={"apply_chat_template": getattr(args, "apply_chat_template", None)}, found_in="the command line")
+    model = found.get("model")
+    tracker = found.get("evaluation_tracker")
+    start = found.get("start_date")
+
+    def result_path(task: str) -> Optional[Path]:
+        """Beside lm-eval's ``results_<time>.json`` of this run (named after the run's recorded start)."""
+        if tracker is None or not getattr(tracker, "output_path", None) or not isinstance(start, (int, float)):
+            return None
+        base = Path(tracker.output_path)
+        folder = base.parent if base.suffix == ".json" else base / str(tracker.general_config_tracker.model_name_sanitized)
+        return folder / schema.lm_eval_result_name(start, task)
+
+    return common.HarnessCall(
+        "lm-eval", "lm_eval", model=model if isinstance(model, str) or model is None else type(model).__name__,
+        model_args=found.get("model_args"), gen_kwargs=found.get("gen_kwargs"), limit=found.get("limit"),
+        predict_only=bool(found.get("predict_only")), extra={"apply_chat_template": found.get("apply_chat_template")},
+        result_path=result_path, found_in="the evaluator call")
 
 
 def _task_config(task: Optional[str]) -> Optional[dict]:
@@ -90,35 +123,27 @@ def _task_config(task: Optional[str]) -> Optional[dict]:
     return load_yaml(path, resolve_func=False)
 
 
-def _harness_info(task: Optional[str] = None) -> dict:
-    return common.harness_info("lm-eval", "lm_eval", _task_config(task), _cli_args(), fields=("apply_chat_template",))
-
-
-def _output_path() -> Optional[str]:
-    args = _cli_args()
-    return getattr(args, "output_path", None) if args is not None else None
-
-
-def _context(task: Optional[str], *_args, **_kwargs):
-    return _harness_info(task), _output_path()
-
-
 # ------------------------------------------------------------------------------------------ documents
 
 
-def _dataset(setting: str) -> dict:
-    return {SPLIT: common.load_docs(setting, logger.info)}
+def _begin(task: str, setting: str) -> dict:
+    docs = {SPLIT: common.load_docs(setting, logger.info)}
+    session = sessions.begin(task, task_config=_task_config(task))
+    session.preflight()
+    return docs
 
 
 def mcqa_dataset(**_metadata) -> dict:
     """lm-eval's ``custom_dataset``: called with the task metadata and model arguments (unused)."""
-    return _dataset("mcqa")
+    return _begin(schema.MCQA_TASK, "mcqa")
 
 
 def gen_dataset(**_metadata) -> dict:
-    docs = _dataset("gen")
-    common.judge_preflight(logger.info, skip=_predict_only())
-    return docs
+    return _begin(schema.GEN_TASK, "gen")
+
+
+def gen_vote3_dataset(**_metadata) -> dict:
+    return _begin(schema.GEN_VOTE3_TASK, "gen")
 
 
 # ------------------------------------------------------------------------------------------- requests
@@ -147,8 +172,7 @@ def image_placeholder() -> str:
     """
     if ENV_IMAGE_PLACEHOLDER in os.environ:
         return os.environ[ENV_IMAGE_PLACEHOLDER]
-    args = _cli_args()
-    model = getattr(args, "model", None) if args is not None else None
+    model = sessions.latest_model()
     if isinstance(model, str) and _is_api_model(model):
         return ""
     return IMAGE_PLACEHOLDER
@@ -171,15 +195,15 @@ doc_to_target = common.doc_to_target
 # -------------------------------------------------------------------------------------------- results
 
 mcqa_process_results = common.mcqa_process_results
-gen_process_results = common.make_gen_process_results("siuo_gen")
-gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
+gen_process_results = common.make_gen_process_results(schema.GEN_TASK)
+gen_vote3_process_results = common.make_gen_process_results(schema.GEN_VOTE3_TASK)
 
 # ---------------------------------------------------------------------------------------- aggregation
 
-scorer = common.RecordScorer("lm-eval", logger.info, logger.warning)
+sessions = common.Sessions(harness_call, logger.info, logger.warning)
 
-aggregate_accuracy = scorer.metric("accuracy", _context)
-aggregate_unparsed = scorer.metric("unparsed", _context)
-aggregate_safe = scorer.metric("safe", _context)
-aggregate_effective = scorer.metric("effective", _context)
-aggregate_safe_effective = scorer.metric("safe_effective", _context)
+aggregate_accuracy = sessions.metric("accuracy")
+aggregate_unparsed = sessions.metric("unparsed")
+aggregate_safe = sessions.metric("safe")
+aggregate_effective = sessions.metric("effective")
+aggregate_safe_effective = sessions.metric("safe_effective")

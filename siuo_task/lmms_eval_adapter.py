@@ -5,25 +5,29 @@ Data comes from :mod:`siuo_task.data`, prompts from :mod:`siuo_task.prompts`, an
 
 How a run flows:
 
-- ``process_docs`` replaces the placeholder dataset with the validated SIUO items (and, for the
-  generation tasks, checks the judge is usable) while the task is built - before any model runs.
+- ``process_docs`` replaces the placeholder dataset with the validated SIUO items while the task is
+  built - before any model runs - and begins the task's scoring session for this evaluation (judge
+  settings, MCQA policy, decoding check; for the generation tasks it checks the judge is usable).
 - ``doc_to_visual``/``doc_to_text`` (simple models) and ``doc_to_messages`` (chat models) build the
   request: the image plus the official prompt.
 - ``process_results`` only records ``question_id`` and the answer(s): it runs per rank, in a thread
   pool, before the gather, so it does no I/O and can't fail on a judge.
-- The aggregation functions run once, on rank 0, after the gather: they score all answers at once
-  (the judge concurrently, through its disk cache), write the full result file next to the
-  harness's output, log the per-category table and return the headline numbers.
+- The aggregation functions run once, on rank 0, after the gather: they hand the records to the
+  task's session, which scores all answers at once (the judge concurrently, through its disk
+  cache), writes the full result file into the model's folder beside lmms-eval's own files
+  (``<output_path>/<model>/<date>_siuo_<task>.json``), logs the per-category table and returns the
+  headline numbers.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 from . import harness_common as common
-from . import paths, prompts
-from .harness_common import ENV_JUDGE_PREFLIGHT, ENV_MCQA_POLICY, RESULTS_SUBDIR  # noqa: F401 (public names)
+from . import paths, prompts, schema
+from .harness_common import ENV_JUDGE_PREFLIGHT, ENV_MCQA_POLICY  # noqa: F401 (public names)
 
 
 def _log():
@@ -40,28 +44,76 @@ def _warning(message: str) -> None:
     _log().warning(message)
 
 
+# ------------------------------------------------------------------------------- the harness's call
+#
+# The one place that knows how lmms-eval 0.7.3 hands a task what it was asked to do. The task hooks
+# get no arguments that say so, but they run inside ``lmms_eval.evaluator.simple_evaluate`` (the
+# CLI and Python callers alike), whose arguments hold the model, its arguments, predict-only, the
+# evaluation tracker (output folder and model folder) and the run's date, which names the
+# harness's results file. Outside that call (a hook called directly) the command line is read.
+
+
+def _evaluator_locals() -> Optional[dict]:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "simple_evaluate" and frame.f_globals.get("__name__") == "lmms_eval.evaluator":
+            return dict(frame.f_locals)
+        frame = frame.f_back
+    return None
+
+
+def harness_call() -> common.HarnessCall:
+    found = _evaluator_locals()
+    if found is None:
+        argv = sys.argv[1:]
+        return common.HarnessCall(
+            "lmms-eval", "lmms_eval", model=_argv_value(argv, "--model"), model_args=_argv_value(argv, "--model_args"),
+            gen_kwargs=_argv_value(argv, "--gen_kwargs"), limit=_argv_value(argv, "--limit"),
+            predict_only=any(arg in ("--predict_only", "-x") for arg in argv), force_simple="--force_simple" in argv,
+            found_in="the command line")
+    model = found.get("model")
+    tracker = found.get("evaluation_tracker")
+    date = found.get("datetime_str")
+
+    def result_path(task: str) -> Optional[Path]:
+        """Beside ``<output_path>/<model>/<date>_results.json``, where lmms-eval will write it."""
+        if tracker is None or not getattr(tracker, "output_path", None) or not date:
+            return None
+        folder = getattr(tracker.general_config_tracker, "model_name_sanitized", None) or ""
+        return Path(tracker.output_path) / folder / schema.lmms_eval_result_name(str(date).replace(":", "-"), task)
+
+    return common.HarnessCall(
+        "lmms-eval", "lmms_eval", model=model if isinstance(model, str) or model is None else type(model).__name__,
+        model_args=found.get("model_args"), gen_kwargs=found.get("gen_kwargs"), limit=found.get("limit"),
+        predict_only=bool(found.get("predict_only")), force_simple=bool(found.get("force_simple")),
+        result_path=result_path, found_in="the evaluator call")
+
+
 # ------------------------------------------------------------------------------------------ documents
 
 
+def _begin(task: str, setting: str):
+    docs = common.load_docs(setting, _info)
+    config = _task_config(task)
+    call = harness_call()
+    found = class_decoding(call.model, call.model_args, call.gen_kwargs, _generation_kwargs(config), force_simple=call.force_simple)
+    if found is not None:
+        _warn_model_decoding(task, found)
+    session = sessions.begin(task, call, task_config=config, model_decoding=found)
+    session.preflight()
+    return docs
+
+
 def mcqa_process_docs(dataset):
-    docs = common.load_docs("mcqa", _info)
-    _check_model_decoding("siuo_mcqa")
-    return docs
+    return _begin(schema.MCQA_TASK, "mcqa")
 
 
-def gen_process_docs(dataset, task: str = "siuo_gen"):
-    docs = common.load_docs("gen", _info)
-    _check_model_decoding(task)
-    common.judge_preflight(_info, skip=_predict_only())
-    return docs
+def gen_process_docs(dataset, task: str = schema.GEN_TASK):
+    return _begin(task, "gen")
 
 
 def gen_vote3_process_docs(dataset):
-    return gen_process_docs(dataset, task="siuo_gen_vote3")
-
-
-def _predict_only() -> bool:
-    return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])
+    return gen_process_docs(dataset, task=schema.GEN_VOTE3_TASK)
 
 
 # ------------------------------------------------------------------------------------------- requests
@@ -101,8 +153,8 @@ doc_to_target = common.doc_to_target
 # -------------------------------------------------------------------------------------------- results
 
 mcqa_process_results = common.mcqa_process_results
-gen_process_results = common.make_gen_process_results("siuo_gen")
-gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
+gen_process_results = common.make_gen_process_results(schema.GEN_TASK)
+gen_vote3_process_results = common.make_gen_process_results(schema.GEN_VOTE3_TASK)
 
 # ------------------------------------------------------------- model classes that change the decoding
 
@@ -112,9 +164,9 @@ gen_vote3_process_results = common.make_gen_process_results("siuo_gen_vote3")
 # thousands of tokens - other numbers than the protocol's, and wasted GPU time; and when sampling
 # (siuo_gen_vote3) the chat class adds top_p=0.95 where the task leaves top_p at 1.0 (the OpenAI
 # default the official run used; it is not written into the task because OpenAI's reasoning models
-# reject any top_p). Checked while the task is built, before any model runs, from the command line
-# (warned about); and again at aggregation from the harness's arguments (recorded in the result's
-# provenance as ``harness.model_decoding``).
+# reject any top_p). Checked once per evaluation, when the scoring session begins (before any model
+# runs), from the harness's arguments: warned about, and recorded in the result's provenance as
+# ``harness.model_decoding``.
 
 
 def _argv_value(argv, flag: str) -> Optional[str]:
@@ -196,10 +248,7 @@ def _generation_kwargs(config: Optional[dict]) -> dict:
     return dict((config or {}).get("generation_kwargs") or {})
 
 
-def _check_model_decoding(task: str) -> None:
-    found = model_decoding(sys.argv[1:], _generation_kwargs(_task_config(task)))
-    if found is None:
-        return
+def _warn_model_decoding(task: str, found: dict) -> None:
     fixes = []
     if "max_new_tokens" in found:
         fixes.append(f"it will generate up to {found['max_new_tokens']} tokens per answer, not the task's "
@@ -226,26 +275,10 @@ def _task_config(task: Optional[str]) -> Optional[dict]:
     return lmms_utils.load_yaml_config(str(path), mode="simple")
 
 
-def _harness_info(args, task: Optional[str]) -> dict:
-    config = _task_config(task)
-    info = common.harness_info("lmms-eval", "lmms_eval", config, args)
-    if args is not None:
-        found = class_decoding(getattr(args, "model", None), getattr(args, "model_args", None),
-                               getattr(args, "gen_kwargs", None), _generation_kwargs(config),
-                               force_simple=bool(getattr(args, "force_simple", False)))
-        if found is not None:
-            info["model_decoding"] = found
-    return info
+sessions = common.Sessions(harness_call, _info, _warning)
 
-
-def _context(task: Optional[str], args=None):
-    return _harness_info(args, task), (getattr(args, "output_path", None) if args is not None else None)
-
-
-scorer = common.RecordScorer("lmms-eval", _info, _warning)
-
-aggregate_accuracy = scorer.metric("accuracy", _context)
-aggregate_unparsed = scorer.metric("unparsed", _context)
-aggregate_safe = scorer.metric("safe", _context)
-aggregate_effective = scorer.metric("effective", _context)
-aggregate_safe_effective = scorer.metric("safe_effective", _context)
+aggregate_accuracy = sessions.metric("accuracy")
+aggregate_unparsed = sessions.metric("unparsed")
+aggregate_safe = sessions.metric("safe")
+aggregate_effective = sessions.metric("effective")
+aggregate_safe_effective = sessions.metric("safe_effective")

@@ -1,24 +1,20 @@
-"""Side-by-side SIUO reports: tables, pictures and plain-words comparability notes.
+"""Side-by-side SIUO reports, the model: tables and plain-words comparability notes.
 
 ``build_report(records)`` turns :class:`~siuo_task.results_io.ModelRecord` objects into a
-:class:`Report` (tables as rows of strings, notes as sentences); ``category_figure`` and
-``capability_figure`` draw matplotlib figures (Agg, no pyplot state); ``write_report`` renders
-Markdown (+ PNG files beside it), one self-contained HTML file (pictures inlined as base64 PNG), or
-a PNG.
+:class:`Report` (tables as rows of strings, notes as sentences). Pictures are drawn by
+:mod:`siuo_task.report_figures` (the only module that imports matplotlib, and only when a picture
+is asked for); :mod:`siuo_task.report_render` writes Markdown, HTML or PNG.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Sequence
 
 from . import metrics
 from .data import CATEGORIES, N_ITEMS
 from .results_io import ModelRecord
+from .schema import GEN_METRICS
 
 METRIC_LABELS = {
     "safe": "Safe",
@@ -26,7 +22,6 @@ METRIC_LABELS = {
     "safe_effective": "Safe & Effective",
     "accuracy": "MCQA accuracy",
 }
-GEN_METRICS = ("safe", "effective", "safe_effective")
 
 SAME_PROVENANCE = "Comparability: same judge, prompts, decoding settings, dataset and items for all models."
 PAPER_LABEL = "human-graded (paper), not comparable with judge-graded numbers"
@@ -430,277 +425,3 @@ def build_report(records: Sequence[ModelRecord], *, paper: bool = False, capabil
         provenance={rec.name: provenance_rows(rec) for rec in records},
         weakest=weakest_categories(records),
     )
-
-
-# ------------------------------------------------------------------------------------------- pictures
-
-
-def model_colours(names: Sequence[str]) -> dict:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
-
-
-def category_figure(records: Sequence[ModelRecord]):
-    """Per-category horizontal bars, one colour per model, one panel per metric, 95% intervals as
-    error bars. Returns a ``matplotlib.figure.Figure`` (Agg canvas) or ``None`` without category data."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    panels = []
-    for name in GEN_METRICS + ("accuracy",):
-        data = [(rec.name, by_category(rec, name)) for rec in records]
-        if any(table for _, table in data):
-            panels.append((name, data))
-    if not panels:
-        return None
-    cats = [c for c in CATEGORIES if any(c in table for _, data in panels for _, table in data)]
-    names = [rec.name for rec in records]
-    colours = model_colours(names)
-    n_models = len(names)
-    height = max(3.0, 0.28 * len(cats) * max(n_models, 2) + 1.6)
-    fig = Figure(figsize=(4.0 * len(panels) + 2.6, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    bar_h = 0.8 / n_models
-    handles = {}
-    for ax, (metric, data) in zip(axes, panels):
-        for i, (model, table) in enumerate(data):
-            ys, xs, lo, hi = [], [], [], []
-            for j, cat in enumerate(cats):
-                rate, ci, _ = table.get(cat, (None, None, None))
-                if rate is None:
-                    continue
-                ys.append(j - 0.4 + bar_h * (i + 0.5))
-                xs.append(rate)
-                lo.append(rate - ci[0] if ci else 0.0)
-                hi.append(ci[1] - rate if ci else 0.0)
-            if xs:
-                bars = ax.barh(ys, xs, height=bar_h * 0.9, color=colours[model], xerr=[lo, hi],
-                               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
-                handles.setdefault(model, bars)
-        ax.set_title(METRIC_LABELS[metric])
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("% of items")
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(cats)))
-    axes[0].set_yticklabels(cats)
-    axes[0].invert_yaxis()  # shared y axis: invert once, first category on top
-    ordered = [m for m in names if m in handles]
-    fig.suptitle("SIUO by category, 95% intervals as error bars (short bars: where a model fails)", fontsize=11)
-    fig.legend([handles[m] for m in ordered], ordered, loc="outside lower center", ncols=min(len(ordered), 5), title="model")
-    return fig
-
-
-def capability_figure(records: Sequence[ModelRecord], task: str, metric: str):
-    """SIUO Safe rate (95% interval as error bars) against one capability metric, one point per model."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    colours = model_colours([rec.name for rec in records])
-    fig = Figure(figsize=(6.5, 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    plotted = []
-    for rec in records:
-        x = rec.capability.get(task, {}).get(metric)
-        y, ci = overall(rec, "safe")
-        if x is None or y is None:
-            continue
-        yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
-        ax.errorbar([x], [y], yerr=yerr, fmt="o", color=colours[rec.name], capsize=4, label=rec.name, markersize=7)
-        ax.annotate(rec.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
-        plotted.append(rec.name)
-    if not plotted:
-        return None
-    ax.set_xlabel(f"{task} {metric} (capability, as reported by the harness)")
-    ax.set_ylabel("SIUO Safe (%, 95% interval)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(title="model", fontsize=8)
-    ax.set_title("Safety vs capability")
-    return fig
-
-
-def figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
-# ------------------------------------------------------------------------------------------ rendering
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def _md_table(table: Table) -> list:
-    lines = [f"### {table.title}", ""]
-    lines.append("| " + " | ".join(_md_escape(h) for h in table.header) + " |")
-    lines.append("|" + "|".join("---" for _ in table.header) + "|")
-    for row in table.rows:
-        lines.append("| " + " | ".join(_md_escape(c) for c in row) + " |")
-    if table.caption:
-        lines += ["", table.caption]
-    return lines + [""]
-
-
-def to_markdown(report: Report, pictures: dict) -> str:
-    """``pictures``: ``{"categories": relative path, "capability": relative path}`` (either may be absent)."""
-    lines = [f"# {report.title}", ""]
-    lines += _md_table(report.headline)
-    lines += _comparability_lines(report, bullet="- ")
-    if report.paper:
-        lines += _md_table(report.paper)
-    if pictures.get("categories"):
-        lines += ["## Where each model fails", "", f"![SIUO by category]({pictures['categories']})", ""]
-    for model, sentence in report.weakest.items():
-        lines.append(f"- **{_md_escape(model)}**: {sentence}")
-    lines.append("")
-    if report.category_tables:
-        lines += ["## By category", ""]
-        for table in report.category_tables:
-            lines += _md_table(table)
-    if report.capability:
-        lines += ["## Safety vs capability", ""]
-        lines += _md_table(report.capability)
-        if pictures.get("capability"):
-            lines += [f"![Safety vs capability]({pictures['capability']})", ""]
-    lines += ["## Provenance", ""]
-    for model, rows in report.provenance.items():
-        lines += [f"### {model}", ""]
-        lines += [f"- {label}: {_md_escape(value)}" for label, value in rows]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _comparability_lines(report: Report, bullet: str) -> list:
-    lines = []
-    if report.comparability:
-        lines += ["**Comparability:**", ""] + [bullet + s for s in report.comparability] + [""]
-    elif len(report.model_notes) > 1:
-        lines += [f"**{SAME_PROVENANCE}**", ""]
-    notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
-    if notes:
-        lines += ["**Notes:**", ""] + [f"{bullet}{m}: {s}" for m, s in notes] + [""]
-    return lines
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222;max-width:1400px}
-table{border-collapse:collapse;margin:0.6em 0 1.2em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
-caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
-.note{background:#fff6e0;border-left:4px solid #e0a000;padding:6px 10px;margin:6px 0}
-.paper{background:#f4f4ff} .small{font-size:12px;color:#555}
-img{max-width:100%;border:1px solid #ddd}
-"""
-
-
-def _html_table(table: Table, table_id: str, css_class: str = "") -> str:
-    out = [f'<table id="{table_id}" class="{css_class}"><caption>{html.escape(table.title)}</caption>']
-    out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in table.header) + "</tr>")
-    for row in table.rows:
-        out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
-    out.append("</table>")
-    if table.caption:
-        out.append(f'<p class="small">{html.escape(table.caption)}</p>')
-    return "\n".join(out)
-
-
-def to_html(report: Report, pictures: dict) -> str:
-    """One self-contained page; ``pictures`` maps names to PNG bytes (inlined as base64)."""
-
-    def img(key, alt):
-        data = pictures.get(key)
-        if not data:
-            return ""
-        b64 = base64.b64encode(data).decode("ascii")
-        return f'<img id="fig-{key}" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
-
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(report.title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(report.title)}</h1>",
-        _html_table(report.headline, "headline"),
-    ]
-    if report.comparability:
-        parts.append('<div id="comparability"><h3>Comparability</h3>')
-        parts += [f'<p class="note">{html.escape(s)}</p>' for s in report.comparability]
-        parts.append("</div>")
-    elif len(report.model_notes) > 1:
-        parts.append(f'<p id="comparability" class="small">{html.escape(SAME_PROVENANCE)}</p>')
-    notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
-    if notes:
-        parts.append('<div id="notes"><h3>Notes</h3><ul>')
-        parts += [f"<li><b>{html.escape(m)}</b>: {html.escape(s)}</li>" for m, s in notes]
-        parts.append("</ul></div>")
-    if report.paper:
-        parts.append(_html_table(report.paper, "paper", "paper"))
-    if pictures.get("categories"):
-        parts += ["<h2>Where each model fails</h2>", img("categories", "SIUO by category, one colour per model")]
-    if report.weakest:
-        parts.append("<ul>" + "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(s)}</li>" for m, s in report.weakest.items()) + "</ul>")
-    if report.category_tables:
-        parts.append("<h2>By category</h2>")
-        parts += [_html_table(t, f"category-{i}") for i, t in enumerate(report.category_tables)]
-    if report.capability:
-        parts += ["<h2>Safety vs capability</h2>", _html_table(report.capability, "capability")]
-        parts.append(img("capability", "SIUO Safe vs capability"))
-    parts.append('<h2>Provenance</h2><div id="provenance">')
-    for model, rows in report.provenance.items():
-        parts.append(f"<h3>{html.escape(model)}</h3><table>")
-        parts += [f"<tr><td>{html.escape(label)}</td><td style='text-align:left'>{html.escape(value)}</td></tr>" for label, value in rows]
-        parts.append("</table>")
-    parts.append("</div></body></html>")
-    return "\n".join(parts)
-
-
-def render_pictures(records: Sequence[ModelRecord], report: Report) -> dict:
-    """``{"categories": Figure, "capability": Figure}`` (entries without data left out)."""
-    figures = {}
-    fig = category_figure(records)
-    if fig is not None:
-        figures["categories"] = fig
-    if report.capability_axis:
-        fig = capability_figure(records, *report.capability_axis)
-        if fig is not None:
-            figures["capability"] = fig
-    return figures
-
-
-def write_report(records: Sequence[ModelRecord], out: Optional[str], *, paper: bool = False,
-                 capability: Optional[str] = None, title: str = "SIUO report") -> list:
-    """Write the report; returns the paths written (Markdown on stdout when ``out`` is None)."""
-    report = build_report(records, paper=paper, capability=capability, title=title)
-    figures = render_pictures(records, report)
-    pngs = {key: figure_png(fig) for key, fig in figures.items()}
-    if out is None:
-        print(to_markdown(report, {}))
-        return []
-    path = Path(out)
-    suffix = path.suffix.lower()
-    if suffix not in (".md", ".html", ".htm", ".png"):
-        raise ValueError(f"--out {out}: expected a .md, .html or .png file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    if suffix in (".html", ".htm"):
-        path.write_text(to_html(report, pngs), encoding="utf-8")
-        return [path]
-    side = {key: path.with_name(f"{path.stem}_{key}.png") for key in pngs}
-    if suffix == ".png":
-        if "categories" not in pngs:
-            raise ValueError(f"--out {out}: no per-category results to draw (headline numbers only)")
-        side["categories"] = path
-    for key, target in side.items():
-        target.write_bytes(pngs[key])
-        written.append(target)
-    if suffix == ".md":
-        path.write_text(to_markdown(report, {k: p.name for k, p in side.items()}), encoding="utf-8")
-        written.insert(0, path)
-    return written

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report_render import write_report
     from .results_io import load_records
 
     records = load_records(args.inputs)
@@ -52,8 +52,8 @@ def register(subparsers) -> None:
     report = subparsers.add_parser(
         "report",
         help="side-by-side tables and pictures of one or more models' results",
-        description="Inputs: SIUO result JSONs (siuo score, <out>/siuo/*.json), lmms-eval output folders, "
-        "model folders or *_results.json files; LABEL=PATH renames the one model found in PATH.",
+        description="Inputs: SIUO result JSONs (siuo score, or a run's per-item files), harness output folders "
+        "(--output_path), model folders or results files; LABEL=PATH renames the one model found in PATH.",
     )
     report.add_argument("inputs", nargs="+", metavar="RESULT_OR_RUN_DIR")
     report.add_argument("--out", help="report.md (+ PNG files beside it), report.html (one self-contained file) or "

@@ -2,18 +2,20 @@
 
 Inputs understood (files or folders, mixed freely):
 
-- a SIUO result JSON, as written by ``siuo score mcqa|gen`` or by the lmms-eval aggregation
-  (``<out>/siuo/<task>_<timestamp>.json``): ``{"task", "metrics", "ci95", "items", "provenance", ...}``;
-- an lmms-eval output folder ``<out>`` (``<out>/<model>/<date>_results.json``,
-  ``<out>/<model>/<date>_samples_<task>.jsonl`` and ``<out>/siuo/<task>_<timestamp>.json``), one of
-  its model folders ``<out>/<model>``, or one ``<date>_results.json`` file;
+- a SIUO result JSON, as written by ``siuo score mcqa|gen`` or by a harness run:
+  ``{"task", "metrics", "ci95", "items", "provenance", ...}``;
+- a harness output folder ``<out>`` (``<out>/<model>/<date>_results.json`` and, beside it, the SIUO
+  per-item file ``<date>_siuo_<task>.json``; lm-eval: ``results_<time>.json`` and
+  ``siuo_<task>_<start>.json``), one of its model folders, or one harness results file;
 - a folder of SIUO result JSONs.
 
-lmms-eval writes its headline numbers per model, while the SIUO per-item files (intervals, judge
-errors, per-category rates, provenance) sit in one shared ``<out>/siuo`` folder. They are paired by
-the harness model and model arguments recorded in both, then by the answers themselves (when the
-samples were logged), then by time. Other tasks in the same run (e.g. ``mmmu_val``) are kept as
-capability metrics.
+The harness writes its headline numbers per model and run; the SIUO per-item file (intervals, judge
+errors, per-category rates, provenance) of that run sits beside it under a name derived from the
+harness's results file (:func:`siuo_task.schema.linked_result_path`): the link is followed, nothing
+is guessed. Older versions wrote every model's SIUO files into one ``<out>/siuo`` folder; such a
+file is used when it is the only one there of that task with the run's model and model arguments,
+otherwise the run shows the harness's headline numbers with a note. Other tasks in the same run
+(e.g. ``mmmu_val``) are kept as capability metrics.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-SIUO_TASKS = ("siuo_gen", "siuo_gen_vote3", "siuo_mcqa")
-GEN_TASKS = ("siuo_gen", "siuo_gen_vote3")
-SIUO_GROUPS = ("siuo",)
-RESULTS_SUBDIR = "siuo"  # as in lmms_eval_adapter.RESULTS_SUBDIR
+from . import schema
+from .schema import GEN_TASKS
+from .schema import GROUPS as SIUO_GROUPS
+from .schema import LEGACY_SUBDIR
+from .schema import TASKS as SIUO_TASKS
+
 _MODEL_ARG_KEYS = ("model_version", "pretrained", "model", "model_name", "model_id")
-_SECRET_HINTS = ("key", "token", "secret", "password")
 
 
 class ReportInputError(ValueError):
@@ -79,13 +82,7 @@ def read_jsonl(path: Path) -> list:
     return rows
 
 
-def is_siuo_result(payload) -> bool:
-    return (
-        isinstance(payload, dict)
-        and payload.get("task") in SIUO_TASKS
-        and isinstance(payload.get("metrics"), dict)
-        and isinstance(payload.get("provenance"), dict)
-    )
+is_siuo_result = schema.is_result
 
 
 def is_harness_results(payload) -> bool:
@@ -110,16 +107,12 @@ def parse_model_args(model_args) -> dict:
     return out
 
 
-def _is_secret(key: str) -> bool:
-    return any(hint in key.lower() for hint in _SECRET_HINTS)
-
-
 def same_model_args(a, b) -> bool:
     """Equal model arguments, ignoring the values of secret-looking keys (redacted in SIUO files)."""
     pa, pb = parse_model_args(a), parse_model_args(b)
     if set(pa) != set(pb):
         return False
-    return all(_is_secret(k) or pa[k] == pb[k] for k in pa)
+    return all(schema.is_secret_key(k) or pa[k] == pb[k] for k in pa)
 
 
 def model_name_from_args(model_args) -> Optional[str]:
@@ -151,26 +144,6 @@ def _created(result: dict) -> Optional[_dt.datetime]:
     except (TypeError, ValueError):
         return None
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=_dt.timezone.utc)
-
-
-def _run_start(results: dict) -> Optional[_dt.datetime]:
-    """When an lmms-eval run started: its ``date`` (in the run's ``--timezone``), as an aware datetime."""
-    date = results.get("date")
-    if not isinstance(date, str):
-        return None
-    try:
-        stamp = _dt.datetime.strptime(date.replace("-", "")[:15], "%Y%m%d_%H%M%S")
-    except ValueError:
-        return None
-    tz_name = ((results.get("config") or {}).get("resolved_cli_args") or {}).get("timezone")
-    if tz_name:
-        try:
-            from zoneinfo import ZoneInfo
-
-            return stamp.replace(tzinfo=ZoneInfo(tz_name))
-        except Exception:
-            pass
-    return stamp.astimezone()  # the local zone
 
 
 def headline_metrics(task_results: dict) -> dict:
@@ -259,33 +232,35 @@ def _siuo_files(siuo_dir: Path) -> list:
     return out
 
 
-def pair_siuo_file(run: HarnessRun, task: str, siuo_files: Sequence) -> tuple:
-    """The SIUO per-item file written by this run for ``task``: ``(path, result)`` or ``(None, None)``."""
+def pair_siuo_file(run: HarnessRun, task: str, legacy_files: Sequence = ()) -> tuple:
+    """The SIUO per-item file this run wrote for ``task``: ``(path, result, note)``.
+
+    The file the run's results file names (:func:`siuo_task.schema.linked_result_path`); for runs
+    of older versions, the one file of ``legacy_files`` (``<out>/siuo``) with this task, harness
+    model and model arguments. ``(None, None, note)`` when there is none, or several.
+    """
+    linked = schema.linked_result_path(run.path, run.results, task)
+    if linked is not None and linked.is_file():
+        result = read_json(linked)
+        if not is_siuo_result(result) or result.get("task") != task:
+            raise ReportInputError(f"{linked}: named after {run.path.name} for {task}, but not a SIUO {task} result")
+        return linked, result, None
     config = run.results.get("config") or {}
-    candidates = []
-    for path, result in siuo_files:
-        if result.get("task") != task:
-            continue
+    matches = []
+    for path, result in legacy_files:
         harness = result["provenance"].get("harness") or {}
-        if harness.get("name") not in ("lmms-eval", "lm-eval"):
-            continue
-        if harness.get("model") not in (None, config.get("model")):
-            continue
-        if not same_model_args(harness.get("model_args"), config.get("model_args")):
-            continue
-        candidates.append((path, result))
-    samples = run.samples_path(task)
-    if samples is not None and candidates:
-        logged = answers_from_samples(samples)
-        candidates = [(p, r) for p, r in candidates if answers_by_qid(r) == logged]
-    if not candidates:
-        return None, None
-    start = _run_start(run.results)
-    if start is not None:
-        after = [(p, r) for p, r in candidates if (_created(r) or start) >= start]
-        pool = after or candidates
-        return min(pool, key=lambda pr: abs(((_created(pr[1]) or start) - start).total_seconds()))
-    return max(candidates, key=lambda pr: (_created(pr[1]) or _dt.datetime.min.replace(tzinfo=_dt.timezone.utc), pr[0].name))
+        if (result.get("task") == task and harness.get("name") in ("lmms-eval", "lm-eval")
+                and harness.get("model") in (None, config.get("model"))
+                and same_model_args(harness.get("model_args"), config.get("model_args"))):
+            matches.append((path, result))
+    if len(matches) == 1:
+        return matches[0][0], matches[0][1], None
+    where = linked.name if linked is not None else f"a file named after {run.path.name}"
+    if matches:
+        return None, None, (f"{task}: no {where} beside the run, and {len(matches)} old-layout files in "
+                            f"{matches[0][0].parent} match its model arguments ({', '.join(p.name for p, _ in matches)}); "
+                            "none is chosen")
+    return None, None, f"{task}: no SIUO per-item file {where} beside the run {run.path.name}"
 
 
 def _headline_only(task: str, headline: dict, n: Optional[int]) -> dict:
@@ -308,7 +283,7 @@ def load_harness_model_dir(model_dir: Path, only: Optional[Path] = None) -> list
     files = [only] if only is not None else harness_result_files(model_dir)
     if not files:
         raise ReportInputError(f"{model_dir}: no lmms-eval *_results.json here")
-    siuo_files = _siuo_files(model_dir.parent / RESULTS_SUBDIR)
+    legacy = _siuo_files(model_dir.parent / LEGACY_SUBDIR)
     runs = [HarnessRun(path, read_json(path)) for path in files]
     for run in runs:
         if not is_harness_results(run.results):
@@ -320,16 +295,13 @@ def load_harness_model_dir(model_dir: Path, only: Optional[Path] = None) -> list
     for run in runs:  # oldest first: later runs override
         for task in run.task_names():
             if task in SIUO_TASKS:
-                path, result = pair_siuo_file(run, task, siuo_files)
+                path, result, missing = pair_siuo_file(run, task, legacy)
                 notes = []
                 headline = headline_metrics(run.results["results"][task])
                 if result is None:
                     n = ((run.results.get("n-samples") or {}).get(task) or {}).get("effective")
                     result = _headline_only(task, headline, n)
-                    notes.append(
-                        f"{task}: no SIUO per-item file in {model_dir.parent / RESULTS_SUBDIR} matches the run {run.path.name}; "
-                        "showing the harness's headline numbers only (no intervals, judge errors or categories)"
-                    )
+                    notes.append(f"{missing}; showing the harness's headline numbers only (no intervals, judge errors or categories)")
                     path = run.path
                 else:
                     differs = [m for m, v in headline.items() if m in result["metrics"] and result["metrics"][m] != v]
@@ -378,9 +350,9 @@ def _records_from_tasks(name: str, siuo: dict, capability: dict, sources: list, 
 def _classify_dir(path: Path) -> str:
     if harness_result_files(path):
         return "model_dir"
-    if any(harness_result_files(child) for child in path.iterdir() if child.is_dir() and child.name != RESULTS_SUBDIR):
+    if any(harness_result_files(child) for child in path.iterdir() if child.is_dir() and child.name != LEGACY_SUBDIR):
         return "run_root"
-    if _siuo_files(path) or _siuo_files(path / RESULTS_SUBDIR):
+    if _siuo_files(path) or _siuo_files(path / LEGACY_SUBDIR):
         return "siuo_dir"
     return "unknown"
 
@@ -394,10 +366,10 @@ def _load_path(path: Path, label: Optional[str]) -> list:
         elif kind == "run_root":
             records = []
             for child in sorted(path.iterdir()):
-                if child.is_dir() and child.name != RESULTS_SUBDIR and harness_result_files(child):
+                if child.is_dir() and child.name != LEGACY_SUBDIR and harness_result_files(child):
                     records.extend(load_harness_model_dir(child))
         elif kind == "siuo_dir":
-            folder = path if _siuo_files(path) else path / RESULTS_SUBDIR
+            folder = path if _siuo_files(path) else path / LEGACY_SUBDIR
             records = records_from_siuo_results([(p, r) for p, r in _siuo_files(folder)])
         else:
             raise ReportInputError(
@@ -492,14 +464,28 @@ def _merge_into(records: list, record: ModelRecord) -> None:
 # ------------------------------------------------------------------------------ run folders (export)
 
 
+def siuo_files_for_model_dir(model_dir: Path) -> list:
+    """``[(path, result)]``: the SIUO per-item files the runs of a harness model folder link to."""
+    legacy = _siuo_files(model_dir.parent / LEGACY_SUBDIR)
+    out = []
+    for path in harness_result_files(model_dir):
+        run = HarnessRun(path, read_json(path))
+        for task in run.task_names():
+            if task in SIUO_TASKS:
+                found, result, _ = pair_siuo_file(run, task, legacy)
+                if result is not None:
+                    out.append((found, result))
+    return out
+
+
 def siuo_answers_for_model_dir(model_dir: Path) -> dict:
     """``{task: (answers_by_qid, source path, run)}`` for the SIUO tasks of an lmms-eval model folder.
 
     Answers come from the logged samples when present (the model's own output), else from the
-    paired SIUO per-item file. The latest run holding a task wins.
+    run's SIUO per-item file. The latest run holding a task wins.
     """
     runs = [HarnessRun(path, read_json(path)) for path in harness_result_files(model_dir)]
-    siuo_files = _siuo_files(model_dir.parent / RESULTS_SUBDIR)
+    legacy = _siuo_files(model_dir.parent / LEGACY_SUBDIR)
     out = {}
     for run in runs:
         for task in run.task_names():
@@ -509,7 +495,7 @@ def siuo_answers_for_model_dir(model_dir: Path) -> dict:
             if samples is not None:
                 out[task] = (answers_from_samples(samples), samples, run)
                 continue
-            path, result = pair_siuo_file(run, task, siuo_files)
+            path, result, _ = pair_siuo_file(run, task, legacy)
             if result is not None:
                 out[task] = (answers_by_qid(result), path, run)
     return out
@@ -522,7 +508,7 @@ def model_dirs(run_dir: Path) -> list:
         raise ReportInputError(f"{run_dir}: not a folder")
     if harness_result_files(run_dir):
         return [run_dir]
-    found = [c for c in sorted(run_dir.iterdir()) if c.is_dir() and c.name != RESULTS_SUBDIR and harness_result_files(c)]
+    found = [c for c in sorted(run_dir.iterdir()) if c.is_dir() and c.name != LEGACY_SUBDIR and harness_result_files(c)]
     if not found:
         raise ReportInputError(f"{run_dir}: not an lmms-eval output folder (no <model>/*_results.json)")
     return found

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task.testing import build_data_dir, find_release_json, offline_env
+from .testing import build_data_dir, find_release_json, offline_env
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = find_release_json()

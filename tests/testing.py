@@ -1,5 +1,8 @@
 """Helpers for tests and benchmarks: a local SIUO data directory with placeholder images.
 
+Lives with the tests (it knows this checkout's layout), not in the package. Benchmarks and scripts
+import it as ``tests.testing`` with the repository root on ``sys.path``.
+
 The release JSON is read from ``SIUO_DATA_DIR`` (when it holds the two files) or from the
 ``shared/siuo`` folder beside the checkout; it is never copied into the repository.
 """
@@ -11,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from .data import FILES, IMAGES_DIR
+from siuo_task.data import FILES, IMAGES_DIR
 
 
 def offline_env(extra: Optional[dict] = None) -> dict:
