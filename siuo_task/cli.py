@@ -3,7 +3,7 @@
     siuo data check [DIR]
     siuo score mcqa RESPONSES.json --out RESULT.json [--data-dir DIR] [--policy official|strict]
     siuo score gen  RESPONSES.json --out RESULT.json [--data-dir DIR] [--judge-model M] [--judge-base-url URL]
-                    [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N]
+                    [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N] [--task siuo_gen_vote3]
     siuo tasks-path [--harness lmms-eval|lm-eval]
     siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper] [--capability TASK[,METRIC]]
     siuo export RUN_DIR --to official [--out DIR]
@@ -132,8 +132,9 @@ def cmd_score_gen(args) -> int:
             client,
             source=source,
             harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
-            variant=gen_variant("siuo_gen", answers),
+            variant=gen_variant(args.task, answers),
             progress=not args.quiet,
+            task=args.task,
         )
     _write_json(args.out, result)
     print(_summary_line(result))
@@ -186,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-tokens", type=int, help="judge max_tokens (default 200)")
     gen.add_argument("--token-budget", type=int, help="stop judging cleanly after this many tokens")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--task", choices=["siuo_gen", "siuo_gen_vote3"], default="siuo_gen",
+                     help="the task the answers come from, recorded in the result (default siuo_gen)")
     gen.set_defaults(func=cmd_score_gen)
 
     tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")

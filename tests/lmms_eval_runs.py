@@ -17,6 +17,7 @@ from pathlib import Path
 
 from siuo_task import metrics
 from siuo_task.data import load_items
+from siuo_task.schema import linked_result_path
 from siuo_task.fake_server import (
     EFFECTIVENESS_PREFIX,
     SAFETY_PREFIX,
@@ -78,12 +79,21 @@ class Run:
         """The model class lmms-eval used, e.g. ``lmms_eval.models.chat.qwen2_5_vl.Qwen2_5_VL (chat)``."""
         return self.results()["config"]["model_backend"]
 
+    def siuo_files(self, task: str) -> list:
+        """The task's SIUO per-item files, each where the run's results file names it."""
+        found = []
+        for results in sorted(self.out.glob("*/*_results.json")):
+            path = linked_result_path(results, json.loads(results.read_text()), task)
+            if path is not None and path.is_file():
+                found.append(path)
+        return found
+
     def has_siuo(self, task: str) -> bool:
-        return bool(list((self.out / "siuo").glob(f"{task}_[0-9]*.json")))
+        return bool(self.siuo_files(task))
 
     def siuo(self, task: str) -> dict:
-        files = sorted((self.out / "siuo").glob(f"{task}_[0-9]*.json"))
-        assert len(files) == 1, f"{task}: expected one per-item file under {self.out / 'siuo'}, got {files}; log tail:\n{self.log[-4000:]}"
+        files = self.siuo_files(task)
+        assert len(files) == 1, f"{task}: expected one per-item file beside the results under {self.out}, got {files}; log tail:\n{self.log[-4000:]}"
         return json.loads(files[0].read_text())
 
     def samples(self, task: str) -> list:

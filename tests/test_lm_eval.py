@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task import harness_common, lm_eval_adapter, metrics, prompts
+from siuo_task import harness_common, lm_eval_adapter, metrics, prompts, schema
 from siuo_task.data import CATEGORIES, load_items
 from siuo_task.fake_server import FakeOpenAIServer
 from siuo_task.judge import JudgeUnavailable
@@ -28,7 +28,9 @@ from .conftest import PYTHON, harness_env
 pytest.importorskip("lm_eval")
 
 SIUO_CLI = [PYTHON, "-m", "siuo_task.cli"]
-GEN_ANSWERS = ["SAFE and helpful", "UNSAFE advice", "a PARTIAL answer", "INEFFECTIVE refusal", "", "NOVERDICT rambling"]
+# Trailing whitespace, a whitespace-only answer and a missing (non-string) answer must score the
+# same in every harness and in `siuo score`: one normalisation (strip) and a generation failure.
+GEN_ANSWERS = ["SAFE and helpful", "UNSAFE advice \n", "a PARTIAL answer", "INEFFECTIVE refusal", "", "NOVERDICT rambling", " \n", None]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -38,7 +40,7 @@ def mcqa_answer(item) -> str:
     """An answer per item that exercises every parser branch, chosen by question_id."""
     correct = item["correct_option"]
     wrong = next(c for c in CHOICES if c != correct)
-    kind = item["question_id"] % 7
+    kind = item["question_id"] % MCQA_KINDS
     return [
         f"({correct})",
         f"{wrong}.",
@@ -47,7 +49,12 @@ def mcqa_answer(item) -> str:
         "",
         f"{wrong} or {correct}",  # two candidates
         FAILED_REQUEST_MARKER + ": model down]",
+        f"{correct}\n",  # trailing whitespace: the letter, in every harness (unparsed if not stripped)
+        None,  # no text from the harness: a generation failure, never an answer
     ][kind]
+
+
+MCQA_KINDS = 9
 
 
 def gen_answers(item, n: int = 1) -> list:
@@ -77,10 +84,14 @@ def run_through_lm_eval(task, answer_for) -> dict:
     return {metric: aggregations[metric](values) for metric, values in raw.items()}
 
 
-def run_through_lmms_eval(setting: str, process_results, answer_for) -> dict:
+def run_through_lmms_eval(task: str, process_results, answer_for) -> dict:
+    """What lmms-eval does: build the docs (which begins the task's scoring session), process_results
+    per doc, then each aggregation."""
     from siuo_task import lmms_eval_adapter as lmms
 
-    docs = lmms.mcqa_process_docs(None) if setting == "mcqa" else lmms.gen_process_docs(None)
+    process_docs = {"siuo_mcqa": lmms.mcqa_process_docs, "siuo_gen": lmms.gen_process_docs,
+                    "siuo_gen_vote3": lmms.gen_vote3_process_docs}[task]
+    docs = process_docs(None)
     raw = defaultdict(list)
     for doc in docs:
         for metric, value in process_results(doc, [answer_for(doc)]).items():
@@ -125,7 +136,6 @@ def judge_env(data_dir, clean_env):
         }
         for key, value in env.items():
             clean_env.setenv(key, value)
-        lm_eval_adapter.scorer.reset()
         yield env, clean_env
 
 
@@ -193,11 +203,8 @@ def test_predict_only_skips_the_judge_preflight(data_dir, clean_env, flag):
     clean_env.setenv("SIUO_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
     clean_env.setenv("SIUO_JUDGE_API_KEY", "dummy")
     clean_env.setattr(sys, "argv", ["/venv/bin/lm_eval", "run", "--model", "hf-multimodal", "--tasks", "siuo_gen", flag])
-    lm_eval_adapter._cli_args.cache_clear()
-    try:
-        assert len(load_task("siuo_gen").eval_docs) == 167
-    finally:
-        lm_eval_adapter._cli_args.cache_clear()
+    assert len(load_task("siuo_gen").eval_docs) == 167
+    assert lm_eval_adapter.sessions.current("siuo_gen").call.predict_only
 
 
 @pytest.mark.parametrize(
@@ -208,33 +215,32 @@ def test_image_placeholder_follows_the_model_class(data_dir, clean_env, model, p
     """Local VLM classes need lm-eval's <image> marker; API classes send the image apart and get the bare prompt."""
     clean_env.setenv("SIUO_DATA_DIR", str(data_dir))
     clean_env.setattr(sys, "argv", ["/venv/bin/lm_eval", "run", "--model", model, "--tasks", "siuo_mcqa"])
-    lm_eval_adapter._cli_args.cache_clear()
-    try:
-        task = load_task("siuo_mcqa")
-        task.build_all_requests(limit=1)
-        item = load_items("mcqa", data_dir)[0][0]
-        assert task.instances[0].args[0] == placeholder + prompts.mcqa_prompt(item["question"], item["options"])
-        clean_env.setenv("SIUO_IMAGE_PLACEHOLDER", "<img>")
-        assert lm_eval_adapter.gen_doc_to_text(item) == "<img>" + item["question"]
-    finally:
-        lm_eval_adapter._cli_args.cache_clear()
+    task = load_task("siuo_mcqa")
+    task.build_all_requests(limit=1)
+    item = load_items("mcqa", data_dir)[0][0]
+    assert task.instances[0].args[0] == placeholder + prompts.mcqa_prompt(item["question"], item["options"])
+    clean_env.setenv("SIUO_IMAGE_PLACEHOLDER", "<img>")
+    assert lm_eval_adapter.gen_doc_to_text(item) == "<img>" + item["question"]
 
 
-def test_result_folder_follows_env_then_output_path(tmp_path, clean_env):
+def test_result_file_names_follow_the_harness_files(tmp_path, clean_env):
+    """Beside the harness's results file, under a name derived from it; elsewhere a unique name."""
+    lmms = tmp_path / "out" / "fake-a" / "20261202_010203_results.json"
+    assert schema.linked_result_path(lmms, {"date": "20261202_010203"}, "siuo_gen") == lmms.with_name("20261202_010203_siuo_siuo_gen.json")
+    lm = tmp_path / "out" / "m" / "results_2026-12-02T01-02-03.5.json"
+    start = 1764637323.123456
+    assert schema.linked_result_path(lm, json.loads(json.dumps({"date": start})), "siuo_gen_vote3") == lm.with_name(
+        schema.lm_eval_result_name(start, "siuo_gen_vote3"))
+    assert schema.linked_result_path(tmp_path / "x.json", {}, "siuo_gen") is None
     clean_env.chdir(tmp_path)
-    clean_env.setattr(sys, "argv", ["/venv/bin/lm_eval", "run", "--model", "hf", "--tasks", "siuo_mcqa", "-o", "runs/a.json"])
-    lm_eval_adapter._cli_args.cache_clear()
-    try:
-        assert lm_eval_adapter._output_path() == "runs/a.json"
-        assert harness_common.results_folder(lm_eval_adapter._output_path()) == Path("runs") / "siuo"
-        clean_env.setenv("SIUO_RESULTS_DIR", str(tmp_path / "mine"))
-        assert harness_common.results_folder(lm_eval_adapter._output_path()) == tmp_path / "mine"
-    finally:
-        lm_eval_adapter._cli_args.cache_clear()
+    assert schema.results_folder() == tmp_path / "siuo_results"
+    assert schema.results_folder("runs/a.json") == Path("runs")
+    clean_env.setenv("SIUO_RESULTS_DIR", str(tmp_path / "mine"))
+    assert schema.results_folder("runs") == tmp_path / "mine"
+    # outside lm-eval's evaluator and command line: no harness folder, so a unique standalone name
     clean_env.setattr(sys, "argv", ["pytest"])
-    clean_env.delenv("SIUO_RESULTS_DIR")
-    assert lm_eval_adapter._output_path() is None
-    assert harness_common.results_folder(None) == tmp_path / "siuo_results"
+    call = lm_eval_adapter.harness_call()
+    assert call.found_in == "nothing" and call.result_path("siuo_gen") is None
 
 
 def test_provenance_records_the_command_without_secrets(clean_env):
@@ -242,19 +248,17 @@ def test_provenance_records_the_command_without_secrets(clean_env):
         "/venv/bin/lm_eval", "run", "--model", "local-chat-completions", "--tasks", "siuo_gen", "--limit", "5",
         "--model_args", "model=m,base_url=http://127.0.0.1:1/v1,api_key=sk-SECRET-123", "--gen_kwargs", "max_gen_toks=7",
     ])
-    lm_eval_adapter._cli_args.cache_clear()
-    try:
-        info = lm_eval_adapter._harness_info()
-    finally:
-        lm_eval_adapter._cli_args.cache_clear()
+    call = lm_eval_adapter.harness_call()
+    assert call.found_in == "the command line"
+    info = harness_common.harness_info(call, None)
     assert info["name"] == "lm-eval" and info["model"] == "local-chat-completions" and info["limit"] == 5
     assert info["model_args"]["model"] == "m" and info["model_args"]["api_key"] == "<redacted>"
     assert info["gen_kwargs"] == {"max_gen_toks": 7}
     assert "SECRET" not in json.dumps(info)
     assert info["task_generation_kwargs"] is None
-    assert lm_eval_adapter._harness_info("siuo_mcqa")["task_generation_kwargs"] == {
+    assert harness_common.harness_info(call, lm_eval_adapter._task_config("siuo_mcqa"))["task_generation_kwargs"] == {
         "until": [], "max_gen_toks": 5, "temperature": 0.0, "do_sample": False}
-    vote3 = lm_eval_adapter._harness_info("siuo_gen_vote3")["task_generation_kwargs"]
+    vote3 = harness_common.harness_info(call, lm_eval_adapter._task_config("siuo_gen_vote3"))["task_generation_kwargs"]
     assert vote3["repeats"] == 3 and vote3["temperature"] == 1.0 and vote3["max_gen_toks"] == 500
 
 
@@ -275,7 +279,7 @@ def test_mcqa_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_p
     (tmp_path / "lmms").mkdir()
     mp.chdir(tmp_path / "lmms")  # lmms-eval without an output path writes ./siuo_results
     mp.setenv("SIUO_RESULTS_DIR", str(tmp_path / "lmms"))
-    lmms_headline = run_through_lmms_eval("mcqa", lmms.mcqa_process_results, lambda doc: answers[doc["question_id"]])
+    lmms_headline = run_through_lmms_eval("siuo_mcqa", lmms.mcqa_process_results, lambda doc: answers[doc["question_id"]])
     via_lmms = only_result(tmp_path / "lmms", "siuo_mcqa")
 
     submission = tmp_path / "siuo_mcqa-fixed.json"
@@ -290,10 +294,12 @@ def test_mcqa_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_p
     # the fixed answers exercised every branch, and the numbers follow from the per-item records
     records = via_lm_eval["items"]
     assert len(records) == 167 and set(via_lm_eval["by_category"]) == set(CATEGORIES)
-    assert all(r["correct"] for r in records if r["question_id"] % 7 in (0, 2))
-    assert not any(r["correct"] for r in records if r["question_id"] % 7 in (1, 6))
-    assert {r["question_id"] for r in records if r["unparsed"]} == {q for q in answers if q % 7 in (3, 4)}
-    assert via_lm_eval["counts"]["failed"] == sum(q % 7 == 6 for q in answers) > 0
+    assert all(r["correct"] for r in records if r["question_id"] % MCQA_KINDS in (0, 2, 7))  # "B\n" is B everywhere
+    assert not any(r["correct"] for r in records if r["question_id"] % MCQA_KINDS in (1, 6, 8))
+    assert {r["question_id"] for r in records if r["unparsed"]} == {q for q in answers if q % MCQA_KINDS in (3, 4)}
+    failed = {q for q in answers if q % MCQA_KINDS in (6, 8)}  # the marker, and no text at all
+    assert {r["question_id"] for r in records if r["failed"]} == failed and via_lm_eval["counts"]["failed"] == len(failed)
+    assert all(r["response"] is None for r in records if r["question_id"] % MCQA_KINDS == 8)
     assert headline["accuracy"] == metrics.percent(sum(r["correct"] for r in records) / 167)
     assert headline["unparsed"] == metrics.percent(sum(r["unparsed"] for r in records) / 167)
 
@@ -317,17 +323,18 @@ def test_gen_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_pa
     (tmp_path / "lmms").mkdir()
     mp.chdir(tmp_path / "lmms")
     mp.setenv("SIUO_RESULTS_DIR", str(tmp_path / "lmms"))
-    lmms_headline = run_through_lmms_eval("gen", process_results, harness_reply)
+    lmms_headline = run_through_lmms_eval(task_name, process_results, harness_reply)
     via_lmms = only_result(tmp_path / "lmms", task_name)
 
     submission = tmp_path / "siuo_gen-fixed.json"
     submission.write_text(json.dumps([{"question_id": q, "responses": a} for q, a in answers.items()]))
-    siuo_score(["gen", str(submission), "--out", str(tmp_path / "cli.json"), "--quiet"], env, tmp_path)
+    siuo_score(["gen", str(submission), "--out", str(tmp_path / "cli.json"), "--quiet", "--task", task_name], env, tmp_path)
     via_cli = json.loads((tmp_path / "cli.json").read_text())
 
     assert headline == lmms_headline == via_lm_eval["metrics"] == via_cli["metrics"]
     assert comparable(via_lm_eval) == comparable(via_lmms) == comparable(via_cli)
-    assert via_lm_eval["task"] == via_lmms["task"] == task_name
+    for result in (via_lm_eval, via_lmms, via_cli):  # the task's own name, in the result and its provenance
+        assert result["task"] == result["provenance"]["task"] == task_name
     usage = via_lm_eval["provenance"]["judge"]["usage"]
     assert usage["calls"] > 0 and usage["cache_hits"] == 0  # one judging pass for the three metrics
     # expected verdicts follow from the fake judge's marker words
@@ -335,10 +342,16 @@ def test_gen_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_pa
     assert len(records) == 167 and set(via_lm_eval["by_category"]) == set(CATEGORIES)
     for qid, answer_list in answers.items():
         for i, answer in enumerate(answer_list):
-            safe = None if "NOVERDICT" in answer else int("UNSAFE" not in answer)
-            effective = None if "NOVERDICT" in answer else int("INEFFECTIVE" not in answer)
+            graded = answer is not None and "NOVERDICT" not in answer
+            safe = int("UNSAFE" not in answer) if graded else None
+            effective = int("INEFFECTIVE" not in answer) if graded else None
             assert records[qid]["safe_votes"][i] == safe, (qid, answer)
             assert records[qid]["effective_votes"][i] == effective, (qid, answer)
+    # a missing answer is a generation failure, counted, never scored safe by the empty-answer rule
+    failures = sum(a is None for answer_list in answers.values() for a in answer_list)
+    assert via_lm_eval["counts"]["generation_failures"] == via_cli["counts"]["generation_failures"] == failures > 0
+    # trailing whitespace reaches the judge stripped, whichever path: the same judge calls
+    assert via_lm_eval["provenance"]["judge"]["usage"]["calls"] == via_lmms["provenance"]["judge"]["usage"]["calls"] == usage["calls"]
     assert via_lm_eval["judge_errors"]["safe"] > 0 and 0 < headline["safe"] < 100
     table = metrics.rates_table(list(records.values()), ("safe", "effective", "safe_effective"))
     assert headline == {name: table[name]["rate"] for name in headline}

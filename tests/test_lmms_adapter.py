@@ -43,7 +43,8 @@ def test_process_results_records_only_ids_and_answers(docs):
     record = adapter.gen_vote3_process_results(gen[0], ["one", "two", "three"])["safe"]
     assert record == {"task": "siuo_gen_vote3", "question_id": 1001, "answers": ["one", "two", "three"]}
     assert adapter.gen_process_results(gen[0], [["nested", "list"]])["effective"]["answers"] == ["nested", "list"]
-    assert adapter.gen_process_results(gen[0], [None])["safe_effective"]["answers"] == [""]
+    assert adapter.gen_process_results(gen[0], [None])["safe_effective"]["answers"] == [None]  # a generation failure
+    assert adapter.mcqa_process_results(mcqa[0], [])["accuracy"]["response"] is None
 
 
 GREEDY_MCQA = {"max_new_tokens": 5, "temperature": 0, "do_sample": False, "until": []}
