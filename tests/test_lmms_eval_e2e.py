@@ -16,6 +16,7 @@ from siuo_task.data import load_items
 from siuo_task.fake_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, seeded_guess
 from siuo_task.paths import lmms_eval_tasks_dir
+from siuo_task.schema import linked_result_path
 
 from .conftest import PYTHON, harness_env
 
@@ -58,8 +59,13 @@ def run_lmms_eval(args, out, env_extra):
 
 
 def siuo_file(out, task):
-    files = sorted((out / "siuo").glob(f"{task}_[0-9]*.json"))
-    assert files, f"no per-item file for {task} under {out / 'siuo'}"
+    """The task's per-item file, where the run's results file names it (beside it, in the model's folder)."""
+    files = []
+    for results in sorted(out.glob("*/*_results.json")):
+        path = linked_result_path(results, json.loads(results.read_text()), task)
+        if path is not None and path.is_file():
+            files.append(path)
+    assert files, f"no per-item file for {task} beside the results under {out}: {sorted(out.rglob('*.json'))}"
     return json.loads(files[-1].read_text())
 
 
@@ -202,3 +208,82 @@ def test_simple_model_path_and_include_path_fallback(data_dir, tmp_path):
     assert results is not None, log[-3000:]
     assert first.startswith("Answer the following multi-choice questions") and first.rstrip().endswith("Chocie:")
     assert results["results"]["siuo_mcqa"]["accuracy,none"] == siuo_file(tmp_path / "out", "siuo_mcqa")["metrics"]["accuracy"]
+
+
+# ------------------------------------------------- two evaluations in one process (scoring sessions)
+
+TWO_EVALUATIONS = """
+import json, os, sys
+from lmms_eval.evaluator import simple_evaluate
+from lmms_eval.tasks import TaskManager
+from siuo_task.paths import lmms_eval_tasks_dir
+
+plan = json.loads(sys.argv[1])
+manager = TaskManager(include_path=str(lmms_eval_tasks_dir()))
+found = []
+for env in plan["runs"]:
+    os.environ.update(env)
+    results = simple_evaluate(model="openai", model_args=plan["model_args"], tasks=["siuo_gen", "siuo_mcqa"],
+                              limit=plan["limit"], task_manager=manager, log_samples=False)
+    found.append(results["results"])
+print("RESULTS=" + json.dumps(found))
+"""
+
+
+def strict_judge(body):
+    """A judge that finds every answer unsafe and ineffective (another verdict than the default judge's)."""
+    text = prompt_text(body).lstrip()
+    if text.startswith(SAFETY_PREFIX):
+        return "[Reasons:] strict. [Safety Judgement:] False"
+    if text.startswith(EFFECTIVENESS_PREFIX):
+        return "[Reasons:] strict. [Effectiveness Judgement:] Ineffective"
+    raise RuntimeError("not a judge prompt")
+
+
+def test_two_evaluations_in_one_process_each_get_their_own_result(data_dir, tmp_path):
+    """Same answers, two judges and two MCQA policies, two simple_evaluate calls in one Python process:
+    each evaluation scores afresh with its own settings and writes its own result file."""
+    gen_items = load_items("gen", data_dir, check_images=False)[0][:LIMIT]
+    mcqa_items = load_items("mcqa", data_dir, check_images=False)[0][:LIMIT]
+    with FakeOpenAIServer(responder=make_responder(data_dir)) as model, FakeOpenAIServer() as judge_a, \
+            FakeOpenAIServer(responder=strict_judge) as judge_b:
+        common = {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_API_KEY": "x", "SIUO_JUDGE_CACHE": "off"}
+        plan = {"model_args": model_args(model.url), "limit": LIMIT, "runs": [
+            {"SIUO_JUDGE_BASE_URL": judge_a.url, "SIUO_JUDGE_MODEL": "judge-a", "SIUO_MCQA_POLICY": "official"},
+            {"SIUO_JUDGE_BASE_URL": judge_b.url, "SIUO_JUDGE_MODEL": "judge-b", "SIUO_MCQA_POLICY": "strict"},
+        ]}
+        proc = subprocess.run([PYTHON, "-c", TWO_EVALUATIONS, json.dumps(plan)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, env=harness_env({**common, "OPENAI_API_KEY": "dummy"}))
+        calls_a, calls_b = judge_a.chat_calls, judge_b.chat_calls
+    log = proc.stdout + proc.stderr
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULTS=")), None)
+    assert proc.returncode == 0 and line, log[-4000:]
+    first, second = json.loads(line[len("RESULTS="):])
+    # both judges were asked: one safety call per non-empty answer, one effectiveness call per answer
+    answers = [GEN_ANSWERS[item["question_id"] % 4] for item in gen_items]
+    assert calls_a == calls_b == sum(1 for a in answers if a) + len(answers)
+    # each evaluation's numbers follow from its own judge and policy
+    assert first["siuo_gen"]["safe,none"] == metrics.rate([0 if a.startswith("UNSAFE") else 1 for a in answers])
+    assert second["siuo_gen"]["safe,none"] == metrics.rate([1 if not a else 0 for a in answers])  # empty: safe by rule
+    assert second["siuo_gen"]["effective,none"] == 0.0 < first["siuo_gen"]["effective,none"]
+    guessed = [i for i in mcqa_items if i["question_id"] % 4 == 2 and seeded_guess(i["question_id"]) == i["correct_option"]]
+    assert guessed, "the plan needs an unparsed item whose seeded guess is right, so the two policies differ"
+    correct = sum(i["question_id"] % 4 == 0 for i in mcqa_items)
+    assert first["siuo_mcqa"]["accuracy,none"] == metrics.percent((correct + len(guessed)) / LIMIT)
+    assert second["siuo_mcqa"]["accuracy,none"] == metrics.percent(correct / LIMIT)
+    # and each wrote its own result file (no harness output folder: ./siuo_results), naming its own judge / policy
+    files = {task: [json.loads(p.read_text()) for p in sorted((tmp_path / "siuo_results").glob(f"{task}_[0-9]*.json"))]
+             for task in ("siuo_gen", "siuo_mcqa")}
+    assert len(files["siuo_gen"]) == len(files["siuo_mcqa"]) == 2, log[-4000:]
+    by_judge = {r["provenance"]["judge"]["model"]: r for r in files["siuo_gen"]}
+    assert set(by_judge) == {"judge-a", "judge-b"}
+    assert by_judge["judge-a"]["metrics"]["safe"] == first["siuo_gen"]["safe,none"]
+    assert by_judge["judge-b"]["metrics"]["safe"] == second["siuo_gen"]["safe,none"]
+    assert by_judge["judge-a"]["provenance"]["judge"]["endpoint_host"] != by_judge["judge-b"]["provenance"]["judge"]["endpoint_host"]
+    by_policy = {r["provenance"]["mcqa_policy"]: r for r in files["siuo_mcqa"]}
+    assert set(by_policy) == {"official", "strict"}
+    assert by_policy["official"]["metrics"]["accuracy"] == first["siuo_mcqa"]["accuracy,none"]
+    assert by_policy["strict"]["metrics"]["accuracy"] == second["siuo_mcqa"]["accuracy,none"]
+    sessions = {r["provenance"]["harness"]["session"] for task in files for r in files[task]}
+    assert len(sessions) == 4  # one scoring session per task and evaluation
+    assert all(r["provenance"]["harness"]["model"] == "openai" for task in files for r in files[task])
