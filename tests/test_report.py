@@ -7,6 +7,8 @@ those files. Expected numbers are derived from the fake models' answer rules bel
 
 import base64
 import copy
+import datetime as dt
+import os
 import html as htmlmod
 import io
 import json
@@ -23,7 +25,9 @@ from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
 from siuo_task.fake_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.judge import JudgeReply
-from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, capability_figure, category_figure, comparability_notes, to_markdown
+from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
+from siuo_task.report_figures import capability_figure, category_figure
+from siuo_task.report_render import to_markdown
 from siuo_task.results_io import load_records
 from siuo_task.scoring import assemble_gen
 
@@ -102,15 +106,18 @@ def run(data_dir, tmp_path_factory):
         yield {"out": out, "url": server.url, "data_dir": data_dir, "root": root}
 
 
+def siuo_path_of(out, model, task):
+    """The SIUO per-item file of one model's run: beside its results file, named after it."""
+    (results,) = sorted((out / model).glob("*_results.json"))
+    path = results.with_name(results.name.replace("_results.json", f"_siuo_{task}.json"))
+    assert path.is_file(), sorted(p.name for p in (out / model).iterdir())
+    return path
+
+
 def siuo_file_of(out, model, task):
-    """The SIUO per-item file of one model's run, found by its recorded model arguments."""
-    found = []
-    for path in (out / "siuo").glob("*.json"):
-        result = json.loads(path.read_text())
-        if result["task"] == task and f"model_version={model}," in result["provenance"]["harness"]["model_args"]:
-            found.append(result)
-    assert len(found) == 1, (model, task, len(found))
-    return found[0]
+    result = json.loads(siuo_path_of(out, model, task).read_text())
+    assert result["task"] == task and f"model_version={model}," in result["provenance"]["harness"]["model_args"]
+    return result
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -141,11 +148,79 @@ def test_records_pair_each_model_with_its_own_siuo_files(run):
     assert labelled.name == "my-model"
 
 
+def _set_time(path, result, when):
+    """Give a SIUO file a misleading creation time, in its provenance and as its mtime."""
+    result["provenance"]["created"] = when.isoformat()
+    path.write_text(json.dumps(result))
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+@pytest.mark.e2e
+def test_pairing_follows_the_link_alone(run, tmp_path):
+    """Times that would mislead any heuristic (creation times and mtimes swapped between the models,
+    a second run of one model whose file is older than the first's) change nothing: each harness
+    results file is paired with the file named after it."""
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    early, late = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc)
+    for model, when in (("fake-a", late), ("fake-b", early)):
+        for task in ("siuo_gen", "siuo_mcqa"):
+            path = siuo_path_of(out, model, task)
+            _set_time(path, json.loads(path.read_text()), when)
+    # a later run of fake-a (same model arguments, same answers) whose numbers differ - and whose
+    # per-item file claims to be the oldest of all
+    (first,) = sorted((out / "fake-a").glob("*_results.json"))
+    harness = json.loads(first.read_text())
+    harness["date"] = "20991231_235959"
+    harness["results"]["siuo_gen"]["safe,none"] = 12.34
+    second = first.with_name("20991231_235959_results.json")
+    second.write_text(json.dumps(harness))
+    later_gen = json.loads(siuo_path_of(run["out"], "fake-a", "siuo_gen").read_text())
+    later_gen["metrics"]["safe"] = 12.34
+    later_path = second.with_name("20991231_235959_siuo_siuo_gen.json")
+    _set_time(later_path, later_gen, dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc))
+    mcqa = siuo_path_of(run["out"], "fake-a", "siuo_mcqa")
+    shutil.copy(mcqa, second.with_name("20991231_235959_siuo_siuo_mcqa.json"))
+
+    records = {r.name: r for r in load_records([str(out)])}
+    assert records["fake-b"].gen == json.loads(siuo_path_of(out, "fake-b", "siuo_gen").read_text())
+    assert records["fake-a"].gen["metrics"]["safe"] == 12.34  # the latest run, with its own file
+    assert str(later_path) in records["fake-a"].sources and not records["fake-a"].notes
+    (only_first,) = load_records([str(first)])
+    assert only_first.gen["metrics"] == siuo_file_of(run["out"], "fake-a", "siuo_gen")["metrics"]
+    assert not only_first.notes
+
+
+@pytest.mark.e2e
+def test_old_layout_folders_still_read(run, tmp_path):
+    """Earlier versions wrote every model's files into <out>/siuo/<task>_<time>_<pid>.json."""
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    (out / "siuo").mkdir()
+    for i, path in enumerate(sorted(out.glob("*/*_siuo_*.json"))):
+        task = json.loads(path.read_text())["task"]
+        path.rename(out / "siuo" / f"{task}_20261127_1200{i:02d}_123456_{4000 + i}.json")
+    records = load_records([str(out)])
+    assert [r.name for r in records] == list(MODELS)
+    for record in records:
+        assert record.gen == siuo_file_of(run["out"], record.name, "siuo_gen") and not record.notes
+        assert record.mcqa == siuo_file_of(run["out"], record.name, "siuo_mcqa")
+    assert siuo_main(["export", str(out), "--to", "official", "--out", str(tmp_path / "official"),
+                      "--data-dir", str(run["data_dir"])]) == 0
+    # two old files for the same model arguments: nothing is guessed, the run says so
+    extra = next((out / "siuo").glob("siuo_gen_*.json"))
+    shutil.copy(extra, out / "siuo" / "siuo_gen_20261128_000000_000000_9999.json")
+    records = load_records([str(out)])
+    ambiguous = [r for r in records if r.gen.get("headline_only")]
+    assert len(ambiguous) == 1 and any("none is chosen" in note for note in ambiguous[0].notes)
+
+
 @pytest.mark.e2e
 def test_headline_only_when_the_siuo_files_are_gone(run, tmp_path):
     copy_dir = tmp_path / "out"
     shutil.copytree(run["out"], copy_dir)
-    shutil.rmtree(copy_dir / "siuo")
+    for path in copy_dir.glob("*/*_siuo_*.json"):
+        path.unlink()
     records = load_records([str(copy_dir)])
     want = expected("fake-a", run["data_dir"])
     assert records[0].gen["headline_only"] and records[0].gen["metrics"]["safe"] == want["safe"]
@@ -153,6 +228,37 @@ def test_headline_only_when_the_siuo_files_are_gone(run, tmp_path):
     assert siuo_main(["report", str(copy_dir), "--out", str(tmp_path / "r.md")]) == 0
     assert "headline numbers only" in (tmp_path / "r.md").read_text()
     assert siuo_main(["report", str(copy_dir), "--out", str(tmp_path / "r.png")]) == 2  # nothing per category to draw
+
+
+NO_MATPLOTLIB = """
+import sys
+sys.modules["matplotlib"] = None  # as if it were not installed: any import of it fails
+from siuo_task.cli import main
+code = main(sys.argv[1:])
+assert not [m for m in sys.modules if m.startswith("matplotlib") and sys.modules[m] is not None]
+sys.exit(code)
+"""
+
+
+def test_markdown_report_without_matplotlib(data_dir, tmp_path):
+    items = load_items("gen", data_dir, check_images=False)[0][:10]
+    answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
+    result = _fabricated(items, answers, [1, 0] * 5, [1] * 10, "judge-a")
+    (tmp_path / "gen.json").write_text(json.dumps(result))
+
+    def report(*args):
+        return subprocess.run([PYTHON, "-c", NO_MATPLOTLIB, "report", str(tmp_path / "gen.json"), *args],
+                              capture_output=True, text=True, timeout=120, env=harness_env())
+
+    proc = report()
+    assert proc.returncode == 0, proc.stderr
+    assert "| Model |" in proc.stdout and "50.00" in proc.stdout and "judge-a" in proc.stdout
+    proc = report("--out", str(tmp_path / "r.md"))
+    assert proc.returncode == 0, proc.stderr
+    assert "matplotlib is not installed" in proc.stderr and "| Model |" in (tmp_path / "r.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.json", "r.md"]  # no pictures
+    proc = report("--out", str(tmp_path / "r.png"))
+    assert proc.returncode == 2 and "matplotlib is not installed" in proc.stderr
 
 
 def test_report_refuses_folders_without_results(tmp_path, capsys):
@@ -319,6 +425,7 @@ def test_provenance_mismatch_is_said_in_plain_words(run, tmp_path):
     assert comparability_notes(load_records([str(run["out"])])) == []
 
 
+@pytest.mark.e2e
 def test_model_class_decoding_is_part_of_the_decoding_settings(run, tmp_path):
     """A run whose model class decoded otherwise (harness.model_decoding) is flagged next to the numbers."""
     mcqa = copy.deepcopy(siuo_file_of(run["out"], "fake-b", "siuo_mcqa"))
