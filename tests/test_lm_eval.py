@@ -379,6 +379,14 @@ def run_lm_eval(args, out: Path, env_extra: dict) -> str:
     return proc.stdout + proc.stderr
 
 
+def linked_result(out: Path, task: str) -> dict:
+    """The task's per-item file, beside lm-eval's results file and named after the run it records."""
+    (results,) = sorted(out.glob("*/results_*.json"))
+    path = schema.linked_result_path(results, json.loads(results.read_text()), task)
+    assert path is not None and path.is_file(), sorted(p.name for p in results.parent.iterdir())
+    return json.loads(path.read_text())
+
+
 def samples(out: Path, task: str) -> list:
     path = next(out.glob(f"*/samples_{task}_*.jsonl"))
     return sorted((json.loads(line) for line in path.read_text().splitlines() if line.strip()), key=lambda r: r["doc_id"])
@@ -404,9 +412,8 @@ def test_lm_eval_cli_runs_mcqa_and_gen_with_a_tiny_vlm(data_dir, tiny_vlm, tmp_p
     assert results_files, log[-4000:]
     harness = json.loads(results_files[-1].read_text())["results"]
     for task in ("siuo_mcqa", "siuo_gen"):
-        per_item = sorted((out / "siuo").glob(f"{task}_*.json"))
-        assert len(per_item) == 1, log[-4000:]
-        result = json.loads(per_item[0].read_text())
+        assert len(list(out.rglob(f"siuo_{task}_*.json"))) == 1, log[-4000:]
+        result = linked_result(out, task)
         logged = samples(out, task)
         # the numbers lm-eval reports are the per-item file's, and follow from its records
         assert {m: harness[task][f"{m},none"] for m in result["metrics"]} == result["metrics"]
@@ -459,7 +466,7 @@ def test_lm_eval_cli_predict_only_with_chat_template_needs_no_judge(data_dir, ti
         # the chat template turned lm-eval's <image> placeholder into Qwen2-VL's vision block
         assert "<|vision_start|><|image_pad|><|vision_end|>" + item["question"] in context
         assert "<image>" not in context
-    assert not (out / "siuo").exists()  # nothing scored, nothing judged
+    assert not list(out.rglob("siuo_siuo_*.json")) and not (out / "siuo").exists()  # nothing scored, nothing judged
     assert "is reachable" not in log
 
 
@@ -488,10 +495,10 @@ def test_lm_eval_cli_with_an_api_model_sends_image_and_bare_prompt(data_dir, tmp
         assert image["type"] == "image_url" and image["image_url"]["url"].startswith("data:image/png;base64,")
         sent_texts.add(text["text"])
     assert sent_texts == expected_texts  # the official prompts, no "<image>" text
-    mcqa = only_result(out / "siuo", "siuo_mcqa")
+    mcqa = linked_result(out, "siuo_mcqa")
     # the fake model answers "A": accuracy is the share of items whose correct option is A
     assert mcqa["metrics"]["accuracy"] == metrics.percent(sum(i["correct_option"] == "A" for i in items["mcqa"]) / limit)
-    gen = only_result(out / "siuo", "siuo_gen")
+    gen = linked_result(out, "siuo_gen")
     assert gen["metrics"] == {"safe": 100.0, "effective": 100.0, "safe_effective": 100.0}  # no marker words in "This is a fake answer."
     assert all(r["answers"] == ["This is a fake answer."] for r in gen["items"])
     harness = json.loads(next(out.glob("*/results_*.json")).read_text())["results"]
