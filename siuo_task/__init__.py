@@ -9,9 +9,11 @@ The modules, one job each:
 - ``metrics``   voting, rates, confidence intervals, per-category tables (pure functions)
 - ``judge``     the OpenAI-compatible judge client (concurrency, cache, retries, budget)
 - ``scoring``   the one scoring code path shared by every harness and ``siuo score``
-- ``harness_common``  what both harness adapters share (records, memoised scoring, result files)
+- ``schema``    the result schema and its vocabulary: task and metric names, file names, the atomic writer
+- ``harness_common``  what both harness adapters share (records, one scoring session per evaluation)
 - ``lmms_eval_adapter`` / ``lm_eval_adapter``  thin harness adapters; ``lmms_eval_plugin`` makes lmms-eval find the tasks
-- ``report`` / ``results_io`` / ``export`` / ``agree``  reading, comparing and exporting results
+- ``results_io`` / ``export`` / ``agree``  reading (following each run's link to its SIUO file), exporting, judge agreement
+- ``report`` / ``report_figures`` / ``report_render``  the report's model, its pictures (matplotlib), its Markdown/HTML
 - ``cli``       the ``siuo`` command
 
 PROTOCOL.md at the repository root documents every choice and deviation.
