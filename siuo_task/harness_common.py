@@ -249,10 +249,24 @@ class ScoringSession:
     def _target(self, n: int) -> Path:
         path = None if os.environ.get(schema.ENV_RESULTS_DIR, "").strip() else self.call.result_path(self.task)
         if path is None:
-            path = schema.results_folder() / schema.standalone_result_name(self.task, self.identity)
-        elif n > 1:  # a second, different set of answers in one evaluation (never happens with one filter)
+            return schema.results_folder() / schema.standalone_result_name(self.task, self.identity)
+        if n > 1:  # a second, different set of answers in one evaluation (never happens with one filter)
             path = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        if path.exists() and self._written_by_another(path):
+            # Another evaluation under the same run stamp (a Python caller reusing lmms-eval's default
+            # datetime_str): never overwrite its file; this one is not linked from the harness's files.
+            other = path.with_name(f"{path.stem}_{self.identity[:8]}{path.suffix}")
+            self._warning(f"SIUO {self.task}: {path} belongs to another evaluation with the same run stamp; writing {other.name} "
+                          "instead (siuo report will not find it from the harness's results file)")
+            path = other
         return path
+
+    def _written_by_another(self, path: Path) -> bool:
+        try:
+            session = json.loads(path.read_text(encoding="utf-8"))["provenance"]["harness"].get("session")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return True
+        return session != self.identity
 
     def _score(self, records: list) -> dict:
         setting = schema.setting_of(self.task)

@@ -75,3 +75,17 @@ def test_a_session_raises_after_writing_an_invalid_result(monkeypatch, tmp_path)
     with pytest.raises(scoring.SIUOInvalidResult, match="too many failures"):
         sessions.metric("accuracy")([{"task": "siuo_mcqa", "question_id": 1001, "response": "A"}])
     assert json.loads(session.path.read_text())["valid"] is False
+
+
+def test_a_later_evaluation_never_overwrites_an_earlier_ones_linked_file(monkeypatch, tmp_path):
+    sessions, _ = _session_with(monkeypatch, tmp_path / "unused", {"valid": True})
+    monkeypatch.delenv("SIUO_RESULTS_DIR")
+    linked = tmp_path / "model" / "20261202_010203_siuo_siuo_mcqa.json"
+    call = harness_common.HarnessCall("test", "pytest", result_path=lambda task: linked)
+    records = [{"task": "siuo_mcqa", "question_id": 1001, "response": "A"}]
+    first = sessions.begin("siuo_mcqa", call)
+    sessions.metric("accuracy")(records)
+    second = sessions.begin("siuo_mcqa", call)  # the same run stamp (lmms-eval's default datetime_str)
+    sessions.metric("accuracy")(records)
+    assert first.path == linked and second.path == linked.with_name(f"{linked.stem}_{second.identity[:8]}.json")
+    assert json.loads(linked.read_text())["provenance"]["harness"]["session"] == first.identity
