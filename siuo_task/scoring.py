@@ -80,8 +80,6 @@ def score_mcqa(
         if qid not in responses:
             continue
         response = responses[qid]
-        if response is not None and not isinstance(response, str):
-            raise SIUOScoringError(f"siuo_mcqa item question_id={qid}: the answer must be a string or null, got {type(response).__name__}")
         try:
             outcome = score_item(qid, item["category"], item["correct_option"], normalize_answer(response), policy)
         except TypeError as exc:
