@@ -317,7 +317,9 @@ class Sessions:
         """The aggregation function for metric ``name``: the session's one result, that metric."""
 
         def aggregate(records, *args, **kwargs):
-            task = records[0].get("task") if records else None
+            if not records:
+                raise scoring.SIUOScoringError(f"SIUO aggregation of {name}: no answers to score (the harness produced no per-item records)")
+            task = records[0].get("task")
             session = self.current(task) if task else None
             if session is None:
                 raise scoring.SIUOScoringError(
