@@ -45,6 +45,7 @@ def files(data_dir, tmp_path_factory):
 
 
 def run_verify(capsys, *args):
+    capsys.readouterr()  # drop what earlier steps printed
     code = siuo_main(["verify", *map(str, args)])
     out = capsys.readouterr()
     return code, out.out + out.err

@@ -7,6 +7,7 @@ without a verdict, ties, partial effectiveness, unparsed and full-width MCQA ans
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -59,16 +60,16 @@ def _clean_env(mp: pytest.MonkeyPatch) -> None:
             mp.delenv(key, raising=False)
 
 
-def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE) -> Path:
-    """`siuo score gen` on ``answers`` with the fake judge; returns the result file."""
+def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE, server=None) -> Path:
+    """`siuo score gen` on ``answers`` with the fake judge (``server``, else a fresh one); returns the result file."""
     items = load_items("gen", data_dir, check_images=False)[0]
     submission = write_submission(items, "responses", answers, folder / f"siuo_gen-{name}")
     out = folder / name
-    with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
+    with pytest.MonkeyPatch.context() as mp, (contextlib.nullcontext(server) if server else FakeOpenAIServer()) as running:
         _clean_env(mp)
         mp.setenv("SIUO_JUDGE_API_KEY", KEY)
         code = siuo_main(["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-model", judge,
-                          "--judge-base-url", server.url, "--cache-dir", str(folder / "cache"), "--quiet"])
+                          "--judge-base-url", running.url, "--cache-dir", str(folder / "cache"), "--quiet"])
     assert code == 0 and out.is_file()
     return out
 
