@@ -233,7 +233,8 @@ def format_comparison(report: Mapping, max_list: Optional[int] = 50) -> str:
     items = report["item_differences"]
     if items["only_a"] or items["only_b"]:
         lines.append(f"  WARNING (allowed): items only in A: {len(items['only_a'])}, only in B: {len(items['only_b'])}; compared on the common items")
-    lines.append("A - B in percentage points; 95% CI: Newcombe hybrid score (paired); p: exact McNemar (two-sided)")
+    lines.append("rates over the items where both have a verdict; A - B in percentage points; "
+                 "95% CI: Newcombe hybrid score (paired); p: exact McNemar (two-sided)")
     header = f"{'metric':15s} {'scope':32s} {'n':>4s} {'A %':>7s} {'B %':>7s} {'A-B':>7s} {'95% CI':>18s} {'A only':>6s} {'B only':>6s} {'p':>8s}"
     overall = [r for r in report["rows"] if not r["exploratory"]]
     by_cat = [r for r in report["rows"] if r["exploratory"]]
