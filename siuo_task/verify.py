@@ -223,8 +223,8 @@ def _check_item_set(result: Mapping, ids_cats: list, items: Optional[Sequence], 
     if missing:
         check.fail(
             "items",
-            f"{len(present)} item(s)",
-            f"{len(truth_category)} items",
+            len(present),
+            len(truth_category),
             f"incomplete: {len(missing)} SIUO item(s) have no answer, question_id(s) {missing[:30]}{' ...' if len(missing) > 30 else ''}",
         )
     elif not unknown and not wrong_category:
@@ -608,18 +608,53 @@ def verify_headline(harness_metrics: Mapping, result: Mapping, task: str, *, sou
     return found
 
 
+def mismatch_kind(mismatch: Mismatch) -> str:
+    """``"validity"``, ``"coverage"`` (which items), ``"provenance"`` or ``"numbers"`` (anything recomputed)."""
+    path = mismatch.path
+    if path in ("valid", "invalid_reasons"):
+        return "validity"
+    if path == "items" or path.endswith(".category") or path.endswith(".correct_option") or (path.startswith("items[") and "." not in path):
+        return "coverage"
+    if path.startswith("provenance."):
+        return "provenance" if path != "provenance.protocol_variant" else "numbers"
+    if path == "provenance":
+        return "provenance"
+    return "numbers"
+
+
 def verification_label(result: Any, items: Optional[Sequence[Mapping]] = None) -> tuple:
-    """``(ok, short label, mismatches)`` for a report cell: ``(True, "verified", [])`` or
-    ``(False, "NOT VERIFIED: 2 mismatches (metrics.safe, ci95.safe)", [Mismatch, ...])``."""
+    """``(ok, short label, mismatches)`` for a report cell, e.g. ``(True, "verified", [])`` or
+    ``(False, "NOT VERIFIED: 1 number differs (metrics.safe)", [Mismatch, ...])``; the label also says
+    "incomplete (40 of 167 items)", "marked invalid" or "provenance (...)" where that is why."""
     report = verify_result(result, items)
     if report.ok:
         return True, "verified", []
     if report.kind == "headline_only":
         return False, "NOT VERIFIED: headline numbers only, no per-item records", list(report.mismatches)
-    paths = list(dict.fromkeys(m.path for m in report.mismatches))
-    shown = ", ".join(paths[:3]) + (f", +{len(paths) - 3} more" if len(paths) > 3 else "")
-    n = len(report.mismatches)
-    return False, f"NOT VERIFIED: {n} mismatch{'es' if n != 1 else ''} ({shown})", list(report.mismatches)
+    parts = []
+    by_kind: dict = {}
+    for mismatch in report.mismatches:
+        by_kind.setdefault(mismatch_kind(mismatch), []).append(mismatch)
+    if "validity" in by_kind:
+        parts.append("marked invalid")
+    if "coverage" in by_kind:
+        incomplete = next((m for m in by_kind["coverage"] if m.path == "items" and str(m.note).startswith("incomplete")), None)
+        if incomplete is not None:
+            parts.append(f"incomplete ({incomplete.stored} of {incomplete.recomputed} items)")
+        others = [m for m in by_kind["coverage"] if m is not incomplete]
+        if others:
+            parts.append(f"items differ from SIUO ({_paths(others)})")
+    if "numbers" in by_kind:
+        n = len(by_kind["numbers"])
+        parts.append(f"{n} number{'s differ' if n != 1 else ' differs'} ({_paths(by_kind['numbers'])})")
+    if "provenance" in by_kind:
+        parts.append(f"provenance ({_paths(by_kind['provenance'])})")
+    return False, "NOT VERIFIED: " + "; ".join(parts), list(report.mismatches)
+
+
+def _paths(mismatches: Sequence[Mismatch], shown: int = 3) -> str:
+    paths = list(dict.fromkeys(m.path for m in mismatches))
+    return ", ".join(paths[:shown]) + (f", +{len(paths) - shown} more" if len(paths) > shown else "")
 
 
 def format_report(report: VerifyReport, max_list: Optional[int] = 50) -> str:

@@ -176,6 +176,7 @@ def test_missing_items_are_named(files, tmp_path, capsys):
     path = score_gen_file(data_dir, tmp_path, answers, name="partial.json")
     code, out = run_verify(capsys, path)
     assert code == 1 and "incomplete: 2 SIUO item(s) have no answer, question_id(s) [1005, 9021]" in out
+    assert verification_label(load(path))[:2] == (False, "NOT VERIFIED: incomplete (165 of 167 items)")
     # ... also against the data, and a result whose stored missing list is edited is caught
     code, out = run_verify(capsys, path, "--data-dir", data_dir)
     assert code == 1 and "[1005, 9021]" in out
@@ -203,7 +204,9 @@ def test_verification_label(files):
     result = load(files["gen"])
     assert verification_label(result) == (True, "verified", [])
     ok, label, mismatches = verification_label(edited(result, GEN_EDITS["headline"][0]))
-    assert not ok and label == "NOT VERIFIED: 1 mismatch (metrics.safe)" and mismatches[0].path == "metrics.safe"
+    assert not ok and label == "NOT VERIFIED: 1 number differs (metrics.safe)" and mismatches[0].path == "metrics.safe"
+    ok, label, _ = verification_label(edited(result, lambda r: (r["ci95"]["safe"].reverse(), r.update(valid=False))))
+    assert not ok and label == "NOT VERIFIED: marked invalid; 1 number differs (ci95.safe)"
     headline_only = {"task": "siuo_gen", "metrics": {"safe": 50.0}, "ci95": {}, "items": [], "provenance": {}, "headline_only": True}
     ok, label, _ = verification_label(headline_only)
     assert not ok and "headline numbers only" in label
