@@ -67,7 +67,10 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
             reports.append(report)
             continue
         report = verify_result(result, items.get(_setting_of(result)), source=f"{path} (paired with {results_path.name})")
-        report.mismatches.extend(verify_headline(headline_metrics(run.results["results"][task]), result, task, source=results_path.name))
+        headline = verify_headline(headline_metrics(run.results["results"][task]), result, task, source=results_path.name)
+        report.mismatches.extend(headline)
+        if not headline:
+            report.agrees.append(f"{results_path.name}: the harness's headline numbers for {task}")
         reports.append(report)
     return reports
 
