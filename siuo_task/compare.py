@@ -278,3 +278,16 @@ def paired_rows(result_a: Mapping, result_b: Mapping, **allow) -> list:
     except CompareRefused as exc:
         return [{"metric": name, "cell": f"not paired: {exc}", "row": None} for name in names]
     return [{"metric": row["metric"], "cell": format_row(row), "row": row} for row in report["rows"] if not row["exploratory"]]
+
+
+def paired_cells(results_a: Sequence[Mapping], results_b: Sequence[Mapping], **allow) -> dict:
+    """``{metric: cell}`` for two models' results (e.g. ``ModelRecord.results()``), each setting
+    (generation, MCQA) paired with the other model's result of the same setting; a setting only one
+    model has gets no cell. ``allow`` as in :func:`compare`."""
+    cells = {}
+    for setting in ("gen", "mcqa"):
+        a = next((r for r in results_a if _setting(r) == setting), None)
+        b = next((r for r in results_b if _setting(r) == setting), None)
+        if a is not None and b is not None:
+            cells.update({row["metric"]: row["cell"] for row in paired_rows(a, b, **allow)})
+    return cells

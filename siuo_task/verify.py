@@ -154,8 +154,10 @@ def _get(container: Any, dotted: str) -> Any:
 class _Checker:
     def __init__(self, report: VerifyReport):
         self.report = report
+        self.checked: set = set()  # field paths compared with a recomputed value
 
     def field(self, result: Mapping, path: str, recomputed: Any, *, record: bool = True, note: str = "") -> bool:
+        self.checked.add(path)
         stored = _get(result, path)
         if stored is _MISSING:
             self.report.mismatches.append(Mismatch(path, None, recomputed, note or "field missing"))
@@ -200,7 +202,8 @@ def _ids_and_categories(result_items: Sequence, check: _Checker) -> list:
     return out
 
 
-def _check_item_set(result: Mapping, ids_cats: list, items: Optional[Sequence], check: _Checker, setting: str) -> list:
+def _check_item_set(result: Mapping, ids_cats: list, items: Optional[Sequence], check: _Checker, setting: str,
+                    *, category_optional: bool = False) -> list:
     """Check ids, categories, completeness and ``missing_question_ids``; return the expected missing ids."""
     if items is not None:
         truth = {item["question_id"]: item for item in items}
@@ -213,7 +216,8 @@ def _check_item_set(result: Mapping, ids_cats: list, items: Optional[Sequence], 
     unknown = [qid for qid, _ in ids_cats if qid not in truth_category]
     if unknown:
         check.fail("items", unknown[:20], f"question_ids of {origin}", f"{len(unknown)} question_id(s) not in SIUO")
-    wrong_category = [(qid, cat, truth_category[qid]) for qid, cat in ids_cats if qid in truth_category and cat != truth_category[qid]]
+    wrong_category = [(qid, cat, truth_category[qid]) for qid, cat in ids_cats
+                      if qid in truth_category and cat != truth_category[qid] and not (category_optional and cat is None)]
     for qid, cat, expected in wrong_category:
         check.fail(f"items[question_id={qid}].category", cat, expected, f"category per {origin}")
     present = {qid for qid, _ in ids_cats}
@@ -558,7 +562,31 @@ def verify_result(result: Any, items: Optional[Sequence[Mapping]] = None, *, sou
         _verify_mcqa(result, check, missing)
     else:
         _verify_gen(result, check, missing)
+    unchecked = [path for path in _number_paths(result, NUMBER_SECTIONS) if path not in check.checked]
+    if unchecked:
+        report.notes.append(f"number(s) this verifier does not know how to recompute (not checked): {', '.join(unchecked[:20])}")
     return report
+
+
+# The parts of a result that hold numbers derived from the per-item records.
+NUMBER_SECTIONS = ("metrics", "ci95", "counts", "judge_errors", "by_category")
+
+
+def _number_paths(result: Mapping, sections: Sequence[str]) -> list:
+    """Dotted paths of the numeric leaves (or lists of numbers) under ``sections``."""
+    out = []
+
+    def walk(node, path):
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif _is_number(node) or (isinstance(node, list) and node and all(_is_number(v) for v in node)):
+            out.append(path)
+
+    for section in sections:
+        if isinstance(result.get(section), Mapping):
+            walk(result[section], section)
+    return out
 
 
 def verify_submission(rows: Sequence[Mapping], items: Optional[Sequence[Mapping]] = None, *, source: str = "<submission>") -> VerifyReport:
@@ -569,7 +597,7 @@ def verify_submission(rows: Sequence[Mapping], items: Optional[Sequence[Mapping]
     check = _Checker(report)
     report.notes.append("an official submission file carries answers, no numbers: score it with `siuo score` and verify that result")
     ids_cats = _ids_and_categories(rows, check)
-    _check_item_set({"items": rows}, ids_cats, items, check, setting)
+    _check_item_set({"items": rows}, ids_cats, items, check, setting, category_optional=True)
     for row in rows:
         qid = row.get("question_id")
         value = row.get("responses" if setting == "gen" else "response_mcqa")

@@ -216,3 +216,18 @@ def test_paired_rows_for_the_report(mcqa_pair):
     assert all(r["row"] is None and r["cell"].startswith("not paired: ") and "MCQA policy" in r["cell"] for r in refused)
     allowed = paired_rows(a, load(mcqa_pair["b_strict"]), allow_different_judges=True)
     assert allowed[0]["row"]["a_only"] == 5
+
+
+def test_paired_cells_pair_each_setting(mcqa_pair, tmp_path):
+    from siuo_task.compare import paired_cells
+
+    data_dir = mcqa_pair["data_dir"]
+    items = load_items("gen", data_dir, check_images=False)[0]
+    gen = load(score_gen_file(data_dir, tmp_path, gen_answers(items), "gen.json"))
+    a, b = load(mcqa_pair["a"]), load(mcqa_pair["b"])
+    cells = paired_cells([gen, a], [gen, b])
+    assert set(cells) == {"safe", "effective", "safe_effective", "accuracy", "unparsed"}
+    # the same generation result on both sides: no discordant pair, difference 0, p = 1
+    assert cells["safe"].startswith("+0.00 pp [") and "McNemar p=1.0000" in cells["safe"]
+    assert cells["accuracy"].startswith("+2.40 pp [")
+    assert set(paired_cells([a], [gen, b])) == {"accuracy", "unparsed"}

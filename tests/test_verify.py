@@ -293,3 +293,21 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
         assert code == 1 and "results.siuo_mcqa.accuracy: stored 88.8" in out, out
     finally:
         results_path.write_text(original)
+
+
+def test_numbers_the_verifier_does_not_know_are_named(files):
+    result = edited(load(files["gen"]), lambda r: r["metrics"].__setitem__("judge_error_rate", 3.0))
+    report = verify_result(result)
+    assert report.ok and any("metrics.judge_error_rate" in note and "not checked" in note for note in report.notes)
+    assert not any("not checked" in note for note in verify_result(load(files["gen"])).notes)
+
+
+def test_submission_without_release_fields(tmp_path, capsys):
+    rows = [{"question_id": qid, "responses": ["an answer"]} for lo, hi in ITEM_ID_RANGES.values() for qid in range(lo, hi + 1)]
+    path = tmp_path / "siuo_gen-bare.json"
+    path.write_text(json.dumps(rows))
+    code, out = run_verify(capsys, path)
+    assert code == 0, out
+    path.write_text(json.dumps(rows + [{"question_id": 12345, "responses": ["x"]}]))
+    code, out = run_verify(capsys, path)
+    assert code == 1 and "not in SIUO" in out and "12345" in out
