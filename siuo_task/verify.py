@@ -235,7 +235,7 @@ def _check_item_set(result: Mapping, ids_cats: list, items: Optional[Sequence], 
         check.report.agrees.append(f"items: SIUO's {len(truth_category)} question_ids and categories ({origin})")
     if truth is not None and setting == "mcqa":
         for record in result.get("items") or []:
-            if isinstance(record, Mapping) and record.get("question_id") in truth:
+            if isinstance(record, Mapping) and record.get("question_id") in truth and ("correct_option" in record or not category_optional):
                 qid = record["question_id"]
                 check.value(f"items[question_id={qid}].correct_option", record.get("correct_option"), truth[qid]["correct_option"],
                             "the data's answer key")
@@ -243,11 +243,11 @@ def _check_item_set(result: Mapping, ids_cats: list, items: Optional[Sequence], 
 
 
 def _check_mcqa_key_without_data(result_items: Sequence, check: _Checker) -> None:
-    rows = sorted((r["question_id"], r.get("correct_option")) for r in result_items if isinstance(r, Mapping) and "question_id" in r)
-    if len(rows) != N_ITEMS or not all(isinstance(qid, int) for qid, _ in rows):
+    rows = [(r["question_id"], r.get("correct_option")) for r in result_items if isinstance(r, Mapping) and "question_id" in r]
+    if len(rows) != N_ITEMS or not all(isinstance(qid, int) and not isinstance(qid, bool) for qid, _ in rows):
         check.report.notes.append("correct_option fields not checked (give --data-dir to check them on an incomplete result)")
         return
-    digest = hashlib.sha256("".join(f"{qid}:{opt}\n" for qid, opt in rows).encode()).hexdigest()
+    digest = hashlib.sha256("".join(f"{qid}:{opt}\n" for qid, opt in sorted(rows)).encode()).hexdigest()
     if digest == MCQA_KEY_SHA256:
         check.report.agrees.append("items[].correct_option: the pinned SIUO answer key")
     else:
