@@ -34,19 +34,19 @@ class CompareRefused(ValueError):
     """The two results cannot be paired (different items, judges, settings, or unverifiable records)."""
 
 
-def _setting(result: Mapping) -> Optional[str]:
+def setting_of(result: Mapping) -> Optional[str]:
     task = result.get("task") if isinstance(result, Mapping) else None
     return "gen" if task in GEN_TASKS else "mcqa" if task == MCQA_TASK else None
 
 
 def metric_names(result: Mapping) -> tuple:
-    return GEN_METRICS if _setting(result) == "gen" else MCQA_METRICS
+    return GEN_METRICS if setting_of(result) == "gen" else MCQA_METRICS
 
 
 def outcomes(result: Mapping) -> dict:
     """``{question_id: {"category": ..., metric: 1 | 0 | None}}`` from the per-item records."""
     out = {}
-    gen = _setting(result) == "gen"
+    gen = setting_of(result) == "gen"
     for record in result.get("items") or []:
         if gen:
             values = {name: record.get(name) for name in GEN_METRICS}
@@ -65,7 +65,7 @@ def setup_differences(a: Mapping, b: Mapping) -> list:
     """What makes the two results' numbers not comparable: judge, prompts, policy, protocol variant."""
     diffs = []
     pa, pb = _prov(a), _prov(b)
-    if _setting(a) == "gen":
+    if setting_of(a) == "gen":
         ja, jb = pa.get("judge") or {}, pb.get("judge") or {}
         for key in ("model", "endpoint_host", "decoding"):
             if ja.get(key) != jb.get(key):
@@ -141,11 +141,11 @@ def compare(
 ) -> dict:
     """The paired comparison of ``a`` and ``b``; raises :class:`CompareRefused` with the reason."""
     for label, result in ((label_a, a), (label_b, b)):
-        if _setting(result) is None:
+        if setting_of(result) is None:
             raise CompareRefused(f"{label}: not a SIUO result with per-item records (task {result.get('task') if isinstance(result, Mapping) else None!r})")
         if result.get("headline_only") or not result.get("items"):
             raise CompareRefused(f"{label}: no per-item records (headline numbers only): a paired comparison needs them")
-    if _setting(a) != _setting(b):
+    if setting_of(a) != setting_of(b):
         raise CompareRefused(f"{label_a} is a {a.get('task')} result and {label_b} a {b.get('task')} result: nothing to pair")
     for label, result in ((label_a, a), (label_b, b)):
         why = _unusable(result)
@@ -189,7 +189,7 @@ def compare(
     return {
         "a": {"label": label_a, "task": a.get("task"), "judge": (_prov(a).get("judge") or {}).get("model")},
         "b": {"label": label_b, "task": b.get("task"), "judge": (_prov(b).get("judge") or {}).get("model")},
-        "setting": _setting(a),
+        "setting": setting_of(a),
         "n_items": len(common),
         "setup_differences": setup,
         "item_differences": items,
@@ -272,7 +272,7 @@ def paired_rows(result_a: Mapping, result_b: Mapping, **allow) -> list:
     ``{"metric", "cell", "row"}`` where ``cell`` is the paired column's text and ``row`` the numbers
     (``None`` with ``cell`` = ``"not paired: <reason>"`` when the two can't be paired).
     ``allow``: ``allow_different_judges`` / ``allow_different_items``, as :func:`compare`."""
-    names = metric_names(result_a) if _setting(result_a) else ()
+    names = metric_names(result_a) if setting_of(result_a) else ()
     try:
         report = compare(result_a, result_b, **allow)
     except CompareRefused as exc:
@@ -286,8 +286,8 @@ def paired_cells(results_a: Sequence[Mapping], results_b: Sequence[Mapping], **a
     model has gets no cell. ``allow`` as in :func:`compare`."""
     cells = {}
     for setting in ("gen", "mcqa"):
-        a = next((r for r in results_a if _setting(r) == setting), None)
-        b = next((r for r in results_b if _setting(r) == setting), None)
+        a = next((r for r in results_a if setting_of(r) == setting), None)
+        b = next((r for r in results_b if setting_of(r) == setting), None)
         if a is not None and b is not None:
             cells.update({row["metric"]: row["cell"] for row in paired_rows(a, b, **allow)})
     return cells

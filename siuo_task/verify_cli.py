@@ -1,7 +1,7 @@
 """``siuo verify`` and ``siuo compare`` (added to the ``siuo`` CLI by :func:`register`).
 
     siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json] [--max-list N]
-    siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--json] [--max-list N]
+    siuo compare RESULT_A RESULT_B [--setting gen|mcqa] [--allow-different-judges] [--allow-different-items] [--json]
 
 ``verify`` exits 1 when any input has a mismatch (0 when every number recomputes); bad input exits 2
 (through ``siuo``'s main). Neither command calls a judge or touches the network: the data is read
@@ -120,23 +120,53 @@ def cmd_verify(args) -> int:
     return 0 if reports and all(r.ok for r in reports) else 1
 
 
-def cmd_compare(args) -> int:
-    from .compare import compare, format_comparison
-    from .results_io import read_json
+def _compare_side(arg: str) -> list:
+    """The SIUO results one `siuo compare` argument stands for: a result file, or one model's results
+    from anything `siuo report` reads (an lmms-eval output or model folder, a results file)."""
+    from .results_io import ReportInputError, is_siuo_result, load_records, read_json
 
-    a, b = read_json(Path(args.result_a)), read_json(Path(args.result_b))
-    report = compare(
-        a,
-        b,
-        label_a=args.result_a,
-        label_b=args.result_b,
-        allow_different_judges=args.allow_different_judges,
-        allow_different_items=args.allow_different_items,
-    )
+    path = Path(arg)
+    if path.is_file():
+        payload = read_json(path)
+        if is_siuo_result(payload):
+            return [payload]
+    records = load_records([arg])
+    if len(records) != 1:
+        raise ReportInputError(f"{arg}: {len(records)} models found ({', '.join(r.name for r in records)}); give one model's folder or result file")
+    return records[0].results()
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare, format_comparison, setting_of
+    from .results_io import ReportInputError
+
+    side_a, side_b = _compare_side(args.result_a), _compare_side(args.result_b)
+    reports = []
+    for setting in ("gen", "mcqa"):
+        if args.setting not in (None, setting):
+            continue
+        a = next((r for r in side_a if setting_of(r) == setting), None)
+        b = next((r for r in side_b if setting_of(r) == setting), None)
+        if a is None or b is None:
+            continue
+        reports.append(compare(
+            a,
+            b,
+            label_a=args.result_a,
+            label_b=args.result_b,
+            allow_different_judges=args.allow_different_judges,
+            allow_different_items=args.allow_different_items,
+        ))
+    if not reports:
+        tasks = lambda side: ", ".join(str(r.get("task")) for r in side) or "none"  # noqa: E731
+        raise ReportInputError(
+            f"nothing to pair{' for ' + args.setting if args.setting else ''}: {args.result_a} has {tasks(side_a)}, "
+            f"{args.result_b} has {tasks(side_b)} (a generation result pairs with a generation result, MCQA with MCQA)"
+        )
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print(json.dumps(reports, indent=2, ensure_ascii=False))
     else:
-        print(format_comparison(report, max_list=args.max_list))
+        print("\n\n".join(format_comparison(report, max_list=args.max_list) for report in reports))
     return 0
 
 
@@ -158,8 +188,9 @@ def register(subparsers) -> None:
         "compare",
         help="paired comparison of two models' results on the same items (difference, 95%% CI, exact McNemar p)",
     )
-    compare.add_argument("result_a")
+    compare.add_argument("result_a", help="a SIUO result file, or one model's lmms-eval folder / results file")
     compare.add_argument("result_b")
+    compare.add_argument("--setting", choices=["gen", "mcqa"], help="only this setting (default: every setting both have)")
     compare.add_argument("--allow-different-judges", action="store_true",
                          help="compare even when judge, prompt hashes, MCQA policy or protocol variant differ (the output says what differs)")
     compare.add_argument("--allow-different-items", action="store_true", help="compare on the items both results answered")

@@ -113,7 +113,7 @@ def run_compare(capsys, *args):
 def test_compare_mcqa_hand_case(mcqa_pair, capsys):
     code, out, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b"], "--json")
     assert code == 0, err
-    report = json.loads(out)
+    [report] = json.loads(out)
     overall = {r["metric"]: r for r in report["rows"] if r["scope"] == "overall"}
     acc = overall["accuracy"]
     # A 10/167 = 5.99%, B 6/167 = 3.59%, A - B = 4/167 = 2.40 points; p = 14/64 (see test_mcnemar_by_hand)
@@ -143,7 +143,7 @@ def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
         path_b = score_gen_file(data_dir, tmp_path, other, "gen_b.json", server=server)
     code, out, err = run_compare(capsys, path_a, path_b, "--json")
     assert code == 0, err
-    report = json.loads(out)
+    [report] = json.loads(out)
     a_items = {r["question_id"]: r for r in load(path_a)["items"]}
     b_items = {r["question_id"]: r for r in load(path_b)["items"]}
     for name in ("safe", "effective", "safe_effective"):
@@ -165,7 +165,7 @@ def test_refuses_different_items_unless_told(mcqa_pair, capsys):
     assert code == 2 and "cover different items" in err and "only in" in err and "9021" in err and "--allow-different-items" in err
     code, out, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], "--allow-different-items", "--json")
     assert code == 0, err
-    report = json.loads(out)
+    [report] = json.loads(out)
     assert report["n_items"] == 166 and report["item_differences"]["only_a"] == [9021]
 
 
@@ -191,7 +191,7 @@ def test_refuses_different_judges_unless_told(mcqa_pair, tmp_path, capsys):
     assert code == 2 and "MCQA policy" in err
     # gen against MCQA: nothing to pair
     code, _, err = run_compare(capsys, tmp_path / "a.json", mcqa_pair["a"])
-    assert code == 2 and "nothing to pair" in err
+    assert code == 2 and "nothing to pair" in err and "siuo_gen" in err and "siuo_mcqa" in err
 
 
 def test_refuses_results_whose_records_do_not_recompute_or_are_invalid(mcqa_pair):

@@ -55,3 +55,16 @@ def test_real_lmms_eval_run_verifies_and_edits_are_named(run_dir, tmp_path):
     results_path.write_text(json.dumps(harness))
     code, out = verify(run_dir)
     assert code == 1 and "results.siuo_gen.safe: stored 99.9" in out, out
+
+
+def test_compare_takes_model_folders(run_dir):
+    model = next(run_dir.glob("*/*_results.json")).parent
+    proc = subprocess.run([PYTHON, "-m", "siuo_task.cli", "compare", str(model), str(model), "--json"], env=harness_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reports = json.loads(proc.stdout)
+    assert [r["setting"] for r in reports] == ["gen", "mcqa"]
+    for report in reports:  # a model against itself: every pair concordant
+        overall = [r for r in report["rows"] if r["scope"] == "overall"]
+        assert all(r["n"] == 167 and r["diff"] == 0.0 and r["p_value"] == 1.0 for r in overall if r["metric"] != "unparsed")
+        assert report["differing_items"] == []
