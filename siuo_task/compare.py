@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
 
-from . import stats
+from . import metrics, stats
 from .data import CATEGORIES
 from .verify import GEN_TASKS, MCQA_TASK, verify_result
 
@@ -118,9 +118,9 @@ def paired_row(pairs: Sequence[tuple], metric: str, scope: str) -> dict:
         "scope": scope,
         "exploratory": scope != "overall",
         "n": n,
-        "a": round(100.0 * (table.n11 + table.n10) / n, 2) if n else None,
-        "b": round(100.0 * (table.n11 + table.n01) / n, 2) if n else None,
-        "diff": round(100.0 * (table.n10 - table.n01) / n, 2) if n else None,
+        "a": metrics.percent((table.n11 + table.n10) / n) if n else None,
+        "b": metrics.percent((table.n11 + table.n01) / n) if n else None,
+        "diff": metrics.percent((table.n10 - table.n01) / n) if n else None,
         "ci95": None if ci is None else [round(100.0 * ci[0], 2), round(100.0 * ci[1], 2)],
         "p_value": stats.mcnemar_exact_p(table.n10, table.n01),
         "a_only": table.n10,
