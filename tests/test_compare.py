@@ -13,10 +13,9 @@ from scipy.stats import binomtest
 from siuo_task.cli import main as siuo_main
 from siuo_task.compare import CompareRefused, compare, paired_rows
 from siuo_task.data import load_items
-from siuo_task.fake_server import FakeOpenAIServer
 from siuo_task.stats import PairedTable, mcnemar_exact_p, newcombe_paired_ci
 
-from .verify_helpers import edited, gen_answers, load, score_gen_file, score_mcqa_file
+from .verify_helpers import FakeOpenAIServer, edited, gen_answers, load, score_gen_file, score_mcqa_file
 
 Z = 1.959963984540054
 

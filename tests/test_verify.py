@@ -14,10 +14,10 @@ import pytest
 
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import HF_REVISION, load_items
-from siuo_task.fake_server import FakeOpenAIServer
 from siuo_task.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
 
 from .verify_helpers import (
+    FakeOpenAIServer,
     JUDGE,
     KEY,
     _clean_env,
@@ -276,12 +276,13 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
     code, out = run_verify(capsys, harness_run)  # the output folder: per-item files and the harness's headline
     assert code == 0 and "2 of 2 result(s) verified" in out, out
     assert "provenance.harness.task_generation_kwargs: recorded" in out
-    gen_path = next(p for p in siuo_files if load(p)["task"] == "siuo_gen")
-    for name, (edit, named) in GEN_EDITS.items():
-        bad = tmp_path / f"{name}.json"
-        bad.write_text(json.dumps(edited(load(gen_path), edit)))
-        code, out = run_verify(capsys, bad)
-        assert code == 1 and named in out, (name, out)
+    for task, edits in (("siuo_gen", GEN_EDITS), ("siuo_mcqa", MCQA_EDITS)):
+        path = next(p for p in siuo_files if load(p)["task"] == task)
+        for name, (edit, named) in edits.items():
+            bad = tmp_path / f"{task}-{name}.json"
+            bad.write_text(json.dumps(edited(load(path), edit)))
+            code, out = run_verify(capsys, bad)
+            assert code == 1 and named in out, (task, name, out)
     # an edited headline in the harness's own results file is named too
     results_path = harness_run / "fake-model" / "20261201_000000_results.json"
     original = results_path.read_text()

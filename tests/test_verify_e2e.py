@@ -5,9 +5,8 @@ import subprocess
 
 import pytest
 
-from siuo_task.fake_server import FakeOpenAIServer
-
 from .conftest import PYTHON, harness_env
+from .verify_helpers import FakeOpenAIServer
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("lmms_eval")

@@ -17,7 +17,7 @@ import pytest
 
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
-from siuo_task.fake_server import FakeOpenAIServer
+from siuo_task.fake_server import FakeOpenAIServer  # the one import of the fake judge in these tests
 from siuo_task.mcqa import FAILED_REQUEST_MARKER
 
 KEY = "sk-test-verify-0015"
