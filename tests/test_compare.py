@@ -230,3 +230,11 @@ def test_paired_cells_pair_each_setting(mcqa_pair, tmp_path):
     assert cells["safe"].startswith("+0.00 pp [") and "McNemar p=1.0000" in cells["safe"]
     assert cells["accuracy"].startswith("+2.40 pp [")
     assert set(paired_cells([a], [gen, b])) == {"accuracy", "unparsed"}
+
+
+def test_paired_table_counts_and_rejects_non_binary_outcomes():
+    table = PairedTable.from_pairs([(1, 1), (1, 0), (1, 0), (0, 1), (0, 0), (0, 0), (0, 0)])
+    assert (table.n11, table.n10, table.n01, table.n00, table.n) == (1, 2, 1, 3, 7)
+    for bad in ([(1, None)], [(2, 0)], [(True, 0)]):
+        with pytest.raises(ValueError):
+            PairedTable.from_pairs(bad)

@@ -312,3 +312,13 @@ def test_submission_without_release_fields(tmp_path, capsys):
     path.write_text(json.dumps(rows + [{"question_id": 12345, "responses": ["x"]}]))
     code, out = run_verify(capsys, path)
     assert code == 1 and "not in SIUO" in out and "12345" in out
+
+
+def test_json_output_names_each_mismatch(files, tmp_path, capsys):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edited(load(files["mcqa"]), MCQA_EDITS["interval"][0])))
+    code, out = run_verify(capsys, path, "--json")
+    [report] = json.loads(out)
+    assert code == 1 and report["ok"] is False
+    assert [(m["path"], m["stored"]) for m in report["mismatches"]] == [("ci95.accuracy", [17.58, 30.32])]
+    assert report["mismatches"][0]["recomputed"] == load(files["mcqa"])["ci95"]["accuracy"]
