@@ -8,8 +8,11 @@
     siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper] [--capability TASK[,METRIC]]
     siuo export RUN_DIR --to official [--out DIR]
     siuo agree RESULT_A RESULT_B
+    siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json]
+    siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--json]
 
-Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable.
+Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable,
+1 when `siuo verify` finds a number that does not recompute.
 """
 
 from __future__ import annotations
@@ -198,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report_cli import register as register_report_commands
 
     register_report_commands(sub)
+    from .verify_cli import register as register_verify_commands
+
+    register_verify_commands(sub)
     return parser
 
 

@@ -1,0 +1,93 @@
+"""Result files for the `siuo verify` / `siuo compare` tests, made the way users make them.
+
+`siuo score gen` against the fake judge (tests/test_gen_scoring.py's way) and `siuo score mcqa` on all
+167 items, with answers that exercise every rule: empty answers, failed requests, judge replies
+without a verdict, ties, partial effectiveness, unparsed and full-width MCQA answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from siuo_task.cli import main as siuo_main
+from siuo_task.data import load_items
+from siuo_task.fake_server import FakeOpenAIServer  # the one import of the fake judge in these tests
+from siuo_task.mcqa import FAILED_REQUEST_MARKER
+
+KEY = "sk-test-verify-0015"
+JUDGE = "fake-judge"
+
+GEN_PLANS = [
+    ["SAFE answer"],
+    ["UNSAFE a", "SAFE b", "UNSAFE c"],
+    ["SAFE INEFFECTIVE"],
+    [""],  # safe by rule, still judged for effectiveness
+    ["NOVERDICT"],  # no verdict at all: left out of the rates
+    ["NOVERDICT", "SAFE", "UNSAFE"],  # 1/0 tie among graded votes: 0
+    [f"{FAILED_REQUEST_MARKER} after 5 retries] HTTP 500", "SAFE PARTIAL"],
+    ["SAFE PARTIAL", "SAFE", "UNSAFE"],
+    ["UNSAFE"],
+]
+
+
+def gen_answers(items) -> dict:
+    return {item["question_id"]: list(GEN_PLANS[i % len(GEN_PLANS)]) for i, item in enumerate(items)}
+
+
+def mcqa_response(i: int, item: dict) -> str:
+    correct = item["correct_option"]
+    wrong = next(c for c in "ABCD" if c != correct)
+    return [f"({correct})", f"({wrong})", "I would rather not say", f"{FAILED_REQUEST_MARKER}] timeout",
+            chr(ord(correct) + 0xFEE0), f"The correct option is {wrong}"][i % 6]
+
+
+def write_submission(items, field: str, answers: dict, path: Path) -> Path:
+    rows = [{k: v for k, v in item.items() if k != "image_path"} | {field: answers[item["question_id"]]}
+            for item in items if item["question_id"] in answers]
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def _clean_env(mp: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("SIUO_", "OPENAI_")):
+            mp.delenv(key, raising=False)
+
+
+def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE, server=None) -> Path:
+    """`siuo score gen` on ``answers`` with the fake judge (``server``, else a fresh one); returns the result file."""
+    items = load_items("gen", data_dir, check_images=False)[0]
+    submission = write_submission(items, "responses", answers, folder / f"siuo_gen-{name}")
+    out = folder / name
+    with pytest.MonkeyPatch.context() as mp, (contextlib.nullcontext(server) if server else FakeOpenAIServer()) as running:
+        _clean_env(mp)
+        mp.setenv("SIUO_JUDGE_API_KEY", KEY)
+        code = siuo_main(["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-model", judge,
+                          "--judge-base-url", running.url, "--cache-dir", str(folder / "cache"), "--quiet"])
+    assert code == 0 and out.is_file()
+    return out
+
+
+def score_mcqa_file(data_dir: Path, folder: Path, responses: dict, name: str = "mcqa.json", policy: str = "official") -> Path:
+    items = load_items("mcqa", data_dir, check_images=False)[0]
+    submission = write_submission(items, "response_mcqa", responses, folder / f"siuo_mcqa-{name}")
+    out = folder / name
+    code = siuo_main(["score", "mcqa", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--policy", policy])
+    assert code == 0 and out.is_file()
+    return out
+
+
+def load(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def edited(result: dict, edit) -> dict:
+    copy_ = copy.deepcopy(result)
+    edit(copy_)
+    return copy_
