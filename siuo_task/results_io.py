@@ -220,7 +220,7 @@ def harness_result_files(model_dir: Path) -> list:
     return sorted(set(files), key=lambda p: p.name)
 
 
-def _siuo_files(siuo_dir: Path) -> list:
+def siuo_files_in(siuo_dir: Path) -> list:
     """``[(path, result)]`` of every SIUO result file in a folder (other JSON files ignored)."""
     out = []
     if not siuo_dir.is_dir():
@@ -283,7 +283,7 @@ def load_harness_model_dir(model_dir: Path, only: Optional[Path] = None) -> list
     files = [only] if only is not None else harness_result_files(model_dir)
     if not files:
         raise ReportInputError(f"{model_dir}: no lmms-eval *_results.json here")
-    legacy = _siuo_files(model_dir.parent / LEGACY_SUBDIR)
+    legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
     runs = [HarnessRun(path, read_json(path)) for path in files]
     for run in runs:
         if not is_harness_results(run.results):
@@ -352,7 +352,7 @@ def _classify_dir(path: Path) -> str:
         return "model_dir"
     if any(harness_result_files(child) for child in path.iterdir() if child.is_dir() and child.name != LEGACY_SUBDIR):
         return "run_root"
-    if _siuo_files(path) or _siuo_files(path / LEGACY_SUBDIR):
+    if siuo_files_in(path) or siuo_files_in(path / LEGACY_SUBDIR):
         return "siuo_dir"
     return "unknown"
 
@@ -369,8 +369,8 @@ def _load_path(path: Path, label: Optional[str]) -> list:
                 if child.is_dir() and child.name != LEGACY_SUBDIR and harness_result_files(child):
                     records.extend(load_harness_model_dir(child))
         elif kind == "siuo_dir":
-            folder = path if _siuo_files(path) else path / LEGACY_SUBDIR
-            records = records_from_siuo_results([(p, r) for p, r in _siuo_files(folder)])
+            folder = path if siuo_files_in(path) else path / LEGACY_SUBDIR
+            records = records_from_siuo_results([(p, r) for p, r in siuo_files_in(folder)])
         else:
             raise ReportInputError(
                 f"{path}: no SIUO results here (expected an lmms-eval output folder with <model>/*_results.json, "
@@ -466,7 +466,7 @@ def _merge_into(records: list, record: ModelRecord) -> None:
 
 def siuo_files_for_model_dir(model_dir: Path) -> list:
     """``[(path, result)]``: the SIUO per-item files the runs of a harness model folder link to."""
-    legacy = _siuo_files(model_dir.parent / LEGACY_SUBDIR)
+    legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
     out = []
     for path in harness_result_files(model_dir):
         run = HarnessRun(path, read_json(path))
@@ -485,7 +485,7 @@ def siuo_answers_for_model_dir(model_dir: Path) -> dict:
     run's SIUO per-item file. The latest run holding a task wins.
     """
     runs = [HarnessRun(path, read_json(path)) for path in harness_result_files(model_dir)]
-    legacy = _siuo_files(model_dir.parent / LEGACY_SUBDIR)
+    legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
     out = {}
     for run in runs:
         for task in run.task_names():

@@ -44,26 +44,21 @@ def _setting_of(payload) -> str:
 def _harness_reports(results_path: Path, items: _Items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
-    from .results_io import SIUO_TASKS, HarnessRun, headline_metrics, is_siuo_result, pair_siuo_file, read_json
+    from .results_io import SIUO_TASKS, HarnessRun, siuo_files_in, headline_metrics, pair_siuo_file, read_json
+    from .schema import LEGACY_SUBDIR
     from .verify import Mismatch, VerifyReport, verify_headline, verify_result
 
     run = HarnessRun(results_path, read_json(results_path))
-    siuo_dir = results_path.parent.parent / "siuo"
-    siuo_files = []
-    if siuo_dir.is_dir():
-        for path in sorted(siuo_dir.glob("*.json")):
-            payload = read_json(path)
-            if is_siuo_result(payload):
-                siuo_files.append((path, payload))
+    legacy = siuo_files_in(results_path.parent.parent / LEGACY_SUBDIR)  # files of older versions
     reports = []
     for task in run.task_names():
         if task not in SIUO_TASKS:
             continue
-        path, result = pair_siuo_file(run, task, siuo_files)
+        path, result, note = pair_siuo_file(run, task, legacy)
         if result is None:
             report = VerifyReport(f"{results_path} ({task})", task, "headline_only")
             report.mismatches.append(Mismatch("items", None, "per-item records",
-                                              f"no SIUO per-item file in {siuo_dir} matches this run: its headline numbers can't be verified"))
+                                              f"{note}: its headline numbers can't be verified"))
             reports.append(report)
             continue
         report = verify_result(result, items.get(_setting_of(result)), source=f"{path} (paired with {results_path.name})")
@@ -93,7 +88,7 @@ def _reports_for(arg: str, items: _Items) -> list:
             for results_path in harness_result_files(folder):
                 reports.extend(_harness_reports(results_path, items))
         return reports
-    files = sorted(path.glob("*.json")) or sorted((path / "siuo").glob("*.json"))
+    files = sorted(path.glob("*.json")) or sorted((path / LEGACY_SUBDIR).glob("*.json"))
     if not files:
         raise ReportInputError(f"{path}: no SIUO result files or lmms-eval results here")
     reports = []
