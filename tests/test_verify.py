@@ -8,10 +8,10 @@ submission format `siuo export` writes.
 import hashlib
 import json
 from collections import defaultdict
-from types import SimpleNamespace
 
 import pytest
 
+from siuo_task import schema
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import HF_REVISION, load_items
 from siuo_task.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
@@ -235,41 +235,62 @@ def test_official_submission_files(files, tmp_path, capsys):
 # ------------------------------------------------------------------------------------ harness files
 
 
+RUN_STAMP = "20261201_000000"
+
+
 @pytest.fixture(scope="module")
 def harness_run(data_dir, tmp_path_factory):
-    """The lmms-eval adapter's own aggregation writes the per-item files (as at the end of a run);
-    a results.json beside them holds the headline numbers the harness got back."""
+    """One evaluation through the lmms-eval adapter's hooks, in process: process_docs begins each
+    task's scoring session, process_results records the answers, the aggregations score them and
+    write the per-item files beside the model's results file (named by the schema's link); the
+    results.json then holds the headline numbers the harness got back."""
     pytest.importorskip("lmms_eval")
+    from siuo_task import harness_common
     from siuo_task import lmms_eval_adapter as adapter
 
     out = tmp_path_factory.mktemp("harness_out")
+    results_path = out / "fake-model" / f"{RUN_STAMP}{schema.LMMS_EVAL_RESULTS_SUFFIX}"
+    model_args = "model_version=fake-model,api_key=SECRET"
+    call = harness_common.HarnessCall(
+        "lmms-eval", "lmms_eval", model="openai", model_args=model_args, gen_kwargs="",
+        result_path=lambda task: schema.linked_result_path(results_path, {}, task), found_in="the evaluator call")
     gen_items = load_items("gen", data_dir, check_images=False)[0]
-    mcqa_items = load_items("mcqa", data_dir, check_images=False)[0]
     answers = gen_answers(gen_items)
-    args = SimpleNamespace(model="openai", model_args="model_version=fake-model,api_key=SECRET", gen_kwargs="", limit=None,
-                           output_path=str(out))
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
         _clean_env(mp)
         for key, value in {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": KEY,
                            "SIUO_JUDGE_MODEL": JUDGE, "SIUO_JUDGE_CACHE": str(out / "cache")}.items():
             mp.setenv(key, value)
-        adapter.scorer.reset()
-        gen_records = [adapter.gen_process_results(doc, answers[doc["question_id"]])["safe"] for doc in gen_items]
-        headline = {"siuo_gen": {name: getattr(adapter, f"aggregate_{name}")(gen_records, args) for name in ("safe", "effective", "safe_effective")}}
-        mcqa_records = [adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])["accuracy"] for i, doc in enumerate(mcqa_items)]
-        headline["siuo_mcqa"] = {name: getattr(adapter, f"aggregate_{name}")(mcqa_records, args) for name in ("accuracy", "unparsed")}
-        adapter.scorer.reset()
+        mp.setattr(adapter, "harness_call", lambda: call)
+        gen_docs = adapter.gen_process_docs(None)
+        gen_records = [adapter.gen_process_results(doc, answers[doc["question_id"]])["safe"] for doc in gen_docs]
+        headline = {"siuo_gen": {name: getattr(adapter, f"aggregate_{name}")(gen_records, None) for name in schema.GEN_METRICS}}
+        mcqa_docs = adapter.mcqa_process_docs(None)
+        mcqa_records = [adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])["accuracy"] for i, doc in enumerate(mcqa_docs)]
+        headline["siuo_mcqa"] = {name: getattr(adapter, f"aggregate_{name}")(mcqa_records, None) for name in schema.MCQA_METRICS}
     results = {
         "results": {task: {"alias": task, **{f"{k},none": v for k, v in values.items()}} for task, values in headline.items()},
-        "config": {"model": "openai", "model_args": "model_version=fake-model,api_key=SECRET"},
+        "config": {"model": "openai", "model_args": model_args},
     }
-    (out / "fake-model").mkdir()
-    (out / "fake-model" / "20261201_000000_results.json").write_text(json.dumps(results))
+    results_path.write_text(json.dumps(results))
     return out
 
 
+def _siuo_files(run_dir):
+    """The per-item files a harness run links to, by the schema's names alone."""
+    found = []
+    for results_path in sorted(run_dir.glob(f"*/*{schema.LMMS_EVAL_RESULTS_SUFFIX}")):
+        results = json.loads(results_path.read_text())
+        for task in results["results"]:
+            linked = schema.linked_result_path(results_path, results, task)
+            if linked is not None and linked.is_file():
+                found.append(linked)
+    return found
+
+
 def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys):
-    siuo_files = sorted((harness_run / "siuo").glob("*.json"))
+    siuo_files = _siuo_files(harness_run)
+    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_siuo_gen.json", f"{RUN_STAMP}_siuo_siuo_mcqa.json"]
     assert [load(p)["provenance"]["harness"]["name"] for p in siuo_files] == ["lmms-eval", "lmms-eval"]
     code, out = run_verify(capsys, *siuo_files)
     assert code == 0, out
@@ -284,7 +305,7 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
             code, out = run_verify(capsys, bad)
             assert code == 1 and named in out, (task, name, out)
     # an edited headline in the harness's own results file is named too
-    results_path = harness_run / "fake-model" / "20261201_000000_results.json"
+    results_path = harness_run / "fake-model" / f"{RUN_STAMP}{schema.LMMS_EVAL_RESULTS_SUFFIX}"
     original = results_path.read_text()
     try:
         results = json.loads(original)

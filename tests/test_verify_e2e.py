@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+from siuo_task import results_io
+
 from .conftest import PYTHON, harness_env
 from .verify_helpers import FakeOpenAIServer
 
@@ -39,7 +41,9 @@ def test_real_lmms_eval_run_verifies_and_edits_are_named(run_dir, tmp_path):
     assert "the harness's headline numbers for siuo_gen" in out and "the harness's headline numbers for siuo_mcqa" in out
     assert out.count("agrees: 167 per-item record(s) recompute") == 2
     # a per-item verdict edited in the SIUO file
-    gen_path = next(p for p in (run_dir / "siuo").glob("siuo_gen_*.json"))
+    linked = [path for model in results_io.model_dirs(run_dir) for path, _ in results_io.siuo_files_for_model_dir(model)]
+    gen_path = next(p for p in linked if json.loads(p.read_text())["task"] == "siuo_gen")
+    assert gen_path.parent == next(run_dir.glob("*/*_results.json")).parent  # beside the harness's results file
     original_gen = gen_path.read_text()
     result = json.loads(original_gen)
     result["items"][7]["safe"] = 1 - (result["items"][7]["safe"] or 0)
