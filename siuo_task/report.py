@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from . import metrics
+from . import compare, metrics, verify
 from .data import CATEGORIES, N_ITEMS
-from .results_io import ModelRecord
+from .results_io import ModelRecord, ReportInputError
 from .schema import GEN_METRICS
 
 METRIC_LABELS = {
@@ -70,6 +70,7 @@ class Report:
     capability_axis: Optional[tuple] = None  # (task, metric) drawn in the scatter
     provenance: dict = field(default_factory=dict)  # {model: [(label, value)]}
     weakest: dict = field(default_factory=dict)  # {model: sentence}
+    verification: dict = field(default_factory=dict)  # {model: [Verification]}
 
 
 # ------------------------------------------------------------------------------------------ numbers
@@ -238,8 +239,9 @@ def comparability_notes(records: Sequence[ModelRecord]) -> list:
     return notes
 
 
-def model_notes(record: ModelRecord) -> list:
+def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] = None) -> list:
     notes = list(record.notes)
+    notes += verification_notes(verify_record(record) if verified is None else verified)
     for result in record.results():
         task = result["task"]
         counts = result.get("counts") or {}
@@ -264,21 +266,134 @@ def model_notes(record: ModelRecord) -> list:
     return notes
 
 
+# --------------------------------------------------------------------------------------- verification
+#
+# Every result shown is checked as `siuo verify` checks it (its numbers recomputed from its per-item
+# records, its items, provenance and validity); the headline table says which verify. With
+# --strict-verify a result whose numbers don't recompute, whose items are not SIUO's, that is marked
+# invalid, or that has no per-item records to check refuses the report. An incomplete (--limit) run
+# or a provenance difference is shown with its label, not refused: its numbers are what its records say.
+
+SHOWN_MISMATCHES = 3
+STRICT_REFUSED_KINDS = ("numbers", "validity")
+
+
+@dataclass
+class Verification:
+    task: str
+    ok: bool
+    label: str
+    mismatches: list  # verify.Mismatch
+    headline_only: bool = False
+
+    @property
+    def refused_by_strict(self) -> bool:
+        """Whether ``--strict-verify`` refuses this result (see the comment above)."""
+        if self.ok:
+            return False
+        if self.headline_only:
+            return True
+        for mismatch in self.mismatches:
+            kind = verify.mismatch_kind(mismatch)
+            if kind in STRICT_REFUSED_KINDS:
+                return True
+            if kind == "coverage" and not (mismatch.path == "items" and str(mismatch.note).startswith("incomplete")):
+                return True  # ids, categories or the answer key are not SIUO's
+        return False
+
+
+def verify_record(record: ModelRecord) -> list:
+    """One :class:`Verification` per result of ``record`` (no data folder: the pinned facts are used)."""
+    out = []
+    for result in record.results():
+        ok, label, mismatches = verify.verification_label(result)
+        out.append(Verification(result.get("task"), ok, label, mismatches, bool(result.get("headline_only"))))
+    return out
+
+
+def check_strict(verified: dict) -> None:
+    """``--strict-verify``: raise :class:`ReportInputError` naming every refused result."""
+    refused = [f"{model} {v.task}: {v.label}" for model, checks in verified.items() for v in checks if v.refused_by_strict]
+    if refused:
+        raise ReportInputError(
+            "--strict-verify: refusing to report result(s) that do not verify: " + "; ".join(refused)
+            + ". Run `siuo verify` on their sources (listed under Provenance without --strict-verify) to see every mismatch.")
+
+
+def _verified_cell(checks: Sequence[Verification]) -> str:
+    return "; ".join(f"{v.task}: {v.label}" for v in checks) or "–"
+
+
+def _clip(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def verification_notes(checks: Sequence[Verification]) -> list:
+    notes = []
+    for v in checks:
+        if v.ok:
+            continue
+        if v.headline_only:
+            notes.append(f"{v.task}: not verifiable - headline numbers only, no per-item file to recompute them from.")
+            continue
+        shown = "; ".join(_clip(m.describe()) for m in v.mismatches[:SHOWN_MISMATCHES])
+        more = f" (+{len(v.mismatches) - SHOWN_MISMATCHES} more)" if len(v.mismatches) > SHOWN_MISMATCHES else ""
+        notes.append(f"{v.task}: {v.label} - {shown}{more}; run `siuo verify` on its file for every mismatch.")
+    return notes
+
+
+# ------------------------------------------------------------------------------------------ paired
+
+PAIRED_LABEL = "A − B (paired)"
+_SETTING_WORDS = {"gen": "generation", "mcqa": "MCQA"}
+
+
+def paired_row(records: Sequence[ModelRecord], header: Sequence[str]) -> Optional[tuple]:
+    """``(row, caption)`` for the headline table when exactly two models are shown, else ``None``.
+
+    Each metric's cell is :func:`siuo_task.compare.paired_cells`' text (A − B in percentage points,
+    Newcombe 95% interval, exact McNemar p, n), or why the two can't be paired."""
+    if len(records) != 2:
+        return None
+    a, b = records
+    cells = compare.paired_cells(a.results(), b.results())
+    for setting, pick, names in (("gen", lambda r: r.gen, GEN_METRICS), ("mcqa", lambda r: r.mcqa, ("accuracy",))):
+        have = [rec.name for rec in records if pick(rec) is not None]
+        if len(have) == 1:
+            for name in names:
+                cells.setdefault(name, f"not paired: only {have[0]} has {_SETTING_WORDS[setting]} results")
+    row = [PAIRED_LABEL] + [cells.get(name, "–") for name in ("safe", "effective", "safe_effective", "accuracy")]
+    row += [""] * (len(header) - len(row))
+    caption = (f"{PAIRED_LABEL}: A = {a.name}, B = {b.name}, on the items both answered: the difference in percentage "
+               "points with its 95% interval (Newcombe's paired score method) and the exact McNemar p-value (two-sided), "
+               "as `siuo compare` gives them (per category: `siuo compare`). Pairing uses each item's outcome for "
+               "both models, so it is usually sharper than comparing the two intervals above.")
+    return row, caption
+
+
 # --------------------------------------------------------------------------------------------- tables
 
 
-def headline_table(records: Sequence[ModelRecord]) -> Table:
+def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = None) -> Table:
+    verified = verified if verified is not None else {rec.name: verify_record(rec) for rec in records}
     header = ["Model", "Safe", "Effective", "Safe & Effective", "MCQA accuracy", "n (gen / MCQA)",
-              "judge errors (safe / effective)", "MCQA unparsed / failed", "judge"]
+              "judge errors (safe / effective)", "MCQA unparsed / failed", "judge", "verified"]
     rows = []
     for rec in records:
         row = [rec.name]
         for name in ("safe", "effective", "safe_effective", "accuracy"):
             row.append(fmt_rate(*overall(rec, name)))
-        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec)]
+        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec),
+                _verified_cell(verified.get(rec.name, []))]
         rows.append(row)
-    return Table("Overall (percent, 95% Wilson interval in brackets)", header, rows,
-                 "Judge-graded by the LLM judge named in the last column; judge errors count gradings with no verdict.")
+    caption = ("Judge-graded by the LLM judge named in the judge column; judge errors count gradings with no verdict. "
+               "verified: every number recomputed from the result's per-item records, as `siuo verify` does "
+               "(NOT VERIFIED says why; the model notes list the mismatches).")
+    paired = paired_row(records, header)
+    if paired is not None:
+        rows.append(paired[0])
+        caption += " " + paired[1]
+    return Table("Overall (percent, 95% Wilson interval in brackets)", header, rows, caption)
 
 
 def paper_table() -> Table:
@@ -409,19 +524,23 @@ def provenance_rows(record: ModelRecord) -> list:
 
 
 def build_report(records: Sequence[ModelRecord], *, paper: bool = False, capability: Optional[str] = None,
-                 title: str = "SIUO report") -> Report:
+                 title: str = "SIUO report", strict_verify: bool = False) -> Report:
     if not records:
         raise ValueError("no models to report")
+    verified = {rec.name: verify_record(rec) for rec in records}
+    if strict_verify:
+        check_strict(verified)
     axis = choose_capability(records, capability)
     return Report(
         title=title,
-        headline=headline_table(records),
+        headline=headline_table(records, verified),
         comparability=comparability_notes(records),
-        model_notes={rec.name: model_notes(rec) for rec in records},
+        model_notes={rec.name: model_notes(rec, verified[rec.name]) for rec in records},
         category_tables=category_tables(records),
         paper=paper_table() if paper else None,
         capability=capability_table(records),
         capability_axis=axis,
         provenance={rec.name: provenance_rows(rec) for rec in records},
         weakest=weakest_categories(records),
+        verification=verified,
     )

@@ -1,7 +1,7 @@
 """``siuo report``, ``siuo export`` and ``siuo agree`` (added to the ``siuo`` CLI by :func:`register`).
 
     siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper]
-                [--capability TASK[,METRIC]] [--title TEXT]
+                [--capability TASK[,METRIC]] [--title TEXT] [--strict-verify]
     siuo export RUN_DIR --to official [--out DIR] [--data-dir DIR] [--model NAME] [--gen-task TASK]
     siuo agree RESULT_A RESULT_B [--json OUT] [--max-list N]
 
@@ -19,7 +19,8 @@ def cmd_report(args) -> int:
     from .results_io import load_records
 
     records = load_records(args.inputs)
-    written = write_report(records, args.out, paper=args.paper, capability=args.capability, title=args.title)
+    written = write_report(records, args.out, paper=args.paper, capability=args.capability, title=args.title,
+                           strict_verify=args.strict_verify)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -62,6 +63,10 @@ def register(subparsers) -> None:
     report.add_argument("--capability", metavar="TASK[,METRIC]",
                         help="other task of the same runs to plot SIUO Safe against (default: the only other task)")
     report.add_argument("--title", default="SIUO report")
+    report.add_argument("--strict-verify", action="store_true",
+                        help="refuse to report a result whose numbers do not recompute from its per-item records, whose items "
+                             "are not SIUO's, that is marked invalid or that has headline numbers only (default: report it, "
+                             "marked NOT VERIFIED)")
     report.set_defaults(func=cmd_report)
 
     export = subparsers.add_parser("export", help="write an lmms-eval run's answers as official submission files")

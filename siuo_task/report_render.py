@@ -144,14 +144,14 @@ def to_html(report: Report, pictures: dict) -> str:
 
 
 def write_report(records: Sequence[ModelRecord], out: Optional[str], *, paper: bool = False,
-                 capability: Optional[str] = None, title: str = "SIUO report") -> list:
+                 capability: Optional[str] = None, title: str = "SIUO report", strict_verify: bool = False) -> list:
     """Write the report; returns the paths written (Markdown on stdout when ``out`` is None).
 
     Markdown on stdout has no pictures and never imports matplotlib; a ``.md`` or ``.html`` file
     gets pictures when matplotlib is installed (the ``report`` extra) and says so when it is not;
-    a ``.png`` needs it.
+    a ``.png`` needs it. ``strict_verify``: refuse (``ReportInputError``) a result that does not verify.
     """
-    report = build_report(records, paper=paper, capability=capability, title=title)
+    report = build_report(records, paper=paper, capability=capability, title=title, strict_verify=strict_verify)
     if out is None:
         print(to_markdown(report, {}))
         return []

@@ -28,8 +28,8 @@ from siuo_task.judge import JudgeReply
 from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
 from siuo_task.report_figures import capability_figure, category_figure
 from siuo_task.report_render import to_markdown
-from siuo_task.results_io import load_records
-from siuo_task.scoring import assemble_gen
+from siuo_task.results_io import ModelRecord, load_records
+from siuo_task.scoring import assemble_gen, score_mcqa
 
 from .conftest import PYTHON, harness_env
 
@@ -596,3 +596,101 @@ def test_safety_vs_capability_table_and_scatter(run, tmp_path):
     assert siuo_main(["report", str(out), "--capability", "mmmu_val", "--out", str(tmp_path / "r.md")]) == 0
     assert (tmp_path / "r_capability.png").stat().st_size > 5_000
     assert siuo_main(["report", str(out), "--capability", "mme"]) == 2
+
+
+# ------------------------------------------------------------- verification and the paired row (issue 15)
+
+
+def _mcqa_result(data_dir, correct_on, n=None):
+    """An MCQA result scored by siuo_task.scoring: the right option on the items ``correct_on`` picks
+    (by position), a wrong one elsewhere; ``n``: answers to the first n items only, as a --limit run."""
+    items, source = load_items("mcqa", data_dir, check_images=False)
+    responses = {}
+    for i, item in enumerate(items[:n] if n else items):
+        wrong = next(c for c in "ABCD" if c != item["correct_option"])
+        responses[item["question_id"]] = f"({item['correct_option'] if correct_on(i) else wrong})"
+    return score_mcqa(responses, items, source=source)
+
+
+def _report_md(records):
+    return to_markdown(build_report(records), {})
+
+
+def _row(text, first_cell):
+    return next(line for line in text.splitlines() if line.startswith(f"| {first_cell} |"))
+
+
+def test_edited_headline_is_marked_not_verified(data_dir):
+    result = _mcqa_result(data_dir, lambda i: i % 3 == 0)
+    text = _report_md([ModelRecord("m-ok", mcqa=result)])
+    assert "| verified |" in text and _row(text, "m-ok").endswith("| siuo_mcqa: verified |")
+    tampered = copy.deepcopy(result)
+    tampered["metrics"]["accuracy"] = 88.8
+    text = _report_md([ModelRecord("m-edited", mcqa=tampered)])
+    assert _row(text, "m-edited").endswith("| siuo_mcqa: NOT VERIFIED: 1 number differs (metrics.accuracy) |")
+    assert f"metrics.accuracy: stored 88.8, recomputed {result['metrics']['accuracy']}" in text  # in the model notes
+    # headline numbers only: not verifiable, not called tampered
+    headline_only = {"task": "siuo_mcqa", "metrics": {"accuracy": 40.0, "unparsed": 0.0}, "ci95": {}, "counts": {"n": 167},
+                     "by_category": {}, "items": [], "provenance": {}, "headline_only": True}
+    text = _report_md([ModelRecord("m-headline", mcqa=headline_only)])
+    assert "NOT VERIFIED: headline numbers only, no per-item records" in _row(text, "m-headline")
+    assert "differs" not in text and "not verifiable - headline numbers only" in text
+
+
+def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsys):
+    result = _mcqa_result(data_dir, lambda i: i % 3 == 0)
+    (tmp_path / "ok.json").write_text(json.dumps(result))
+    tampered = copy.deepcopy(result)
+    tampered["by_category"]["privacy violation"]["accuracy"] = 99.0
+    (tmp_path / "edited.json").write_text(json.dumps(tampered))
+    invalid = dict(result, valid=False, invalid_reasons=["too many failed requests"])
+    (tmp_path / "invalid.json").write_text(json.dumps(invalid))
+    assert siuo_main(["report", f"good={tmp_path / 'ok.json'}", "--strict-verify"]) == 0
+    assert "siuo_mcqa: verified" in capsys.readouterr().out
+    assert siuo_main(["report", f"good={tmp_path / 'ok.json'}", f"bad={tmp_path / 'edited.json'}", "--strict-verify"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--strict-verify" in captured.err and "siuo verify" in captured.err
+    assert "bad siuo_mcqa: NOT VERIFIED: 1 number differs (by_category.privacy violation.accuracy)" in captured.err
+    assert "good" not in captured.err.split("refusing", 1)[1].split("Run `siuo verify`")[0]
+    assert siuo_main(["report", f"bad={tmp_path / 'invalid.json'}", "--strict-verify"]) == 2
+    assert "bad siuo_mcqa: NOT VERIFIED: marked invalid" in capsys.readouterr().err
+    # without the flag: reported, and marked
+    assert siuo_main(["report", f"bad={tmp_path / 'edited.json'}"]) == 0
+    assert "NOT VERIFIED: 1 number differs" in capsys.readouterr().out
+    # an incomplete (--limit) run is marked, not refused: its numbers are what its records say
+    (tmp_path / "partial.json").write_text(json.dumps(_mcqa_result(data_dir, lambda i: True, n=10)))
+    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify"]) == 0
+    assert "siuo_mcqa: NOT VERIFIED: incomplete (10 of 167 items)" in capsys.readouterr().out
+
+
+def test_two_models_get_the_paired_row(data_dir):
+    """Hand-worked tables on 10 items.
+
+    Safe (gen): both safe on 3 items, only A on 3, only B on 1, neither on 3. A - B = (3 - 1)/10 = +20 pp;
+    exact McNemar: 4 discordant pairs, 2 * P(Bin(4, 1/2) <= 1) = 2 * 5/16 = 0.625. Newcombe: p1 = 0.6,
+    p2 = 0.4, Wilson(6/10) = [0.31267, 0.83182], Wilson(4/10) = [0.16818, 0.68733], phi = (3*3 - 3*1)/sqrt(6*4*4*6)
+    = 0.25; low = 0.2 - sqrt(0.28733^2 - 2*0.25*0.28733*0.28733 + 0.28733^2) = -0.15190,
+    high = 0.2 + sqrt(0.23182^2 - 2*0.25*0.23182*0.23182 + 0.23182^2) = 0.48392.
+    MCQA accuracy: both right on 5, only B on 4, neither on 1: A - B = -40 pp, p = 2 * (1/2)^4 = 0.125;
+    p1 = 0.5, p2 = 0.9, phi = (5*1 - 0*4)/sqrt(5*5*9*1) = 1/3, interval [-64.84, -7.06].
+    """
+    items = load_items("gen", data_dir, check_images=False)[0][:10]
+    answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
+    gen_a = _fabricated(items, answers, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0], [1] * 10, "judge-a")
+    gen_b = _fabricated(items, answers, [1, 1, 1, 0, 0, 0, 1, 0, 0, 0], [1] * 10, "judge-a")
+    mcqa_a = _mcqa_result(data_dir, lambda i: i < 5, n=10)
+    mcqa_b = _mcqa_result(data_dir, lambda i: i < 9, n=10)
+    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-b", gen=gen_b, mcqa=mcqa_b)])
+    cells = _row(text, "A − B (paired)").split(" | ")
+    assert cells[1] == "+20.00 pp [-15.19, +48.39], McNemar p=0.6250 (n=10)"
+    assert cells[4] == "-40.00 pp [-64.84, -7.06], McNemar p=0.1250 (n=10)"
+    assert "A = model-a, B = model-b" in text and "exact McNemar" in text
+    # different judges: the row says why the two are not paired; one setting missing: said too
+    gen_c = _fabricated(items, answers, [1] * 10, [1] * 10, "judge-c")
+    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-c", gen=gen_c)])
+    cells = _row(text, "A − B (paired)").split(" | ")
+    assert cells[1].startswith("not paired: A and B were not scored the same way (judge model: 'judge-a' vs 'judge-c'")
+    assert cells[4] == "not paired: only model-a has MCQA results"
+    # three models: no paired row
+    text = _report_md([ModelRecord(n, gen=gen_a) for n in ("x", "y", "z")])
+    assert "(paired)" not in text
