@@ -169,7 +169,7 @@ def register(subparsers) -> None:
     verify = subparsers.add_parser(
         "verify",
         help="recompute every number of SIUO result files from their per-item records (no judge calls)",
-        description="Inputs: SIUO result JSONs (siuo score, <out>/siuo/*.json), lmms-eval results files or output folders, "
+        description="Inputs: SIUO result JSONs (siuo score, the per-item files beside a harness run), lmms-eval results files or output folders, "
         "official submission files (siuo export). Exit status 1 when any number does not recompute.",
     )
     verify.add_argument("results", nargs="+", metavar="RESULT_OR_RUN_DIR")
