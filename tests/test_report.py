@@ -28,7 +28,7 @@ from siuo_task.judge import JudgeReply
 from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
 from siuo_task.report_figures import capability_figure, category_figure
 from siuo_task.report_render import to_markdown
-from siuo_task.results_io import ModelRecord, load_records
+from siuo_task.results_io import ModelRecord, ReportInputError, load_records
 from siuo_task.scoring import assemble_gen, score_mcqa
 
 from .conftest import PYTHON, harness_env
@@ -635,6 +635,8 @@ def test_edited_headline_is_marked_not_verified(data_dir):
     text = _report_md([ModelRecord("m-headline", mcqa=headline_only)])
     assert "NOT VERIFIED: headline numbers only, no per-item records" in _row(text, "m-headline")
     assert "differs" not in text and "not verifiable - headline numbers only" in text
+    with pytest.raises(ReportInputError, match="m-headline siuo_mcqa: NOT VERIFIED: headline numbers only"):
+        build_report([ModelRecord("m-headline", mcqa=headline_only)], strict_verify=True)  # nothing to recompute
 
 
 def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsys):
