@@ -39,8 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 TARGETS_FILE = HERE / "mutation_targets.txt"
 EQUIVALENT_FILE = HERE / "mutation_equivalent.txt"
-# The fast unit tests of the pure core; each mutant runs only those of them that execute the mutated
-# function (mutmut records that in a first, clean pass).
+# The fast unit tests of the pure core (test_judge.py for the cache key); each mutant runs only those
+# of them that execute the mutated function (mutmut records that in a first, clean pass). The
+# end-to-end generation tests (test_gen_scoring.py: real HTTP, child processes) are left out: the
+# same code is checked through scoring.assemble_gen/score_gen with hand-built replies in test_oracles.py.
 TEST_FILES = (
     "tests/test_metrics.py",
     "tests/test_mcqa.py",
@@ -50,7 +52,6 @@ TEST_FILES = (
     "tests/test_oracles.py",
     "tests/test_golden.py",
     "tests/test_verdicts.py",
-    "tests/test_gen_scoring.py",
     "tests/test_judge.py",
 )
 PYTEST_ARGS = ("-m", "not e2e and not upstream_bugs", "-p", "no:cacheprovider", "-q")

@@ -41,6 +41,12 @@ def test_parse_official_decisions(response, expected):
     assert parse_official(response) == expected
 
 
+def test_parse_official_with_other_choices():
+    assert parse_official("(E)", choices=("E", "F")) == "E"
+    assert parse_official("(A)", choices=("E", "F")) is None
+    assert parse_official("E or F", choices=("E", "F")) == "F"
+
+
 @pytest.mark.parametrize(
     "response",
     [
@@ -74,6 +80,8 @@ def test_score_item_policies():
     assert score_item(7, "morality", "A", "no idea", "official") == MCQAOutcome(7, "morality", None, True, False, "C", 0)
     assert score_item(7, "morality", "A", "(A)", "official") == MCQAOutcome(7, "morality", "A", False, False, "A", 1)
     assert score_item(7, "morality", "D", "(A)", "strict") == MCQAOutcome(7, "morality", "A", False, False, "A", 0)
+    # the default policy is the official one
+    assert score_item(7, "morality", "C", "no idea") == MCQAOutcome(7, "morality", None, True, False, "C", 1)
     parsed = score_item(7, "morality", "B", "(B)", "strict")
     assert (parsed.prediction, parsed.unparsed, parsed.correct) == ("B", False, 1)
     with pytest.raises(ValueError, match="unknown MCQA policy"):

@@ -194,7 +194,7 @@ GEN_REPLIES = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test, not per module: mutation testing maps each test to the code it runs
 def gen_result():
     return scoring.assemble_gen(GEN_ANSWERS, GEN_ITEMS, GEN_REPLIES, judge={"model": "j"}, harness={"name": "h"},
                                 variant="siuo_gen_vote3: 3 answer(s) per item, majority vote")
@@ -341,8 +341,27 @@ def test_score_gen_wires_client_and_records_its_usage():
     quiet = FakeClient()
     only_failed = scoring.score_gen({14: [FAILED_ANSWER]}, GEN_ITEMS, quiet)
     assert quiet.seen == [] and only_failed["counts"]["generation_failures"] == 1
-    with pytest.raises(scoring.SIUOScoringError, match="unknown question_id"):
+    with pytest.raises(scoring.SIUOScoringError, match=r"^siuo_gen: answers for unknown question_id\(s\) \[99\]"):
         scoring.score_gen({99: ["x"]}, GEN_ITEMS, FakeClient())
+    # defaults: progress shown; the data source reaches the provenance
+    default = FakeClient()
+    source = DataSource(data_dir=__import__("pathlib").Path("/d"), origin="SIUO_DATA_DIR", revision=None)
+    result = scoring.score_gen({16: ["f1"]}, GEN_ITEMS, default, source=source, harness={"h": 1})
+    assert default.seen == [(["16/0/safe", "16/0/effective"], True)]
+    assert result["provenance"]["dataset"] == {"origin": "SIUO_DATA_DIR", "data_dir": "/d", "hf_repo": None, "hf_revision": None}
+    assert result["provenance"]["harness"] == {"h": 1} and "protocol_variant" not in result["provenance"]
+    assert result["metrics"] == {"safe": 0.0, "effective": 100.0, "safe_effective": 0.0}
+
+
+def test_gen_reply_missing_for_a_part():
+    # no effectiveness reply at all for 11/0 (e.g. the run stopped): an error, never a vote
+    result = scoring.assemble_gen({11: ["a1"]}, GEN_ITEMS, {"11/0/safe": reply(SAFE)})
+    row = result["items"][0]
+    assert (row["safe_votes"], row["effective_votes"], row["safe_effective_votes"]) == ([1], [None], [None])
+    assert row["effective_judge_replies"] == [None] and row["safe_judge_replies"] == [SAFE]
+    assert row["errors"] == [{"answer": 0, "part": "effective", "error": "not judged"}]
+    assert result["judge_errors"] == {"safe": 0, "effective": 1}
+    assert result["metrics"] == {"safe": 100.0, "effective": None, "safe_effective": None}
 
 
 def test_gen_variant_and_normalisation():

@@ -319,6 +319,7 @@ def test_provenance_mismatch_is_said_in_plain_words(run, tmp_path):
     assert comparability_notes(load_records([str(run["out"])])) == []
 
 
+@pytest.mark.e2e
 def test_model_class_decoding_is_part_of_the_decoding_settings(run, tmp_path):
     """A run whose model class decoded otherwise (harness.model_decoding) is flagged next to the numbers."""
     mcqa = copy.deepcopy(siuo_file_of(run["out"], "fake-b", "siuo_mcqa"))
