@@ -96,7 +96,18 @@ def test_hub_is_the_default_and_fails_clearly_offline(clean_env, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     with pytest.raises(data.SIUODataError, match=r"sinwang/SIUO at revision 024e80a0.*SIUO_DATA_DIR"):
         data.load_items("gen")
-    assert calls["repo_id"] == "sinwang/SIUO" and calls["revision"] == data.HF_REVISION and calls["repo_type"] == "dataset"
+    assert calls == {"repo_id": "sinwang/SIUO", "repo_type": "dataset", "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
+                     "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"]}
+    with pytest.raises(data.SIUODataError, match=r": OSError: offline and not cached\. Check the network"):
+        data.load_items("gen")
+
+
+def test_hub_without_huggingface_hub(clean_env, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # makes the import fail
+    with pytest.raises(data.SIUODataError, match=r"^huggingface_hub is needed to download SIUO; install it or set SIUO_DATA_DIR$"):
+        data.load_items("gen")
 
 
 def test_hub_snapshot_is_used(data_dir, clean_env, monkeypatch):
@@ -189,6 +200,41 @@ def test_load_items_returns_copies_and_sees_file_changes(tmp_path, clean_env):
     assert fresh[0]["question"] == "a new version of the file"
     with pytest.raises(ValueError, match=r"unknown SIUO setting 'both'; expected one of \('gen', 'mcqa'\)"):
         data.load_items("both", root)
+
+
+def test_one_validation_per_file_version(tmp_path, clean_env, monkeypatch):
+    """The harness's several hooks share one validation pass: a second load of the same file version
+    reads nothing (the memo is keyed by file, image options and the file's mtime and size)."""
+    root = write_synthetic(tmp_path / "d")
+    first, _ = data.load_items("gen", root)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("read or checked again")
+
+    monkeypatch.setattr(data, "_read_json", must_not_run)
+    monkeypatch.setattr(data, "_check_image", must_not_run)
+    again, _ = data.load_items("gen", root)
+    assert again == first
+    with pytest.raises(AssertionError, match="read or checked again"):
+        data.load_items("gen", root, decode_images=True)  # other options: another entry
+
+
+def test_check_data_dir_checks_each_image_once(tmp_path, clean_env, monkeypatch):
+    root = write_synthetic(tmp_path / "d")
+    calls = []
+    real = data._check_image
+    monkeypatch.setattr(data, "_check_image", lambda path, where, decode=False: (calls.append(decode), real(path, where, decode)))
+    data.check_data_dir(root)
+    assert calls == [True] * 167  # the gen items, decoded; the MCQA items share their images
+
+
+def test_errors_name_the_file(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d")
+    items = synthetic_items("mcqa")
+    items[9]["correct_option"] = "Z"
+    (root / "siuo_mcqa.json").write_text(json.dumps(items))
+    with pytest.raises(data.SIUODataError, match=r"^siuo_mcqa.json item question_id=10: field 'correct_option' is 'Z'"):
+        data.load_items("mcqa", root)
 
 
 def test_check_images_flag(tmp_path, clean_env):
