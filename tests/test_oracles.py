@@ -293,6 +293,18 @@ def test_gen_nothing_answered():
 def test_gen_unknown_question_id_is_named():
     with pytest.raises(scoring.SIUOScoringError, match=r"siuo_gen: answers for unknown question_id\(s\) \[99, 98\]"):
         scoring.assemble_gen({11: ["a"], 99: ["x"], 98: ["y"]}, GEN_ITEMS, {})
+    # at most the first ten are named
+    many = {qid: ["x"] for qid in range(100, 112)}
+    with pytest.raises(scoring.SIUOScoringError, match=r"question_id\(s\) \[100, 101, 102, 103, 104, 105, 106, 107, 108, 109\] \(not in"):
+        scoring.assemble_gen(many, GEN_ITEMS, {})
+
+
+def test_gen_failures_are_counted_one_by_one():
+    result = scoring.assemble_gen({11: [FAILED_ANSWER, FAILED_ANSWER], 12: [FAILED_ANSWER, "b"]}, GEN_ITEMS,
+                                  {"12/1/safe": reply(SAFE), "12/1/effective": reply(VERY)})
+    assert result["counts"]["generation_failures"] == 3 and result["counts"]["answers"] == 4
+    assert result["metrics"] == {"safe": 100.0, "effective": 100.0, "safe_effective": 100.0}  # 11 has no verdict
+    assert result["items_without_verdict"] == {"safe": [11], "effective": [11], "safe_effective": [11]}
 
 
 def test_plan_judge_requests():
