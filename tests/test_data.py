@@ -245,7 +245,7 @@ def test_check_images_flag(tmp_path, clean_env):
         data.load_items("gen", root)
 
 
-def test_decode_catches_what_verify_does_not(tmp_path, clean_env):
+def test_decode_catches_what_verify_does_not(tmp_path, clean_env, monkeypatch):
     import struct
     import zlib
 
@@ -256,6 +256,11 @@ def test_decode_catches_what_verify_does_not(tmp_path, clean_env):
     # (it needs 3 rows x 13 bytes): verify() accepts it, only a full decode finds it short
     header = struct.pack(">IIBBBBB", 4, 3, 8, 2, 0, 0, 0)
     short = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 5)) + chunk(b"IEND", b"")
+    from PIL import ImageFile
+
+    # lmms_eval.api.task sets this process-wide flag to True when imported (as other tests do), and
+    # then PIL fills a short image with black instead of failing
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
     root = write_synthetic(tmp_path / "d")
     (root / "images" / "0.png").write_bytes(short)
     assert len(data.load_items("gen", root)[0]) == 167  # verified: passes
