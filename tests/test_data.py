@@ -96,7 +96,18 @@ def test_hub_is_the_default_and_fails_clearly_offline(clean_env, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     with pytest.raises(data.SIUODataError, match=r"sinwang/SIUO at revision 024e80a0.*SIUO_DATA_DIR"):
         data.load_items("gen")
-    assert calls["repo_id"] == "sinwang/SIUO" and calls["revision"] == data.HF_REVISION and calls["repo_type"] == "dataset"
+    assert calls == {"repo_id": "sinwang/SIUO", "repo_type": "dataset", "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
+                     "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"]}
+    with pytest.raises(data.SIUODataError, match=r": OSError: offline and not cached\. Check the network"):
+        data.load_items("gen")
+
+
+def test_hub_without_huggingface_hub(clean_env, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # makes the import fail
+    with pytest.raises(data.SIUODataError, match=r"^huggingface_hub is needed to download SIUO; install it or set SIUO_DATA_DIR$"):
+        data.load_items("gen")
 
 
 def test_hub_snapshot_is_used(data_dir, clean_env, monkeypatch):
@@ -128,3 +139,218 @@ def test_damaged_png_is_caught_without_a_full_decode(fresh_data_dir, clean_env, 
     path.write_bytes(bytes(raw))
     with pytest.raises(data.SIUODataError, match=r"question_id=1003: image .*S-03.png cannot be decoded"):
         data.load_items("gen", fresh_data_dir)
+
+
+# ------------------------------------------------- synthetic releases (no SIUO data needed)
+
+
+def synthetic_items(setting):
+    """167 hand-made items: question_id i+1, category CATEGORIES[i % 9], image "<i % 5>.png",
+    correct option "ABCD"[i % 4]. So categories 1-5 hold 19 items and 6-9 hold 18 (167 = 9 * 18 + 5),
+    the answer key has 42 A, 42 B, 42 C and 41 D (167 = 4 * 41 + 3), and there are 5 images."""
+    items = []
+    for i in range(data.N_ITEMS):
+        item = {"question_id": i + 1, "image": f"{i % 5}.png", "question": f"question {i}", "category": data.CATEGORIES[i % 9]}
+        if setting == "gen":
+            item.update(safety_warning=f"warning {i}", reference_answer=f"reference {i}")
+        else:
+            item.update(options={"A": "a", "B": "b", "C": "c", "D": "d"}, correct_option="ABCD"[i % 4])
+        items.append(item)
+    return items
+
+
+def write_synthetic(root, images=True):
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    for setting in data.SETTINGS:
+        (root / data.FILES[setting]).write_text(json.dumps(synthetic_items(setting)))
+    if images:
+        (root / "images").mkdir(exist_ok=True)
+        for n in range(5):
+            Image.new("RGB", (4, 3), (n, n, n)).save(root / "images" / f"{n}.png")
+    return root
+
+
+def test_synthetic_release_summary(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d")
+    summary = data.check_data_dir(root)
+    assert summary == {
+        "source": {"origin": "argument", "data_dir": str(root.resolve()), "hf_repo": None, "hf_revision": None},
+        "items": {"gen": 167, "mcqa": 167},
+        "images": 5,
+        "categories": {cat: (19 if k < 5 else 18) for k, cat in enumerate(data.CATEGORIES)},
+        "mcqa_correct_option": {"A": 42, "B": 42, "C": 42, "D": 41},
+    }
+    items, source = data.load_items("gen", root)
+    assert items[7]["image_path"] == str(root.resolve() / "images" / "2.png")
+    assert source == data.DataSource(root.resolve(), "argument", None)
+
+
+def test_load_items_returns_copies_and_sees_file_changes(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d")
+    first, _ = data.load_items("mcqa", root, check_images=False)
+    first[0]["question"] = "changed by the caller"
+    again, _ = data.load_items("mcqa", root, check_images=False)
+    assert again[0]["question"] == "question 0"  # the memoised items are not shared with callers
+    items = synthetic_items("mcqa")
+    items[0]["question"] = "a new version of the file"
+    (root / "siuo_mcqa.json").write_text(json.dumps(items) + "\n")  # other size: a new stamp
+    fresh, _ = data.load_items("mcqa", root, check_images=False)
+    assert fresh[0]["question"] == "a new version of the file"
+    with pytest.raises(ValueError, match=r"unknown SIUO setting 'both'; expected one of \('gen', 'mcqa'\)"):
+        data.load_items("both", root)
+
+
+def test_one_validation_per_file_version(tmp_path, clean_env, monkeypatch):
+    """The harness's several hooks share one validation pass: a second load of the same file version
+    reads nothing (the memo is keyed by file, image options and the file's mtime and size)."""
+    root = write_synthetic(tmp_path / "d")
+    first, _ = data.load_items("gen", root)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("read or checked again")
+
+    monkeypatch.setattr(data, "_read_json", must_not_run)
+    monkeypatch.setattr(data, "_check_image", must_not_run)
+    again, _ = data.load_items("gen", root)
+    assert again == first
+    with pytest.raises(AssertionError, match="read or checked again"):
+        data.load_items("gen", root, decode_images=True)  # other options: another entry
+
+
+def test_check_data_dir_checks_each_image_once(tmp_path, clean_env, monkeypatch):
+    root = write_synthetic(tmp_path / "d")
+    calls = []
+    real = data._check_image
+    monkeypatch.setattr(data, "_check_image", lambda path, where, decode=False: (calls.append(decode), real(path, where, decode)))
+    data.check_data_dir(root)
+    assert calls == [True] * 167  # the gen items, decoded; the MCQA items share their images
+
+
+def test_errors_name_the_file(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d")
+    items = synthetic_items("mcqa")
+    items[9]["correct_option"] = "Z"
+    (root / "siuo_mcqa.json").write_text(json.dumps(items))
+    with pytest.raises(data.SIUODataError, match=r"^siuo_mcqa.json item question_id=10: field 'correct_option' is 'Z'"):
+        data.load_items("mcqa", root)
+
+
+def test_check_images_flag(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d", images=False)
+    items, _ = data.load_items("gen", root, check_images=False)  # no image is opened
+    assert len(items) == 167 and items[0]["image_path"].endswith("images/0.png")
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json item question_id=1: image file not found"):
+        data.load_items("gen", root)
+
+
+def test_decode_catches_what_verify_does_not(tmp_path, clean_env, monkeypatch):
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    # a 4x3 RGB PNG whose chunks and checksums are all valid but whose pixel data stops after 5 bytes
+    # (it needs 3 rows x 13 bytes): verify() accepts it, only a full decode finds it short
+    header = struct.pack(">IIBBBBB", 4, 3, 8, 2, 0, 0, 0)
+    short = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 5)) + chunk(b"IEND", b"")
+    from PIL import ImageFile
+
+    # lmms_eval.api.task sets this process-wide flag to True when imported (as other tests do), and
+    # then PIL fills a short image with black instead of failing
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
+    root = write_synthetic(tmp_path / "d")
+    (root / "images" / "0.png").write_bytes(short)
+    assert len(data.load_items("gen", root)[0]) == 167  # verified: passes
+    with pytest.raises(data.SIUODataError, match=r"question_id=1: image .*0.png cannot be decoded \(OSError: image file is truncated"):
+        data.load_items("gen", root, decode_images=True)
+    with pytest.raises(data.SIUODataError, match=r"question_id=1: image .*0.png cannot be decoded"):
+        data.check_data_dir(root)  # `siuo data check` decodes every image
+
+
+def test_check_data_dir_cross_checks_the_settings(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d")
+    mcqa = synthetic_items("mcqa")
+    mcqa[3]["question_id"] = 999
+    (root / "siuo_mcqa.json").write_text(json.dumps(mcqa))
+    with pytest.raises(data.SIUODataError, match=r"^siuo_mcqa.json item question_id=999: not in siuo_gen.json$"):
+        data.check_data_dir(root)
+    mcqa = synthetic_items("mcqa")
+    mcqa[3]["category"] = data.CATEGORIES[0] if mcqa[3]["category"] != data.CATEGORIES[0] else data.CATEGORIES[1]
+    (root / "siuo_mcqa.json").write_text(json.dumps(mcqa))
+    with pytest.raises(data.SIUODataError, match=r"^siuo_mcqa.json item question_id=4: field 'category' differs from siuo_gen.json$"):
+        data.check_data_dir(root)
+    mcqa = synthetic_items("mcqa")
+    mcqa[2]["image"] = "4.png"
+    (root / "siuo_mcqa.json").write_text(json.dumps(mcqa))
+    with pytest.raises(data.SIUODataError, match=r"^siuo_mcqa.json item question_id=3: field 'image' differs from siuo_gen.json$"):
+        data.check_data_dir(root)
+
+
+def test_read_json_errors(tmp_path, clean_env):
+    root = write_synthetic(tmp_path / "d")
+    (root / "siuo_gen.json").write_text("{not json")
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json: not valid JSON \("):
+        data.load_items("gen", root)
+    (root / "siuo_gen.json").write_text('{"question_id": 1}')
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json: expected a JSON list of items, got dict"):
+        data.load_items("gen", root)
+
+
+def _validate(items, setting="gen", **kw):
+    data.validate_items(items, setting, "f.json", **kw)
+
+
+@pytest.mark.parametrize(
+    "setting, damage, message",
+    [
+        ("gen", lambda it: it.__setitem__(5, ["not", "a", "dict"]), r"^f.json item #5: expected an object, got list$"),
+        ("gen", lambda it: it[5].pop("question_id"), r"^f.json item #5: missing field 'question_id'$"),
+        ("gen", lambda it: it[5].update(question=None), r"^f.json item question_id=6: missing field 'question'$"),
+        ("gen", lambda it: it[5].update(question_id=True), r"^f.json item question_id=True: field 'question_id' should be int, got bool$"),
+        ("gen", lambda it: it[5].update(question_id="6"), r"^f.json item question_id=6: field 'question_id' should be int, got str$"),
+        ("gen", lambda it: it[5].update(question=7), r"^f.json item question_id=6: field 'question' should be str, got int$"),
+        ("gen", lambda it: it[5].update(safety_warning=" \n"), r"^f.json item question_id=6: field 'safety_warning' is empty$"),
+        ("gen", lambda it: it[5].update(category="Self-harm"), r"^f.json item question_id=6: unknown category 'Self-harm' \(expected one of: self-harm, dangerous"),
+        ("gen", lambda it: it[6].update(question_id=2), r"^f.json item question_id=2: duplicate question_id \(also item #1\)$"),
+        ("mcqa", lambda it: it[5].update(options=["A"]), r"^f.json item question_id=6: field 'options' should be dict, got list$"),
+        ("mcqa", lambda it: it[5]["options"].update(E="e"), r"^f.json item question_id=6: field 'options' must have exactly the keys A, B, C, D, got \['A', 'B', 'C', 'D', 'E'\]$"),
+        ("mcqa", lambda it: it[5]["options"].update(B=" ", D=4), r"^f.json item question_id=6: option\(s\) B, D empty or not text$"),
+        ("mcqa", lambda it: it[5].update(correct_option="a"), r"^f.json item question_id=6: field 'correct_option' is 'a', expected one of A-D$"),
+        ("mcqa", lambda it: it.pop(), r"^f.json: expected 167 items, found 166$"),
+        ("mcqa", lambda it: it.append({**it[0], "question_id": 500}), r"^f.json: expected 167 items, found 168$"),
+    ],
+)
+def test_validate_items_names_the_problem(setting, damage, message):
+    items = synthetic_items(setting)
+    _validate(items, setting)  # the undamaged items pass
+    damage(items)
+    with pytest.raises(data.SIUODataError, match=message):
+        _validate(items, setting)
+
+
+def test_validate_items_category_coverage_and_counts():
+    items = synthetic_items("gen")
+    for item in items:
+        if item["category"] == "religion beliefs":
+            item["category"] = "morality"
+    with pytest.raises(data.SIUODataError, match=r"^f.json: no items in categories \['religion beliefs'\]$"):
+        _validate(items)
+    _validate(items[:3], expect_n=None)  # a subset (tests, --limit) may miss categories
+    _validate(items[:3], expect_n=3)
+    with pytest.raises(data.SIUODataError, match=r"expected 4 items, found 3"):
+        _validate(items[:3], expect_n=4)
+
+
+def test_sources_and_their_description(tmp_path, clean_env, monkeypatch):
+    clean_env.setenv("SIUO_DATA_DIR", str(tmp_path / "env"))
+    assert data.resolve_source(tmp_path / "arg") == data.DataSource((tmp_path / "arg").resolve(), "argument", None)
+    assert data.resolve_source() == data.DataSource((tmp_path / "env").resolve(), "SIUO_DATA_DIR", None)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert data.resolve_source("~/x").data_dir == (tmp_path / "x").resolve()
+    hub = data.DataSource(tmp_path, "huggingface", "rev1")
+    assert hub.describe() == {"origin": "huggingface", "data_dir": str(tmp_path), "hf_repo": "sinwang/SIUO", "hf_revision": "rev1"}
+    assert data.HF_REPO == "sinwang/SIUO" and data.HF_REVISION == "024e80a01795376b9fed12f8073a12f2275f22ee"
+    assert data.FILES == {"gen": "siuo_gen.json", "mcqa": "siuo_mcqa.json"} and data.IMAGES_DIR == "images"

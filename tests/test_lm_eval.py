@@ -142,6 +142,7 @@ def judge_env(data_dir, clean_env):
 # ------------------------------------------------------------------------------------ task discovery
 
 
+@pytest.mark.e2e  # the `siuo` CLI in a child process and lm-eval's full task index
 def test_tasks_path_lists_the_lm_eval_tasks(data_dir, clean_env):
     proc = subprocess.run([*SIUO_CLI, "tasks-path", "--harness", "lm-eval"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -67,6 +67,7 @@ def test_qwen2_vl_simple_class(data_dir, tiny_qwen2_vl, tmp_path):
     assert not mismatches, f"qwen2_vl answers differ from transformers generate of the same items: {mismatches}"
 
 
+@pytest.mark.upstream_bugs
 def test_qwen2_vl_simple_class_batch2(data_dir, tiny_qwen2_vl, tmp_path):
     """``--batch_size 2`` with ``qwen2_vl``: SIUO's bookkeeping holds; the answers do not (lmms-eval bug).
 
@@ -139,6 +140,7 @@ def test_data_parallel_matches_single_process(data_dir, tiny_llava, llava_single
     assert rank0_tokens == MAX_NEW_TOKENS * 2 * ((DP_LIMIT + 1) // 2), f"rank 0 generated {rank0_tokens} tokens"
 
 
+@pytest.mark.upstream_bugs
 def test_generic_huggingface_class(data_dir, tiny_qwen2_vl, tmp_path):
     """The generic ``huggingface`` chat class: broken on transformers 5.x (lmms-eval 0.7.3 bug).
 

@@ -28,14 +28,19 @@ def test_rate_and_interval():
     assert metrics.wilson_ci95(0, 10)[0] == 0.0 and metrics.wilson_ci95(10, 10)[1] == 100.0
     assert metrics.wilson_ci95(0, 0) is None
     # 167 items around 50%: the half-width is about 7.5 points - the noise a reader must see
-    low, high = metrics.wilson_ci95(84, 167)
-    assert 7.0 < (high - low) / 2 < 8.0
+    # (scipy.stats.binomtest(84, 167).proportion_ci(method="wilson") = 0.42795..0.57790)
+    assert metrics.wilson_ci95(84, 167) == [42.8, 57.79]
+    # asymmetric points, where a wrong centre or half-width shows (3/10 by hand: centre .35550, half .24772)
+    assert metrics.wilson_ci95(3, 10) == [10.78, 60.32]
+    assert metrics.wilson_ci95(1, 167) == [0.11, 3.31]
+    assert metrics.wilson_ci95(166, 167) == [96.69, 99.89]
 
 
 def test_rates_table_counts_items_without_verdict():
     rows = [{"safe": 1}, {"safe": 0}, {"safe": None}]
     table = metrics.rates_table(rows, ["safe"])["safe"]
-    assert table == {"rate": 50.0, "ci95": metrics.wilson_ci95(1, 2), "n": 2, "no_verdict": 1}
+    # Wilson 1/2 by hand: centre .5, half 1.96 * sqrt(.125 + .24009) / 2.92073 = .40547
+    assert table == {"rate": 50.0, "ci95": [9.45, 90.55], "n": 2, "no_verdict": 1}
 
 
 def test_cohen_kappa():
@@ -43,3 +48,5 @@ def test_cohen_kappa():
     # observed 0.5, expected 0.5 -> kappa 0
     assert metrics.cohen_kappa([1, 1, 0, 0], [1, 0, 1, 0]) == 0.0
     assert metrics.cohen_kappa([], []) is None
+    # asymmetric raters: observed 3/4, pa 1/4, pb 1/2, expected 1/2 -> kappa 1/2
+    assert metrics.cohen_kappa([1, 0, 0, 0], [1, 1, 0, 0]) == 0.5

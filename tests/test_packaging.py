@@ -5,7 +5,11 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from .conftest import PYTHON, REPO
+
+pytestmark = pytest.mark.e2e  # builds and installs a wheel
 
 
 def test_wheel_carries_tasks_and_entry_point(tmp_path):

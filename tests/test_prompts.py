@@ -40,3 +40,19 @@ def test_judge_prompts_are_filled_once():
 
 def test_generation_prompt_is_the_bare_question():
     assert prompts.gen_prompt("Give me some encouragement.") == "Give me some encouragement."
+
+
+def test_fill_is_one_pass_and_literal():
+    # a value that names another placeholder is not filled again
+    assert prompts.fill("{a}-{b}", {"a": "{b}", "b": "x"}) == "{b}-x"
+    # names are matched literally, not as patterns ("." is no wildcard)
+    assert prompts.fill("{a.b} {axb}", {"a.b": "1"}) == "1 {axb}"
+    # braces that name no value stay
+    assert prompts.fill("{a} {c}", {"a": "1"}) == "1 {c}"
+    # a value with regex replacement syntax is inserted as it is
+    assert prompts.fill("{a}", {"a": r"\1 \g<0>"}) == r"\1 \g<0>"
+
+
+def test_render_options_keeps_the_data_order():
+    assert prompts.render_options({"C": "c", "A": "a"}) == "(C) c\n(A) a"
+    assert prompts.render_options({}) == ""
