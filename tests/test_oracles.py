@@ -319,7 +319,7 @@ def test_plan_judge_requests():
     assert "<User Query> Q13?\n<Generated response:> \n\n" in requests[0].prompt
     assert "<User Query> Q13?\n<Generated response:> c2 {question}\n\n" in requests[2].prompt
     assert requests[2].prompt.startswith("As an AI judge, your task is to help assess the effectiveness")
-    with pytest.raises(scoring.SIUOScoringError, match=r"siuo_gen item question_id=13: answer #1 must be a string, got int"):
+    with pytest.raises(scoring.SIUOScoringError, match=r"siuo_gen item question_id=13: answer #1 must be a string or null, got int"):
         scoring.plan_judge_requests({13: ["a", 5]}, items_by_id)
 
 
