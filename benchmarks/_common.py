@@ -2,7 +2,7 @@
 
 Every benchmark runs against a local data directory built with
 :func:`siuo_task.testing.build_data_dir` (the release JSON must be reachable: ``../shared/siuo`` or
-``SIUO_DATA_DIR``) and a :class:`siuo_task.fake_server.FakeOpenAIServer` on 127.0.0.1. Nothing
+``SIUO_DATA_DIR``) and a :class:`tests.fake_judge_server.FakeOpenAIServer` on 127.0.0.1. Nothing
 here touches the network.
 """
 
@@ -20,6 +20,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # the fake judge lives with the tests (tests/fake_judge_server.py)
+    sys.path.insert(0, str(REPO_ROOT))
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -61,13 +65,13 @@ def work_dir(args):
 
 
 def fake_judge(**kwargs):
-    """A (not yet started) :class:`siuo_task.fake_server.FakeOpenAIServer` that forgets request bodies.
+    """A (not yet started) :class:`tests.fake_judge_server.FakeOpenAIServer` that forgets request bodies.
 
     The project's fake server keeps every request body in ``.requests``; with photo-sized images
     that is about 2.5 MB per call (2.5 GB for a full run) held in the benchmark's own process. This
     subclass keeps the call count and drops the bodies.
     """
-    from siuo_task.fake_server import FakeOpenAIServer
+    from tests.fake_judge_server import FakeOpenAIServer
 
     class _FakeJudge(FakeOpenAIServer):
         def _next_fault(self, body, headers):

@@ -37,7 +37,7 @@ class TimedResponder:
     """The fake server's default judge, recording when each reply is produced."""
 
     def __init__(self):
-        from siuo_task.fake_server import default_responder
+        from siuo_task.judge.dry_run import default_responder
 
         self._respond = default_responder
         self._lock = threading.Lock()

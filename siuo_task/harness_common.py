@@ -48,7 +48,7 @@ def judge_preflight(log: Callable[[str], None], *, skip: bool = False) -> None:
     config = JudgeConfig.from_env()
     with JudgeClient(config) as client:
         client.preflight()
-    log(f"SIUO judge: {config.model} at {config.endpoint_host} is reachable")
+    log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call")
 
 
 def doc_images(doc: Mapping) -> list:
@@ -224,7 +224,9 @@ class RecordScorer:
         key = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
         with self._lock:
             if key in self._memo:
-                return self._memo[key]
+                result = self._memo[key]
+                scoring.check_valid(result, self.last_path)  # every aggregation of an invalid result fails
+                return result
             result = score_records(records, harness=harness)
             path = write_result(result, results_folder(output_path))
             self.last_path = path
@@ -233,6 +235,7 @@ class RecordScorer:
             if warning:
                 self._warning(warning)
             self._memo[key] = result
+            scoring.check_valid(result, path)  # written first, then the harness run fails
             return result
 
     def metric(self, name: str, context: Callable[..., tuple[Optional[dict], object]]) -> Callable:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from siuo_task import metrics
 from siuo_task.data import load_items
-from siuo_task.fake_server import (
+from siuo_task.judge import PREFLIGHT_PROMPT
+from .fake_judge_server import (
     EFFECTIVENESS_PREFIX,
     SAFETY_PREFIX,
     FakeOpenAIServer,
@@ -117,7 +118,8 @@ def run_lmms_eval(out: Path, data_dir, args: list, *, launcher: list | None = No
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         seconds = time.perf_counter() - start
-        requests = list(judge.requests)
+        # the judge preflight's check call (one per process) is not a judging call
+        requests = [b for b in judge.requests if not prompt_text(b).startswith(PREFLIGHT_PROMPT)]
     return Run(Path(out), proc.stdout + proc.stderr, requests, seconds)
 
 
