@@ -36,7 +36,16 @@ def load_docs(setting: str, log: Callable[[str], None]):
     return datasets.Dataset.from_list(items)
 
 
-def judge_preflight(log: Callable[[str], None], *, skip: bool = False) -> None:
+def _escape_if_swallowed(harness_name: str, exc: BaseException) -> None:
+    """lmms-eval's CLI catches every Exception from an evaluation, logs it and exits 0: an invalid
+    result or a fatal judge error leaves it as :class:`scoring.SIUORunAborted` instead (exit non-zero)."""
+    from .judge import JudgeUnavailable
+
+    if harness_name == "lmms-eval" and isinstance(exc, (scoring.SIUOInvalidResult, JudgeUnavailable)):
+        raise scoring.SIUORunAborted(f"{type(exc).__name__}: {exc}") from exc
+
+
+def judge_preflight(log: Callable[[str], None], *, skip: bool = False, harness_name: str = "") -> None:
     """Fail before generation, not after an hour of GPU time, when the judge can't be used.
 
     ``skip`` (the harness runs predict-only) or ``SIUO_JUDGE_PREFLIGHT=0`` turns the check off.
@@ -46,8 +55,12 @@ def judge_preflight(log: Callable[[str], None], *, skip: bool = False) -> None:
     from .judge import JudgeClient, JudgeConfig
 
     config = JudgeConfig.from_env()
-    with JudgeClient(config) as client:
-        client.preflight()
+    try:
+        with JudgeClient(config) as client:
+            client.preflight()
+    except Exception as exc:
+        _escape_if_swallowed(harness_name, exc)
+        raise
     log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call")
 
 
@@ -248,7 +261,11 @@ class RecordScorer:
         def aggregate(records, *args, **kwargs):
             task = records[0]["task"] if records else None
             harness, output_path = context(task, *args, **kwargs)
-            return self.score(records, harness=harness, output_path=output_path)["metrics"][name]
+            try:
+                return self.score(records, harness=harness, output_path=output_path)["metrics"][name]
+            except Exception as exc:
+                _escape_if_swallowed(self.harness_name, exc)
+                raise
 
         aggregate.__name__ = f"siuo_aggregate_{name}"
         return aggregate

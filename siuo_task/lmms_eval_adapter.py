@@ -52,7 +52,7 @@ def mcqa_process_docs(dataset):
 def gen_process_docs(dataset, task: str = "siuo_gen"):
     docs = common.load_docs("gen", _info)
     _check_model_decoding(task)
-    common.judge_preflight(_info, skip=_predict_only())
+    common.judge_preflight(_info, skip=_predict_only(), harness_name="lmms-eval")
     return docs
 
 

@@ -27,6 +27,11 @@ class SIUOInvalidResult(RuntimeError):
     """The result file was written but its numbers must not be used (it says ``"valid": false``)."""
 
 
+class SIUORunAborted(BaseException):
+    """Carries a :class:`SIUOInvalidResult` or a fatal judge error out of a harness that swallows every
+    ``Exception`` (lmms-eval's CLI logs it and exits 0): not an ``Exception``, so the run ends non-zero."""
+
+
 DEFAULT_MAX_ERROR_RATE = 0.05  # judge errors above this share of judge calls make a gen result invalid
 
 

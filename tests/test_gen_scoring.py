@@ -345,7 +345,7 @@ def test_invalid_result_fails_the_lmms_eval_run(data_dir, tmp_path):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0, log[-3000:]
-    assert "SIUOInvalidResult" in log and "INVALID" in log
+    assert "SIUORunAborted: SIUOInvalidResult" in log and "INVALID" in log
     [written] = list((tmp_path / "siuo").rglob("*.json"))
     result = json.loads(written.read_text())
     assert result["valid"] is False and "judge errors on 4 of 4" in result["invalid_reasons"][0]
