@@ -65,7 +65,7 @@ def time_hooks(work: Path, data_dir: Path, server) -> dict:
     os.environ.update(_judge_env(data_dir, server.url, cache))
     # What the harness has imported before any hook runs is not the task's cost.
     import datasets  # noqa: F401
-    import httpx  # noqa: F401
+    import openai  # noqa: F401  (lmms-eval imports it for its API models)
     import lmms_eval.utils  # noqa: F401
     import loguru
     import tqdm.auto  # noqa: F401
