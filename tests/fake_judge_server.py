@@ -135,6 +135,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             self._deny()
             return
+        if owner.rate_per_min:  # a gateway's limiter: refused calls are answered at once
+            wait = owner._admit()
+            if wait > 0:
+                self._send_json(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                                {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wait * 1000:.0f}"})
+                return
         if owner.latency_s > 0:
             owner._stop.wait(owner.latency_s)
         if owner.fail_after is not None:
@@ -152,12 +158,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "message": f"Unsupported parameter: '{name}' is not supported with this model.",
                 "type": "invalid_request_error", "param": name, "code": "unsupported_parameter"}})
             return
-        if owner.rate_per_min:
-            wait = owner._admit()
-            if wait > 0:
-                self._send_json(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
-                                {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wait * 1000:.0f}"})
-                return
 
         if fault:
             if fault.get("stall_s"):

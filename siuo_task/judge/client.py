@@ -35,6 +35,7 @@ logger = logging.getLogger("siuo_task.judge")
 BUDGET_ERROR = "token budget reached"
 DRY_RUN_FINGERPRINT = "siuo-dry-run"  # the dry-run judge marks its replies with this system_fingerprint
 _IMAGE_LRU_SIZE = 8
+_SHARD_SIZE = 4  # workers per SDK client
 _MAX_ERROR_CHARS = 300
 _PROGRESS_INTERVAL_S = 0.1
 _REFUSALS_BEFORE_FATAL = 10  # client errors in a row, with no success yet, that stop judging
@@ -226,11 +227,13 @@ class JudgeClient:
         self._successes = 0
         self._refusals = 0
         self._gate = 0.0  # monotonic time before which no call starts (a Retry-After)
+        self._pace = 0.0  # seconds between call starts while rate-limited (see _pass_gate)
         self._wait_until = 0.0
         self._wait_reason = ""
         self._fatal: JudgeFatal | None = None
         self._loop: _Loop | None = None
         self._sdk = None
+        self._shards: list = []
         self._extra_headers: dict = {}
         self._closed = False
 
@@ -244,9 +247,9 @@ class JudgeClient:
             return
         self._closed = True
         if self._loop is not None:
-            if self._sdk is not None:
+            for sdk in self._shards:
                 try:
-                    self._loop.submit(self._sdk.close()).result(timeout=10)
+                    self._loop.submit(sdk.close()).result(timeout=10)
                 except Exception:
                     pass
             self._loop.close()
@@ -326,10 +329,13 @@ class JudgeClient:
             raise RuntimeError("JudgeClient is closed")
         if self._sdk is None:
             self._check_url()
-            sdk = self._make_sdk()
+            # One SDK client (and connection pool) per _SHARD_SIZE workers: httpcore scans every pooled
+            # connection on each request, which at concurrency 32 cost more CPU than the call itself.
+            n = max(1, math.ceil(self.config.concurrency / _SHARD_SIZE))
+            self._shards = [self._make_sdk() for _ in range(n)]
             if self._loop is None:
                 self._loop = _Loop()
-            self._sdk = sdk
+            self._sdk = self._shards[0]
 
     # ------------------------------------------------------------------ images
     def _data_url(self, path: str) -> str:
@@ -451,20 +457,47 @@ class JudgeClient:
             raise _Retry("invalid response")
         raise exc
 
-    async def _once(self, messages: list, shape: str):
+    async def _once(self, messages: list, shape: str, shard: int = 0) -> dict:
         cfg = self.config
-        # All decoding parameters go through extra_body, exactly as configured: the same request on
-        # every SDK version of the supported range (older ones lack some named arguments).
-        # Omitted headers are repeated per request: some SDK versions only look there.
-        create = self._sdk.chat.completions.create(model=cfg.model, messages=messages,
-                                                   extra_body=cfg.shape_params(shape),
-                                                   extra_headers=self._extra_headers)
-        return await asyncio.wait_for(create, timeout=cfg.timeout_s)
+        # The messages and every decoding parameter go through extra_body, exactly as built here, and
+        # the reply is read as plain JSON (with_raw_response): the SDK's per-call type transform of the
+        # message list and its model construction of the reply cost several times the CPU of the rest
+        # of a call (benchmarks/judge_throughput.py), and older SDKs of the range lack some named
+        # arguments. Transport, auth, proxies, TLS, redirects and error classes stay the SDK's.
+        create = self._shards[shard].chat.completions.with_raw_response.create(
+            model=cfg.model, messages=[], extra_body={"messages": messages, **cfg.shape_params(shape)},
+            extra_headers=self._extra_headers,
+        )
+        raw = await asyncio.wait_for(create, timeout=cfg.timeout_s)
+        try:
+            payload = raw.http_response.json()
+        except ValueError:
+            raise _Retry("invalid response (not JSON)") from None
+        if not isinstance(payload, dict):
+            raise _Retry("invalid response (not a JSON object)")
+        return payload
+
+    async def _pass_gate(self) -> None:
+        """Wait while a Retry-After holds every call; once rate-limited, calls leave one per ``pace``.
+
+        After a Retry-After of ``d`` seconds the next calls go out ``pace = max(pace, d)`` apart instead of
+        all at once when the wait ends (each success shortens the pace by 5%): a rate-limited endpoint
+        sees about one call per free slot, not ``concurrency`` calls per slot. Without a 429 the pace is 0.
+        All of this runs on the one event-loop thread: no lock needed.
+        """
+        while True:
+            now = time.monotonic()
+            if now >= self._gate:
+                if self._pace > 0:
+                    self._gate = now + self._pace
+                return
+            await asyncio.sleep(self._gate - now)
 
     async def _wait(self, delay: float, reason: str, shared: bool) -> None:
         now = time.monotonic()
         if shared:  # a Retry-After holds every call, not only this one
             self._gate = max(self._gate, now + delay)
+            self._pace = min(max(self._pace, delay), self.config.retry_after_cap_s)
         if now + delay > self._wait_until:
             self._wait_until, self._wait_reason = now + delay, reason
         level = logging.WARNING if delay >= 5 else logging.INFO
@@ -472,7 +505,7 @@ class JudgeClient:
                    " (Retry-After)" if shared else "")
         await asyncio.sleep(delay)
 
-    async def _send(self, messages: list, preflight: bool = False) -> tuple[str, dict, str | None, bool, str]:
+    async def _send(self, messages: list, preflight: bool = False, shard: int = 0) -> tuple[str, dict, str | None, bool, str]:
         """One judge request with retries. Returns ``(text, usage, response model, dry-run mark, shape sent)``.
 
         Raises _ItemError (this request failed), JudgeFatal (stop judging) or JudgeUnavailable (preflight).
@@ -480,8 +513,7 @@ class JudgeClient:
         cfg = self.config
         waited, retries, last = 0.0, 0, "unknown error"
         while True:
-            while (gate := self._gate - time.monotonic()) > 0:
-                await asyncio.sleep(gate)
+            await self._pass_gate()
             if self._fatal is not None:
                 raise self._fatal
             if not preflight and self._budget_blocked():
@@ -490,7 +522,7 @@ class JudgeClient:
             self._bump(**({"preflight_calls": 1} if preflight else {"calls": 1}))
             try:
                 try:
-                    completion = await self._once(messages, shape)
+                    completion = await self._once(messages, shape, shard)
                 except Exception as exc:
                     self._classify(exc, shape)
                     continue  # the request shape was switched: send again at once
@@ -518,38 +550,39 @@ class JudgeClient:
                 continue
             with self._lock:
                 self._successes += 1
+            self._pace *= 0.95
             return text, usage, model, marked, shape
 
-    def _read(self, completion: Any, preflight: bool) -> tuple[str, dict, str | None, bool]:
-        choices = getattr(completion, "choices", None)
-        usage_in = getattr(completion, "usage", None)
-        pt = as_count(getattr(usage_in, "prompt_tokens", 0))
-        ct = as_count(getattr(usage_in, "completion_tokens", 0))
+    def _read(self, payload: dict, preflight: bool) -> tuple[str, dict, str | None, bool]:
+        usage_in = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        pt = as_count(usage_in.get("prompt_tokens"))
+        ct = as_count(usage_in.get("completion_tokens"))
         if (pt or ct) and not preflight:
             self._record_usage(pt, ct)
-        if not choices:
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise _Retry("invalid response (no choices)")
-        message = getattr(choices[0], "message", None)
-        content = getattr(message, "content", None)
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str):
             if preflight:
                 content = ""
             else:
-                reason = getattr(choices[0], "finish_reason", None)
+                reason = choices[0].get("finish_reason")
                 hint = " (raise SIUO_JUDGE_MAX_COMPLETION_TOKENS)" if reason == "length" and self.shape == "reasoning" else ""
                 raise _ItemError(f"empty reply (finish_reason={reason}){hint}")
-        model = getattr(completion, "model", None)
-        marked = getattr(completion, "system_fingerprint", None) == DRY_RUN_FINGERPRINT
+        model = payload.get("model")
+        marked = payload.get("system_fingerprint") == DRY_RUN_FINGERPRINT
         return content, {"prompt_tokens": pt, "completion_tokens": ct}, model if isinstance(model, str) else None, marked
 
-    async def _call(self, req: JudgeRequest) -> tuple[JudgeReply, dict | None]:
+    async def _call(self, req: JudgeRequest, shard: int = 0) -> tuple[JudgeReply, dict | None]:
         """Worker: one request, as a reply plus what to cache (None: nothing)."""
         try:
             data_url = await asyncio.to_thread(self._data_url, req.image_path)
         except OSError as exc:
             return JudgeReply(req.key, None, f"image unreadable: {type(exc).__name__}", cached=False), None
         try:
-            text, usage, model, marked, shape = await self._send(self._messages(req.prompt, data_url))
+            text, usage, model, marked, shape = await self._send(self._messages(req.prompt, data_url), shard=shard)
         except _ItemError as exc:
             return JudgeReply(req.key, None, self._redact(exc.reason), cached=False), None
         del data_url
@@ -601,12 +634,13 @@ class JudgeClient:
     async def _drive(self, pending: list, out: "queue.SimpleQueue") -> None:
         todo = iter(pending)
 
-        async def worker() -> None:
+        async def worker(shard: int) -> None:
             for ckey, req in todo:  # one iterator shared by the workers (one thread: no lock)
-                reply, to_cache = await self._call(req)
+                reply, to_cache = await self._call(req, shard)
                 out.put((ckey, reply, to_cache))
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.config.concurrency, len(pending)))]
+        n = min(self.config.concurrency, len(pending))
+        tasks = [asyncio.ensure_future(worker(i % len(self._shards))) for i in range(n)]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
