@@ -8,10 +8,12 @@ OpenAI-compatible judge that answers every call after a fixed latency (100 ms by
     efficiency = ideal / wall                     target >= 0.8 (whole process), >= 0.9 (judge phase)
                                                   at concurrency 32
 
-A second case scores a smaller submission against a rate-limited judge (``--rate-per-min`` calls a
-minute, one every 60/N s; others get HTTP 429 with Retry-After and retry-after-ms, as OpenAI sends):
+A second case scores a smaller submission against a rate-limited judge: ``--rate-per-min`` N calls a
+minute through a token bucket that holds one second of calls (N/60) and starts full, as providers'
+limiters allow short bursts; other calls get HTTP 429 with Retry-After and retry-after-ms, as OpenAI
+sends. Every token used as soon as it exists:
 
-    ideal      = (calls - 1) x 60 / N + latency   (every slot used)
+    ideal      = (calls - N/60) x 60 / N + latency
     efficiency = ideal / judge phase              target >= 0.85
 
 Two walls are reported: the whole CLI process (Python start-up, imports, data validation,
@@ -108,7 +110,8 @@ def rate_limited_case(work: Path, data_dir: Path, responses: Path, args) -> dict
         raise SystemExit(f"FAIL: rate-limited case: {usage}")
     times = sorted(responder.times)
     phase = times[-1] - times[0] + args.latency
-    ideal = (calls - 1) * 60.0 / args.rate_per_min + args.latency
+    burst = max(1.0, args.rate_per_min / 60.0)
+    ideal = (calls - burst) * 60.0 / args.rate_per_min + args.latency
     return {"calls": calls, "rate_per_min": args.rate_per_min, "ideal_s": round(ideal, 3), "judge_phase_s": round(phase, 3),
             "efficiency": round(ideal / phase, 3), "rejected": sent - 1 - calls, "retries": usage["retries"],
             "waited_s": usage["waited_s"], "wall_s": round(run["wall_s"], 3)}

@@ -259,10 +259,11 @@ class FakeOpenAIServer:
         self.drop_connections = bool(drop_connections)
         self.reject_params = tuple(reject_params)  # 400 "Unsupported parameter" when a body carries one
         self.fail_after = fail_after  # (n, status): every chat call after n successful ones gets status
-        self.rate_per_min = rate_per_min  # admit one call every 60/N s; others get 429 + Retry-After
+        self.rate_per_min = rate_per_min  # a token bucket of N calls a minute; others get 429 + Retry-After
         self.fingerprint = fingerprint  # system_fingerprint of the replies
         self._served_ok = 0
-        self._next_slot = 0.0
+        self._tokens = 0.0
+        self._bucket_at: float | None = None
         self.requests: list[dict] = []
         self.chat_calls = 0
         self.connections = 0
@@ -290,14 +291,20 @@ class FakeOpenAIServer:
             return fault
 
     def _admit(self) -> float:
-        """0 when a rate-limited call may go now (it takes the slot), else the seconds until the next slot."""
-        interval = 60.0 / float(self.rate_per_min)
+        """Token bucket: ``rate_per_min`` a minute, holding one second of calls (at least one), full at
+        start. 0 when a call may go now (it takes a token), else the seconds until the next token."""
+        rate = float(self.rate_per_min) / 60.0
+        capacity = max(1.0, rate)
         with self._lock:
             now = time.monotonic()
-            if now >= self._next_slot:
-                self._next_slot = max(now, self._next_slot) + interval
+            if self._bucket_at is None:
+                self._tokens, self._bucket_at = capacity, now
+            self._tokens = min(capacity, self._tokens + (now - self._bucket_at) * rate)
+            self._bucket_at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
                 return 0.0
-            return self._next_slot - now
+            return (1.0 - self._tokens) / rate
 
     # -- lifecycle
     @property

@@ -228,6 +228,7 @@ class JudgeClient:
         self._refusals = 0
         self._gate = 0.0  # monotonic time before which no call starts (a Retry-After)
         self._pace = 0.0  # seconds between call starts while rate-limited (see _pass_gate)
+        self._paced_at = 0.0
         self._wait_until = 0.0
         self._wait_reason = ""
         self._fatal: JudgeFatal | None = None
@@ -478,32 +479,37 @@ class JudgeClient:
         return payload
 
     async def _pass_gate(self) -> None:
-        """Wait while a Retry-After holds every call; once rate-limited, calls leave one per ``pace``.
+        """Take the next start time: now, or later while a Retry-After holds every call.
 
-        After a Retry-After of ``d`` seconds the next calls go out ``pace = max(pace, d)`` apart instead of
-        all at once when the wait ends (each success shortens the pace by 5%): a rate-limited endpoint
-        sees about one call per free slot, not ``concurrency`` calls per slot. Without a 429 the pace is 0.
+        Once an endpoint has answered 429 with a Retry-After of ``d`` seconds, calls start one per
+        ``pace`` (``max(1.1 x pace, d)`` after a 429, 5% shorter after each success) in the order they
+        asked, instead of all at once when the wait ends: a rate-limited endpoint sees about one call per
+        free slot, not ``concurrency`` calls per slot. Without a 429 the pace is 0 and nothing waits.
         All of this runs on the one event-loop thread: no lock needed.
         """
-        while True:
-            now = time.monotonic()
-            if now >= self._gate:
-                if self._pace > 0:
-                    self._gate = now + self._pace
-                return
-            await asyncio.sleep(self._gate - now)
+        now = time.monotonic()
+        start = max(now, self._gate)
+        if self._pace > 0:
+            self._gate = start + self._pace
+        if start > now:
+            await asyncio.sleep(start - now)
 
     async def _wait(self, delay: float, reason: str, shared: bool) -> None:
         now = time.monotonic()
         if shared:  # a Retry-After holds every call, not only this one
             self._gate = max(self._gate, now + delay)
-            self._pace = min(max(self._pace, delay), self.config.retry_after_cap_s)
+            if reason == "HTTP 429":  # at most one 10% increase per pace: a burst of 429s is one event
+                grow = now - self._paced_at >= self._pace
+                self._pace = min(max(1.1 * self._pace if grow else self._pace, delay), self.config.retry_after_cap_s)
+                if grow:
+                    self._paced_at = now
         if now + delay > self._wait_until:
             self._wait_until, self._wait_reason = now + delay, reason
         level = logging.WARNING if delay >= 5 else logging.INFO
         logger.log(level, "SIUO judge: %s from %s; waiting %.1f s%s", reason, self.config.endpoint_host, delay,
                    " (Retry-After)" if shared else "")
-        await asyncio.sleep(delay)
+        if not shared:
+            await asyncio.sleep(delay)
 
     async def _send(self, messages: list, preflight: bool = False, shard: int = 0) -> tuple[str, dict, str | None, bool, str]:
         """One judge request with retries. Returns ``(text, usage, response model, dry-run mark, shape sent)``.
@@ -513,7 +519,7 @@ class JudgeClient:
         cfg = self.config
         waited, retries, last = 0.0, 0, "unknown error"
         while True:
-            await self._pass_gate()
+            await self._pass_gate()  # a Retry-After wait happens here, in line with the other calls
             if self._fatal is not None:
                 raise self._fatal
             if not preflight and self._budget_blocked():
