@@ -135,8 +135,8 @@ def test_faults_end_with_the_same_numbers(gen_items, answers, tmp_path, clean_en
     with FakeOpenAIServer() as server, judge_client(server.url, tmp_path / "a") as client:
         clean = score_gen(answers, items, client, progress=False)
     faults = [{"status": 429, "retry_after": 1}, {"status": 500}, {"body": "not json"}, {"status": 200, "no_choices": True},
-              {"stall_s": 3.0}, None, {"status": 503}, {"status": 502}]
-    with FakeOpenAIServer(faults=faults) as server, judge_client(server.url, tmp_path / "b", timeout_s=1.0, concurrency=4) as client:
+              {"stall_s": 30.0}, None, {"status": 503}, {"status": 502}]
+    with FakeOpenAIServer(faults=faults) as server, judge_client(server.url, tmp_path / "b", timeout_s=3.0, concurrency=4) as client:
         faulty = score_gen(answers, items, client, progress=False)
         assert client.stats.retries >= 6
     for key in ("metrics", "ci95", "judge_errors", "by_category"):

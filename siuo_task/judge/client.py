@@ -36,6 +36,7 @@ BUDGET_ERROR = "token budget reached"
 DRY_RUN_FINGERPRINT = "siuo-dry-run"  # the dry-run judge marks its replies with this system_fingerprint
 _IMAGE_LRU_SIZE = 8
 _SHARD_SIZE = 4  # workers per SDK client
+_PREFLIGHT_RETRIES = 1  # the check call fails fast: an unreachable endpoint is named within seconds
 _MAX_ERROR_CHARS = 300
 _PROGRESS_INTERVAL_S = 0.1
 _REFUSALS_BEFORE_FATAL = 10  # client errors in a row, with no success yet, that stop judging
@@ -290,6 +291,9 @@ class JudgeClient:
         """The SDK client for the configured endpoint, with the key in the one header its API expects."""
         import openai  # lazy: importing the SDK takes a while
 
+        omit = getattr(openai, "Omit", None)
+        if omit is None:  # exported from 2.x on; 1.x keeps it in _types
+            from openai._types import Omit as omit
         cfg = self.config
         key = cfg.api_key
         base = cfg.base_url.strip()
@@ -300,8 +304,8 @@ class JudgeClient:
         headers: dict = {"User-Agent": _USER_AGENT}
         if not is_openai_api(base):
             # Organisation/project ids from OPENAI_ORG_ID/OPENAI_PROJECT_ID belong to OpenAI only.
-            headers["OpenAI-Organization"] = openai.Omit()
-            headers["OpenAI-Project"] = openai.Omit()
+            headers["OpenAI-Organization"] = omit()
+            headers["OpenAI-Project"] = omit()
         parts = urlsplit(base)
         if is_azure(base) and "/deployments" in parts.path or (is_azure(base) and parts.path.rstrip("/").endswith("/openai")):
             if not key:
@@ -309,20 +313,20 @@ class JudgeClient:
             query = dict(parse_qsl(parts.query))
             version = query.pop("api-version", None) or cfg.azure_api_version or DEFAULT_AZURE_API_VERSION
             plain = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-            headers["Authorization"] = openai.Omit()
-            self._extra_headers = {k: v for k, v in headers.items() if isinstance(v, openai.Omit)}
+            headers["Authorization"] = omit()
+            self._extra_headers = {k: v for k, v in headers.items() if isinstance(v, omit)}
             return openai.AsyncAzureOpenAI(api_key=key, base_url=plain, api_version=version,
                                            default_headers=headers, **common)
         if is_azure(base):  # Azure's OpenAI-style v1 API: api-key header, no Authorization
             if key:
                 headers["api-key"] = key
-            headers["Authorization"] = openai.Omit()
+            headers["Authorization"] = omit()
         elif not key:
-            headers["Authorization"] = openai.Omit()  # a local server without a key gets no auth header
+            headers["Authorization"] = omit()  # a local server without a key gets no auth header
         # The SDK falls back to OPENAI_API_KEY when api_key is None: always pass one explicitly.
         # Without a key the value is a placeholder whose header is omitted above.
         sdk_key = key if (key and not is_azure(base)) else "no-key"
-        self._extra_headers = {k: v for k, v in headers.items() if isinstance(v, openai.Omit)}
+        self._extra_headers = {k: v for k, v in headers.items() if isinstance(v, omit)}
         return openai.AsyncOpenAI(api_key=sdk_key, base_url=base, default_headers=headers, **common)
 
     def _ensure_started(self) -> None:
@@ -339,6 +343,14 @@ class JudgeClient:
             self._sdk = self._shards[0]
 
     # ------------------------------------------------------------------ images
+    def _cached_data_url(self, path: str) -> str | None:
+        ident = ImageHashes.ident(path)
+        with self._img_lock:
+            hit = self._img_lru.get(ident)
+            if hit is not None:
+                self._img_lru.move_to_end(ident)
+            return hit
+
     def _data_url(self, path: str) -> str:
         """``data:<mime>;base64,...`` of the file's own bytes, via a small LRU."""
         ident = ImageHashes.ident(path)
@@ -424,10 +436,9 @@ class JudgeClient:
             message, code = _error_detail(exc)
             detail = _short(self._redact(message or code), 200)
             if status in (401, 403):
-                raise self._fatal_error(
-                    f"SIUO judge: {self._where()} rejected the API key (HTTP {status}: {detail}). "
-                    f"Check {self.config.key_source or 'SIUO_JUDGE_API_KEY'}."
-                )
+                hint = {None: "Set SIUO_JUDGE_API_KEY.", "argument": "Check the API key given."}.get(
+                    self.config.key_source, f"Check {self.config.key_source}.")
+                raise self._fatal_error(f"SIUO judge: {self._where()} rejected the API key (HTTP {status}: {detail}). {hint}")
             if status == 404:
                 raise self._fatal_error(
                     f"SIUO judge: {self._where()} answered HTTP 404 ({detail}): the model does not exist there "
@@ -540,7 +551,7 @@ class JudgeClient:
                     delay = min(exc.retry_after, cfg.retry_after_cap_s)
                 else:
                     retries += 1
-                    if retries > cfg.max_retries:
+                    if retries > (min(cfg.max_retries, _PREFLIGHT_RETRIES) if preflight else cfg.max_retries):
                         if preflight:
                             raise JudgeUnavailable(f"SIUO judge: cannot use {self._where()}: {last}. "
                                                    "Check that the server is up, or fix SIUO_JUDGE_BASE_URL.") from None
@@ -584,7 +595,9 @@ class JudgeClient:
     async def _call(self, req: JudgeRequest, shard: int = 0) -> tuple[JudgeReply, dict | None]:
         """Worker: one request, as a reply plus what to cache (None: nothing)."""
         try:
-            data_url = await asyncio.to_thread(self._data_url, req.image_path)
+            data_url = self._cached_data_url(req.image_path)  # the common case: no thread hop
+            if data_url is None:
+                data_url = await asyncio.to_thread(self._data_url, req.image_path)
         except OSError as exc:
             return JudgeReply(req.key, None, f"image unreadable: {type(exc).__name__}", cached=False), None
         try:
