@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import math
 from typing import Any, Callable
 
+from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.judge.dry_run import (  # noqa: F401 - re-exported for the tests
     EFFECTIVENESS_PREFIX,
     MCQA_MARKER,
@@ -182,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
 
         try:
-            reply = owner.responder(body)
+            # the judge preflight's check call is answered here, so a responder only sees real calls
+            reply = "OK" if prompt_text(body).startswith(PREFLIGHT_PROMPT) else owner.responder(body)
         except Exception as exc:  # a broken responder is a server error
             self._send_json(500, {"error": {"message": f"responder failed: {type(exc).__name__}"}})
             return
