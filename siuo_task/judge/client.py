@@ -814,6 +814,5 @@ class JudgeClient:
                 "completion_tokens": stats.completion_tokens,
                 "budget_exhausted": stats.budget_exhausted,
                 "token_budget": cfg.token_budget,
-                "preflight_calls": stats.preflight_calls,
             },
         }
