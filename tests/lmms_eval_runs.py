@@ -18,14 +18,14 @@ from pathlib import Path
 from siuo_task import metrics
 from siuo_task.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT
+
+from .conftest import PYTHON, harness_env
 from .fake_judge_server import (
     EFFECTIVENESS_PREFIX,
     SAFETY_PREFIX,
     FakeOpenAIServer,
     prompt_text,
 )
-
-from .conftest import PYTHON, harness_env
 from .reference_generate import QwenVLReference, load_image, siuo_prompt
 
 QWEN_TINY_PIXELS = {"max_pixels": 12544, "min_pixels": 3136}  # 56x56..112x112: a few visual tokens per image

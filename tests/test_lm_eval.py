@@ -18,12 +18,12 @@ import pytest
 
 from siuo_task import harness_common, lm_eval_adapter, metrics, prompts
 from siuo_task.data import CATEGORIES, load_items
-from .fake_judge_server import FakeOpenAIServer
 from siuo_task.judge import JudgeUnavailable
 from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.paths import lm_eval_tasks_dir
 
 from .conftest import PYTHON, harness_env
+from .fake_judge_server import FakeOpenAIServer
 
 pytest.importorskip("lm_eval")
 

@@ -13,13 +13,12 @@ import pytest
 from siuo_task import metrics
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
-from .fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, seeded_guess
 from siuo_task.paths import lmms_eval_tasks_dir
 
-from siuo_task.judge import PREFLIGHT_PROMPT
-
 from .conftest import PYTHON, harness_env
+from .fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 
 pytestmark = pytest.mark.e2e
 SECRET = "sk-test-SECRET-e2e-777"
