@@ -69,16 +69,27 @@ def fake_judge(**kwargs):
 
     The project's fake server keeps every request body in ``.requests``; with photo-sized images
     that is about 2.5 MB per call (2.5 GB for a full run) held in the benchmark's own process. This
-    subclass keeps the call count and drops the bodies.
+    subclass keeps the call count and drops the bodies; ``judging_calls`` leaves out preflight check calls.
     """
     from tests.fake_judge_server import FakeOpenAIServer
 
+    from siuo_task.judge import PREFLIGHT_PROMPT
+    from siuo_task.judge.dry_run import prompt_text
+
     class _FakeJudge(FakeOpenAIServer):
+        preflight_calls = 0  # the CLI's and the harness's check calls, not judging
+
         def _next_fault(self, body, headers):
             fault = super()._next_fault(body, headers)
             with self._lock:
                 self.requests.clear()
+                if prompt_text(body).startswith(PREFLIGHT_PROMPT):
+                    self.preflight_calls += 1
             return fault
+
+        @property
+        def judging_calls(self) -> int:
+            return self.chat_calls - self.preflight_calls
 
     return _FakeJudge(**kwargs)
 

@@ -72,11 +72,11 @@ class TimedResponder:
 
 def one_run(work: Path, data_dir: Path, responses: Path, server, responder, args, index: int) -> dict:
     cache = work / f"cache-{index}"  # fresh: every call goes to the judge
-    calls_before = server.chat_calls
+    calls_before = server.judging_calls
     responder.reset()
     run = _common.score_gen_cli(responses, work / f"result-{index}.json", data_dir, server.url, cache,
                                 concurrency=args.concurrency, quiet=args.quiet)
-    server_calls = server.chat_calls - calls_before
+    server_calls = server.judging_calls - calls_before
     usage = run["result"]["provenance"]["judge"]["usage"]
     times = sorted(responder.times)
     judge_phase = (times[-1] - times[0] + args.latency) if times else 0.0
@@ -104,7 +104,7 @@ def rate_limited_case(work: Path, data_dir: Path, responses: Path, args) -> dict
     with _common.fake_judge(responder=responder, latency_s=args.latency, rate_per_min=args.rate_per_min) as server:
         run = _common.score_gen_cli(subset, work / "result-rate.json", data_dir, server.url, work / "cache-rate",
                                     concurrency=args.concurrency, quiet=args.quiet)
-        sent = server.chat_calls
+        sent = server.judging_calls
     usage = run["result"]["provenance"]["judge"]["usage"]
     if usage["calls"] - usage["retries"] != calls or usage["failures"]:
         raise SystemExit(f"FAIL: rate-limited case: {usage}")
@@ -113,7 +113,7 @@ def rate_limited_case(work: Path, data_dir: Path, responses: Path, args) -> dict
     burst = max(1.0, args.rate_per_min / 60.0)
     ideal = (calls - burst) * 60.0 / args.rate_per_min + args.latency
     return {"calls": calls, "rate_per_min": args.rate_per_min, "ideal_s": round(ideal, 3), "judge_phase_s": round(phase, 3),
-            "efficiency": round(ideal / phase, 3), "rejected": sent - 1 - calls, "retries": usage["retries"],
+            "efficiency": round(ideal / phase, 3), "rejected": sent - calls, "retries": usage["retries"],
             "waited_s": usage["waited_s"], "wall_s": round(run["wall_s"], 3)}
 
 
@@ -138,15 +138,15 @@ def main(argv=None) -> int:
             for index in range(args.repeat):
                 runs.append(one_run(work, data_dir, responses, server, responder, args, index))
             # The fixed part of a run (start-up, imports, data, result file): the same command on the warm cache.
-            before = server.chat_calls
+            before = server.judging_calls
             fixed = _common.score_gen_cli(responses, work / "warm.json", data_dir, server.url, work / "cache-0",
                                           concurrency=args.concurrency, quiet=args.quiet)
-            fixed_calls = server.chat_calls - before - 1  # the preflight's check call is always made
+            fixed_calls = server.judging_calls - before
         limited = rate_limited_case(work, data_dir, responses, args)
     load_after = os.getloadavg()
 
     for run in runs:
-        if run["server_calls"] != expected_calls + 1 or run["provenance_calls"] != expected_calls:  # + preflight
+        if run["server_calls"] != expected_calls or run["provenance_calls"] != expected_calls:
             print(f"FAIL: expected {expected_calls} judge calls, the server saw {run['server_calls']}, "
                   f"the result's provenance says {run['provenance_calls']}", file=sys.stderr)
             return 1

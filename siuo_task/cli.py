@@ -128,7 +128,7 @@ def cmd_score_gen(args) -> int:
         max_error_rate=args.max_error_rate,
     )
     with JudgeClient(config) as client:
-        client.preflight()
+        client.preflight_first = True  # checked before the first uncached call; a warm cache needs no judge
         result = score_gen(
             answers,
             items,

@@ -194,7 +194,7 @@ def test_kill_mid_judging_then_rerun(gen_items, tmp_path, clean_env):
     # re-scoring the same answers again makes zero calls
     with FakeOpenAIServer(port=port) as server:
         subprocess.run(command(server.url, tmp_path / "again.json"), env=env, capture_output=True, text=True, timeout=120, check=True)
-        assert server.chat_calls == 1  # the preflight only
+        assert server.chat_calls == 0  # all cached: not even the preflight's check call
     # another endpoint serving the same model name shares nothing
     with FakeOpenAIServer() as server:
         subprocess.run(command(server.url, tmp_path / "other.json"), env=env, capture_output=True, text=True, timeout=120, check=True)

@@ -1018,3 +1018,25 @@ def test_fake_server_can_forget_images(tmp_path, images):
     assert text_part == {"type": "text", "text": "describe"}
     n = len(base64.b64encode(Path(images[0]).read_bytes()))
     assert image_part == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,<{n} bytes>"}}
+
+
+def test_preflight_first_checks_before_the_first_uncached_call_only(server, tmp_path, images):
+    reqs = make_requests(images, 4)
+    with client_for(server, tmp_path) as c:
+        c.preflight_first = True
+        c.run(reqs, progress=False)
+        c.run(reqs + make_requests(images, 2, prefix="x"), progress=False)  # checked once per client
+        assert c.stats.preflight_calls == 1
+    assert server.chat_calls == 5
+    with client_for(server, tmp_path) as c:  # a warm cache: no judge needed, no call at all
+        c.preflight_first = True
+        c.run(reqs, progress=False)
+        assert c.stats.preflight_calls == 0 and c.stats.cache_hits == 4 and c._sdk is None
+    assert server.chat_calls == 5
+    # a cold run against an unreachable judge fails on the check call, before any request
+    port = _free_port()
+    with JudgeClient(JudgeConfig(base_url=f"http://127.0.0.1:{port}/v1", cache_dir="off", max_retries=0)) as c:
+        c.preflight_first = True
+        with pytest.raises(JudgeUnavailable, match=f"127.0.0.1:{port}"):
+            c.run(reqs, progress=False)
+        assert c.stats.calls == 0

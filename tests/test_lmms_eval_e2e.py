@@ -159,7 +159,7 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     with FakeOpenAIServer(port=port) as judge:  # the same endpoint: the cache is keyed by it
         code = siuo_main(["score", "gen", str(tmp_path / "siuo_gen-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir),
                           "--judge-base-url", judge.url, "--judge-model", "fake-judge", "--cache-dir", str(cache), "--quiet"])
-        assert code == 0 and judge.chat_calls == 1  # the preflight's check call; every verdict from the cache
+        assert code == 0 and judge.chat_calls == 0  # every verdict from the cache: no preflight needed
     scored = json.loads((tmp_path / "score.json").read_text())
     assert scored["metrics"] == gen["metrics"] and scored["by_category"] == gen["by_category"]
     # the key never reaches a file

@@ -210,6 +210,9 @@ class JudgeClient:
 
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    # True: run() makes the preflight check call before its first uncached call (``siuo score gen``:
+    # a warm cache needs no judge at all, a cold one fails on its first call, not its 300th).
+    preflight_first: bool = False
 
     def __init__(self, config: JudgeConfig):
         self.config = config
@@ -238,6 +241,7 @@ class JudgeClient:
         self._shards: list = []
         self._extra_headers: dict = {}
         self._closed = False
+        self._preflighted = False
 
     def __repr__(self) -> str:
         c = self.config
@@ -641,6 +645,7 @@ class JudgeClient:
         except BaseException:
             future.cancel()
             raise
+        self._preflighted = True
         logger.info("SIUO judge: %s answered the check call (request shape %s)", self._where(), self.shape)
 
     # ------------------------------------------------------------------ run
@@ -751,6 +756,8 @@ class JudgeClient:
             refresh(force=True)
 
             if pending:  # 2) send the misses with bounded concurrency
+                if self.preflight_first and not self._preflighted:
+                    self.preflight()
                 self._ensure_started()
                 out: queue.SimpleQueue = queue.SimpleQueue()
                 future = self._loop.submit(self._drive(pending, out))
