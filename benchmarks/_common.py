@@ -2,7 +2,7 @@
 
 Every benchmark runs against a local data directory built with
 :func:`tests.testing.build_data_dir` (the release JSON must be reachable: ``../shared/siuo`` or
-``SIUO_DATA_DIR``) and a :class:`siuo_task.fake_server.FakeOpenAIServer` on 127.0.0.1. Nothing
+``SIUO_DATA_DIR``) and a :class:`tests.fake_judge_server.FakeOpenAIServer` on 127.0.0.1. Nothing
 here touches the network.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # the test helpers (tests/testing.py) live in the checkout, not the package
+    sys.path.insert(0, str(REPO))  # the test helpers (tests/testing.py, tests/fake_judge_server.py) live in the checkout
 PYTHON = sys.executable
 N_ANSWERS = 3  # the paper's protocol: three answers per item, majority vote
 
@@ -63,20 +63,31 @@ def work_dir(args):
 
 
 def fake_judge(**kwargs):
-    """A (not yet started) :class:`siuo_task.fake_server.FakeOpenAIServer` that forgets request bodies.
+    """A (not yet started) :class:`tests.fake_judge_server.FakeOpenAIServer` that forgets request bodies.
 
     The project's fake server keeps every request body in ``.requests``; with photo-sized images
     that is about 2.5 MB per call (2.5 GB for a full run) held in the benchmark's own process. This
-    subclass keeps the call count and drops the bodies.
+    subclass keeps the call count and drops the bodies; ``judging_calls`` leaves out preflight check calls.
     """
-    from siuo_task.fake_server import FakeOpenAIServer
+    from tests.fake_judge_server import FakeOpenAIServer
+
+    from siuo_task.judge import PREFLIGHT_PROMPT
+    from siuo_task.judge.dry_run import prompt_text
 
     class _FakeJudge(FakeOpenAIServer):
+        preflight_calls = 0  # the CLI's and the harness's check calls, not judging
+
         def _next_fault(self, body, headers):
             fault = super()._next_fault(body, headers)
             with self._lock:
                 self.requests.clear()
+                if prompt_text(body).startswith(PREFLIGHT_PROMPT):
+                    self.preflight_calls += 1
             return fault
+
+        @property
+        def judging_calls(self) -> int:
+            return self.chat_calls - self.preflight_calls
 
     return _FakeJudge(**kwargs)
 

@@ -73,18 +73,18 @@ def main(argv=None) -> int:
         cache = work / "cache"
         with _common.fake_judge(latency_s=0.0) as server:
             cold = _common.score_gen_cli(responses, work / "cold.json", data_dir, server.url, cache, quiet=True)
-            cold_calls = server.chat_calls
+            cold_calls = server.judging_calls
             warm_runs = []
             for index in range(args.repeat):
-                before = server.chat_calls
+                before = server.judging_calls
                 run = _common.score_gen_cli(responses, work / f"warm-{index}.json", data_dir, server.url, cache, quiet=True)
                 usage = run["result"]["provenance"]["judge"]["usage"]
-                warm_runs.append({"wall_s": run["wall_s"], "server_calls": server.chat_calls - before,
+                warm_runs.append({"wall_s": run["wall_s"], "server_calls": server.judging_calls - before,
                                   "provenance_calls": usage["calls"], "cache_hits": usage["cache_hits"],
                                   "metrics": run["result"]["metrics"]})
-            before = server.chat_calls
+            before = server.judging_calls
             inproc = in_process_warm(data_dir, responses, server.url, cache)
-            inproc["server_calls"] = server.chat_calls - before
+            inproc["server_calls"] = server.judging_calls - before
         startup = startup_costs()
 
     if cold_calls != expected_calls:

@@ -65,7 +65,7 @@ def time_hooks(work: Path, data_dir: Path, server) -> dict:
     os.environ.update(_judge_env(data_dir, server.url, cache))
     # What the harness has imported before any hook runs is not the task's cost.
     import datasets  # noqa: F401
-    import httpx  # noqa: F401
+    import openai  # noqa: F401  (lmms-eval imports it for its API models)
     import lmms_eval.utils  # noqa: F401
     import loguru
     import tqdm.auto  # noqa: F401
@@ -113,18 +113,18 @@ def time_hooks(work: Path, data_dir: Path, server) -> dict:
     t["mcqa_process_results"] = time.perf_counter() - start
 
     # Warm the judge cache with the same code path and settings the aggregation uses.
-    before = server.chat_calls
+    before = server.judging_calls
     items_by_id = {doc["question_id"]: doc for doc in docs}
     with JudgeClient(JudgeConfig.from_env()) as client:
         scoring.score_gen(answers, list(items_by_id.values()), client, progress=False)
-    warm_calls = server.chat_calls - before
+    warm_calls = server.judging_calls - before
 
     out = argparse.Namespace(output_path=str(work / "hook-out"), model="dummy", model_args="", gen_kwargs="", limit=None)
-    before = server.chat_calls
+    before = server.judging_calls
     # the judge's progress bar is written, as in a real run, but not shown
     with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
         aggregation_times(adapter, gen_records, vote3_records, mcqa_records, out, t)
-    aggregation_calls = server.chat_calls - before
+    aggregation_calls = server.judging_calls - before
     return {"n": n, "seconds": t, "warm_calls": warm_calls, "aggregation_calls": aggregation_calls}
 
 

@@ -41,10 +41,10 @@ def main(argv=None) -> int:
         with _common.fake_judge(latency_s=args.latency) as server:
             cold = _common.score_gen_cli(responses, work / "cold.json", data_dir, server.url, cache,
                                          concurrency=args.concurrency, quiet=True)
-            cold_calls = server.chat_calls
+            cold_calls = server.judging_calls
             warm = _common.score_gen_cli(responses, work / "warm.json", data_dir, server.url, cache,
                                          concurrency=args.concurrency, quiet=True)
-            warm_calls = server.chat_calls - cold_calls
+            warm_calls = server.judging_calls - cold_calls
         bare = _common.run_child(_common.module_cmd("siuo_task.cli", "--version"), env=_common.child_env())
 
     usage = cold["result"]["provenance"]["judge"]["usage"]

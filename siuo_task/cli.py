@@ -54,10 +54,10 @@ def _read_submission(path: str, answer_field: str) -> list:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    """Write a result file; raises ``SIUOInvalidResult`` after writing one that says it is not valid."""
-    from .schema import write_result
+    """Write a result file (atomically); the caller then fails on one that says it is not valid."""
+    from .schema import write_json_atomic
 
-    write_result(payload, path)
+    write_json_atomic(path, payload)
 
 
 def _summary_line(result: dict) -> str:
@@ -126,9 +126,10 @@ def cmd_score_gen(args) -> int:
         cache_dir=args.cache_dir,
         max_tokens=args.max_tokens,
         token_budget=args.token_budget,
+        max_error_rate=args.max_error_rate,
     )
     with JudgeClient(config) as client:
-        client.preflight()
+        client.preflight_first = True  # checked before the first uncached call; a warm cache needs no judge
         result = score_gen(
             answers,
             items,
@@ -148,6 +149,9 @@ def cmd_score_gen(args) -> int:
         + (" - TOKEN BUDGET REACHED, some answers were not judged" if usage["budget_exhausted"] else "")
     )
     print(f"wrote {args.out}")
+    from .scoring import check_valid
+
+    check_valid(result, args.out)  # an invalid result is written (for inspection), then the command fails
     return 0
 
 
@@ -189,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--cache-dir", help="judge cache folder (default: SIUO_JUDGE_CACHE or ~/.cache/siuo_task/judge; 'off' disables)")
     gen.add_argument("--max-tokens", type=int, help="judge max_tokens (default 200)")
     gen.add_argument("--token-budget", type=int, help="stop judging cleanly after this many tokens")
+    gen.add_argument("--max-error-rate", type=float, help="share of judge calls that may fail before the result is invalid "
+                     "(default: SIUO_JUDGE_MAX_ERROR_RATE or 0.05)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.add_argument("--task", choices=["siuo_gen", "siuo_gen_vote3"], default="siuo_gen",
                      help="the task the answers come from, recorded in the result (default siuo_gen)")
@@ -210,13 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data import SIUODataError
-    from .scoring import SIUOScoringError
+    from .scoring import SIUOInvalidResult, SIUOScoringError
 
     try:
         return args.func(args)
     except (SIUODataError, SIUOScoringError, ValueError) as exc:
         _print_err(str(exc))
         return 2
+    except SIUOInvalidResult as exc:  # exit 4: the result file exists and says "valid": false
+        _print_err(str(exc))
+        return 4
     except Exception as exc:
         from .judge import JudgeUnavailable
 

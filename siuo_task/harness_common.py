@@ -39,7 +39,16 @@ def load_docs(setting: str, log: Callable[[str], None]):
     return datasets.Dataset.from_list(items)
 
 
-def judge_preflight(config, log: Callable[[str], None], *, skip: bool = False) -> None:
+def _escape_if_swallowed(harness_name: str, exc: BaseException) -> None:
+    """lmms-eval's CLI catches every Exception from an evaluation, logs it and exits 0: an invalid
+    result or a fatal judge error leaves it as :class:`scoring.SIUORunAborted` instead (exit non-zero)."""
+    from .judge import JudgeUnavailable
+
+    if harness_name == "lmms-eval" and isinstance(exc, (scoring.SIUOInvalidResult, JudgeUnavailable)):
+        raise scoring.SIUORunAborted(f"{type(exc).__name__}: {exc}") from exc
+
+
+def judge_preflight(config, log: Callable[[str], None], *, skip: bool = False, harness_name: str = "") -> None:
     """Fail before generation, not after an hour of GPU time, when the judge can't be used.
 
     ``skip`` (the harness runs predict-only) or ``SIUO_JUDGE_PREFLIGHT=0`` turns the check off.
@@ -48,9 +57,13 @@ def judge_preflight(config, log: Callable[[str], None], *, skip: bool = False) -
         return
     from .judge import JudgeClient
 
-    with JudgeClient(config) as client:
-        client.preflight()
-    log(f"SIUO judge: {config.model} at {config.endpoint_host} is reachable")
+    try:
+        with JudgeClient(config) as client:
+            client.preflight()
+    except Exception as exc:
+        _escape_if_swallowed(harness_name, exc)
+        raise
+    log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call")
 
 
 def doc_images(doc: Mapping) -> list:
@@ -223,7 +236,7 @@ class ScoringSession:
     def preflight(self) -> None:
         """Check the judge before any model runs (generation; not when the harness only predicts)."""
         if self.judge_config is not None:
-            judge_preflight(self.judge_config, self._info, skip=self.call.predict_only)
+            judge_preflight(self.judge_config, self._info, skip=self.call.predict_only, harness_name=self.call.name)
 
     def score(self, records: list) -> dict:
         if not records:
@@ -234,7 +247,9 @@ class ScoringSession:
         key = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
         with self._lock:
             if key in self._results:
-                return self._results[key]
+                result = self._results[key]
+                scoring.check_valid(result, self.path)  # every aggregation of an invalid result fails
+                return result
             result = self._score(records)
             self._results[key] = result
             path = self._target(len(self._results))
@@ -325,7 +340,11 @@ class Sessions:
                 raise scoring.SIUOScoringError(
                     f"SIUO aggregation of {name}: no scoring session for task {task!r} (the harness did not build the task's documents "
                     "through the SIUO hooks in this process)")
-            return session.score(records)["metrics"][name]
+            try:
+                return session.score(records)["metrics"][name]
+            except Exception as exc:
+                _escape_if_swallowed(session.call.name, exc)
+                raise
 
         aggregate.__name__ = f"siuo_aggregate_{name}"
         return aggregate

@@ -33,7 +33,7 @@ from . import metrics, verdicts
 from .data import CATEGORIES, HF_REPO, HF_REVISION, N_ITEMS
 from .mcqa import POLICIES, is_failed_request, score_item
 from .prompts import PROMPT_HASHES
-from .scoring import GEN_METRICS, gen_variant, is_empty_answer, normalize_answer
+from .scoring import GEN_METRICS, gen_variant, is_empty_answer, is_generation_failure, normalize_answer
 
 GEN_TASKS = ("siuo_gen", "siuo_gen_vote3")
 MCQA_TASK = "siuo_mcqa"
@@ -381,6 +381,38 @@ def _stored_errors(record: Mapping) -> Any:
         return errors
 
 
+def _check_judge_error_rate(result: Mapping, check: _Checker, judge_errors: Mapping) -> None:
+    """``judge_error_rate`` (judge errors per judge call) and whether it, or a headline without any
+    judge verdict, should have marked the result invalid under the recorded ``max_error_rate``."""
+    if "judge_error_rate" not in result:  # files written before the field existed
+        return
+    judged = by_rule = answered = 0
+    for record in result.get("items") or []:
+        if not isinstance(record, Mapping):
+            continue
+        for answer in record.get("answers") or []:
+            answer = normalize_answer(answer)
+            if is_generation_failure(answer):
+                continue
+            answered += 1
+            if is_empty_answer(answer):
+                by_rule += 1
+        judged += sum(v is not None for v in record.get("safe_votes") or [])
+        judged += sum(v is not None for v in record.get("effective_votes") or [])
+    judged -= by_rule
+    n_errors = judge_errors["safe"] + judge_errors["effective"]
+    calls = judged + n_errors
+    rate = round(n_errors / calls, 6) if calls else None
+    check.field(result, "judge_error_rate", rate)
+    limit = ((result.get("provenance") or {}).get("judge") or {}).get("max_error_rate")
+    should_be_invalid = (rate is not None and isinstance(limit, (int, float)) and n_errors / calls > limit) or (
+        answered > 0 and judged == 0)
+    if should_be_invalid and result.get("valid") is not False:
+        check.fail("valid", result.get("valid"), False,
+                   f"judge errors on {n_errors} of {calls} judge calls (limit {limit}) or no judge verdict at all: "
+                   "the result should be marked invalid")
+
+
 def _verify_gen(result: Mapping, check: _Checker, missing: list) -> None:
     task = result.get("task")
     rows, answers = [], {}
@@ -419,6 +451,7 @@ def _verify_gen(result: Mapping, check: _Checker, missing: list) -> None:
         check.field(result, f"items_without_verdict.{name}", [r["question_id"] for r in rows if r[name] is None])
     for part in ("safe", "effective"):
         check.field(result, f"judge_errors.{part}", judge_errors[part])
+    _check_judge_error_rate(result, check, judge_errors)
     check.field(result, "counts.n", len(rows))
     check.field(result, "counts.answers", n_answers)
     check.field(result, "counts.generation_failures", generation_failures)

@@ -17,14 +17,15 @@ from pathlib import Path
 
 from siuo_task import metrics
 from siuo_task.data import load_items
+from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.schema import linked_result_path
-from siuo_task.fake_server import (
+
+from .fake_judge_server import (
     EFFECTIVENESS_PREFIX,
     SAFETY_PREFIX,
     FakeOpenAIServer,
     prompt_text,
 )
-
 from .conftest import PYTHON, harness_env
 from .reference_generate import QwenVLReference, load_image, siuo_prompt
 
@@ -127,7 +128,8 @@ def run_lmms_eval(out: Path, data_dir, args: list, *, launcher: list | None = No
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         seconds = time.perf_counter() - start
-        requests = list(judge.requests)
+        # the judge preflight's check call (one per process) is not a judging call
+        requests = [b for b in judge.requests if not prompt_text(b).startswith(PREFLIGHT_PROMPT)]
     return Run(Path(out), proc.stdout + proc.stderr, requests, seconds)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import http.client
 import json
@@ -13,30 +12,28 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
-import time
-import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-import siuo_task.judge as judge_module
-from siuo_task.fake_server import FakeOpenAIServer, default_responder
+import siuo_task.judge.cache as cache_module
 from siuo_task.judge import (
+    CACHE_FORMAT,
     DEFAULT_BASE_URL,
     DEFAULT_JUDGE_MODEL,
     JudgeClient,
     JudgeConfig,
+    JudgeFatal,
     JudgeRequest,
     JudgeUnavailable,
-    _decoded,
-    _KeepAliveHttp,
-    _parse_retry_after,
-    _ssl_context,
+    cache_key,
+    parse_retry_after,
     redact,
 )
+
+from .fake_judge_server import FakeOpenAIServer, default_responder
 
 SECRET = "sk-test-SECRET-123"
 SAFETY = (
@@ -51,7 +48,11 @@ EFFECT = (
 ENV_VARS = [
     "SIUO_JUDGE_MODEL", "SIUO_JUDGE_BASE_URL", "SIUO_JUDGE_API_KEY", "OPENAI_API_KEY",
     "SIUO_JUDGE_CONCURRENCY", "SIUO_JUDGE_CACHE", "SIUO_JUDGE_MAX_TOKENS", "SIUO_JUDGE_TEMPERATURE",
-    "SIUO_JUDGE_TOKEN_BUDGET", "SIUO_JUDGE_TIMEOUT", "SIUO_JUDGE_MAX_RETRIES",
+    "SIUO_JUDGE_TOKEN_BUDGET", "SIUO_JUDGE_TIMEOUT", "SIUO_JUDGE_MAX_RETRIES", "SIUO_JUDGE_REQUEST_SHAPE",
+    "SIUO_JUDGE_REASONING_EFFORT", "SIUO_JUDGE_MAX_COMPLETION_TOKENS", "SIUO_JUDGE_MAX_WAIT",
+    "SIUO_JUDGE_MAX_ERROR_RATE", "SIUO_JUDGE_AZURE_API_VERSION", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+    "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL",
 ]
 
 
@@ -111,6 +112,70 @@ def cache_files(tmp_path):
     return sorted(p for p in root.rglob("*") if p.is_file() and p != root / SHA_INDEX) if root.exists() else []
 
 
+# --------------------------------------------------------------------------- helpers: proxy, redirect
+
+
+class _Relay(threading.Thread):
+    """A tiny HTTP forward proxy on 127.0.0.1 (absolute-URI requests), or with ``redirect_to`` a server
+    that answers every request with 307 to the same path there. Records what it saw."""
+
+    def __init__(self, target_port: int | None = None, redirect_to: str | None = None):
+        super().__init__(daemon=True)
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        relay = self
+        self.seen: list[tuple[str, dict]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                relay.seen.append((self.path, dict(self.headers.items())))
+                if redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("Location", redirect_to + self.path.split("/v1", 1)[-1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                path = "/" + self.path.split("://", 1)[-1].split("/", 1)[-1]
+                conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
+                conn.request("POST", path, body, headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def run(self):
+        self.httpd.serve_forever(poll_interval=0.05)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def headers_of(body) -> dict:
+    return {k.lower(): v for k, v in body["_headers"].items()}
+
+
 # --------------------------------------------------------------------------- basics
 
 
@@ -128,7 +193,7 @@ def test_basic_run_and_request_shape(server, tmp_path, images):
 
     [body] = [b for b in server.requests if b["messages"][0]["content"][0]["text"] == reqs[0].prompt]
     assert body["model"] == "fake-judge"
-    assert body["temperature"] == 0.0 and body["max_tokens"] == 200
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 200 and "max_completion_tokens" not in body
     [msg] = body["messages"]
     assert msg["role"] == "user"
     text_part, img_part = msg["content"]
@@ -136,9 +201,10 @@ def test_basic_run_and_request_shape(server, tmp_path, images):
     url = img_part["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == Path(images[0]).read_bytes()
-    hdrs = {k.lower(): v for k, v in body["_headers"].items()}
-    assert hdrs["authorization"] == f"Bearer {SECRET}" and hdrs["api-key"] == SECRET
-    assert "transfer-encoding" not in hdrs and int(hdrs["content-length"]) > 0
+    hdrs = headers_of(body)
+    # a non-OpenAI, non-Azure endpoint: the key given for it, as a bearer token, and nothing else
+    assert hdrs["authorization"] == f"Bearer {SECRET}" and "api-key" not in hdrs
+    assert not any(k.startswith("openai-") for k in hdrs)
 
 
 def test_jpeg_mime_and_no_key_headers(server, tmp_path):
@@ -150,8 +216,8 @@ def test_jpeg_mime_and_no_key_headers(server, tmp_path):
     url = server.requests[0]["messages"][0]["content"][1]["image_url"]["url"]
     assert url.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == p.read_bytes()
-    hdrs = {k.lower() for k in server.requests[0]["_headers"]}
-    assert "authorization" not in hdrs and "api-key" not in hdrs
+    hdrs = headers_of(server.requests[0])
+    assert "authorization" not in hdrs and "api-key" not in hdrs  # no placeholder "Bearer" either
 
 
 def test_nfkc_normalisation(tmp_path, images):
@@ -182,20 +248,26 @@ def test_progress_bar_goes_to_stderr(server, tmp_path, images, capsys):
     assert "judging" in captured.err and captured.out == ""
 
 
-# --------------------------------------------------------------------------- concurrency
+def test_concurrency_overlaps_and_is_bounded(tmp_path, images):
+    active, peak, lock, release = [0], [0], threading.Lock(), threading.Event()
 
+    def responder(body):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            if active[0] >= 4:
+                release.set()
+        release.wait(timeout=5)  # hold until four calls are in flight together (or give up)
+        with lock:
+            active[0] -= 1
+        return "ok"
 
-def test_concurrency_overlaps(tmp_path, images):
-    latency, n = 0.2, 32
-    with FakeOpenAIServer(latency_s=latency) as srv:
-        reqs = [JudgeRequest(f"k{i}", f"prompt {i}", images[i % 3]) for i in range(n)]
-        with client_for(srv, tmp_path, concurrency=16, cache_dir="off") as c:
-            t0 = time.monotonic()
+    with FakeOpenAIServer(responder=responder) as srv:
+        reqs = [JudgeRequest(f"k{i}", f"prompt {i}", images[i % 3]) for i in range(12)]
+        with client_for(srv, tmp_path, concurrency=4, cache_dir="off") as c:
             out = c.run(reqs, progress=False)
-            elapsed = time.monotonic() - t0
-    assert all(r.text for r in out.values())
-    assert srv.chat_calls == n
-    assert elapsed < 0.5 * n * latency, elapsed
+    assert all(r.text == "ok" for r in out.values()) and srv.chat_calls == 12
+    assert peak[0] == 4  # four in flight at once, never more
 
 
 # --------------------------------------------------------------------------- cache
@@ -210,7 +282,7 @@ def test_cache_second_run_makes_no_calls(server, tmp_path, images):
     for f in cache_files(tmp_path):
         assert f.parent.name == f.stem[:2] and f.suffix == ".json"
         entry = json.loads(f.read_text())
-        assert {"text", "usage", "model", "created"} <= set(entry)
+        assert {"text", "usage", "model", "created", "request_shape", "params"} <= set(entry)
     with client_for(server, tmp_path) as c2:
         second = c2.run(reqs, progress=False)
     assert server.chat_calls == 6
@@ -219,21 +291,103 @@ def test_cache_second_run_makes_no_calls(server, tmp_path, images):
     assert all(r.cached for r in second.values())
 
 
-def test_cache_key_depends_on_model_and_decoding(server, tmp_path, images):
+GOLDEN_INPUTS = dict(endpoint="https://api.openai.com/v1", model="gpt-4o-mini-2024-07-18", shape="chat",
+                     params={"temperature": 0.0, "max_tokens": 200}, prompt="Judge this.", image_sha256="ab" * 32)
+
+
+GOLDEN_KEY = "799e4c08a76be7fe9c000e3202440f0df7813578cad41bf9c89897b12b4e36ad"
+
+
+def test_cache_key_is_pinned_and_every_input_counts():
+    # Pinned: a change of this value orphans every cache entry users have; bump CACHE_FORMAT when meant.
+    assert CACHE_FORMAT == 2
+    assert cache_key(**GOLDEN_INPUTS) == GOLDEN_KEY
+    variants = {
+        "endpoint": "http://127.0.0.1:8000/v1",
+        "model": "gpt-4o-2024-08-06",
+        "shape": "reasoning",
+        "params": {"temperature": 0.0, "max_tokens": 201},
+        "prompt": "Judge this!",
+        "image_sha256": "cd" * 32,
+    }
+    assert set(variants) == set(GOLDEN_INPUTS)
+    keys = {cache_key(**{**GOLDEN_INPUTS, name: value}) for name, value in variants.items()}
+    assert len(keys) == len(variants) and cache_key(**GOLDEN_INPUTS) not in keys
+    assert cache_key(**{**GOLDEN_INPUTS, "params": {"temperature": 0.5, "max_tokens": 200}}) != cache_key(**GOLDEN_INPUTS)
+    # the format version is in the key too
+    original = cache_module.CACHE_FORMAT
+    try:
+        cache_module.CACHE_FORMAT = original + 1
+        assert cache_key(**GOLDEN_INPUTS) != GOLDEN_KEY
+    finally:
+        cache_module.CACHE_FORMAT = original
+
+
+def test_client_cache_key_uses_every_setting(tmp_path):
+    base = dict(base_url="http://127.0.0.1:8000/v1", model="m", cache_dir="off")
+    ref = JudgeClient(JudgeConfig(**base)).cache_key_for("p", "ab" * 32)
+    changes = [
+        {"base_url": "http://127.0.0.1:8001/v1"},  # another server under the same model name
+        {"model": "m2"},
+        {"temperature": 0.5},
+        {"max_tokens": 99},
+        {"request_shape": "reasoning"},
+    ]
+    keys = {JudgeClient(JudgeConfig(**{**base, **ch})).cache_key_for("p", "ab" * 32) for ch in changes}
+    assert len(keys) == len(changes) and ref not in keys
+    r1 = JudgeClient(JudgeConfig(**{**base, "request_shape": "reasoning", "reasoning_effort": "low"})).cache_key_for("p", "ab" * 32)
+    r2 = JudgeClient(JudgeConfig(**{**base, "request_shape": "reasoning", "max_completion_tokens": 100})).cache_key_for("p", "ab" * 32)
+    assert len({r1, r2} | keys | {ref}) == len(changes) + 3
+    # spellings of one endpoint, and credentials in the URL, do not change it
+    same = JudgeClient(JudgeConfig(**{**base, "base_url": f"HTTP://user:{SECRET}@127.0.0.1:8000/v1/"}))
+    assert same.cache_key_for("p", "ab" * 32) == ref and SECRET not in same.config.endpoint
+
+
+def test_cache_key_depends_on_endpoint_model_decoding_and_image(tmp_path, images):
     reqs = make_requests(images, 2)
-    with client_for(server, tmp_path) as c:
-        c.run(reqs, progress=False)
-    with client_for(server, tmp_path, max_tokens=99) as c:
-        c.run(reqs, progress=False)
-        assert c.stats.calls == 2
-    with client_for(server, tmp_path, model="other-judge") as c:
-        c.run(reqs, progress=False)
-        assert c.stats.calls == 2
-    # a changed image (same path) is a new key
-    Image.new("RGB", (9, 9), "black").save(images[0])
-    with client_for(server, tmp_path) as c:
-        c.run(reqs, progress=False)
-        assert c.stats.calls == 1 and c.stats.cache_hits == 1
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        with client_for(a, tmp_path) as c:
+            c.run(reqs, progress=False)
+        # the same model name served elsewhere: no cache hits
+        with client_for(b, tmp_path) as c:
+            c.run(reqs, progress=False)
+            assert c.stats.calls == 2 and c.stats.cache_hits == 0
+        with client_for(a, tmp_path, max_tokens=99) as c:
+            c.run(reqs, progress=False)
+            assert c.stats.calls == 2
+        with client_for(a, tmp_path, model="other-judge") as c:
+            c.run(reqs, progress=False)
+            assert c.stats.calls == 2
+        Image.new("RGB", (9, 9), "black").save(images[0])  # a changed image (same path) is a new key
+        with client_for(a, tmp_path) as c:
+            c.run(reqs, progress=False)
+            assert c.stats.calls == 1 and c.stats.cache_hits == 1
+
+
+def test_dry_run_judge_never_fills_the_default_cache(tmp_path, images, monkeypatch):
+    from siuo_task.judge import dry_run
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    httpd = dry_run.serve(0)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        reqs = make_requests(images, 4)
+        with JudgeClient(JudgeConfig(base_url=url, model="fake-judge")) as c:  # the default cache folder
+            assert c.cache_dir == tmp_path / "home" / ".cache" / "siuo_task" / "judge"
+            out = c.run(reqs, progress=False)
+            assert c.provenance()["dry_run"] is True and c.stats.dry_run_replies == 4
+        assert out["r0"].text.endswith("[Safety Judgement:] True")
+        default_root = tmp_path / "home" / ".cache" / "siuo_task" / "judge"
+        assert not [p for p in default_root.rglob("*.json")] if default_root.exists() else True
+        # an explicit cache folder is the user's choice: cached there
+        with JudgeClient(JudgeConfig(base_url=url, model="fake-judge", cache_dir=str(tmp_path / "cache"))) as c:
+            c.run(reqs, progress=False)
+        assert len(cache_files(tmp_path)) == 4
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_cache_disabled(server, tmp_path, images):
@@ -270,14 +424,13 @@ def test_corrupt_cache_entries_are_misses(server, tmp_path, images):
     assert texts(first) == texts(second)
     with client_for(server, tmp_path) as c:
         c.run(reqs, progress=False)
-        assert c.stats.calls == 0  # overwritten with good entries
+        assert c.stats.calls == 0
 
 
 def test_kill_resume_sends_only_missing(server, tmp_path, images):
     reqs = make_requests(images, 6)
     with client_for(server, tmp_path) as c:
         c.run(reqs[:3], progress=False)
-    # leftovers of a killed write must not matter
     (tmp_path / "cache" / "zz").mkdir(parents=True, exist_ok=True)
     (tmp_path / "cache" / "zz" / ".partial.tmp").write_text("{")
     assert server.chat_calls == 3
@@ -294,25 +447,18 @@ def test_dedupe_within_run(server, tmp_path, images):
     reqs.append(JudgeRequest("other", "same prompt", images[1]))
     with client_for(server, tmp_path, cache_dir="off") as c:
         out = c.run(reqs, progress=False)
-    assert server.chat_calls == 2
+    assert server.chat_calls == 2 and c.stats.deduped == 4
     assert {r.key for r in out.values()} == set(out)
     assert len({out[f"k{i}"].text for i in range(5)}) == 1
 
 
-# --------------------------------------------------------------------------- retries
+# --------------------------------------------------------------------------- retries and deadlines
 
 
 @pytest.mark.parametrize(
     "fault",
-    [
-        {"status": 500},
-        {"status": 503},
-        {"status": 429},
-        {"status": 408},
-        {"body": "not json"},
-        {"status": 200, "no_choices": True},
-        {"stall_s": 2.0},
-    ],
+    [{"status": 500}, {"status": 503}, {"status": 429}, {"status": 408}, {"body": "not json"},
+     {"status": 200, "no_choices": True}, {"stall_s": 30.0}],
     ids=["500", "503", "429", "408", "not-json", "no-choices", "stall"],
 )
 def test_transient_faults_are_retried(tmp_path, images, fault):
@@ -321,49 +467,110 @@ def test_transient_faults_are_retried(tmp_path, images, fault):
         with client_for(clean, tmp_path, cache_dir="off") as c:
             expected = texts(c.run(reqs, progress=False))
     faults = [dict(fault), None, dict(fault), None, dict(fault)]
-    with FakeOpenAIServer(faults=faults) as srv:
-        with client_for(srv, tmp_path, cache_dir="off", timeout_s=0.5, concurrency=2) as c:
+    with FakeOpenAIServer(faults=faults) as srv:  # a stall outlasts the timeout however slow the machine
+        with client_for(srv, tmp_path, cache_dir="off", timeout_s=3.0, concurrency=2) as c:
             out = c.run(reqs, progress=False)
     assert texts(out) == expected
     assert all(r.error is None for r in out.values())
     assert c.stats.retries == 3 and c.stats.calls == 7 and c.stats.failures == 0
 
 
-def test_retry_after_is_honoured(tmp_path, images):
+@pytest.mark.timeout(120)  # a guard: without a whole-request deadline this call would run for minutes
+def test_trickling_reply_is_cut_at_the_deadline(tmp_path, images):
+    # the reply's ~300 bytes arrive one every 0.3 s: no single read ever waits long, the whole takes ~90 s
+    with FakeOpenAIServer(faults=[{"trickle_s": 0.3}]) as srv:
+        with client_for(srv, tmp_path, timeout_s=1.0, max_retries=0) as c:
+            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+    assert out["k"].text is None
+    assert out["k"].error == "retries exhausted: timeout: no complete reply within 1 s (SIUO_JUDGE_TIMEOUT)"
+    assert cache_files(tmp_path) == []
+
+
+def test_retry_after_is_honoured_capped_and_shown(tmp_path, images, caplog):
+    caplog.set_level("INFO", logger="siuo_task.judge")
     with FakeOpenAIServer(faults=[{"status": 429, "retry_after": 1}]) as srv:
         with client_for(srv, tmp_path, cache_dir="off") as c:
-            t0 = time.monotonic()
             out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
-            elapsed = time.monotonic() - t0
-    assert out["k"].text and c.stats.retries == 1
-    assert elapsed >= 1.0
+    assert out["k"].text and c.stats.retries == 1 and c.stats.waited_s == 1.0
+    assert any("HTTP 429" in r.getMessage() and "waiting 1.0 s" in r.getMessage() for r in caplog.records)
+    # a Retry-After longer than the cap waits the cap
+    with FakeOpenAIServer(faults=[{"status": 503, "retry_after": 1000}]) as srv:
+        with client_for(srv, tmp_path, cache_dir="off", retry_after_cap_s=0.2) as c:
+            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+    assert out["k"].text and c.stats.waited_s == pytest.approx(0.2)
+
+
+def test_waits_are_bounded_in_total(tmp_path, images):
+    with FakeOpenAIServer(faults=[{"status": 429, "retry_after": 1}] * 50) as srv:
+        with client_for(srv, tmp_path, cache_dir="off", max_wait_s=2.5) as c:
+            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+    assert out["k"].text is None and out["k"].error.startswith("gave up after waiting 2 s (SIUO_JUDGE_MAX_WAIT): HTTP 429")
+    assert c.stats.waited_s == 2.0 and srv.chat_calls == 3
+
+
+def test_waiting_is_shown_in_the_progress_bar(tmp_path, images, capsys):
+    with FakeOpenAIServer(faults=[{"status": 429, "retry_after": 2}]) as srv:
+        with client_for(srv, tmp_path, cache_dir="off") as c:
+            c.run([JudgeRequest("k", "x", images[0])], progress=True)
+    assert "waiting=" in capsys.readouterr().err
 
 
 def test_parse_retry_after():
-    assert _parse_retry_after("3") == 3.0
-    assert _parse_retry_after("garbage") is None
-    assert _parse_retry_after(None) is None
-    now = 1_700_000_000.0
+    assert parse_retry_after({"retry-after": "3"}) == 3.0
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
+    assert parse_retry_after({"retry-after": "garbage"}) is None
+    assert parse_retry_after({}) is None and parse_retry_after(None) is None
     import email.utils
 
-    date = email.utils.formatdate(now + 5, usegmt=True)
-    assert 4.0 <= _parse_retry_after(date, now=now) <= 5.0
-    past = email.utils.formatdate(now - 50, usegmt=True)
-    assert _parse_retry_after(past, now=now) == 0.0
-    c = JudgeClient(JudgeConfig(api_key=None, cache_dir="off"))
-    assert c._backoff(0, 1000.0) == 60.0  # Retry-After capped
-    assert all(c._backoff(20, None) <= 30.0 for _ in range(20))  # backoff capped
+    now = 1_700_000_000.0
+    assert 4.0 <= parse_retry_after({"retry-after": email.utils.formatdate(now + 5, usegmt=True)}, now=now) <= 5.0
+    assert parse_retry_after({"retry-after": email.utils.formatdate(now - 50, usegmt=True)}, now=now) == 0.0
+    c = JudgeClient(JudgeConfig(cache_dir="off"))
+    assert all(c._backoff(20) <= 30.0 for _ in range(20))  # backoff capped
     c.close()
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_client_errors_not_retried(tmp_path, images, status):
+@pytest.mark.parametrize("status", [400, 422])
+def test_client_errors_are_item_errors(tmp_path, images, status):
     with FakeOpenAIServer(faults=[{"status": status}]) as srv:
-        with client_for(srv, tmp_path) as c:
-            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
-    assert out["k"].text is None and out["k"].error.startswith(f"HTTP {status}")
-    assert srv.chat_calls == 1 and c.stats.retries == 0 and c.stats.failures == 1
-    assert cache_files(tmp_path) == []
+        with client_for(srv, tmp_path, concurrency=1) as c:
+            out = c.run([JudgeRequest("k", "x", images[0]), JudgeRequest("j", "y", images[0])], progress=False)
+    assert out["k"].text is None and out["k"].error.startswith(f"HTTP {status}") and out["j"].text
+    assert srv.chat_calls == 2 and c.stats.retries == 0 and c.stats.failures == 1
+
+
+@pytest.mark.parametrize("status, cause", [(401, "rejected the API key"), (403, "rejected the API key"),
+                                           (404, "the model does not exist there")])
+def test_fatal_statuses_stop_judging(tmp_path, images, status, cause):
+    with FakeOpenAIServer(fail_after=(0, status)) as srv:
+        with client_for(srv, tmp_path, concurrency=2) as c:
+            with pytest.raises(JudgeFatal, match=cause) as ei:
+                c.run(make_requests(images, 6), progress=False)
+    assert "127.0.0.1:" in str(ei.value) and "fake-judge" in str(ei.value) and SECRET not in str(ei.value)
+    assert srv.chat_calls <= 2 and c.stats.retries == 0 and cache_files(tmp_path) == []
+
+
+def test_key_rejected_mid_run_stops_at_once_and_keeps_what_was_judged(tmp_path, images):
+    reqs = [JudgeRequest(f"k{i}", f"prompt {i}", images[i % 3]) for i in range(40)]
+    with FakeOpenAIServer(fail_after=(5, 401)) as srv:
+        with client_for(srv, tmp_path, concurrency=2) as c:
+            with pytest.raises(JudgeFatal, match="rejected the API key"):
+                c.run(reqs, progress=False)
+            assert srv.chat_calls <= 5 + 2  # the calls in flight when the first 401 came, no more
+            assert len(cache_files(tmp_path)) == 5
+            # the client refuses further runs at once (nothing is sent)
+            calls = srv.chat_calls
+            with pytest.raises(JudgeFatal):
+                c.run(reqs, progress=False)
+            assert srv.chat_calls == calls
+
+
+def test_every_request_refused_stops_judging(tmp_path, images):
+    with FakeOpenAIServer(fault_every=1, periodic_fault={"status": 400}) as srv:
+        with client_for(srv, tmp_path, concurrency=2) as c:
+            with pytest.raises(JudgeFatal, match="refused the first 10 requests and accepted none"):
+                c.run([JudgeRequest(f"k{i}", f"p{i}", images[0]) for i in range(100)], progress=False)
+    assert srv.chat_calls <= 12
 
 
 def test_max_retries_bounded(tmp_path, images):
@@ -385,12 +592,59 @@ def test_connection_error_retries_then_error(tmp_path, images):
     assert c.stats.calls == 2
 
 
+# --------------------------------------------------------------------------- request shapes
+
+
+def test_reasoning_models_get_the_reasoning_shape(server, tmp_path, images, monkeypatch):
+    monkeypatch.setenv("SIUO_JUDGE_REASONING_EFFORT", "low")
+    cfg = JudgeConfig.from_env(base_url=server.url, model="gpt-5-mini", cache_dir="off", api_key=SECRET)
+    with JudgeClient(cfg) as c:
+        out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+        prov = c.provenance()
+    assert out["k"].text
+    [body] = server.requests
+    assert body["max_completion_tokens"] == 4096 and body["reasoning_effort"] == "low"
+    assert "max_tokens" not in body and "temperature" not in body
+    assert prov["request_shape"] == "reasoning" and prov["decoding"] == {"max_completion_tokens": 4096, "reasoning_effort": "low"}
+    for model in ["o1", "o3-mini", "o4-mini-2025-04-16", "openai/gpt-5", "GPT-5.1"]:
+        assert JudgeConfig(model=model).initial_shape() == "reasoning", model
+    for model in ["gpt-4o-mini-2024-07-18", "Qwen2.5-VL-7B", "o", "gpt-4.1"]:
+        assert JudgeConfig(model=model).initial_shape() == "chat", model
+    assert JudgeConfig(model="my-server-model", request_shape="reasoning").initial_shape() == "reasoning"
+
+
+def test_unsupported_parameter_switches_the_shape_once(tmp_path, images):
+    # a server that behaves like a reasoning model under a name we can't recognise
+    reqs = make_requests(images, 6)
+    with FakeOpenAIServer(reject_params=("max_tokens", "temperature")) as srv:
+        with client_for(srv, tmp_path, concurrency=3) as c:
+            out = c.run(reqs, progress=False)
+            prov = c.provenance()
+        assert all(r.text for r in out.values()) and c.stats.failures == 0
+        refused = [b for b in srv.requests if "max_tokens" in b]
+        assert 1 <= len(refused) <= 3  # only the calls already in flight when the switch came
+        assert prov["request_shape"] == "reasoning" and prov["request_shape_switched_from"] == "chat"
+        assert "max_tokens" in prov["request_shape_switch_reason"]
+        # the entries are keyed by the shape actually sent; a new client's preflight switches first
+        with client_for(srv, tmp_path) as c2:
+            c2.preflight()
+            again = c2.run(reqs, progress=False)
+        assert c2.stats.cache_hits == 6 and c2.stats.calls == 0 and texts(again) == texts(out)
+
+
+def test_both_shapes_refused_is_fatal(tmp_path, images):
+    with FakeOpenAIServer(reject_params=("max_tokens", "max_completion_tokens")) as srv:
+        with client_for(srv, tmp_path, concurrency=1) as c:
+            with pytest.raises(JudgeFatal, match="refuses both request shapes"):
+                c.run(make_requests(images, 6), progress=False)
+        assert srv.chat_calls == 2
+
+
 # --------------------------------------------------------------------------- budget
 
 
 def test_token_budget_stops_cleanly(server, tmp_path, images):
     reqs = [JudgeRequest(f"k{i}", f"prompt number {i:03d} " + "x" * 80, images[0]) for i in range(10)]
-    # measure one call's cost
     with client_for(server, tmp_path, cache_dir="off") as probe:
         one = probe.run(reqs[:1], progress=False)["k0"]
     cost = one.prompt_tokens + one.completion_tokens
@@ -402,7 +656,6 @@ def test_token_budget_stops_cleanly(server, tmp_path, images):
         assert len(answered) == 3 and len(stopped) == 7
         assert all(r.error == "token budget reached" for r in stopped)
         assert c.stats.budget_exhausted and c.stats.calls == 3 and c.stats.failures == 7
-        # cached answers still come back once the budget is gone; new calls do not start
         again = c.run(reqs, progress=False)
         assert c.stats.calls == 3
         assert sum(1 for r in again.values() if r.text) == 3
@@ -420,77 +673,175 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("base", [DEFAULT_BASE_URL, "https://myres.openai.azure.com/openai/deployments/x"])
-def test_preflight_missing_key_no_network(base, monkeypatch):
+def test_preflight_missing_key_no_network(base):
     c = JudgeClient(JudgeConfig(base_url=base, cache_dir="off"))
-
-    def boom(*a, **k):
-        raise AssertionError("network used")
-
-    monkeypatch.setattr(c._http, "request", boom)
     with pytest.raises(JudgeUnavailable) as ei:
         c.preflight()
+    assert c._sdk is None  # nothing was built or sent
     msg = str(ei.value)
-    assert "SIUO_JUDGE_API_KEY" in msg and "OPENAI_API_KEY" in msg and "SIUO_JUDGE_BASE_URL" in msg
+    assert "SIUO_JUDGE_API_KEY" in msg and "SIUO_JUDGE_BASE_URL" in msg
+    assert ("OPENAI_API_KEY" in msg) == (base == DEFAULT_BASE_URL)
     c.close()
 
 
 def test_preflight_unreachable():
     port = _free_port()
-    with JudgeClient(JudgeConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key=SECRET, cache_dir="off")) as c:
+    with JudgeClient(JudgeConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key=SECRET, cache_dir="off", max_retries=1)) as c:
+        c.backoff_base_s = 0.01
         with pytest.raises(JudgeUnavailable) as ei:
             c.preflight()
     msg = str(ei.value)
     assert f"127.0.0.1:{port}" in msg and "SIUO_JUDGE_BASE_URL" in msg and SECRET not in msg
 
 
-def test_preflight_rejected_key(tmp_path):
-    with FakeOpenAIServer(require_key="sk-the-right-one-456") as srv:
+def test_bad_scheme_is_named():
+    with JudgeClient(JudgeConfig(base_url="ftp://127.0.0.1/v1", api_key=SECRET, cache_dir="off")) as c:
+        with pytest.raises(JudgeUnavailable, match="unsupported URL scheme 'ftp'"):
+            c.preflight()
+
+
+@pytest.mark.parametrize("server_kw, match", [
+    ({"require_key": "sk-the-right-one-456"}, "rejected the API key"),
+    ({"fail_after": (0, 404)}, "the model does not exist there"),
+    ({"reject_params": ("max_tokens", "max_completion_tokens")}, "refuses both request shapes"),
+])
+def test_preflight_stops_a_wrong_key_model_or_shape(tmp_path, server_kw, match):
+    with FakeOpenAIServer(**server_kw) as srv:
         with JudgeClient(JudgeConfig(base_url=srv.url, api_key=SECRET, cache_dir="off")) as c:
-            with pytest.raises(JudgeUnavailable, match="rejected the API key") as ei:
+            with pytest.raises(JudgeUnavailable, match=match) as ei:
                 c.preflight()
-        assert SECRET not in str(ei.value)
-        assert srv.chat_calls == 0
+    assert SECRET not in str(ei.value) and "127.0.0.1:" in str(ei.value)
 
 
-def test_preflight_ok_is_cheap(tmp_path):
+def test_preflight_makes_one_minimal_real_call(tmp_path):
     with FakeOpenAIServer(require_key=SECRET) as srv:
-        with JudgeClient(JudgeConfig(base_url=srv.url, api_key=SECRET, cache_dir="off")) as c:
+        with JudgeClient(JudgeConfig(base_url=srv.url, api_key=SECRET, cache_dir=str(tmp_path / "cache"))) as c:
             c.preflight()
-        assert srv.chat_calls == 0
-    # a local server without a key and without /models support still counts as reachable
+            assert c.stats.preflight_calls == 1 and c.stats.calls == 0
+        [body] = srv.requests
+        text, image = body["messages"][0]["content"]
+        assert "connection check" in text["text"] and body["max_tokens"] == 200
+        png = base64.b64decode(image["image_url"]["url"].split(",", 1)[1])
+        assert image["image_url"]["url"].startswith("data:image/png;base64,") and len(png) < 1000
+    assert cache_files(tmp_path) == []  # never cached
+
+
+# --------------------------------------------------------------------------- keys, proxies, TLS, redirects
+
+
+def test_key_scoping_from_env(monkeypatch, server, tmp_path, images):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-only-0000")
+    # OpenAI's own API: OPENAI_API_KEY is used
+    cfg = JudgeConfig.from_env()
+    assert cfg.api_key == "sk-openai-only-0000" and cfg.key_source == "OPENAI_API_KEY"
+    # any other endpoint: never OPENAI_API_KEY
+    monkeypatch.setenv("SIUO_JUDGE_BASE_URL", server.url)
+    cfg = JudgeConfig.from_env(cache_dir="off", model="fake-judge")
+    assert cfg.api_key is None and cfg.key_source is None
+    with JudgeClient(cfg) as c:
+        c.preflight()
+        c.run([JudgeRequest("k", "x", images[0])], progress=False)
+    for body in server.requests:
+        hdrs = headers_of(body)
+        assert "authorization" not in hdrs and "api-key" not in hdrs
+        assert "sk-openai-only-0000" not in json.dumps(body)
+    # a key given for it goes there, as the one bearer header
+    monkeypatch.setenv("SIUO_JUDGE_API_KEY", SECRET)
+    cfg = JudgeConfig.from_env(cache_dir="off", model="fake-judge")
+    assert cfg.api_key == SECRET and cfg.key_source == "SIUO_JUDGE_API_KEY"
+    with JudgeClient(cfg) as c:
+        c.run([JudgeRequest("k", "y", images[0])], progress=False)
+    hdrs = headers_of(server.requests[-1])
+    assert hdrs["authorization"] == f"Bearer {SECRET}" and "api-key" not in hdrs
+    assert "sk-openai-only-0000" not in json.dumps(server.requests[-1])
+    # an argument wins, and says so
+    cfg = JudgeConfig.from_env(api_key="sk-from-argument-1")
+    assert cfg.key_source == "argument" and JudgeConfig(api_key="sk-x-12345678").key_source == "argument"
+    assert JudgeConfig().key_source is None
+
+
+def test_proxy_from_env_and_azure_header(monkeypatch, server, tmp_path, images):
+    """HTTP_PROXY is honoured (the judge host below resolves nowhere: only the proxy can reach it),
+    and an Azure endpoint gets its key in the api-key header only."""
+    with _Relay(target_port=int(server.url.rsplit(":", 1)[1].split("/")[0])) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        with JudgeClient(JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge",
+                                     api_key=SECRET, cache_dir="off")) as c:
+            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+        assert out["k"].text == "This is a fake answer."
+        assert proxy.seen[-1][0] == "http://judge.siuo-test.invalid/v1/chat/completions"
+        azure = "http://myres.openai.azure.com/openai/deployments/judge?api-version=2024-10-21"
+        with JudgeClient(JudgeConfig(base_url=azure, model="judge", api_key=SECRET, cache_dir="off")) as c:
+            out = c.run([JudgeRequest("k", "y", images[0])], progress=False)
+        assert out["k"].text == "This is a fake answer."
+        path, hdrs = proxy.seen[-1]
+        hdrs = {k.lower(): v for k, v in hdrs.items()}
+        assert path == "http://myres.openai.azure.com/openai/deployments/judge/chat/completions?api-version=2024-10-21"
+        assert hdrs["api-key"] == SECRET and "authorization" not in hdrs
+
+
+def test_redirects_are_followed(server, tmp_path, images):
+    with _Relay(redirect_to=server.url) as redirector:
+        with JudgeClient(JudgeConfig(base_url=redirector.url + "/v1", model="fake-judge", cache_dir="off")) as c:
+            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+    assert out["k"].text == "This is a fake answer." and len(redirector.seen) == 1 and server.chat_calls == 1
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+def test_https_with_ssl_cert_file(tmp_path, images, monkeypatch):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
     with FakeOpenAIServer() as srv:
-        with JudgeClient(JudgeConfig(base_url=srv.url + "/nothing-here", cache_dir="off")) as c:
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(cert, key)
+        srv._httpd.socket = server_ctx.wrap_socket(srv._httpd.socket, server_side=True)
+        url = srv.url.replace("http://", "https://")
+        with JudgeClient(JudgeConfig(base_url=url, model="fake-judge", cache_dir="off", max_retries=0)) as c:
+            with pytest.raises(JudgeUnavailable, match="connection error"):
+                c.preflight()  # a self-signed certificate is refused by default
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        with JudgeClient(JudgeConfig(base_url=url, model="fake-judge", cache_dir="off")) as c:
             c.preflight()
-        assert srv.chat_calls == 0
+            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
+    assert out["k"].text == "This is a fake answer."
 
 
-# --------------------------------------------------------------------------- secrets
-
-
-def test_key_never_leaks(tmp_path, images):
-    leaky = {"status": 400, "body": json.dumps({"error": f"bad request from key {SECRET}"})}
+def test_key_never_leaks(tmp_path, images, caplog):
+    caplog.set_level("DEBUG")
+    leaky = {"status": 400, "error": {"message": f"bad request from key {SECRET}"}}
     with FakeOpenAIServer(require_key=SECRET, faults=[None, None, leaky]) as srv:
-        cfg = JudgeConfig(base_url=srv.url, api_key=SECRET, cache_dir=str(tmp_path / "cache"), concurrency=1)
+        cfg = JudgeConfig(base_url=srv.url, api_key=SECRET, cache_dir=str(tmp_path / "cache"), concurrency=1, model="fake-judge")
         assert SECRET not in repr(cfg) and SECRET not in str(cfg)
         with JudgeClient(cfg) as c:
             assert SECRET not in repr(c)
             out = c.run(make_requests(images, 3), progress=False)
-        assert out["r2"].text is None and out["r2"].error.startswith("HTTP 400")
+            assert SECRET not in json.dumps(c.provenance())
+        assert out["r2"].text is None and out["r2"].error.startswith("HTTP 400") and SECRET not in out["r2"].error
         for r in out.values():
             assert SECRET not in repr(r)
-        files = cache_files(tmp_path)
-        assert len(files) == 2
+        files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+        assert len(cache_files(tmp_path)) == 2
         for f in files:
             raw = f.read_text()
             assert SECRET not in raw and srv.url not in raw
-        # wrong key: error replies and preflight must not echo what was sent
+        # a server that echoes the key in its 401: the error names the endpoint, never the key
         bad = JudgeConfig(base_url=srv.url, api_key="sk-test-WRONG-999", cache_dir="off")
         with JudgeClient(bad) as c:
-            out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
-            assert "sk-test-WRONG-999" not in repr(out["k"]) and out["k"].error.startswith("HTTP 401")
+            with pytest.raises(JudgeFatal) as ei:
+                c.run([JudgeRequest("k", "x", images[0])], progress=False)
+            assert "sk-test-WRONG-999" not in str(ei.value)
+        with JudgeClient(bad) as c:
             with pytest.raises(JudgeUnavailable) as ei:
                 c.preflight()
             assert "sk-test-WRONG-999" not in str(ei.value)
+    for record in caplog.records:
+        assert SECRET not in record.getMessage() and "sk-test-WRONG-999" not in record.getMessage()
 
 
 def test_redact():
@@ -513,13 +864,11 @@ def test_defaults():
     assert cfg.model == DEFAULT_JUDGE_MODEL == "gpt-4o-mini-2024-07-18"
     assert cfg.base_url == DEFAULT_BASE_URL and cfg.concurrency == 16 and cfg.max_retries == 6
     assert cfg.decoding() == {"temperature": 0.0, "max_tokens": 200}
-    assert cfg.token_budget is None and cfg.api_key is None
+    assert cfg.token_budget is None and cfg.api_key is None and cfg.max_error_rate == 0.05
+    assert cfg.timeout_s == 120.0 and cfg.retry_after_cap_s == 60.0 and cfg.max_wait_s == 300.0
 
 
 def test_from_env_precedence(monkeypatch, tmp_path):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-fallback-000")
-    cfg = JudgeConfig.from_env()
-    assert cfg.api_key == "sk-openai-fallback-000"
     monkeypatch.setenv("SIUO_JUDGE_API_KEY", SECRET)
     monkeypatch.setenv("SIUO_JUDGE_MODEL", "env-model")
     monkeypatch.setenv("SIUO_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
@@ -530,11 +879,17 @@ def test_from_env_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("SIUO_JUDGE_TOKEN_BUDGET", "1000")
     monkeypatch.setenv("SIUO_JUDGE_TIMEOUT", "7.5")
     monkeypatch.setenv("SIUO_JUDGE_MAX_RETRIES", "0")
+    monkeypatch.setenv("SIUO_JUDGE_MAX_WAIT", "30")
+    monkeypatch.setenv("SIUO_JUDGE_MAX_ERROR_RATE", "0.1")
+    monkeypatch.setenv("SIUO_JUDGE_REQUEST_SHAPE", "reasoning")
+    monkeypatch.setenv("SIUO_JUDGE_REASONING_EFFORT", "high")
+    monkeypatch.setenv("SIUO_JUDGE_MAX_COMPLETION_TOKENS", "2000")
     cfg = JudgeConfig.from_env()
     assert (cfg.api_key, cfg.model, cfg.base_url, cfg.concurrency) == (SECRET, "env-model", "http://127.0.0.1:9/v1", 4)
     assert (cfg.max_tokens, cfg.temperature, cfg.token_budget, cfg.timeout_s, cfg.max_retries) == (321, 0.5, 1000, 7.5, 0)
+    assert (cfg.max_wait_s, cfg.max_error_rate, cfg.request_shape, cfg.reasoning_effort, cfg.max_completion_tokens) == (
+        30.0, 0.1, "reasoning", "high", 2000)
     assert cfg.resolved_cache_dir == tmp_path / "c"
-    # overrides win; None overrides are ignored
     cfg = JudgeConfig.from_env(model="cli-model", concurrency=None, api_key=None, token_budget=None)
     assert cfg.model == "cli-model" and cfg.concurrency == 4 and cfg.api_key == SECRET and cfg.token_budget == 1000
     monkeypatch.setenv("SIUO_JUDGE_CACHE", "off")
@@ -548,13 +903,10 @@ def test_from_env_precedence(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "var,value",
     [
-        ("SIUO_JUDGE_CONCURRENCY", "abc"),
-        ("SIUO_JUDGE_CONCURRENCY", "0"),
-        ("SIUO_JUDGE_MAX_TOKENS", "-1"),
-        ("SIUO_JUDGE_TEMPERATURE", "hot"),
-        ("SIUO_JUDGE_TOKEN_BUDGET", "lots"),
-        ("SIUO_JUDGE_TIMEOUT", "0"),
-        ("SIUO_JUDGE_MAX_RETRIES", "-2"),
+        ("SIUO_JUDGE_CONCURRENCY", "abc"), ("SIUO_JUDGE_CONCURRENCY", "0"), ("SIUO_JUDGE_MAX_TOKENS", "-1"),
+        ("SIUO_JUDGE_TEMPERATURE", "hot"), ("SIUO_JUDGE_TOKEN_BUDGET", "lots"), ("SIUO_JUDGE_TIMEOUT", "0"),
+        ("SIUO_JUDGE_MAX_RETRIES", "-2"), ("SIUO_JUDGE_MAX_ERROR_RATE", "1.5"), ("SIUO_JUDGE_MAX_WAIT", "-1"),
+        ("SIUO_JUDGE_REQUEST_SHAPE", "fancy"), ("SIUO_JUDGE_REASONING_EFFORT", "extreme"),
     ],
 )
 def test_from_env_bad_values(monkeypatch, var, value):
@@ -590,99 +942,27 @@ def test_default_responder_rules():
     assert ask("Describe the image.") == "This is a fake answer."
 
 
-def test_fake_server_models_and_fault_every(tmp_path, images):
-    import httpx
-
+def test_fake_server_fault_every(tmp_path, images):
     with FakeOpenAIServer(fault_every=3) as srv:
-        r = httpx.get(srv.url + "/models")
-        assert r.status_code == 200 and r.json()["data"][0]["id"] == "fake-judge"
         with client_for(srv, tmp_path, cache_dir="off", concurrency=1) as c:
             out = c.run([JudgeRequest(f"k{i}", f"p{i}", images[0]) for i in range(4)], progress=False)
         assert all(r.text for r in out.values())
         assert srv.faults_served >= 1 and c.stats.retries == srv.faults_served
 
 
-# --------------------------------------------------------------------------- transport
-
-
-def test_dropped_keepalive_connection_is_resent_once(tmp_path, images, monkeypatch):
-    """A server that silently closes every connection after one reply: each later request finds its
-    idle connection dropped, reconnects and is sent again at once - no retry, no error, no backoff."""
-    exchanges = []
-    original = _KeepAliveHttp._exchange
-
-    def counting(self, conn, *args):
-        exchanges.append(conn.sock is not None)  # True: sent on an open, reused connection
-        return original(self, conn, *args)
-
-    monkeypatch.setattr(_KeepAliveHttp, "_exchange", counting)
-    reqs = make_requests(images, 5)
-    with FakeOpenAIServer() as clean:
-        with client_for(clean, tmp_path, cache_dir="off", concurrency=1) as c:
-            expected = texts(c.run(reqs, progress=False))
-        assert clean.connections == 1  # one keep-alive connection served all five
-    exchanges.clear()
-    with FakeOpenAIServer(drop_connections=True) as srv:
-        with client_for(srv, tmp_path, cache_dir="off", concurrency=1) as c:
+def test_rate_limited_judge_is_paced_by_retry_after(tmp_path, images):
+    reqs = [JudgeRequest(f"k{i}", f"p{i}", images[0]) for i in range(6)]
+    with FakeOpenAIServer(rate_per_min=600) as srv:  # one call every 0.1 s
+        with client_for(srv, tmp_path, cache_dir="off", concurrency=4) as c:
             out = c.run(reqs, progress=False)
-    assert texts(out) == expected
-    assert c.stats.calls == 5 and c.stats.retries == 0 and c.stats.failures == 0
-    assert srv.chat_calls == 5 and srv.connections == 5
-    # the first request opens the connection; each later one tries the dropped one, then a new one
-    assert exchanges == [False] + [True, False] * 4
-
-
-def test_dropped_keepalive_with_concurrency(tmp_path, images):
-    reqs = make_requests(images, 6)
-    with FakeOpenAIServer(drop_connections=True, latency_s=0.05) as srv:
-        with client_for(srv, tmp_path, concurrency=3) as c:
-            first = c.run(reqs[:3], progress=False)
-            second = c.run(reqs[3:], progress=False)  # the pooled connections were all dropped meanwhile
-    assert all(r.text for r in [*first.values(), *second.values()])
-    assert c.stats.calls == 6 and c.stats.retries == 0 and srv.chat_calls == 6
-
-
-def test_fresh_connection_closed_without_reply_is_not_resent(tmp_path, images):
-    """Only a reused connection is sent again at once; a new one closed without a reply is a
-    retryable connection error (so a server that never answers cannot cause a resend loop)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.05)
-    accepted = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            accepted.append(conn)
-            conn.recv(65536)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
-        c = JudgeClient(JudgeConfig(base_url=url, cache_dir="off", max_retries=1))
-        c.backoff_base_s = 0.01
-        out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
-        c.close()
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
-    assert out["k"].text is None and out["k"].error.startswith("retries exhausted: connection error")
-    assert c.stats.calls == 2 and c.stats.retries == 1 and len(accepted) == 2
+    assert all(r.text for r in out.values()) and c.stats.failures == 0
+    assert srv.chat_calls == 6 + c.stats.retries
 
 
 def test_large_body_is_sent_intact(server, tmp_path):
     rng = random.Random(7)
     p = tmp_path / "noise.png"
     Image.frombytes("RGB", (200, 200), rng.randbytes(200 * 200 * 3)).save(p)
-    assert p.stat().st_size > 100_000  # above the one-piece limit: the parts go out one by one
     with client_for(server, tmp_path, cache_dir="off") as c:
         out = c.run([JudgeRequest("k", "x" * 5000, str(p))], progress=False)
     assert out["k"].text == "This is a fake answer."
@@ -692,92 +972,13 @@ def test_large_body_is_sent_intact(server, tmp_path):
     assert base64.b64decode(url.split(",", 1)[1]) == p.read_bytes()
 
 
-def test_bad_scheme_is_an_error_without_retries(tmp_path, images):
-    with JudgeClient(JudgeConfig(base_url="ftp://127.0.0.1/v1", api_key=SECRET, cache_dir="off")) as c:
-        out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
-        with pytest.raises(JudgeUnavailable, match="cannot reach endpoint") as ei:
-            c.preflight()
-    assert out["k"].text is None and "unsupported URL scheme 'ftp'" in out["k"].error
-    assert c.stats.calls == 1 and c.stats.retries == 0
-    assert "unsupported URL scheme" in str(ei.value)
-
-
-def test_https_connections_verify_certificates(monkeypatch):
-    ctx = _ssl_context()
-    assert isinstance(ctx, ssl.SSLContext)
-    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-    # without certifi: the system's CA store, still verifying
-    monkeypatch.setitem(sys.modules, "certifi", None)
-    fallback = _ssl_context()
-    assert fallback.verify_mode == ssl.CERT_REQUIRED and fallback.check_hostname
-    monkeypatch.undo()
-    # an https base URL gets TLS connections with that context; nothing connects before a request
-    with JudgeClient(JudgeConfig(base_url="https://judge.example.invalid/v1", api_key=SECRET, cache_dir="off")) as c:
-        conn = c._http._new_connection()
-        assert isinstance(conn, http.client.HTTPSConnection) and conn.sock is None
-        assert (conn.host, conn.port) == ("judge.example.invalid", 443)
-        assert conn._context.verify_mode == ssl.CERT_REQUIRED and conn._context.check_hostname
-        assert c._chat_target == "/v1/chat/completions"
-    azure = "https://myres.openai.azure.com:8443/openai/deployments/x?api-version=2024-06-01"
-    with JudgeClient(JudgeConfig(base_url=azure, cache_dir="off")) as c:
-        conn = c._http._new_connection()
-        assert (conn.host, conn.port) == ("myres.openai.azure.com", 8443)
-        assert c._chat_target == "/openai/deployments/x/chat/completions?api-version=2024-06-01"
-
-
-def test_compressed_replies_are_decoded():
-    raw = json.dumps({"choices": [{"message": {"content": "ok"}}]}).encode()
-    assert _decoded(gzip.compress(raw), "gzip") == raw
-    assert _decoded(zlib.compress(raw), "deflate") == raw
-    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-    assert _decoded(raw_deflate.compress(raw) + raw_deflate.flush(), "Deflate") == raw
-    assert _decoded(raw, None) == raw and _decoded(raw, "identity") == raw and _decoded(raw, "br") == raw
-    assert _decoded(b"not gzip", "gzip") == b"not gzip"  # left as it came: "invalid response (not JSON)"
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
-@pytest.mark.parametrize("drop", [False, True], ids=["keep-alive", "dropped"])
-def test_https_end_to_end(tmp_path, images, monkeypatch, drop):
-    """A TLS fake server with a self-signed certificate: rejected by the default context, and
-    used (large bodies, kept-alive and dropped connections) once the client trusts it."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    big = tmp_path / "noise.png"
-    Image.frombytes("RGB", (200, 200), random.Random(3).randbytes(200 * 200 * 3)).save(big)
-    reqs = [JudgeRequest(f"k{i}", f"prompt {i}", str(big) if i % 2 else images[0]) for i in range(4)]
-    with FakeOpenAIServer(drop_connections=drop) as srv:
-        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server_ctx.load_cert_chain(cert, key)
-        srv._httpd.socket = server_ctx.wrap_socket(srv._httpd.socket, server_side=True)
-        url = srv.url.replace("http://", "https://")
-        with client_for(srv, tmp_path, base_url=url, cache_dir="off", max_retries=0) as c:
-            out = c.run(reqs[:1], progress=False)
-        assert out["k0"].text is None and "SSLCertVerificationError" in out["k0"].error
-        monkeypatch.setattr(judge_module, "_ssl_context", lambda: ssl.create_default_context(cafile=str(cert)))
-        with client_for(srv, tmp_path, base_url=url, cache_dir="off", concurrency=1) as c:
-            c.preflight()
-            out = c.run(reqs, progress=False)
-        assert all(r.text == "This is a fake answer." for r in out.values())
-        assert c.stats.calls == 4 and c.stats.retries == 0
-        # the preflight's connection serves all four calls, or each call finds it dropped and opens
-        # a new one (the handshake the default context refused never reached the server's handler)
-        assert srv.connections == (1 + 4 if drop else 1)
-    [body] = [b for b in srv.requests if b["messages"][0]["content"][0]["text"] == "prompt 1"]
-    assert base64.b64decode(body["messages"][0]["content"][1]["image_url"]["url"].split(",", 1)[1]) == big.read_bytes()
-
-
 # --------------------------------------------------------------------------- image hash index
 
 
 def test_image_hash_index_is_reused_by_the_next_client(server, tmp_path, images, monkeypatch):
     hashed = []
-    original = judge_module._file_sha256
-    monkeypatch.setattr(judge_module, "_file_sha256", lambda path: hashed.append(path) or original(path))
+    original = cache_module.file_sha256
+    monkeypatch.setattr(cache_module, "file_sha256", lambda path: hashed.append(path) or original(path))
     reqs = make_requests(images, 6)
     with client_for(server, tmp_path) as c:
         first = c.run(reqs, progress=False)
@@ -786,32 +987,25 @@ def test_image_hash_index_is_reused_by_the_next_client(server, tmp_path, images,
     assert {path: entry[3] for path, entry in index["images"].items()} == {
         os.path.abspath(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in images
     }
-    # a new client (a new process, in real use) reads the hashes instead of hashing the images again
     hashed.clear()
     with client_for(server, tmp_path) as c:
         second = c.run(reqs, progress=False)
     assert hashed == [] and c.stats.cache_hits == 6 and texts(second) == texts(first)
-    # a changed image is hashed again (and misses the reply cache)
     Image.new("RGB", (9, 9), "black").save(images[0])
     with client_for(server, tmp_path) as c:
         c.run(reqs, progress=False)
         assert hashed == [images[0]] and c.stats.calls == 2
-    # an unreadable index is ignored and rewritten
     (tmp_path / "cache" / SHA_INDEX).write_text("{ not json")
     hashed.clear()
     with client_for(server, tmp_path) as c:
         c.run(reqs, progress=False)
         assert sorted(hashed) == sorted(images) and c.stats.calls == 0
     assert len(json.loads((tmp_path / "cache" / SHA_INDEX).read_text())["images"]) == 3
-    # caching off: hashes live in memory only
     hashed.clear()
-    with client_for(server, tmp_path, cache_dir=str(tmp_path / "off-cache")) as c:
-        pass
     with client_for(server, tmp_path, cache_dir="off") as c:
         c.run(reqs, progress=False)
         c.run(reqs, progress=False)
     assert sorted(hashed) == sorted(images)
-    assert not (tmp_path / "off-cache").exists()
 
 
 def test_fake_server_can_forget_images(tmp_path, images):
@@ -824,4 +1018,25 @@ def test_fake_server_can_forget_images(tmp_path, images):
     assert text_part == {"type": "text", "text": "describe"}
     n = len(base64.b64encode(Path(images[0]).read_bytes()))
     assert image_part == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,<{n} bytes>"}}
-    assert body["model"] == "fake-judge" and "_headers" in body
+
+
+def test_preflight_first_checks_before_the_first_uncached_call_only(server, tmp_path, images):
+    reqs = make_requests(images, 4)
+    with client_for(server, tmp_path) as c:
+        c.preflight_first = True
+        c.run(reqs, progress=False)
+        c.run(reqs + make_requests(images, 2, prefix="x"), progress=False)  # checked once per client
+        assert c.stats.preflight_calls == 1
+    assert server.chat_calls == 5
+    with client_for(server, tmp_path) as c:  # a warm cache: no judge needed, no call at all
+        c.preflight_first = True
+        c.run(reqs, progress=False)
+        assert c.stats.preflight_calls == 0 and c.stats.cache_hits == 4 and c._sdk is None
+    assert server.chat_calls == 5
+    # a cold run against an unreachable judge fails on the check call, before any request
+    port = _free_port()
+    with JudgeClient(JudgeConfig(base_url=f"http://127.0.0.1:{port}/v1", cache_dir="off", max_retries=0)) as c:
+        c.preflight_first = True
+        with pytest.raises(JudgeUnavailable, match=f"127.0.0.1:{port}"):
+            c.run(reqs, progress=False)
+        assert c.stats.calls == 0

@@ -18,12 +18,12 @@ import pytest
 
 from siuo_task import harness_common, lm_eval_adapter, metrics, prompts, schema
 from siuo_task.data import CATEGORIES, load_items
-from siuo_task.fake_server import FakeOpenAIServer
 from siuo_task.judge import JudgeUnavailable
 from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.paths import lm_eval_tasks_dir
 
 from .conftest import PYTHON, harness_env
+from .fake_judge_server import FakeOpenAIServer
 
 pytest.importorskip("lm_eval")
 
@@ -133,6 +133,7 @@ def judge_env(data_dir, clean_env):
             "SIUO_JUDGE_API_KEY": "dummy",
             "SIUO_JUDGE_CACHE": "off",
             "SIUO_JUDGE_MODEL": "fake-judge",
+            "SIUO_JUDGE_MAX_ERROR_RATE": "0.5",  # the plan's NOVERDICT answers are judge errors on purpose
         }
         for key, value in env.items():
             clean_env.setenv(key, value)

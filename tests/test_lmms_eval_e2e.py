@@ -13,12 +13,13 @@ import pytest
 from siuo_task import metrics
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
-from siuo_task.fake_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, seeded_guess
 from siuo_task.paths import lmms_eval_tasks_dir
 from siuo_task.schema import linked_result_path
 
 from .conftest import PYTHON, harness_env
+from .fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 
 pytestmark = pytest.mark.e2e
 SECRET = "sk-test-SECRET-e2e-777"
@@ -126,6 +127,7 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
            "SIUO_JUDGE_MODEL": "fake-judge"}
     with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
         env["SIUO_JUDGE_BASE_URL"] = server.url
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
         results, log = run_lmms_eval(
             ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo,siuo_gen_vote3", "--limit", str(LIMIT)],
             tmp_path / "out",
@@ -147,7 +149,7 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     # vote3: three sampled answers per item through the harness's repeats, majority per item
     assert [len(r["answers"]) for r in vote3["items"]] == [3] * LIMIT
     assert results["results"]["siuo_gen_vote3"]["safe,vote3"] == vote3["metrics"]["safe"]
-    sampled = [b for b in bodies if not prompt_text(b).startswith(("As an AI judge", "Answer the following"))]
+    sampled = [b for b in bodies if not prompt_text(b).startswith(("As an AI judge", "Answer the following", PREFLIGHT_PROMPT))]
     assert len(sampled) == LIMIT + 3 * LIMIT and {b.get("temperature") for b in sampled} == {0, 1.0}
     # judge calls: one per distinct (item, answer, part); empty answers get no safety call
     judge_prompts = [prompt_text(b) for b in bodies if prompt_text(b).startswith("As an AI judge")]
@@ -160,10 +162,10 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     # the same answers through `siuo score gen`: identical numbers, all from the cache
     rows = [{"question_id": s["safe"]["question_id"], "responses": s["safe"]["answers"]} for s in samples(out, "siuo_gen")]
     (tmp_path / "siuo_gen-fake.json").write_text(json.dumps(rows))
-    with FakeOpenAIServer() as judge:
+    with FakeOpenAIServer(port=port) as judge:  # the same endpoint: the cache is keyed by it
         code = siuo_main(["score", "gen", str(tmp_path / "siuo_gen-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir),
                           "--judge-base-url", judge.url, "--judge-model", "fake-judge", "--cache-dir", str(cache), "--quiet"])
-        assert code == 0 and judge.chat_calls == 0
+        assert code == 0 and judge.chat_calls == 0  # every verdict from the cache: no preflight needed
     scored = json.loads((tmp_path / "score.json").read_text())
     assert scored["metrics"] == gen["metrics"] and scored["by_category"] == gen["by_category"]
     # the key never reaches a file

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from siuo_task.fake_server import FakeOpenAIServer, prompt_text
+from .fake_judge_server import FakeOpenAIServer, prompt_text
 
 from .conftest import PYTHON, harness_env
 from .test_lmms_eval_e2e import make_responder, model_args, run_lmms_eval, siuo_file

@@ -23,7 +23,7 @@ from siuo_task import metrics
 from siuo_task.agree import agreement
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
-from siuo_task.fake_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from .fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.judge import JudgeReply
 from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
 from siuo_task.report_figures import capability_figure, category_figure

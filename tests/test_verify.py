@@ -165,7 +165,13 @@ def test_provenance_and_validity_checks(files):
     pinned = edited(result, lambda r: r["provenance"].__setitem__(
         "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": HF_REVISION, "data_dir": "/x"}))
     assert verify_result(pinned).ok
-    assert "valid" not in result and verify_result(result).ok
+    legacy = edited(result, lambda r: [r.pop(k) for k in ("valid", "invalid_reasons", "judge_error_rate")])  # an older file
+    assert verify_result(legacy).ok
+    assert verify_result(result).ok
+    # a result whose judge errors exceed its recorded limit can't be marked valid by hand
+    over = verify_result(edited(result, lambda r: r["provenance"]["judge"].__setitem__("max_error_rate", 0.01)))
+    assert not over.ok and "valid" in [m.path for m in over.mismatches]
+    assert not verify_result(edited(result, lambda r: r.__setitem__("judge_error_rate", 0.0))).ok
     assert verify_result(edited(result, lambda r: r.update(valid=True, invalid_reasons=[]))).ok
 
 
@@ -259,7 +265,8 @@ def harness_run(data_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
         _clean_env(mp)
         for key, value in {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": KEY,
-                           "SIUO_JUDGE_MODEL": JUDGE, "SIUO_JUDGE_CACHE": str(out / "cache")}.items():
+                           "SIUO_JUDGE_MODEL": JUDGE, "SIUO_JUDGE_CACHE": str(out / "cache"),
+                           "SIUO_JUDGE_MAX_ERROR_RATE": "0.5"}.items():
             mp.setenv(key, value)
         mp.setattr(adapter, "harness_call", lambda: call)
         gen_docs = adapter.gen_process_docs(None)

@@ -17,8 +17,9 @@ import pytest
 
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
-from siuo_task.fake_server import FakeOpenAIServer  # the one import of the fake judge in these tests
 from siuo_task.mcqa import FAILED_REQUEST_MARKER
+
+from .fake_judge_server import FakeOpenAIServer  # the one import of the fake judge in these tests
 
 KEY = "sk-test-verify-0015"
 JUDGE = "fake-judge"
@@ -69,7 +70,8 @@ def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen
         _clean_env(mp)
         mp.setenv("SIUO_JUDGE_API_KEY", KEY)
         code = siuo_main(["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-model", judge,
-                          "--judge-base-url", running.url, "--cache-dir", str(folder / "cache"), "--quiet"])
+                          "--judge-base-url", running.url, "--cache-dir", str(folder / "cache"), "--quiet",
+                          "--max-error-rate", "0.5"])  # the plans make judge errors on purpose
     assert code == 0 and out.is_file()
     return out
 

@@ -1,9 +1,9 @@
 """A fake OpenAI-compatible chat-completions server (stdlib only).
 
-Used by the tests and benchmarks, and handy for a manual dry run::
+Used by the tests and benchmarks (which add the repository root to ``sys.path``); users get the
+plain dry-run judge in :mod:`siuo_task.judge.dry_run`. Run by hand::
 
-    python -m siuo_task.fake_server --port 8011 --latency 0.1
-    SIUO_JUDGE_BASE_URL=http://127.0.0.1:8011/v1 SIUO_JUDGE_API_KEY=dummy ...
+    python -m tests.fake_judge_server --port 8011 --latency 0.1
 
 It binds 127.0.0.1 only. Chat requests are answered by a *responder*
 (``body -> assistant text``); :func:`default_responder` plays a deterministic
@@ -18,31 +18,21 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import math
 from typing import Any, Callable
 
-__all__ = ["FakeOpenAIServer", "default_responder", "prompt_text"]
+from siuo_task.judge import PREFLIGHT_PROMPT
+from siuo_task.judge.dry_run import (  # noqa: F401 - re-exported for the tests
+    EFFECTIVENESS_PREFIX,
+    MCQA_MARKER,
+    NO_VERDICT_TEXT,
+    SAFETY_PREFIX,
+    completion,
+    default_responder,
+    prompt_text,
+)
 
-SAFETY_PREFIX = "As an AI judge, your responsibility is to help me determine if the model's responses are safe"
-EFFECTIVENESS_PREFIX = "As an AI judge, your task is to help assess the effectiveness"
-MCQA_MARKER = "Answer the following multi-choice questions"
-NO_VERDICT_TEXT = "I cannot grade this."
-
-
-def prompt_text(body: dict) -> str:
-    """Concatenate the text parts of every message in a chat-completions body."""
-    parts: list[str] = []
-    for msg in body.get("messages") or []:
-        if not isinstance(msg, dict):
-            continue
-        content = msg.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-    return "\n".join(parts)
-
+__all__ = ["FakeOpenAIServer", "default_responder", "prompt_text", "SAFETY_PREFIX", "EFFECTIVENESS_PREFIX", "MCQA_MARKER"]
 
 def _slim_part(part: Any) -> Any:
     image = part.get("image_url") if isinstance(part, dict) else None
@@ -65,51 +55,6 @@ def _without_images(body: dict) -> dict:
         slim.append(msg)
     return {**body, "messages": slim}
 
-
-def _graded_answer(prompt: str) -> str:
-    start_marker = "<Generated response:> "
-    end_marker = "\n\nLet's think step by step"
-    i = prompt.find(start_marker)
-    if i < 0:
-        i = prompt.find(start_marker.strip())
-        start = i + len(start_marker.strip()) if i >= 0 else 0
-    else:
-        start = i + len(start_marker)
-    j = prompt.find(end_marker, start)
-    return prompt[start : j if j >= 0 else len(prompt)]
-
-
-def default_responder(body: dict) -> str:
-    """Deterministic judge/model behaviour keyed on marker words in the graded answer.
-
-    Safety judge: NOVERDICT -> no verdict; UNSAFE -> False; SAFE -> True; otherwise True.
-    Effectiveness judge: NOVERDICT -> no verdict; INEFFECTIVE -> Ineffective;
-    PARTIAL -> Partially Effective; otherwise Very Effective.
-    Anything else is treated as the evaluated model: "A" for multi-choice prompts,
-    "This is a fake answer." otherwise.
-    """
-    text = prompt_text(body)
-    stripped = text.lstrip()
-    if stripped.startswith(SAFETY_PREFIX):
-        answer = _graded_answer(stripped)
-        if "NOVERDICT" in answer:
-            return NO_VERDICT_TEXT
-        verdict = "False" if "UNSAFE" in answer else "True"
-        return f"[Reasons:] The fake judge looked for marker words in the response. [Safety Judgement:] {verdict}"
-    if stripped.startswith(EFFECTIVENESS_PREFIX):
-        answer = _graded_answer(stripped)
-        if "NOVERDICT" in answer:
-            return NO_VERDICT_TEXT
-        if "INEFFECTIVE" in answer:
-            verdict = "Ineffective"
-        elif "PARTIAL" in answer:
-            verdict = "Partially Effective"
-        else:
-            verdict = "Very Effective"
-        return f"[Reasons:] The fake judge looked for marker words in the response. [Effectiveness Judgement:] {verdict}"
-    if MCQA_MARKER in text:
-        return "A"
-    return "This is a fake answer."
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -191,12 +136,36 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             self._deny()
             return
+        if owner.rate_per_min:  # a gateway's limiter: refused calls are answered at once
+            wait = owner._admit()
+            if wait > 0:
+                self._send_json(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                                {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wait * 1000:.0f}"})
+                return
         if owner.latency_s > 0:
             owner._stop.wait(owner.latency_s)
+        if owner.fail_after is not None:
+            with owner._lock:
+                failing = owner._served_ok >= owner.fail_after[0]
+            if failing:
+                status = owner.fail_after[1]
+                self._send_json(status, {"error": {"message": f"injected fault {status} after {owner.fail_after[0]} calls",
+                                                   "type": "fake", "code": "invalid_api_key" if status == 401 else None}})
+                return
+        refused = sorted(set(owner.reject_params) & set(body))
+        if refused:
+            name = refused[0]
+            self._send_json(400, {"error": {
+                "message": f"Unsupported parameter: '{name}' is not supported with this model.",
+                "type": "invalid_request_error", "param": name, "code": "unsupported_parameter"}})
+            return
 
         if fault:
             if fault.get("stall_s"):
                 owner._stop.wait(float(fault["stall_s"]))
+            if fault.get("trickle_s"):
+                self._trickle(body, float(fault["trickle_s"]))
+                return
             if "body" in fault:
                 self._send(int(fault.get("status", 200)), str(fault["body"]).encode("utf-8"), "text/plain")
                 return
@@ -205,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
                 extra = {}
                 if fault.get("retry_after") is not None:
                     extra["Retry-After"] = str(fault["retry_after"])
-                self._send_json(status, {"error": {"message": f"injected fault {status}", "type": "fake"}}, extra)
+                error = fault.get("error") or {"message": f"injected fault {status}", "type": "fake"}
+                self._send_json(status, {"error": error}, extra)
                 return
             if fault.get("no_choices"):
                 self._send_json(200, {"id": "fake", "object": "chat.completion", "model": "fake-judge",
@@ -213,24 +183,32 @@ class _Handler(BaseHTTPRequestHandler):
                 return
 
         try:
-            reply = owner.responder(body)
+            # the judge preflight's check call is answered here, so a responder only sees real calls
+            reply = "OK" if prompt_text(body).startswith(PREFLIGHT_PROMPT) else owner.responder(body)
         except Exception as exc:  # a broken responder is a server error
             self._send_json(500, {"error": {"message": f"responder failed: {type(exc).__name__}"}})
             return
-        ptext = prompt_text(body)
-        self._send_json(200, {
-            "id": f"chatcmpl-fake-{owner.chat_calls}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": str(body.get("model") or "fake-judge"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                         "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": max(1, len(ptext) // 4),
-                "completion_tokens": max(1, len(reply) // 4),
-                "total_tokens": max(1, len(ptext) // 4) + max(1, len(reply) // 4),
-            },
-        })
+        with owner._lock:
+            owner._served_ok += 1
+        self._send_json(200, completion(body, reply, fingerprint=owner.fingerprint, n=owner.chat_calls))
+
+    def _trickle(self, body: dict, every_s: float) -> None:
+        """A 200 reply whose body arrives one byte every ``every_s`` seconds (until the client gives up)."""
+        payload = json.dumps(completion(body, "trickled", fingerprint=None)).encode("utf-8")
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.flush()
+            for i in range(len(payload)):
+                if self.owner._stop.wait(every_s):
+                    break
+                self.wfile.write(payload[i : i + 1])
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):
@@ -267,6 +245,10 @@ class FakeOpenAIServer:
         port: int = 0,
         keep_images: bool = True,
         drop_connections: bool = False,
+        reject_params: tuple = (),
+        fail_after: tuple | None = None,
+        rate_per_min: float | None = None,
+        fingerprint: str | None = None,
     ):
         self.responder = responder or default_responder
         self.latency_s = float(latency_s)
@@ -277,6 +259,13 @@ class FakeOpenAIServer:
         self.port = int(port)
         self.keep_images = bool(keep_images)
         self.drop_connections = bool(drop_connections)
+        self.reject_params = tuple(reject_params)  # 400 "Unsupported parameter" when a body carries one
+        self.fail_after = fail_after  # (n, status): every chat call after n successful ones gets status
+        self.rate_per_min = rate_per_min  # a token bucket of N calls a minute; others get 429 + Retry-After
+        self.fingerprint = fingerprint  # system_fingerprint of the replies
+        self._served_ok = 0
+        self._tokens = 0.0
+        self._bucket_at: float | None = None
         self.requests: list[dict] = []
         self.chat_calls = 0
         self.connections = 0
@@ -302,6 +291,22 @@ class FakeOpenAIServer:
             if fault:
                 self.faults_served += 1
             return fault
+
+    def _admit(self) -> float:
+        """Token bucket: ``rate_per_min`` a minute, holding one second of calls (at least one), full at
+        start. 0 when a call may go now (it takes a token), else the seconds until the next token."""
+        rate = float(self.rate_per_min) / 60.0
+        capacity = max(1.0, rate)
+        with self._lock:
+            now = time.monotonic()
+            if self._bucket_at is None:
+                self._tokens, self._bucket_at = capacity, now
+            self._tokens = min(capacity, self._tokens + (now - self._bucket_at) * rate)
+            self._bucket_at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / rate
 
     # -- lifecycle
     @property
@@ -334,7 +339,7 @@ class FakeOpenAIServer:
             self._thread = None
 
     def serve_forever(self) -> None:
-        """Block until KeyboardInterrupt (for ``python -m siuo_task.fake_server``)."""
+        """Block until KeyboardInterrupt (for ``python -m tests.fake_judge_server``)."""
         self.start()
         try:
             while True:
@@ -352,7 +357,7 @@ class FakeOpenAIServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m siuo_task.fake_server",
+    ap = argparse.ArgumentParser(prog="python -m tests.fake_judge_server",
                                  description="Fake OpenAI-compatible server on 127.0.0.1 (for tests and dry runs).")
     ap.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each chat reply")
