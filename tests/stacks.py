@@ -1,0 +1,175 @@
+"""The lmms-eval environments SIUO is tested in, besides the main one: built as a user has them.
+
+Each stack is a fresh virtualenv with torch, the stack's lmms-eval and transformers - what a user
+already runs - into which siuo-task is then installed the way the README says (``pip install
+<checkout>[local]``, from a wheel built once). :func:`build_stacks` builds them concurrently and
+records what the install changed.
+
+torch 2.14.1 / torchvision 0.29.1 (the versions on this machine's local wheel index; any other
+version downloads gigabytes) come first: hard-linked, file by file from each distribution's
+RECORD, out of the running interpreter's environment when it has exactly those versions - seconds
+instead of minutes of unpacking 5 GB - otherwise installed by pip. Hard links are safe here: pip
+and Python replace files, never write into them.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata as md
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+TORCH = {"torch": "2.14.1", "torchvision": "0.29.1"}
+
+# name -> (what it stands for, the requirements a user of that stack has installed)
+STACKS = {
+    "A": ("lmms-eval 0.6.1 + transformers 4.57.x + huggingface_hub 0.x",
+          ["lmms-eval==0.6.1", "transformers==4.57.6", "huggingface_hub<1"]),
+    "B": ("lmms-eval 0.7.3 + transformers 5.24.0",
+          ["lmms-eval==0.7.3", "transformers==5.24.0"]),
+}
+WATCHED = ("lmms-eval", "lmms_eval", "transformers", "torch", "torchvision")  # must not change
+EXTRAS = "local"  # what a user running local model classes adds
+
+
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass
+class Stack:
+    name: str
+    label: str
+    root: Path
+    seconds: dict = field(default_factory=dict)
+    before: dict = field(default_factory=dict)  # canonical name -> pip freeze line, before siuo-task
+    after: dict = field(default_factory=dict)
+    log: str = ""
+
+    @property
+    def python(self) -> str:
+        return str(self.root / "bin" / "python")
+
+    @property
+    def lmms_eval(self) -> str:
+        return str(self.root / "bin" / "lmms-eval")
+
+    @property
+    def siuo(self) -> str:
+        return str(self.root / "bin" / "siuo")
+
+    def changed(self, names=WATCHED) -> dict:
+        wanted = {_canon(n) for n in names}
+        return {n: (self.before.get(n), self.after.get(n)) for n in wanted if self.before.get(n) != self.after.get(n)}
+
+
+def _freeze(python: str) -> dict:
+    out = subprocess.run([python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True, timeout=300).stdout
+    lines = {}
+    for line in out.splitlines():
+        name = re.split(r"[=@ <>!~]", line.strip(), 1)[0]
+        if name:
+            lines[_canon(name)] = line.strip()
+    return lines
+
+
+def _closure(names) -> list:
+    """The installed distributions ``names`` need, themselves included (markers evaluated here)."""
+    seen, todo = {}, list(names)
+    while todo:
+        name = _canon(todo.pop())
+        if name in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        seen[name] = dist
+        for raw in dist.requires or []:
+            req = Requirement(raw)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(seen.values())
+
+
+def _link_torch(site: Path) -> bool:
+    """Hard-link torch, torchvision and everything they need from this interpreter's environment."""
+    try:
+        if any(md.version(name) != version for name, version in TORCH.items()):
+            return False
+    except md.PackageNotFoundError:
+        return False
+    here = Path(sysconfig.get_paths()["purelib"])
+    for dist in _closure(TORCH):
+        record = dist.read_text("RECORD")
+        if record is None:
+            return False
+        for row in csv.reader(record.splitlines()):
+            rel = row[0] if row else ""
+            if not rel or rel.startswith(("..", "/")):  # console scripts live outside site-packages
+                continue
+            src, dst = here / rel, site / rel
+            if not src.is_file() or dst.exists():
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+    return True
+
+
+def _run(stack: Stack, *cmd, timeout: int = 900) -> None:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    stack.log += f"$ {' '.join(cmd)}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}\n"
+    if proc.returncode != 0:
+        raise RuntimeError(f"stack {stack.name}: `{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def build_stack(name: str, root: Path, wheel: Path) -> Stack:
+    label, requirements = STACKS[name]
+    stack = Stack(name, label, Path(root))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(stack.root)], check=True, timeout=300)
+    site = Path(subprocess.run([stack.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    pip = [stack.python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if not _link_torch(site):
+        _run(stack, *pip, *(f"{n}=={v}" for n, v in TORCH.items()))
+    stack.seconds["torch"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    _run(stack, *pip, *requirements)  # the user's environment
+    stack.seconds["harness"] = time.perf_counter() - t1
+    stack.before = _freeze(stack.python)
+    t2 = time.perf_counter()
+    _run(stack, *pip, f"{wheel}[{EXTRAS}]")  # what the README tells that user to do
+    stack.seconds["siuo-task"] = time.perf_counter() - t2
+    stack.after = _freeze(stack.python)
+    return stack
+
+
+def build_wheel(dst: Path) -> Path:
+    """siuo-task's wheel from this checkout, as ``pip install <checkout>`` builds it."""
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dst), str(repo)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    return next(Path(dst).glob("siuo_task-*.whl"))
+
+
+def build_stacks(root: Path, names=tuple(STACKS)) -> dict:
+    """All stacks under ``root``, built concurrently (each mostly waits on pip and the disk)."""
+    root = Path(root)
+    wheel = build_wheel(root / "wheel")
+    with ThreadPoolExecutor(len(names)) as pool:
+        futures = {name: pool.submit(build_stack, name, root / f"stack_{name}", wheel) for name in names}
+        return {name: future.result() for name, future in futures.items()}
