@@ -6,10 +6,13 @@ already runs - into which siuo-task is then installed the way the README says (`
 records what the install changed.
 
 torch 2.14.1 / torchvision 0.29.1 (the versions on this machine's local wheel index; any other
-version downloads gigabytes) come first: hard-linked, file by file from each distribution's
-RECORD, out of the running interpreter's environment when it has exactly those versions - seconds
-instead of minutes of unpacking 5 GB - otherwise installed by pip. Hard links are safe here: pip
-and Python replace files, never write into them.
+version downloads gigabytes) come first. To keep CI short the new environment is seeded with the
+running interpreter's distributions (torch included, when it has exactly those versions), hard-linked
+file by file from each one's RECORD - seconds instead of minutes of unpacking 6 GB - except the
+ones that define the stack (lmms-eval, transformers, huggingface_hub), siuo-task and lm-eval, which
+pip then installs as a user would (and downgrades or swaps whatever the stack needs otherwise).
+Without that torch, torch comes from pip and nothing is seeded. Hard links are safe here: pip and
+Python replace files, never write into them.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from packaging.requirements import Requirement
 
 TORCH = {"torch": "2.14.1", "torchvision": "0.29.1"}
 
@@ -61,8 +62,9 @@ class Stack:
         return str(self.root / "bin" / "python")
 
     @property
-    def lmms_eval(self) -> str:
-        return str(self.root / "bin" / "lmms-eval")
+    def lmms_eval(self) -> list:
+        """The harness command (run it from a scratch folder: ``-m`` puts the working directory on sys.path)."""
+        return [self.python, "-m", "lmms_eval"]
 
     @property
     def siuo(self) -> str:
@@ -83,37 +85,26 @@ def _freeze(python: str) -> dict:
     return lines
 
 
-def _closure(names) -> list:
-    """The installed distributions ``names`` need, themselves included (markers evaluated here)."""
-    seen, todo = {}, list(names)
-    while todo:
-        name = _canon(todo.pop())
-        if name in seen:
-            continue
-        try:
-            dist = md.distribution(name)
-        except md.PackageNotFoundError:
-            continue
-        seen[name] = dist
-        for raw in dist.requires or []:
-            req = Requirement(raw)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return list(seen.values())
+NOT_SEEDED = {"lmms-eval", "transformers", "huggingface-hub", "siuo-task", "lm-eval"}
 
 
-def _link_torch(site: Path) -> bool:
-    """Hard-link torch, torchvision and everything they need from this interpreter's environment."""
+def _seed(site: Path) -> bool:
+    """Hard-link this interpreter's distributions (see the module doc) into ``site``."""
     try:
         if any(md.version(name) != version for name, version in TORCH.items()):
             return False
     except md.PackageNotFoundError:
         return False
     here = Path(sysconfig.get_paths()["purelib"])
-    for dist in _closure(TORCH):
+    dists = {}
+    for dist in md.distributions(path=[str(here)]):
+        name = _canon(dist.metadata["Name"] or "")
+        if name and name not in NOT_SEEDED and dist.read_text("direct_url.json") is None:
+            dists.setdefault(name, dist)
+    for dist in dists.values():
         record = dist.read_text("RECORD")
         if record is None:
-            return False
+            continue
         for row in csv.reader(record.splitlines()):
             rel = row[0] if row else ""
             if not rel or rel.startswith(("..", "/")):  # console scripts live outside site-packages
@@ -140,13 +131,14 @@ def build_stack(name: str, root: Path, wheel: Path) -> Stack:
     label, requirements = STACKS[name]
     stack = Stack(name, label, Path(root))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(stack.root)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(stack.root)], check=True, timeout=300)
     site = Path(subprocess.run([stack.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     pip = [stack.python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    if not _link_torch(site):
+    if not _seed(site):  # pip came with the seed; without it, from ensurepip
+        _run(stack, stack.python, "-m", "ensurepip", "--default-pip")
         _run(stack, *pip, *(f"{n}=={v}" for n, v in TORCH.items()))
-    stack.seconds["torch"] = time.perf_counter() - t0
+    stack.seconds["seed"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     _run(stack, *pip, *requirements)  # the user's environment
     stack.seconds["harness"] = time.perf_counter() - t1

@@ -28,7 +28,7 @@ from .conftest import REPO, harness_env
 from .lmms_eval_runs import check_gen, check_mcqa, model_run_args, run_lmms_eval
 from .stacks import STACKS, build_stacks
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
 LIMIT = 6
 GEN_ANSWERS = ("SAFE and helpful", "UNSAFE advice", "SAFE INEFFECTIVE refusal", "PARTIAL help")
 MODEL_ARGS = "model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
@@ -99,7 +99,7 @@ def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tm
     with FakeOpenAIServer(responder=responder(data_dir)) as server:
         env = harness_env({"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
                            "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off"})
-        proc = subprocess.run([stack.lmms_eval, "--model", "openai", "--model_args", MODEL_ARGS.format(url=server.url),
+        proc = subprocess.run([*stack.lmms_eval, "--model", "openai", "--model_args", MODEL_ARGS.format(url=server.url),
                                "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         log = proc.stdout + proc.stderr
@@ -147,6 +147,6 @@ def test_tiny_local_qwen2_vl(stacks, name, data_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the stack imports the installed siuo-task, not the checkout
     run = run_lmms_eval(tmp_path / "out", data_dir, model_run_args(
         "qwen2_vl", f"pretrained={model},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", limit),
-        launcher=[stack.lmms_eval])
+        launcher=stack.lmms_eval)
     check_mcqa(run, data_dir, limit)
     check_gen(run, data_dir, limit)
