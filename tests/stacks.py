@@ -8,9 +8,9 @@ records what the install changed.
 torch 2.14.1 / torchvision 0.29.1 (the versions on this machine's local wheel index; any other
 version downloads gigabytes) come first. To keep CI short the new environment is seeded with the
 running interpreter's distributions (torch included, when it has exactly those versions), hard-linked
-file by file from each one's RECORD - seconds instead of minutes of unpacking 6 GB - except the
-ones that define the stack (lmms-eval, transformers, huggingface_hub), siuo-task and lm-eval, which
-pip then installs as a user would (and downgrades or swaps whatever the stack needs otherwise).
+file by file from each one's RECORD - seconds instead of minutes of unpacking 6 GB - except
+siuo-task and lm-eval; pip then installs the stack's own versions (lmms-eval, transformers,
+huggingface_hub) over that as a user would, swapping whatever they need otherwise.
 Without that torch, torch comes from pip and nothing is seeded. Hard links are safe here: pip and
 Python replace files, never write into them.
 """
@@ -85,7 +85,7 @@ def _freeze(python: str) -> dict:
     return lines
 
 
-NOT_SEEDED = {"lmms-eval", "transformers", "huggingface-hub", "siuo-task", "lm-eval"}
+NOT_SEEDED = {"siuo-task", "lm-eval"}  # not part of a plain lmms-eval environment
 
 
 def _seed(site: Path) -> bool:

@@ -78,7 +78,15 @@ def train_tokenizer(special_tokens: list[str], vocab_size: int = 1000, **kwargs)
     merges = [tuple(m) if isinstance(m, (list, tuple)) else tuple(m.split(" ", 1)) for m in state["merges"]]
     for token in special_tokens:
         vocab.setdefault(token, len(vocab))
-    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, **kwargs)
+    try:
+        tok = Qwen2Tokenizer(vocab=vocab, merges=merges, **kwargs)
+    except TypeError:  # transformers 4.x: the slow tokenizer reads vocab.json / merges.txt
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="tiny_tokenizer_"))
+        (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+        tok = Qwen2Tokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), **kwargs)
     tok.add_special_tokens({"additional_special_tokens": [t for t in special_tokens if t not in tok.all_special_tokens]})
     return tok
 
