@@ -141,9 +141,14 @@ def check_data(data_dir: Optional[str] = None) -> Check:
 
 
 def _key_source(config) -> str:
-    source = getattr(config, "key_source", None)  # the judge's own account of it, where it has one
-    if source is None and config.api_key:
+    """Which variable's key goes to the judge endpoint (never the key). The judge's own account
+    (``JudgeConfig.key_source``, which follows its key-scoping rule) wins where it has one."""
+    if hasattr(config, "key_source"):
+        source = config.key_source
+    elif config.api_key:
         source = next((name for name in ("SIUO_JUDGE_API_KEY", "OPENAI_API_KEY") if os.environ.get(name, "").strip()), "argument")
+    else:
+        source = None
     return f"the key from {source}" if source else "no key"
 
 

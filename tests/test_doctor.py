@@ -89,3 +89,17 @@ def test_vllm_class_decoding_trap(data_dir, tmp_path):
     assert "siuo_mcqa: up to 4096 new tokens, not 5" in decoding["detail"]
     assert "siuo_gen_vote3: top_p=0.95, not 1.0" in decoding["detail"]
     assert "max_new_tokens=1" in decoding["fix"] and "top_p=1.0" in decoding["fix"]
+
+
+def test_key_source_names_the_variable_never_the_key(clean_env):
+    from types import SimpleNamespace
+
+    from siuo_task.doctor import _key_source
+
+    assert _key_source(SimpleNamespace(key_source="OPENAI_API_KEY", api_key=SECRET)) == "the key from OPENAI_API_KEY"
+    assert _key_source(SimpleNamespace(key_source=None, api_key=SECRET)) == "no key"  # the judge's scoping rule decides
+    clean_env.setenv("OPENAI_API_KEY", SECRET)
+    assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from OPENAI_API_KEY"  # a judge without key_source
+    clean_env.setenv("SIUO_JUDGE_API_KEY", SECRET)
+    assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from SIUO_JUDGE_API_KEY"
+    assert _key_source(SimpleNamespace(api_key=None)) == "no key"
