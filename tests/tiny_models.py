@@ -219,6 +219,17 @@ _QWEN_TINY_TEXT = dict(
 )
 
 
+def _text_config_for_installed_transformers(base: dict, **extra) -> dict:
+    """``base`` + ``extra``; on transformers 4.x the rope settings under their 4.x names."""
+    import transformers
+
+    config = dict(base, **extra)
+    if int(transformers.__version__.split(".")[0]) < 5 and "rope_parameters" in config:
+        rope = config.pop("rope_parameters")
+        config.update(rope_theta=rope["rope_theta"], rope_scaling={"type": "mrope", "mrope_section": rope["mrope_section"]})
+    return config
+
+
 def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, seed: int = 0) -> Path:
     """A tiny random Qwen2-VL checkpoint (about 1 MB) with tokenizer, processor and chat template."""
     import torch
@@ -233,7 +244,7 @@ def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112
     tok = _qwen_tokenizer()
     vocab_size = _padded(len(tok))
     config = Qwen2VLConfig(
-        text_config=dict(
+        text_config=_text_config_for_installed_transformers(
             _QWEN_TINY_TEXT, vocab_size=vocab_size,
             bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
