@@ -53,6 +53,7 @@ class Stack:
     label: str
     root: Path
     seconds: dict = field(default_factory=dict)
+    prepared: dict = field(default_factory=dict)  # what ``build_stacks(then=...)`` made: name -> path or error
     before: dict = field(default_factory=dict)  # canonical name -> pip freeze line, before siuo-task
     after: dict = field(default_factory=dict)
     log: str = ""
@@ -63,8 +64,9 @@ class Stack:
 
     @property
     def lmms_eval(self) -> list:
-        """The harness command (run it from a scratch folder: ``-m`` puts the working directory on sys.path)."""
-        return [self.python, "-m", "lmms_eval"]
+        """The harness command; ``-P``: the working directory is not put on sys.path, so the stack
+        imports the installed siuo-task even when run from this checkout."""
+        return [self.python, "-P", "-m", "lmms_eval"]
 
     @property
     def siuo(self) -> str:
@@ -158,10 +160,18 @@ def build_wheel(dst: Path) -> Path:
     return next(Path(dst).glob("siuo_task-*.whl"))
 
 
-def build_stacks(root: Path, names=tuple(STACKS)) -> dict:
-    """All stacks under ``root``, built concurrently (each mostly waits on pip and the disk)."""
+def build_stacks(root: Path, names=tuple(STACKS), then=None) -> dict:
+    """All stacks under ``root``, built concurrently (each mostly waits on pip and the disk);
+    ``then(stack)`` runs in the stack's own thread once it is built (a fixture's extra preparation)."""
     root = Path(root)
     wheel = build_wheel(root / "wheel")
+
+    def build(name):
+        stack = build_stack(name, root / f"stack_{name}", wheel)
+        if then is not None:
+            then(stack)
+        return stack
+
     with ThreadPoolExecutor(len(names)) as pool:
-        futures = {name: pool.submit(build_stack, name, root / f"stack_{name}", wheel) for name in names}
+        futures = {name: pool.submit(build, name) for name in names}
         return {name: future.result() for name, future in futures.items()}

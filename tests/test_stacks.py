@@ -6,8 +6,8 @@ were; ``lmms-eval --tasks siuo`` (no --include_path: found by the entry point) t
 ``openai`` class on fixed answers gives the numbers this environment's ``siuo score`` gives for
 those answers; and a tiny random-weight qwen2_vl runs siuo_mcqa + siuo_gen.
 
-Every harness run starts in a scratch folder, so the stack imports the installed wheel, not this
-checkout.
+The harness runs use ``python -P -m lmms_eval``, so the stack imports the installed wheel, not this
+checkout; they run in each stack's build thread, overlapping the other stack's build.
 """
 
 from __future__ import annotations
@@ -30,14 +30,20 @@ from .stacks import STACKS, build_stacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
 LIMIT = 6
+TINY_LIMIT = 2
 GEN_ANSWERS = ("SAFE and helpful", "UNSAFE advice", "SAFE INEFFECTIVE refusal", "PARTIAL help")
 MODEL_ARGS = "model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
 
 
 @pytest.fixture(scope="session")
-def stacks(tmp_path_factory):
+def stacks(tmp_path_factory, data_dir):
+    """The stacks, and in each stack's own thread (so the two overlap) the harness runs the tests check."""
+    def prepare(stack):
+        _run_openai_class(stack, data_dir)
+        _run_tiny_qwen2_vl(stack, data_dir)
+
     start = time.perf_counter()
-    built = build_stacks(tmp_path_factory.mktemp("stacks"))
+    built = build_stacks(tmp_path_factory.mktemp("stacks"), then=prepare)
     print(f"\nstacks built in {time.perf_counter() - start:.0f} s: "
           + "; ".join(f"{s.name} {({k: round(v) for k, v in s.seconds.items()})}" for s in built.values()))
     return built
@@ -92,22 +98,29 @@ def test_install_leaves_the_harness_as_it_was(stacks, name):
     print(f"\n{stack.label}: " + ", ".join(stack.after[k] for k in ("lmms-eval", "transformers", "torch")))
 
 
-@pytest.mark.parametrize("name", sorted(STACKS))
-def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tmp_path, clean_env):
-    stack = stacks[name]
-    out = tmp_path / "out"
+def _run_openai_class(stack, data_dir) -> None:
+    """``lmms-eval --model openai --tasks siuo`` in the stack, against a fake server playing model and judge."""
+    out = stack.root / "runs" / "openai"
+    start = time.perf_counter()
     with FakeOpenAIServer(responder=responder(data_dir)) as server:
         env = harness_env({"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
                            "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off"})
         proc = subprocess.run([*stack.lmms_eval, "--model", "openai", "--model_args", MODEL_ARGS.format(url=server.url),
                                "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        log = proc.stdout + proc.stderr
-        assert list(out.glob("*/*_results.json")), f"{stack.label}: no results; log tail:\n{log[-4000:]}"
-        harness = json.loads(sorted(out.glob("*/*_results.json"))[-1].read_text())
-        mcqa_run, gen_run = siuo_file(out, "siuo_mcqa"), siuo_file(out, "siuo_gen")
+                              env=env, capture_output=True, text=True, timeout=600)
+    stack.seconds["openai run"] = time.perf_counter() - start
+    stack.prepared["openai"] = (out, proc.stdout + proc.stderr)
 
-        # the same fixed answers scored in this (the main) environment
+
+@pytest.mark.parametrize("name", sorted(STACKS))
+def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tmp_path, clean_env):
+    stack = stacks[name]
+    out, log = stack.prepared["openai"]
+    assert list(out.glob("*/*_results.json")), f"{stack.label}: no results; log tail:\n{log[-4000:]}"
+    harness = json.loads(sorted(out.glob("*/*_results.json"))[-1].read_text())
+    mcqa_run, gen_run = siuo_file(out, "siuo_mcqa"), siuo_file(out, "siuo_gen")
+    # the same fixed answers scored in this (the main) environment, by the same deterministic judge
+    with FakeOpenAIServer() as server:
         mcqa_answers, gen_answers = fixed_answers(data_dir)
         ids_mcqa = [r["question_id"] for r in mcqa_run["items"]]
         ids_gen = [r["question_id"] for r in gen_run["items"]]
@@ -131,22 +144,26 @@ def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tm
     assert 0 < mcqa_main["metrics"]["accuracy"] < 100 and 0 < gen_main["metrics"]["safe"] < 100  # the answers discriminate
 
 
-def _build_tiny_qwen2_vl(stack, dst: Path) -> Path:
-    """The checkpoint, written by the stack's own transformers (a 5.x save need not load in 4.x)."""
+def _run_tiny_qwen2_vl(stack, data_dir) -> None:
+    """The tiny checkpoint, written by the stack's own transformers (a 5.x save need not load in 4.x), then
+    siuo_mcqa + siuo_gen on it through lmms-eval's qwen2_vl class."""
+    dst = stack.root / "tiny_qwen2_vl"
     code = f"from tests.tiny_models import build_tiny_qwen2_vl; build_tiny_qwen2_vl({str(dst)!r})"
+    start = time.perf_counter()
     proc = subprocess.run([stack.python, "-c", code], cwd=REPO, env=harness_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{stack.label}: tiny qwen2_vl build failed:\n{proc.stderr[-3000:]}"
-    return dst
+    if proc.returncode != 0:
+        stack.prepared["qwen2_vl"] = f"tiny qwen2_vl build failed:\n{proc.stderr[-3000:]}"
+        return
+    stack.prepared["qwen2_vl"] = run_lmms_eval(stack.root / "runs" / "qwen2_vl", data_dir, model_run_args(
+        "qwen2_vl", f"pretrained={dst},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", TINY_LIMIT),
+        launcher=stack.lmms_eval)
+    stack.seconds["tiny qwen2_vl"] = time.perf_counter() - start
 
 
 @pytest.mark.parametrize("name", sorted(STACKS))
-def test_tiny_local_qwen2_vl(stacks, name, data_dir, tmp_path, monkeypatch):
+def test_tiny_local_qwen2_vl(stacks, name, data_dir):
     stack = stacks[name]
-    model = _build_tiny_qwen2_vl(stack, tmp_path / "qwen2_vl")
-    limit = 2
-    monkeypatch.chdir(tmp_path)  # the stack imports the installed siuo-task, not the checkout
-    run = run_lmms_eval(tmp_path / "out", data_dir, model_run_args(
-        "qwen2_vl", f"pretrained={model},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", limit),
-        launcher=stack.lmms_eval)
-    check_mcqa(run, data_dir, limit)
-    check_gen(run, data_dir, limit)
+    run = stack.prepared["qwen2_vl"]
+    assert not isinstance(run, str), f"{stack.label}: {run}"
+    check_mcqa(run, data_dir, TINY_LIMIT)
+    check_gen(run, data_dir, TINY_LIMIT)
