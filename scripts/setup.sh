@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up siuo-task in ./.venv on a fresh machine (the README's first step; .ci/run uses it too).
+# In an lmms-eval environment you already have, use `pip install .` (or `pip install siuo-task`) instead.
 #   bash scripts/setup.sh          # the package, lmms-eval, lm-eval, local-model and report extras
 #   bash scripts/setup.sh --test   # ... plus the test tools (pytest; Chromium for the HTML report test, when root with apt)
 # GPU users who already have a CUDA build of torch: SIUO_KEEP_TORCH=1 keeps the torch in the venv.
@@ -18,7 +19,8 @@ if [ "${SIUO_KEEP_TORCH:-0}" != "1" ] || ! python -c "import torch" 2>/dev/null;
 fi
 extras="local,lm-eval,report"
 [ $with_tests = 1 ] && extras="$extras,test"
-python -m pip install -q -e ".[$extras]"
+# the package's ranges, resolved to the tested main environment (scripts/constraints-main.txt)
+python -m pip install -q -e ".[$extras]" -c scripts/constraints-main.txt
 if [ $with_tests = 1 ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "setup: could not install chromium; the HTML report test will be skipped" >&2

@@ -5,6 +5,7 @@
     siuo score gen  RESPONSES.json --out RESULT.json [--data-dir DIR] [--judge-model M] [--judge-base-url URL]
                     [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N] [--task siuo_gen_vote3]
     siuo tasks-path [--harness lmms-eval|lm-eval]
+    siuo doctor [--model NAME --model_args ARGS --gen_kwargs ARGS] [--tasks T] [--include_path P] [--json]
     siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper] [--capability TASK[,METRIC]]
     siuo export RUN_DIR --to official [--out DIR]
     siuo agree RESULT_A RESULT_B
@@ -12,7 +13,8 @@
     siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--json]
 
 Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable,
-1 when `siuo verify` finds a number that does not recompute.
+4 when `siuo score gen` wrote a result marked invalid; 1 when `siuo verify` finds a number that does
+not recompute, or `siuo doctor` finds a problem that would make a run fail (each printed with its fix).
 """
 
 from __future__ import annotations
@@ -158,8 +160,25 @@ def cmd_score_gen(args) -> int:
 def cmd_tasks_path(args) -> int:
     from .paths import lm_eval_tasks_dir, lmms_eval_tasks_dir
 
-    print(lm_eval_tasks_dir() if args.harness == "lm-eval" else lmms_eval_tasks_dir())
+    if args.harness == "lm-eval":
+        print(lm_eval_tasks_dir())
+        return 0
+    from .lmms_eval_plugin import entry_point_support
+
+    print(lmms_eval_tasks_dir())
+    supported, reason = entry_point_support()
+    if supported is False:  # stderr: stdout stays the bare path for --include_path "$(siuo tasks-path)"
+        print(f"siuo: note: {reason}; pass this folder with --include_path (see `siuo doctor`)", file=sys.stderr)
     return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose, format_report
+
+    report = diagnose(model=args.model, model_args=args.model_args, gen_kwargs=args.gen_kwargs, force_simple=args.force_simple,
+                      tasks=args.tasks, include_path=args.include_path, data_dir=args.data_dir)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["ok"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
     tasks_path.add_argument("--harness", choices=["lmms-eval", "lm-eval"], default="lmms-eval")
     tasks_path.set_defaults(func=cmd_tasks_path)
+
+    doctor = sub.add_parser("doctor", help="check that SIUO will run in this environment, and say what to fix")
+    doctor.add_argument("--model", help="the lmms-eval model class you will run (checks its decoding)")
+    doctor.add_argument("--model_args", "--model-args", dest="model_args", help="as you pass them to lmms-eval")
+    doctor.add_argument("--gen_kwargs", "--gen-kwargs", dest="gen_kwargs", help="as you pass them to lmms-eval")
+    doctor.add_argument("--force_simple", action="store_true", help="as lmms-eval's --force_simple")
+    doctor.add_argument("--tasks", default="siuo", help="the SIUO tasks you will run (default: siuo)")
+    doctor.add_argument("--include_path", "--include-path", dest="include_path", help="as you pass it to lmms-eval, if you do")
+    doctor.add_argument("--data-dir", help="data folder (default: SIUO_DATA_DIR, else the pinned Hugging Face revision)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doctor.set_defaults(func=cmd_doctor)
 
     from .report_cli import register as register_report_commands
 

@@ -32,3 +32,20 @@ def test_wheel_carries_tasks_and_entry_point(tmp_path):
     out = subprocess.run([PYTHON, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
     assert Path(out[0]) == target / "siuo_task" / "yaml_tasks" / "lmms_eval" and (Path(out[0]) / "siuo" / "siuo_mcqa.yaml").is_file()
     assert Path(out[1]) == target / "siuo_task" / "yaml_tasks" / "lm_eval"
+
+
+def test_task_yaml_names_its_placeholder_by_absolute_path(tmp_path, monkeypatch):
+    """lmms-eval before 0.7.3 resolves a relative data_files path against the working directory, not
+    the YAML's folder: the template gets an absolute one from utils.py, whatever the directory."""
+    import pytest
+
+    lmms_utils = pytest.importorskip("lmms_eval.utils")
+    from siuo_task.paths import lmms_eval_tasks_dir
+
+    monkeypatch.chdir(tmp_path)
+    for task in ("siuo_mcqa", "siuo_gen", "siuo_gen_vote3"):
+        config = lmms_utils.load_yaml_config(str(lmms_eval_tasks_dir() / "siuo" / f"{task}.yaml"), mode="full")
+        assert config["dataset_path"] == "json"
+        placeholder = Path(config["dataset_kwargs"]["data_files"]["test"])
+        assert placeholder.is_absolute() and placeholder == lmms_eval_tasks_dir() / "siuo" / "placeholder.jsonl", placeholder
+        assert placeholder.is_file()

@@ -78,7 +78,15 @@ def train_tokenizer(special_tokens: list[str], vocab_size: int = 1000, **kwargs)
     merges = [tuple(m) if isinstance(m, (list, tuple)) else tuple(m.split(" ", 1)) for m in state["merges"]]
     for token in special_tokens:
         vocab.setdefault(token, len(vocab))
-    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, **kwargs)
+    try:
+        tok = Qwen2Tokenizer(vocab=vocab, merges=merges, **kwargs)
+    except TypeError:  # transformers 4.x: the slow tokenizer reads vocab.json / merges.txt
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="tiny_tokenizer_"))
+        (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+        tok = Qwen2Tokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), **kwargs)
     tok.add_special_tokens({"additional_special_tokens": [t for t in special_tokens if t not in tok.all_special_tokens]})
     return tok
 
@@ -211,6 +219,17 @@ _QWEN_TINY_TEXT = dict(
 )
 
 
+def _text_config_for_installed_transformers(base: dict, **extra) -> dict:
+    """``base`` + ``extra``; on transformers 4.x the rope settings under their 4.x names."""
+    import transformers
+
+    config = dict(base, **extra)
+    if int(transformers.__version__.split(".")[0]) < 5 and "rope_parameters" in config:
+        rope = config.pop("rope_parameters")
+        config.update(rope_theta=rope["rope_theta"], rope_scaling={"type": "mrope", "mrope_section": rope["mrope_section"]})
+    return config
+
+
 def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, seed: int = 0) -> Path:
     """A tiny random Qwen2-VL checkpoint (about 1 MB) with tokenizer, processor and chat template."""
     import torch
@@ -225,7 +244,7 @@ def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112
     tok = _qwen_tokenizer()
     vocab_size = _padded(len(tok))
     config = Qwen2VLConfig(
-        text_config=dict(
+        text_config=_text_config_for_installed_transformers(
             _QWEN_TINY_TEXT, vocab_size=vocab_size,
             bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,

@@ -1,5 +1,7 @@
 """lmms-eval hooks for SIUO; the code lives in siuo_task.lmms_eval_adapter (one scoring path for every harness)."""
 
+from pathlib import Path
+
 from siuo_task.lmms_eval_adapter import (  # noqa: F401
     aggregate_accuracy,
     aggregate_effective,
@@ -19,3 +21,7 @@ from siuo_task.lmms_eval_adapter import (  # noqa: F401
     mcqa_process_docs,
     mcqa_process_results,
 )
+
+# The dataset loader's input (a one-line placeholder; process_docs puts the SIUO items in its place),
+# as an absolute path: _default_template_yaml reads it with `!function utils.placeholder_data_files`.
+placeholder_data_files = {"test": str(Path(__file__).resolve().with_name("placeholder.jsonl"))}

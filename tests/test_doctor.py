@@ -1,0 +1,103 @@
+"""``siuo doctor``: a healthy environment passes; a missing data folder, an unreachable judge and a vLLM
+class that would decode otherwise each fail with their fix; the judge's key is never printed."""
+
+import json
+
+import pytest
+
+from siuo_task.cli import main
+from siuo_task.doctor import format_report
+from siuo_task.fake_server import FakeOpenAIServer
+
+from .lmms_eval_runs import free_port
+
+pytest.importorskip("lmms_eval")
+SECRET = "sk-doctor-SECRET-4242"
+
+
+def doctor(capsys, *args):
+    code = main(["doctor", "--json", *args])
+    out = capsys.readouterr().out
+    assert SECRET not in out
+    report = json.loads(out)
+    return code, report, {c["name"]: c for c in report["checks"]}
+
+
+@pytest.fixture
+def judge(clean_env, data_dir):
+    with FakeOpenAIServer() as server:
+        clean_env.setenv("SIUO_DATA_DIR", str(data_dir))
+        clean_env.setenv("SIUO_JUDGE_BASE_URL", server.url)
+        clean_env.setenv("SIUO_JUDGE_API_KEY", SECRET)
+        clean_env.setenv("SIUO_JUDGE_MODEL", "fake-judge")
+        clean_env.setenv("SIUO_JUDGE_CACHE", "off")
+        yield server
+
+
+def test_healthy_environment(judge, capsys, data_dir):
+    code, report, checks = doctor(capsys, "--model", "openai", "--model_args", "model_version=gpt-4o")
+    assert code == 0 and report["ok"] is True
+    assert {name: c["status"] for name, c in checks.items()} == {
+        "harness": "ok", "discovery": "ok", "data": "ok", "judge": "ok", "decoding": "ok"}
+    assert report["versions"]["lmms-eval"] and report["versions"]["siuo-task"]
+    assert "automatically" in checks["discovery"]["detail"]
+    assert "SIUO_DATA_DIR" in checks["data"]["detail"] and str(data_dir) in checks["data"]["detail"]
+    assert "167 items" in checks["data"]["detail"]
+    # which judge, where, and which variable's key goes there - never the key
+    assert "fake-judge" in checks["judge"]["detail"] and judge.url.split("//")[1].split("/")[0] in checks["judge"]["detail"]
+    assert "SIUO_JUDGE_API_KEY" in checks["judge"]["detail"]
+    assert judge.chat_calls == 0  # a preflight, no chat call
+    text = format_report(report)  # the human-readable form
+    assert "SIUO will run here." in text and "[FAIL]" not in text and SECRET not in text
+
+
+def test_missing_data_folder(judge, capsys, tmp_path, clean_env):
+    clean_env.setenv("SIUO_DATA_DIR", str(tmp_path / "nowhere"))
+    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa")
+    assert code == 1 and report["ok"] is False
+    assert checks["data"]["status"] == "fail" and str(tmp_path / "nowhere") in checks["data"]["detail"]
+    assert "SIUO_DATA_DIR" in checks["data"]["fix"] and "siuo_gen.json" in checks["data"]["fix"]
+    assert checks["judge"]["status"] == "ok" and "not needed" in checks["judge"]["detail"]  # MCQA needs no judge
+
+
+def test_unreachable_judge(judge, capsys, clean_env):
+    port = free_port()  # nothing listens there
+    clean_env.setenv("SIUO_JUDGE_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    code, report, checks = doctor(capsys)
+    assert code == 1 and report["ok"] is False
+    assert checks["judge"]["status"] == "fail" and f"127.0.0.1:{port}" in checks["judge"]["detail"]
+    assert "SIUO_JUDGE_BASE_URL" in checks["judge"]["fix"]
+    assert checks["data"]["status"] == "ok"
+    text = format_report(report)  # the human-readable form names the fix too
+    assert "[FAIL] judge" in text and "fix: start the judge server" in text and SECRET not in text
+
+
+def test_vllm_class_decoding_trap(judge, capsys):
+    """``--model vllm`` without max_new_tokens=1 would generate 4096 tokens per answer: the doctor fails
+    with the fix, and passes once the fix is applied. (lmms-eval's vLLM class loads without vLLM; the
+    check reads only the class's own request rules, no engine.)"""
+    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa,siuo_gen_vote3", "--model", "vllm", "--model_args", "model=/models/x")
+    assert code == 1 and report["ok"] is False
+    decoding = checks["decoding"]
+    assert decoding["status"] == "fail" and "lmms_eval.models.chat.vllm" in decoding["detail"]
+    assert "siuo_mcqa: up to 4096 new tokens, not 5" in decoding["detail"]
+    assert "siuo_gen_vote3: top_p=0.95, not 1.0" in decoding["detail"]
+    assert "max_new_tokens=1" in decoding["fix"] and "top_p=1.0" in decoding["fix"]
+    assert {c["name"] for c in report["checks"] if c["status"] == "fail"} == {"decoding"}
+    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa,siuo_gen_vote3", "--model", "vllm",
+                                  "--model_args", "model=/models/x,max_new_tokens=1", "--gen_kwargs", "top_p=1.0")
+    assert code == 0 and checks["decoding"]["status"] == "ok"
+
+
+def test_key_source_names_the_variable_never_the_key(clean_env):
+    from types import SimpleNamespace
+
+    from siuo_task.doctor import _key_source
+
+    assert _key_source(SimpleNamespace(key_source="OPENAI_API_KEY", api_key=SECRET)) == "the key from OPENAI_API_KEY"
+    assert _key_source(SimpleNamespace(key_source=None, api_key=SECRET)) == "no key"  # the judge's scoping rule decides
+    clean_env.setenv("OPENAI_API_KEY", SECRET)
+    assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from OPENAI_API_KEY"  # a judge without key_source
+    clean_env.setenv("SIUO_JUDGE_API_KEY", SECRET)
+    assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from SIUO_JUDGE_API_KEY"
+    assert _key_source(SimpleNamespace(api_key=None)) == "no key"
