@@ -7,8 +7,8 @@ import pytest
 
 from siuo_task.cli import main
 from siuo_task.doctor import format_report
-from siuo_task.fake_server import FakeOpenAIServer
 
+from .fake_judge_server import FakeOpenAIServer
 from .lmms_eval_runs import free_port
 
 pytest.importorskip("lmms_eval")

@@ -21,10 +21,10 @@ import pytest
 
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
-from siuo_task.fake_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.mcqa import CHOICES
 
 from .conftest import REPO, harness_env
+from .fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from .lmms_eval_runs import check_gen, check_mcqa, model_run_args, run_lmms_eval
 from .stacks import STACKS, build_stacks
 
