@@ -18,6 +18,7 @@ mutmut is not a dependency of the package or of CI: install it into the environm
 then run (about 5-15 minutes on 2 cores; it works on a copy of the repository in a scratch folder):
 
     python benchmarks/mutation.py [--max-children 2] [--work-dir DIR] [--target 90]
+    python benchmarks/mutation.py --work-dir DIR --no-run   # summarise the run kept in DIR again
 
 The last line is one JSON object for scripts. Exit status 0 when the kill rate reaches the target,
 1 below it, 2 when the run itself failed.
@@ -156,6 +157,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=Path, help="scratch folder (kept, reused for reruns); default: a temporary one, removed")
     parser.add_argument("--target", type=float, default=90.0, help="kill rate to reach, in percent (default 90)")
     parser.add_argument("--show", type=int, default=40, help="print the diff of at most this many survivors (default 40)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="only summarise the last run kept in --work-dir (after editing the equivalents list, or after "
+                             "re-running single mutants there with `python -m mutmut run NAME`)")
     args = parser.parse_args(argv)
 
     try:
@@ -168,7 +172,11 @@ def main(argv=None) -> int:
     equivalents = read_equivalents()
 
     tmp = None
-    if args.work_dir is None:
+    if args.no_run and args.work_dir is None:
+        parser.error("--no-run needs --work-dir")
+    if args.no_run:
+        work = args.work_dir.resolve()
+    elif args.work_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="siuo-mutation-")
         work = Path(tmp.name)
     else:
@@ -176,19 +184,21 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(work / "mutants", ignore_errors=True)  # always a fresh run
     try:
-        prepare(work, targets)
         env = dict(os.environ)
         env.setdefault("SIUO_DATA_DIR", str((REPO.parent / "shared" / "siuo")))
-        print(f"mutating: {', '.join(f + ('::' + fn if fn else '') for f, fn in targets)}", flush=True)
-        print(f"tests: {' '.join(TEST_FILES)} {' '.join(PYTEST_ARGS)}", flush=True)
-        start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *globs], cwd=work, env=env
-        )
-        wall = time.monotonic() - start
+        wall, returncode = 0.0, 0
+        if not args.no_run:
+            prepare(work, targets)
+            print(f"mutating: {', '.join(f + ('::' + fn if fn else '') for f, fn in targets)}", flush=True)
+            print(f"tests: {' '.join(TEST_FILES)} {' '.join(PYTEST_ARGS)}", flush=True)
+            start = time.monotonic()
+            returncode = subprocess.run(
+                [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *globs], cwd=work, env=env
+            ).returncode
+            wall = time.monotonic() - start
         codes = collect(work, globs)
-        if proc.returncode != 0 or not codes:
-            print(f"mutmut run failed (exit {proc.returncode}, {len(codes)} mutants found)", file=sys.stderr)
+        if returncode != 0 or not codes:
+            print(f"mutmut run failed (exit {returncode}, {len(codes)} mutants found in {work})", file=sys.stderr)
             return 2
         status = {name: classify(code) for name, code in codes.items()}
         killed = sorted(n for n, s in status.items() if s in ("killed", "timeout"))
@@ -220,6 +230,10 @@ def main(argv=None) -> int:
         if stale:
             print(f"WARNING: {len(stale)} entries of {EQUIVALENT_FILE.name} no longer survive or no longer exist "
                   f"(remove them, or the source moved and renumbered its mutants): {', '.join(stale)}")
+        unchecked = [n for n in survivors if status[n] == "not checked"]
+        if unchecked:
+            print(f"WARNING: {len(unchecked)} mutants were not checked (an interrupted or running mutmut run); "
+                  "they count as surviving")
         if survivors:
             print(f"surviving mutants ({len(survivors)}):")
             for name in survivors:

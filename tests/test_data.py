@@ -219,6 +219,22 @@ def test_one_validation_per_file_version(tmp_path, clean_env, monkeypatch):
         data.load_items("gen", root, decode_images=True)  # other options: another entry
 
 
+def test_memo_is_per_file(tmp_path, clean_env):
+    """Two copies with the same size and modification time but other content are two entries."""
+    import os
+
+    first, second = write_synthetic(tmp_path / "one", images=False), write_synthetic(tmp_path / "two", images=False)
+    items = synthetic_items("gen")
+    items[0]["question"] = "QUESTION 0"  # same length as "question 0"
+    (second / "siuo_gen.json").write_text(json.dumps(items))
+    stamp = (first / "siuo_gen.json").stat().st_mtime_ns
+    os.utime(second / "siuo_gen.json", ns=(stamp, stamp))
+    assert (first / "siuo_gen.json").stat().st_size == (second / "siuo_gen.json").stat().st_size
+    assert data.load_items("gen", first, check_images=False)[0][0]["question"] == "question 0"
+    loaded = data.load_items("gen", second, check_images=False)[0][0]
+    assert loaded["question"] == "QUESTION 0" and loaded["image_path"].startswith(str(second.resolve()))
+
+
 def test_check_data_dir_checks_each_image_once(tmp_path, clean_env, monkeypatch):
     root = write_synthetic(tmp_path / "d")
     calls = []
