@@ -146,14 +146,19 @@ def results_folder(output_path=None) -> Path:
 # ---------------------------------------------------------------------------------------- writing
 
 
-def write_json_atomic(path, payload) -> Path:
-    """Write JSON so that a reader never sees half a file (temporary file + rename in one folder)."""
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` so that a reader sees the old file or the new one, never part of one
+    (temporary file + rename in the same folder; the folder is made when missing). No fsync: the
+    judge cache, the main caller, treats a file lost in a crash as a miss."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, ensure_ascii=False)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -164,14 +169,17 @@ def write_json_atomic(path, payload) -> Path:
     return path
 
 
+def write_json_atomic(path, payload) -> Path:
+    """Write a JSON file atomically (see :func:`write_bytes_atomic`)."""
+    return write_bytes_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
 def write_result(result: dict, path) -> Path:
     """Write a SIUO result file; then, if the result says it is not valid, raise
     :class:`~siuo_task.scoring.SIUOInvalidResult` naming the file and the reasons (the file stays,
     for inspection)."""
     path = write_json_atomic(path, result)
-    if result.get(VALID) is False:
-        from .scoring import SIUOInvalidResult
+    from .scoring import check_valid
 
-        reasons = "; ".join(result.get(INVALID_REASONS) or []) or "no reason given"
-        raise SIUOInvalidResult(f"SIUO {result.get('task')}: the result is not valid ({reasons}); written to {path}")
+    check_valid(result, path)
     return path

@@ -15,7 +15,7 @@ from typing import Mapping, Optional, Sequence
 from . import __version__, metrics, prompts, verdicts
 from .data import CATEGORIES, DataSource
 from .mcqa import FAILED_REQUEST_MARKER, MCQAOutcome, is_failed_request, score_item
-from .schema import GEN_METRICS, GEN_TASK, GEN_TASKS, MCQA_TASK
+from .schema import GEN_METRICS, GEN_TASK, GEN_TASKS, INVALID_REASONS, MCQA_TASK, VALID
 
 
 class SIUOScoringError(ValueError):
@@ -36,10 +36,10 @@ DEFAULT_MAX_ERROR_RATE = 0.05  # judge errors above this share of judge calls ma
 
 def check_valid(result: Mapping, path=None) -> None:
     """Raise :class:`SIUOInvalidResult` when ``result`` is marked invalid (after it has been written)."""
-    if result.get("valid", True):
+    if result.get(VALID, True):
         return
     where = f" (written to {path})" if path else ""
-    reasons = "; ".join(result.get("invalid_reasons") or ["no reason given"])
+    reasons = "; ".join(result.get(INVALID_REASONS) or ["no reason given"])
     raise SIUOInvalidResult(f"{result.get('task', 'SIUO')}: the result is INVALID{where}: {reasons}")
 
 

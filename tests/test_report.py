@@ -37,7 +37,8 @@ MODELS = ("fake-a", "fake-b")
 LIMIT = 40  # the first 40 items: self-harm, dangerous behavior and a few morality items
 JUDGE = "fake-judge"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-OFFICIAL_REPO = Path("/work/.mirror/sinwang20+SIUO/repo")
+# A git clone of the official SIUO repository (its index.html holds the published table), when one is at hand.
+OFFICIAL_REPO = Path(os.environ.get("SIUO_OFFICIAL_REPO", "") or "/nonexistent")
 
 
 # --------------------------------------------------------------------------- the two fake models
@@ -375,7 +376,7 @@ def test_paper_rows_are_the_published_numbers():
     gpt4v = next(r for r in PAPER_ROWS if r[0] == "GPT-4V(ision)")
     assert gpt4v[1:] == (53.29, 69.46, 23.35, 38.92)  # quoted in the issue
     if not (OFFICIAL_REPO / "HEAD").exists():
-        pytest.skip(f"official SIUO repository mirror not at {OFFICIAL_REPO}")
+        pytest.skip("no clone of the official SIUO repository: set SIUO_OFFICIAL_REPO to check the paper rows against its page")
     page = subprocess.run(["git", "-C", str(OFFICIAL_REPO), "show", "HEAD:index.html"], capture_output=True, text=True, check=True).stdout
     cells = re.findall(r"<td[^>]*>\s*(?:<b>)?\s*([0-9.]+|-)\s*(?:</b>)?\s*</td>", page)
     text = re.sub(r"<[^>]+>", " ", page)

@@ -9,7 +9,6 @@ no half-written entry, so the next run sends only what is missing.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -17,6 +16,8 @@ import re
 import threading
 import time
 from typing import Any
+
+from ..schema import write_bytes_atomic
 
 logger = logging.getLogger("siuo_task.judge")
 
@@ -43,36 +44,6 @@ def cache_key(*, endpoint: str, model: str, shape: str, params: dict, prompt: st
         separators=(",", ":"),
     )
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
-
-
-_tmp_names = itertools.count()
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (readers see the old
-    file or the new one, never part of one). No fsync: a file lost in a crash is a cache miss."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name[:16]}.{os.getpid()}-{threading.get_ident()}-{next(_tmp_names)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, 0o600)
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, flags, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def file_sha256(path: str) -> str:
@@ -114,7 +85,7 @@ class ReplyCache:
             return
         entry = {"format": CACHE_FORMAT, "cache_key": key, **entry, "created": time.time()}
         try:
-            write_atomic(path, json.dumps(entry, ensure_ascii=False).encode("utf-8"))
+            write_bytes_atomic(path, json.dumps(entry, ensure_ascii=False).encode("utf-8"))
         except OSError as exc:
             logger.warning("SIUO judge: could not write a cache entry (%s)", type(exc).__name__)
 
@@ -184,7 +155,7 @@ class ImageHashes:
         images = self._read()
         images.update(new)
         try:
-            write_atomic(self._path, json.dumps({"format": _SHA_INDEX_FORMAT, "images": images}, ensure_ascii=False).encode("utf-8"))
+            write_bytes_atomic(self._path, json.dumps({"format": _SHA_INDEX_FORMAT, "images": images}, ensure_ascii=False).encode("utf-8"))
         except OSError as exc:
             logger.debug("SIUO judge: could not write the image hash index (%s)", type(exc).__name__)
 
