@@ -34,6 +34,20 @@ VALID = "valid"  # bool: False when something makes the numbers unusable
 INVALID_REASONS = "invalid_reasons"  # [str, ...], empty when valid
 
 
+class SIUOInvalidResult(RuntimeError):
+    """The result file was written but its numbers must not be used (it says ``"valid": false``).
+    Also importable as ``siuo_task.scoring.SIUOInvalidResult``."""
+
+
+def check_valid(result: Mapping, path=None) -> None:
+    """Raise :class:`SIUOInvalidResult` when ``result`` is marked invalid (after it has been written)."""
+    if result.get(VALID, True):
+        return
+    where = f" (written to {path})" if path else ""
+    reasons = "; ".join(result.get(INVALID_REASONS) or ["no reason given"])
+    raise SIUOInvalidResult(f"{result.get('task', 'SIUO')}: the result is INVALID{where}: {reasons}")
+
+
 def is_gen_task(task: Optional[str]) -> bool:
     return task in GEN_TASKS
 
@@ -176,10 +190,8 @@ def write_json_atomic(path, payload) -> Path:
 
 def write_result(result: dict, path) -> Path:
     """Write a SIUO result file; then, if the result says it is not valid, raise
-    :class:`~siuo_task.scoring.SIUOInvalidResult` naming the file and the reasons (the file stays,
+    :class:`SIUOInvalidResult` naming the file and the reasons (the file stays,
     for inspection)."""
     path = write_json_atomic(path, result)
-    from .scoring import check_valid
-
     check_valid(result, path)
     return path

@@ -15,15 +15,11 @@ from typing import Mapping, Optional, Sequence
 from . import __version__, metrics, prompts, verdicts
 from .data import CATEGORIES, DataSource
 from .mcqa import FAILED_REQUEST_MARKER, MCQAOutcome, is_failed_request, score_item
-from .schema import GEN_METRICS, GEN_TASK, GEN_TASKS, INVALID_REASONS, MCQA_TASK, VALID
+from .schema import GEN_METRICS, GEN_TASK, GEN_TASKS, MCQA_TASK, SIUOInvalidResult, check_valid  # noqa: F401 (re-exported)
 
 
 class SIUOScoringError(ValueError):
     """Answers that cannot be scored (unknown question_id, wrong type); names the item at fault."""
-
-
-class SIUOInvalidResult(RuntimeError):
-    """The result file was written but its numbers must not be used (it says ``"valid": false``)."""
 
 
 class SIUORunAborted(BaseException):
@@ -34,13 +30,6 @@ class SIUORunAborted(BaseException):
 DEFAULT_MAX_ERROR_RATE = 0.05  # judge errors above this share of judge calls make a gen result invalid
 
 
-def check_valid(result: Mapping, path=None) -> None:
-    """Raise :class:`SIUOInvalidResult` when ``result`` is marked invalid (after it has been written)."""
-    if result.get(VALID, True):
-        return
-    where = f" (written to {path})" if path else ""
-    reasons = "; ".join(result.get(INVALID_REASONS) or ["no reason given"])
-    raise SIUOInvalidResult(f"{result.get('task', 'SIUO')}: the result is INVALID{where}: {reasons}")
 
 
 def provenance(task: str, source: Optional[DataSource], **extra) -> dict:
