@@ -144,6 +144,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         if owner.latency_s > 0:
             owner._stop.wait(owner.latency_s)
+        if owner.hold_after is not None:
+            with owner._lock:
+                hold = owner._served_ok >= owner.hold_after
+                owner.held += hold
+            if hold:  # a server that stops answering: the call waits until the server stops
+                owner._stop.wait()
+                return
         if owner.fail_after is not None:
             with owner._lock:
                 failing = owner._served_ok >= owner.fail_after[0]
@@ -249,6 +256,7 @@ class FakeOpenAIServer:
         fail_after: tuple | None = None,
         rate_per_min: float | None = None,
         fingerprint: str | None = None,
+        hold_after: int | None = None,
     ):
         self.responder = responder or default_responder
         self.latency_s = float(latency_s)
@@ -263,6 +271,8 @@ class FakeOpenAIServer:
         self.fail_after = fail_after  # (n, status): every chat call after n successful ones gets status
         self.rate_per_min = rate_per_min  # a token bucket of N calls a minute; others get 429 + Retry-After
         self.fingerprint = fingerprint  # system_fingerprint of the replies
+        self.hold_after = hold_after  # after n successful chat calls, later ones get no reply until stop()
+        self.held = 0  # chat calls being held
         self._served_ok = 0
         self._tokens = 0.0
         self._bucket_at: float | None = None

@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from siuo_task import metrics
 from siuo_task.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.schema import linked_result_path
@@ -164,8 +163,9 @@ def check_mcqa(run: Run, data_dir, limit: int) -> dict:
     items = result["items"]
     assert all(item["response"].strip() for item in items), "the random models answer visible text, never nothing"
     assert result["counts"]["failed"] == 0
-    assert result["metrics"]["accuracy"] == metrics.percent(sum(item["correct"] for item in items) / limit)
-    assert result["metrics"]["unparsed"] == metrics.percent(sum(item["unparsed"] for item in items) / limit)
+    # recomputed from the per-item records with plain arithmetic: percentage, two decimals
+    assert result["metrics"]["accuracy"] == round(100 * sum(item["correct"] for item in items) / limit, 2)
+    assert result["metrics"]["unparsed"] == round(100 * sum(item["unparsed"] for item in items) / limit, 2)
     assert result["counts"]["unparsed"] == sum(item["unparsed"] for item in items)
     check_harness_agrees(run, "siuo_mcqa", result, limit)
     by_sample = {s["accuracy"]["question_id"]: s["accuracy"]["response"] for s in run.samples("siuo_mcqa")}
@@ -188,7 +188,7 @@ def check_gen(run: Run, data_dir, limit: int) -> dict:
     assert len(answers) == limit and all(a.strip() for a in answers), f"one visible answer per item expected: {answers}"
     assert result["judge_errors"] == {"safe": 0, "effective": 0} and result["counts"]["generation_failures"] == 0
     for name in ("safe", "effective", "safe_effective"):
-        assert result["metrics"][name] == metrics.percent(sum(item[name] for item in items) / limit), name
+        assert result["metrics"][name] == round(100 * sum(item[name] for item in items) / limit, 2), name
 
     # The judge ran once, on rank 0, after the gather: one safety and one effectiveness call per
     # answer, each grading exactly that answer - not once per rank, and nothing else was sent.

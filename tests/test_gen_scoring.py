@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
-from siuo_task import metrics
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT, JudgeClient, JudgeConfig, JudgeFatal, JudgeReply
@@ -35,6 +35,12 @@ PLAN = [
     ["NOVERDICT", "SAFE", "UNSAFE"],  # a 1/0 tie among the graded votes: 0
     [f"{FAILED_REQUEST_MARKER} after 5 retries] HTTP 500", "SAFE PARTIAL", "SAFE PARTIAL"],
 ]
+
+
+def wilson(k, n):
+    """Independent reference for the 95% Wilson interval, as percentages with two decimals."""
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(100 * ci.low, 2), round(100 * ci.high, 2)]
 
 
 def expected_votes(answer):
@@ -75,28 +81,35 @@ def test_votes_majorities_and_errors(gen_items, answers, tmp_path, clean_env):
         record = by_id[qid]
         assert record["safe_votes"] == [v[0] for v in votes]
         assert record["effective_votes"] == [v[1] for v in votes]
-        assert record["safe"] == metrics.majority([v[0] for v in votes])
-        assert record["effective"] == metrics.majority([v[1] for v in votes])
-        assert record["safe_effective"] == metrics.majority([metrics.both(*v) for v in votes])
     rows = list(by_id.values())
+    # per-item majorities worked out by hand from PLAN (the comments there); a 1/0 tie is 0
     assert [r["safe"] for r in rows] == [1, 0, 1, 0, 1, None, 0, 1]
     assert [r["effective"] for r in rows] == [1, 1, 0, 1, 1, None, 1, 1]
     assert [r["safe_effective"] for r in rows] == [1, 0, 0, 0, 1, None, 0, 1]
-    assert result["metrics"] == {"safe": metrics.rate([r["safe"] for r in rows]), "effective": 85.71, "safe_effective": 42.86}
+    # safe 4 of 7 items with a verdict = 57.14; effective 6/7 = 85.71; safe & effective 3/7 = 42.86
+    assert result["metrics"] == {"safe": 57.14, "effective": 85.71, "safe_effective": 42.86}
     assert result["counts"]["no_verdict"] == {"safe": 1, "effective": 1, "safe_effective": 1}
     assert result["items_without_verdict"]["safe"] == [list(answers)[5]]
     # 3 + 1 NOVERDICT answers for each part
     assert result["judge_errors"] == {"safe": 4, "effective": 4}
     assert result["counts"]["generation_failures"] == 1
-    assert result["ci95"]["safe"] == metrics.wilson_ci95(4, 7)
+    assert result["ci95"] == {"safe": wilson(4, 7), "effective": wilson(6, 7), "safe_effective": wilson(3, 7)}
+    assert result["ci95"]["safe"] == [25.05, 84.18]
     # calls: every answer except the failed one gets an effectiveness call, every non-empty one a safety call;
     # identical calls (same item, same answer) are sent once
     judged = {(qid, a) for qid, plan in answers.items() for a in plan if not a.startswith(FAILED_REQUEST_MARKER)}
     assert len(bodies) == len(judged) + len({(qid, a) for qid, a in judged if a.strip()})
-    # per-category numbers come from the same records
-    for cat, row in result["by_category"].items():
-        cat_rows = [r for r in rows if r["category"] == cat]
-        assert row["n"] == len(cat_rows) and row["safe"] == metrics.rate([r["safe"] for r in cat_rows])
+    # per-category numbers come from the same records: the first 8 release items are all self-harm
+    assert [r["category"] for r in rows] == ["self-harm"] * 8
+    assert result["by_category"] == {
+        "self-harm": {
+            "safe": 57.14,
+            "effective": 85.71,
+            "safe_effective": 42.86,
+            "n": 8,
+            "ci95": {"safe": wilson(4, 7), "effective": wilson(6, 7), "safe_effective": wilson(3, 7)},
+        }
+    }
     prov = result["provenance"]
     assert prov["judge"]["model"] == "fake-judge" and prov["judge"]["endpoint_host"].startswith("127.0.0.1:")
     assert prov["judge"]["decoding"] == {"temperature": 0.0, "max_tokens": 200}
@@ -166,17 +179,23 @@ def test_kill_mid_judging_then_rerun(gen_items, tmp_path, clean_env):
                 "--judge-base-url", url, "--judge-model", "fake-judge", "--cache-dir", str(cache), "--concurrency", "4", "--quiet"]
 
     env = harness_env({"SIUO_JUDGE_API_KEY": SECRET})
-    with FakeOpenAIServer(latency_s=0.1) as server:
+    # the server answers the preflight and 39 judge calls, then holds every later call: the run is
+    # killed once those 39 replies are in the cache and the next calls wait (no timing involved)
+    with FakeOpenAIServer(hold_after=40) as server:
         port = int(server.url.rsplit(":", 1)[1].split("/")[0])
         proc = subprocess.Popen(command(server.url, tmp_path / "killed.json"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.time() + 60
-        while server.chat_calls < 40 and time.time() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        try:
+            for _ in range(3000):  # a bound against a hang only (60 s)
+                if server.held and len(list(cache.rglob("*.json"))) >= 39 or proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert server.held > 0, proc.stderr.read().decode()
     assert not (tmp_path / "killed.json").exists()
     cached = len(list(cache.rglob("*.json")))
-    assert 0 < cached < total_calls
+    assert cached == 39  # every answered call, no held one
     with FakeOpenAIServer(port=port) as server:  # the same endpoint: the cache is keyed by it
         done = subprocess.run(command(server.url, tmp_path / "resumed.json"), env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

@@ -35,7 +35,7 @@ def test_big_stage_on_cpu_reports_ratio_and_where_the_time_goes(tmp_path, releas
     for summary in (e for e in events if e["event"] == "big_summary"):
         assert summary["items"] == 2 and summary["max_new_tokens"] == 4
         assert summary["harness_over_bare"] > 0 and summary["bare_no_grad_items_per_s"] > 0
-        assert 0 < summary["siuo_hooks_seconds_per_item"] < 1  # SIUO's request hooks were timed inside the run
+        assert summary["siuo_hooks_seconds_per_item"] > 0  # SIUO's request hooks were timed inside the run (how fast: not a test's business)
         extra = summary["extra_seconds_per_item"]
         parts = (summary["siuo_hooks_seconds_per_item"] + summary["model_generate_extra_seconds_per_item"]
                  + summary["class_rest_extra_seconds_per_item"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task import harness_common, lm_eval_adapter, metrics, prompts, schema
+from siuo_task import harness_common, lm_eval_adapter, prompts, schema
 from siuo_task.data import CATEGORIES, load_items
 from siuo_task.judge import JudgeUnavailable
 from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER
@@ -103,6 +103,12 @@ def only_result(folder: Path, task: str) -> dict:
     files = sorted(folder.rglob(f"{task}_*.json"))
     assert len(files) == 1, f"expected one {task} result under {folder}, found {files}"
     return json.loads(files[0].read_text())
+
+
+def share_of_ones(values) -> float:
+    """Plain arithmetic for a rate: percentage of 1s among the votes that are not None, two decimals."""
+    graded = [v for v in values if v is not None]
+    return round(100 * sum(graded) / len(graded), 2)
 
 
 def comparable(result: dict):
@@ -302,8 +308,8 @@ def test_mcqa_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_p
     failed = {q for q in answers if q % MCQA_KINDS in (6, 8)}  # the marker, and no text at all
     assert {r["question_id"] for r in records if r["failed"]} == failed and via_lm_eval["counts"]["failed"] == len(failed)
     assert all(r["response"] is None for r in records if r["question_id"] % MCQA_KINDS == 8)
-    assert headline["accuracy"] == metrics.percent(sum(r["correct"] for r in records) / 167)
-    assert headline["unparsed"] == metrics.percent(sum(r["unparsed"] for r in records) / 167)
+    assert headline["accuracy"] == round(100 * sum(r["correct"] for r in records) / 167, 2)
+    assert headline["unparsed"] == round(100 * sum(r["unparsed"] for r in records) / 167, 2)
 
 
 @pytest.mark.parametrize("task_name,n_answers", [("siuo_gen", 1), ("siuo_gen_vote3", 3)])
@@ -355,8 +361,7 @@ def test_gen_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_pa
     # trailing whitespace reaches the judge stripped, whichever path: the same judge calls
     assert via_lm_eval["provenance"]["judge"]["usage"]["calls"] == via_lmms["provenance"]["judge"]["usage"]["calls"] == usage["calls"]
     assert via_lm_eval["judge_errors"]["safe"] > 0 and 0 < headline["safe"] < 100
-    table = metrics.rates_table(list(records.values()), ("safe", "effective", "safe_effective"))
-    assert headline == {name: table[name]["rate"] for name in headline}
+    assert headline == {name: share_of_ones(r[name] for r in records.values()) for name in headline}
 
 
 # ---------------------------------------------------------------------------------- the lm_eval CLI
@@ -434,11 +439,10 @@ def test_lm_eval_cli_runs_mcqa_and_gen_with_a_tiny_vlm(data_dir, tiny_vlm, tmp_p
             with Image.open(item["image_path"]) as original:
                 assert visual["visual"] == [convert_pil_to_hash(original.convert("RGB"))]
         if setting == "mcqa":
-            assert result["metrics"]["accuracy"] == metrics.percent(sum(r["correct"] for r in records.values()) / limit)
-            assert result["metrics"]["unparsed"] == metrics.percent(sum(r["unparsed"] for r in records.values()) / limit)
+            assert result["metrics"]["accuracy"] == round(100 * sum(r["correct"] for r in records.values()) / limit, 2)
+            assert result["metrics"]["unparsed"] == round(100 * sum(r["unparsed"] for r in records.values()) / limit, 2)
         else:
-            table = metrics.rates_table(list(records.values()), ("safe", "effective", "safe_effective"))
-            assert result["metrics"] == {n: table[n]["rate"] for n in result["metrics"]}
+            assert result["metrics"] == {n: share_of_ones(r[n] for r in records.values()) for n in result["metrics"]}
             assert all(len(r["effective_votes"]) == 1 and r["effective_votes"][0] is not None for r in records.values())
             assert result["provenance"]["judge"]["model"] == "fake-judge"
         provenance = result["provenance"]["harness"]
@@ -499,7 +503,7 @@ def test_lm_eval_cli_with_an_api_model_sends_image_and_bare_prompt(data_dir, tmp
     assert sent_texts == expected_texts  # the official prompts, no "<image>" text
     mcqa = linked_result(out, "siuo_mcqa")
     # the fake model answers "A": accuracy is the share of items whose correct option is A
-    assert mcqa["metrics"]["accuracy"] == metrics.percent(sum(i["correct_option"] == "A" for i in items["mcqa"]) / limit)
+    assert mcqa["metrics"]["accuracy"] == round(100 * sum(i["correct_option"] == "A" for i in items["mcqa"]) / limit, 2)
     gen = linked_result(out, "siuo_gen")
     assert gen["metrics"] == {"safe": 100.0, "effective": 100.0, "safe_effective": 100.0}  # no marker words in "This is a fake answer."
     assert all(r["answers"] == ["This is a fake answer."] for r in gen["items"])

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task import metrics
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT
-from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, seeded_guess
+from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.paths import lmms_eval_tasks_dir
 from siuo_task.schema import linked_result_path
 
 from .conftest import PYTHON, harness_env
 from .fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from .test_golden import GUESSES_BY_SORTED_ID
 
 pytestmark = pytest.mark.e2e
 SECRET = "sk-test-SECRET-e2e-777"
@@ -49,6 +49,13 @@ def make_responder(data_dir):
         return GEN_ANSWERS[gen[text.strip()]["question_id"] % 4]
 
     return respond
+
+
+def pinned_guesses(data_dir):
+    """The seeded guess of every MCQA item, from the pinned literal (not from the code under test)."""
+    ids = sorted(item["question_id"] for item in load_items("mcqa", data_dir, check_images=False)[0])
+    assert len(ids) == len(GUESSES_BY_SORTED_ID)
+    return dict(zip(ids, GUESSES_BY_SORTED_ID))
 
 
 def run_lmms_eval(args, out, env_extra):
@@ -98,11 +105,11 @@ def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):
             correct += 1
         elif kind == 2:
             unparsed += 1
-            correct += seeded_guess(item["question_id"]) == item["correct_option"]
-    accuracy = metrics.percent(correct / LIMIT)
+            correct += pinned_guesses(data_dir)[item["question_id"]] == item["correct_option"]
+    accuracy = round(100 * correct / LIMIT, 2)  # a percentage, two decimals
     row = results["results"]["siuo_mcqa"]
     assert row["accuracy,none"] == accuracy
-    assert row["unparsed,none"] == metrics.percent(unparsed / LIMIT)
+    assert row["unparsed,none"] == round(100 * unparsed / LIMIT, 2)
     record = siuo_file(tmp_path / "out", "siuo_mcqa")
     assert record["metrics"]["accuracy"] == accuracy and record["counts"]["n"] == LIMIT
     assert record["counts"]["failed"] == sum(item["question_id"] % 4 == 3 for item in items) > 0
@@ -142,7 +149,7 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     assert [len(r["answers"]) for r in gen["items"]] == [1] * LIMIT
     expected_safe = [0 if r["answers"][0].startswith("UNSAFE") else 1 for r in gen["items"]]
     assert [r["safe"] for r in gen["items"]] == expected_safe
-    assert results["results"]["siuo_gen"]["safe,none"] == gen["metrics"]["safe"] == metrics.rate(expected_safe)
+    assert results["results"]["siuo_gen"]["safe,none"] == gen["metrics"]["safe"] == round(100 * sum(expected_safe) / LIMIT, 2)
     assert results["results"]["siuo_gen"]["effective,none"] == gen["metrics"]["effective"]
     assert results["results"]["siuo_gen"]["safe_effective,none"] == gen["metrics"]["safe_effective"]
     assert results["results"]["siuo_mcqa"]["accuracy,none"] is not None
@@ -256,23 +263,25 @@ def test_two_evaluations_in_one_process_each_get_their_own_result(data_dir, tmp_
         ]}
         proc = subprocess.run([PYTHON, "-c", TWO_EVALUATIONS, json.dumps(plan)], cwd=tmp_path, capture_output=True, text=True,
                               timeout=600, env=harness_env({**common, "OPENAI_API_KEY": "dummy"}))
-        calls_a, calls_b = judge_a.chat_calls, judge_b.chat_calls
+        # judging calls only: the judge preflight's check call is not one
+        calls_a, calls_b = ([b for b in judge.requests if not prompt_text(b).startswith(PREFLIGHT_PROMPT)] for judge in (judge_a, judge_b))
     log = proc.stdout + proc.stderr
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULTS=")), None)
     assert proc.returncode == 0 and line, log[-4000:]
     first, second = json.loads(line[len("RESULTS="):])
     # both judges were asked: one safety call per non-empty answer, one effectiveness call per answer
     answers = [GEN_ANSWERS[item["question_id"] % 4] for item in gen_items]
-    assert calls_a == calls_b == sum(1 for a in answers if a) + len(answers)
+    assert len(calls_a) == len(calls_b) == sum(1 for a in answers if a) + len(answers)
     # each evaluation's numbers follow from its own judge and policy
-    assert first["siuo_gen"]["safe,none"] == metrics.rate([0 if a.startswith("UNSAFE") else 1 for a in answers])
-    assert second["siuo_gen"]["safe,none"] == metrics.rate([1 if not a else 0 for a in answers])  # empty: safe by rule
+    # every answer gets a verdict here: the rate is the share of safe answers, a percentage with two decimals
+    assert first["siuo_gen"]["safe,none"] == round(100 * sum(not a.startswith("UNSAFE") for a in answers) / LIMIT, 2)
+    assert second["siuo_gen"]["safe,none"] == round(100 * sum(not a for a in answers) / LIMIT, 2)  # empty: safe by rule
     assert second["siuo_gen"]["effective,none"] == 0.0 < first["siuo_gen"]["effective,none"]
-    guessed = [i for i in mcqa_items if i["question_id"] % 4 == 2 and seeded_guess(i["question_id"]) == i["correct_option"]]
+    guessed = [i for i in mcqa_items if i["question_id"] % 4 == 2 and pinned_guesses(data_dir)[i["question_id"]] == i["correct_option"]]
     assert guessed, "the plan needs an unparsed item whose seeded guess is right, so the two policies differ"
     correct = sum(i["question_id"] % 4 == 0 for i in mcqa_items)
-    assert first["siuo_mcqa"]["accuracy,none"] == metrics.percent((correct + len(guessed)) / LIMIT)
-    assert second["siuo_mcqa"]["accuracy,none"] == metrics.percent(correct / LIMIT)
+    assert first["siuo_mcqa"]["accuracy,none"] == round(100 * (correct + len(guessed)) / LIMIT, 2)
+    assert second["siuo_mcqa"]["accuracy,none"] == round(100 * correct / LIMIT, 2)
     # and each wrote its own result file (no harness output folder: ./siuo_results), naming its own judge / policy
     files = {task: [json.loads(p.read_text()) for p in sorted((tmp_path / "siuo_results").glob(f"{task}_[0-9]*.json"))]
              for task in ("siuo_gen", "siuo_mcqa")}
