@@ -366,7 +366,7 @@ def test_html_is_one_self_contained_file_that_chromium_renders(run, tmp_path):
     state = json.loads(htmlmod.unescape(found.group(1)))
     assert ["fig-categories", width, height, True] in state["images"]
     assert {"headline", "paper", "category-0", "category-3"} <= set(state["tables"])
-    assert state["headline"] == ["Model", *MODELS]
+    assert state["headline"] == ["Model", *MODELS, "A − B (paired)"]  # two models: the paired column
     shot = tmp_path / "shot.png"
     proc = _chromium(["--window-size=1280,2000", f"--screenshot={shot}", out.as_uri()], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-2000:]

@@ -22,6 +22,7 @@ import pytest
 from siuo_task.cli import main as siuo_main
 from siuo_task.data import load_items
 from siuo_task.mcqa import CHOICES
+from siuo_task.schema import linked_result_path
 
 from .conftest import REPO, harness_env
 from .fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
@@ -76,9 +77,12 @@ def responder(data_dir):
 
 
 def siuo_file(out: Path, task: str) -> dict:
-    files = sorted((out / "siuo").glob(f"{task}_[0-9]*.json"))
-    assert len(files) == 1, f"{task}: expected one per-item file under {out / 'siuo'}, got {files}"
-    return json.loads(files[0].read_text())
+    """The per-item file the run wrote for ``task``, found by its link to the harness's results file."""
+    runs = sorted(out.glob("*/*_results.json"))
+    assert len(runs) == 1, f"{task}: expected one harness results file under {out}, got {runs}"
+    path = linked_result_path(runs[0], json.loads(runs[0].read_text()), task)
+    assert path is not None and path.is_file(), f"{task}: no per-item file {path} beside {runs[0]}"
+    return json.loads(path.read_text())
 
 
 @pytest.mark.parametrize("name", sorted(STACKS))
