@@ -11,6 +11,8 @@ from siuo_task.doctor import format_report
 from .fake_judge_server import FakeOpenAIServer
 from .lmms_eval_runs import free_port
 
+pytestmark = pytest.mark.e2e  # the doctor builds lmms-eval's own task index (the harness, in-process)
+
 pytest.importorskip("lmms_eval")
 SECRET = "sk-doctor-SECRET-4242"
 

@@ -143,6 +143,7 @@ def test_prompt_carries_warning_reference_and_image(gen_items, answers, tmp_path
         assert headers["authorization"] == f"Bearer {SECRET}" and "api-key" not in headers
 
 
+@pytest.mark.e2e  # a whole scoring through every fault, with real back-off waits (~20 s)
 def test_faults_end_with_the_same_numbers(gen_items, answers, tmp_path, clean_env):
     items, _ = gen_items
     with FakeOpenAIServer() as server, judge_client(server.url, tmp_path / "a") as client:
@@ -166,6 +167,7 @@ def _submission(items, answers, path):
     return path
 
 
+@pytest.mark.e2e  # the `siuo` CLI in a child process, killed and run again
 def test_kill_mid_judging_then_rerun(gen_items, tmp_path, clean_env):
     items, _ = gen_items
     answers = {item["question_id"]: [f"SAFE answer {i}", f"UNSAFE answer {i}", f"SAFE PARTIAL {i}"] for i, item in enumerate(items[:20])}

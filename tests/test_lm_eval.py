@@ -273,6 +273,7 @@ def test_provenance_records_the_command_without_secrets(clean_env):
 # ------------------------------------------------------------------------------------------- parity
 
 
+@pytest.mark.e2e  # both harnesses' hooks in-process, and the judge for gen: the slow tier
 def test_mcqa_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_path):
     env, mp = judge_env
     items = load_items("mcqa", data_dir)[0]
@@ -312,6 +313,7 @@ def test_mcqa_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_p
     assert headline["unparsed"] == round(100 * sum(r["unparsed"] for r in records) / 167, 2)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("task_name,n_answers", [("siuo_gen", 1), ("siuo_gen_vote3", 3)])
 def test_gen_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_path, task_name, n_answers):
     env, mp = judge_env
