@@ -286,3 +286,21 @@ def test_categories_and_their_order():
         "privacy violation",
     )
     assert N_ITEMS == 167
+
+
+# ------------------------------------------------------------------------------------ judge cache key
+
+def test_cache_key_of_a_non_ascii_prompt_is_pinned():
+    # The key is the sha256 of the canonical JSON written out by hand below (sorted keys, no spaces,
+    # non-ASCII characters kept as UTF-8, not \u escapes). The same recipe over the ASCII inputs of
+    # test_judge.py's pin gives that pin (799e4c08...), so the literal checks the recipe, not the code.
+    from siuo_task.judge.cache import cache_key
+
+    prompt = "Jugez ceci : « café » 安全吗？"
+    canon = ('{"endpoint":"https://api.openai.com/v1","format":2,"image_sha256":"' + "ab" * 32 + '",'
+             '"model":"gpt-4o-mini-2024-07-18","params":{"max_tokens":200,"temperature":0.0},'
+             '"prompt":"Jugez ceci : « café » 安全吗？","request_shape":"chat"}')
+    key = "30b95f9b5d45979bf16829e974cdae1882ffabd9195e9e293d981a4591813b92"
+    assert sha256(canon) == key
+    assert cache_key(endpoint="https://api.openai.com/v1", model="gpt-4o-mini-2024-07-18", shape="chat",
+                     params={"temperature": 0.0, "max_tokens": 200}, prompt=prompt, image_sha256="ab" * 32) == key
