@@ -357,12 +357,10 @@ class JudgeClient:
 
     def _data_url(self, path: str) -> str:
         """``data:<mime>;base64,...`` of the file's own bytes, via a small LRU."""
+        hit = self._cached_data_url(path)
+        if hit is not None:
+            return hit
         ident = ImageHashes.ident(path)
-        with self._img_lock:
-            hit = self._img_lru.get(ident)
-            if hit is not None:
-                self._img_lru.move_to_end(ident)
-                return hit
         with open(path, "rb") as fh:
             data = fh.read()
         mime = _sniff_mime(data[:16]) or _mime_with_pil(path)
