@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -115,6 +116,17 @@ def make_gen_process_results(task: str) -> Callable:
 # ------------------------------------------------------------------------------------ provenance, I/O
 
 redact_model_args = schema.redact_model_args
+
+
+def caller_locals(function: str, module: str) -> Optional[dict]:
+    """The local variables of the nearest caller frame running ``module.function`` (a harness's
+    ``simple_evaluate``, whose arguments say what the evaluation was asked to do), or ``None``."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == function and frame.f_globals.get("__name__") == module:
+            return dict(frame.f_locals)
+        frame = frame.f_back
+    return None
 
 
 @dataclass

@@ -53,12 +53,7 @@ SPLIT = "test"
 
 
 def _evaluator_locals() -> Optional[dict]:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "simple_evaluate" and frame.f_globals.get("__name__") == "lm_eval.evaluator":
-            return dict(frame.f_locals)
-        frame = frame.f_back
-    return None
+    return common.caller_locals("simple_evaluate", "lm_eval.evaluator")
 
 
 def _is_lm_eval_cli() -> bool:

@@ -54,12 +54,7 @@ def _warning(message: str) -> None:
 
 
 def _evaluator_locals() -> Optional[dict]:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "simple_evaluate" and frame.f_globals.get("__name__") == "lmms_eval.evaluator":
-            return dict(frame.f_locals)
-        frame = frame.f_back
-    return None
+    return common.caller_locals("simple_evaluate", "lmms_eval.evaluator")
 
 
 def harness_call() -> common.HarnessCall:
