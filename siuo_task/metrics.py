@@ -49,15 +49,25 @@ def rate(values: Iterable[Vote]) -> Optional[float]:
     return percent(sum(graded) / len(graded))
 
 
-def wilson_ci95(successes: int, n: int, z: float = 1.959963984540054) -> Optional[list]:
-    """Wilson score interval, as ``[low, high]`` percentages with two decimals."""
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson_bounds(successes: int, n: int, z: float = Z95) -> tuple:
+    """Wilson score interval ``(low, high)`` as proportions, unrounded (n > 0)."""
     if n <= 0:
-        return None
+        raise ValueError("the Wilson interval needs n > 0")
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [percent(max(0.0, centre - half)), percent(min(1.0, centre + half))]
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def wilson_ci95(successes: int, n: int, z: float = Z95) -> Optional[list]:
+    """Wilson score interval, as ``[low, high]`` percentages with two decimals (``None`` for n = 0)."""
+    if n <= 0:
+        return None
+    return [percent(bound) for bound in wilson_bounds(successes, n, z)]
 
 
 def ci95(values: Iterable[Vote]) -> Optional[list]:

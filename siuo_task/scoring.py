@@ -14,7 +14,7 @@ from typing import Mapping, Optional, Sequence
 
 from . import __version__, metrics, prompts, verdicts
 from .data import CATEGORIES, DataSource
-from .mcqa import FAILED_REQUEST_MARKER, MCQAOutcome, is_failed_request, score_item
+from .mcqa import FAILED_REQUEST_MARKER, is_failed_request, score_item
 from .schema import GEN_METRICS, GEN_TASK, GEN_TASKS, MCQA_TASK, SIUOInvalidResult, check_valid  # noqa: F401 (re-exported)
 
 
@@ -69,6 +69,18 @@ def _check_ids(answers: Mapping, items_by_id: Mapping, task: str) -> list:
 # --------------------------------------------------------------------------------------------- MCQA
 
 
+def mcqa_summary(rows: Sequence[Mapping]) -> dict:
+    """Accuracy and unparsed share (percent), failed requests and n of MCQA per-item rows
+    (``correct``, ``unparsed``, ``failed``): the overall and every per-category row of a result."""
+    n = len(rows)
+    return {
+        "accuracy": metrics.percent(sum(r["correct"] for r in rows) / n) if n else None,
+        "unparsed": metrics.percent(sum(r["unparsed"] for r in rows) / n) if n else None,
+        "failed": sum(r["failed"] for r in rows),
+        "n": n,
+    }
+
+
 def score_mcqa(
     responses: Mapping[int, Optional[str]],
     items: Sequence[Mapping],
@@ -80,7 +92,6 @@ def score_mcqa(
     """Accuracy (overall, per category) and the share of unparsed answers, in percent."""
     items_by_id = {item["question_id"]: item for item in items}
     missing = _check_ids(responses, items_by_id, "siuo_mcqa")
-    outcomes: list[MCQAOutcome] = []
     records = []
     for qid, item in items_by_id.items():
         if qid not in responses:
@@ -90,7 +101,6 @@ def score_mcqa(
             outcome = score_item(qid, item["category"], item["correct_option"], normalize_answer(response), policy)
         except TypeError as exc:
             raise SIUOScoringError(str(exc)) from exc
-        outcomes.append(outcome)
         records.append(
             {
                 "question_id": qid,
@@ -105,16 +115,7 @@ def score_mcqa(
             }
         )
 
-    def summary(rows: Sequence[Mapping]) -> dict:
-        n = len(rows)
-        return {
-            "accuracy": metrics.percent(sum(r["correct"] for r in rows) / n) if n else None,
-            "unparsed": metrics.percent(sum(r["unparsed"] for r in rows) / n) if n else None,
-            "failed": sum(r["failed"] for r in rows),
-            "n": n,
-        }
-
-    overall = summary(records)
+    overall = mcqa_summary(records)
     return {
         "task": MCQA_TASK,
         "valid": True,
@@ -128,7 +129,7 @@ def score_mcqa(
             "missing": len(missing),
         },
         "missing_question_ids": missing,
-        "by_category": {cat: summary(rows) for cat, rows in metrics.group_by_category(records, CATEGORIES).items()},
+        "by_category": {cat: mcqa_summary(rows) for cat, rows in metrics.group_by_category(records, CATEGORIES).items()},
         "items": records,
         "provenance": provenance(
             MCQA_TASK,

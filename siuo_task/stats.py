@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional, Sequence
 
-Z95 = 1.959963984540054  # the 97.5% quantile of the standard normal
+from .metrics import Z95, wilson_bounds  # the one Wilson formula, shared with every rate's interval
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,6 @@ class PairedTable:
                 raise ValueError(f"paired outcomes must be 0 or 1, got ({a!r}, {b!r})")
             counts[(a, b)] += 1
         return cls(counts[(1, 1)], counts[(1, 0)], counts[(0, 1)], counts[(0, 0)])
-
-
-def wilson_bounds(successes: int, n: int, z: float = Z95) -> tuple:
-    """Wilson score interval ``(low, high)`` as proportions, unrounded (``metrics.wilson_ci95`` rounds)."""
-    if n <= 0:
-        raise ValueError("the Wilson interval needs n > 0")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def mcnemar_exact_p(n10: int, n01: int) -> float:

@@ -33,7 +33,7 @@ from . import metrics, verdicts
 from .data import CATEGORIES, HF_REPO, HF_REVISION, N_ITEMS
 from .mcqa import POLICIES, is_failed_request, score_item
 from .prompts import PROMPT_HASHES
-from .scoring import GEN_METRICS, gen_variant, is_empty_answer, is_generation_failure, normalize_answer
+from .scoring import GEN_METRICS, gen_variant, is_empty_answer, is_generation_failure, mcqa_summary, normalize_answer
 
 GEN_TASKS = ("siuo_gen", "siuo_gen_vote3")
 MCQA_TASK = "siuo_mcqa"
@@ -522,16 +522,7 @@ def _verify_mcqa(result: Mapping, check: _Checker, missing: list) -> None:
         rows.append({"category": record.get("category"), "correct": outcome.correct, "unparsed": outcome.unparsed,
                      "failed": outcome.failed})
 
-    def summary(sub: Sequence[Mapping]) -> dict:
-        n = len(sub)
-        return {
-            "accuracy": metrics.percent(sum(r["correct"] for r in sub) / n) if n else None,
-            "unparsed": metrics.percent(sum(r["unparsed"] for r in sub) / n) if n else None,
-            "failed": sum(r["failed"] for r in sub),
-            "n": n,
-        }
-
-    overall = summary(rows)
+    overall = mcqa_summary(rows)
     check.field(result, "metrics.accuracy", overall["accuracy"])
     check.field(result, "metrics.unparsed", overall["unparsed"])
     check.field(result, "ci95.accuracy", metrics.wilson_ci95(sum(r["correct"] for r in rows), len(rows)))
@@ -542,7 +533,7 @@ def _verify_mcqa(result: Mapping, check: _Checker, missing: list) -> None:
     groups = metrics.group_by_category(rows, CATEGORIES)
     _check_category_keys(result, groups, check)
     for cat, cat_rows in groups.items():
-        for name, value in summary(cat_rows).items():
+        for name, value in mcqa_summary(cat_rows).items():
             check.field(result, f"by_category.{cat}.{name}", value, record=False)
     if groups and not any(m.path.startswith("by_category") for m in check.report.mismatches):
         check.report.agrees.append(f"by_category: {len(groups)} categories (n, accuracy, unparsed, failed)")

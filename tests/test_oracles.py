@@ -75,6 +75,10 @@ def test_wilson_edges():
     assert metrics.wilson_ci95(0, -1) is None
     # a different z is honoured (z = 1: the 68% interval); by hand for 1/2: half = sqrt(.25/2 + 1/16)/1.5
     assert metrics.wilson_ci95(1, 2, z=1.0) == [21.13, 78.87]
+    # the unrounded bounds (the paired interval's input) refuse an empty sample by name
+    for n in (0, -1):
+        with pytest.raises(ValueError, match=r"^the Wilson interval needs n > 0$"):
+            metrics.wilson_bounds(1, n)
 
 
 def test_wilson_agrees_with_scipy_everywhere_on_small_n_and_at_167():
