@@ -1,8 +1,8 @@
 """Shared helpers for the SIUO benchmarks (standard library + the project's own dependencies).
 
 Every benchmark runs against a local data directory built with
-:func:`tests.testing.build_data_dir` (the release JSON must be reachable: ``../shared/siuo`` or
-``SIUO_DATA_DIR``) and a :class:`tests.fake_judge_server.FakeOpenAIServer` on 127.0.0.1. Nothing
+:func:`siuo_dev.testing.build_data_dir` (the release JSON must be reachable: ``../shared/siuo`` or
+``SIUO_DATA_DIR``) and a :class:`siuo_dev.fake_judge_server.FakeOpenAIServer` on 127.0.0.1. Nothing
 here touches the network.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # the test helpers (tests/testing.py, tests/fake_judge_server.py) live in the checkout
+    sys.path.insert(0, str(REPO))  # the test helpers (siuo_dev/testing.py, siuo_dev/fake_judge_server.py) live in the checkout
 PYTHON = sys.executable
 N_ANSWERS = 3  # the paper's protocol: three answers per item, majority vote
 
@@ -63,13 +63,13 @@ def work_dir(args):
 
 
 def fake_judge(**kwargs):
-    """A (not yet started) :class:`tests.fake_judge_server.FakeOpenAIServer` that forgets request bodies.
+    """A (not yet started) :class:`siuo_dev.fake_judge_server.FakeOpenAIServer` that forgets request bodies.
 
     The project's fake server keeps every request body in ``.requests``; with photo-sized images
     that is about 2.5 MB per call (2.5 GB for a full run) held in the benchmark's own process. This
     subclass keeps the call count and drops the bodies; ``judging_calls`` leaves out preflight check calls.
     """
-    from tests.fake_judge_server import FakeOpenAIServer
+    from siuo_dev.fake_judge_server import FakeOpenAIServer
 
     from siuo_task.judge import PREFLIGHT_PROMPT
     from siuo_task.judge.dry_run import prompt_text
@@ -99,7 +99,7 @@ def data_dir(work: Path, photo: bool) -> Path:
 
 def placeholder_data_dir(dst: Path) -> Path:
     """A complete local data dir with small placeholder PNGs (64x48)."""
-    from tests.testing import build_data_dir
+    from siuo_dev.testing import build_data_dir
 
     return build_data_dir(dst)
 
@@ -113,8 +113,8 @@ def realistic_data_dir(dst: Path, size=(1024, 768), noise=0.2, seed=0) -> Path:
     """
     from PIL import Image
 
-    from siuo_task.data import FILES, IMAGES_DIR
-    from tests.testing import build_data_dir
+    from siuo_task.core.data import FILES, IMAGES_DIR
+    from siuo_dev.testing import build_data_dir
 
     dst = Path(dst)
     build_data_dir(dst)  # release JSON + placeholders (skipped where an image exists)
@@ -158,7 +158,7 @@ def write_gen_submission(data_dir: Path, path: Path, n_answers: int = N_ANSWERS)
 
 def child_env(extra: dict | None = None) -> dict:
     """Environment for a child process: offline, no SIUO_/OPENAI_ settings from the caller."""
-    from tests.testing import offline_env
+    from siuo_dev.testing import offline_env
 
     return offline_env(extra)
 

@@ -29,9 +29,9 @@ TARGET_S = 2.0
 
 def in_process_warm(data_dir: Path, responses: Path, base_url: str, cache: Path) -> dict:
     """Time score_gen (items loaded, judge client built, cache read, rates computed) in this process."""
-    from siuo_task.data import load_items
+    from siuo_task.core.data import load_items
     from siuo_task.judge import JudgeClient, JudgeConfig
-    from siuo_task.scoring import score_gen
+    from siuo_task.core.scoring import score_gen
 
     rows = json.loads(responses.read_text(encoding="utf-8"))
     answers = {row["question_id"]: row["responses"] for row in rows}

@@ -1,6 +1,6 @@
 """Host-side cost of the SIUO lmms-eval task itself, in ms per item, as a ratio to a 5 ms target.
 
-Part 1 times the adapter hooks (``siuo_task.lmms_eval_adapter``) directly over all 167 items, stage
+Part 1 times the adapter hooks (``siuo_task.harnesses.lmms_eval.hooks``) directly over all 167 items, stage
 by stage: ``process_docs`` (load + validate the data, build the dataset, judge preflight; once per
 run, spread over the items), request building (``doc_to_text`` + ``doc_to_visual`` for simple
 models, ``doc_to_messages`` for chat models, image decoding included), ``process_results``, and the
@@ -71,8 +71,8 @@ def time_hooks(work: Path, data_dir: Path, server) -> dict:
     import tqdm.auto  # noqa: F401
     from PIL import Image
 
-    from siuo_task import lmms_eval_adapter as adapter
-    from siuo_task import scoring
+    from siuo_task.harnesses.lmms_eval import hooks as adapter
+    from siuo_task.core import scoring
     from siuo_task.judge import JudgeClient, JudgeConfig
 
     loguru.logger.remove()  # the aggregation logs a table per call; keep the output readable
@@ -153,9 +153,9 @@ def _forget_memos(adapter, data) -> None:
     """What a new process would not have: the validated data. (Scores are not carried over: each
     evaluation begins its own scoring session.)"""
     if not hasattr(adapter, "sessions"):
-        raise RuntimeError("siuo_task.lmms_eval_adapter: no scoring sessions (adapter.sessions)")
+        raise RuntimeError("siuo_task.harnesses.lmms_eval.hooks: no scoring sessions (adapter.sessions)")
     if not hasattr(data, "_cache"):
-        raise RuntimeError("siuo_task.data: found no load_items memo (_cache) to reset")
+        raise RuntimeError("siuo_task.core.data: found no load_items memo (_cache) to reset")
     data._cache.clear()  # a new process validates the data again
 
 
@@ -172,9 +172,9 @@ def whole_run_child(out_dir: str, repeat: int) -> None:
     from lmms_eval.__main__ import cli_evaluate
     from lmms_eval.tasks import TaskManager
 
-    from siuo_task import data
-    from siuo_task import lmms_eval_adapter as adapter
-    from siuo_task.paths import lmms_eval_tasks_dir
+    from siuo_task.core import data
+    from siuo_task.harnesses.lmms_eval import hooks as adapter
+    from siuo_task.harnesses.paths import lmms_eval_tasks_dir
 
     clock = {}
 

@@ -56,7 +56,7 @@ TEST_FILES = (
     "tests/test_judge.py",
 )
 PYTEST_ARGS = ("-m", "not e2e and not upstream_bugs", "-p", "no:cacheprovider", "-q")
-COPY = ("siuo_task", "yaml_tasks", "tests", "pyproject.toml", "README.md", "PROTOCOL.md")
+COPY = ("siuo_task", "siuo_dev", "tests", "pyproject.toml", "README.md", "PROTOCOL.md")
 
 
 def read_targets(path: Path = TARGETS_FILE) -> list[tuple[str, str | None]]:
@@ -117,7 +117,7 @@ def prepare(work: Path, targets) -> None:
         f"only_mutate = {toml(files)}\n"
         f"pytest_add_cli_args_test_selection = {toml([t for t in TEST_FILES if (REPO / t).is_file()])}\n"
         f"pytest_add_cli_args = {toml(PYTEST_ARGS)}\n"
-        "also_copy = [\"yaml_tasks\", \"README.md\", \"PROTOCOL.md\"]\n"
+        "also_copy = [\"siuo_dev\", \"README.md\", \"PROTOCOL.md\"]\n"
         "use_git_change_detection = false\n"
     )
     with (work / "pyproject.toml").open("a", encoding="utf-8") as fh:

@@ -7,7 +7,7 @@ Stages (each prints JSON lines, ``{"event": ...}``, and appends them to ``<out>/
 2. ``tiny``: tiny random Qwen2-VL (``qwen2_vl`` simple class), Qwen2.5-VL (``qwen2_5_vl`` chat class,
    batch 2) and LLaVA (``llava_hf`` chat class) through the lmms-eval CLI on ``--device``, siuo_mcqa
    and siuo_gen with a fake judge on 127.0.0.1, checked like the CPU tests (items, numbers, judge
-   calls; see ``tests/lmms_eval_runs.py``).
+   calls; see ``siuo_dev/lmms_eval_runs.py``).
 3. ``big`` (skipped by ``--tiny-only``): a Qwen2.5-VL-7B-Instruct-shaped model with random bf16
    weights built on the device, then the same SIUO items (``--limit`` per setting) through
    (a) a bare transformers ``generate`` loop and (b) lmms-eval's ``qwen2_5_vl`` chat class, both
@@ -77,7 +77,7 @@ def synthetic_release(dst: Path) -> Path:
     """A made-up release with SIUO's shape (167 items, nine categories, both settings, same ids)."""
     import random
 
-    from siuo_task.data import CATEGORIES, FILES, N_ITEMS, OPTION_LETTERS
+    from siuo_task.core.data import CATEGORIES, FILES, N_ITEMS, OPTION_LETTERS
 
     rng = random.Random(0)
     words = ["person", "street", "kitchen", "bottle", "window", "child", "road", "fire", "water", "phone", "sign", "table", "door", "money", "school", "friend", "medicine", "knife", "car", "tree", "help", "safe", "quickly", "careful", "how", "what", "why", "where", "should"]
@@ -101,8 +101,8 @@ def synthetic_release(dst: Path) -> Path:
 
 
 def prepare_data(work: Path, image_size: tuple) -> tuple:
-    from siuo_task.data import check_data_dir
-    from tests.testing import build_data_dir, find_release_json
+    from siuo_task.core.data import check_data_dir
+    from siuo_dev.testing import build_data_dir, find_release_json
 
     src, origin = find_release_json(), "release"
     if src is None:
@@ -139,7 +139,7 @@ def _include_path_args() -> list:
     """``--include_path`` when siuo-task's lmms-eval entry point is not installed (repo on PYTHONPATH)."""
     import importlib.metadata as md
 
-    from siuo_task.paths import lmms_eval_tasks_dir
+    from siuo_task.harnesses.paths import lmms_eval_tasks_dir
 
     names = {ep.name for ep in md.entry_points(group="lmms_eval.models")}
     return [] if "siuo_task" in names else ["--include_path", str(lmms_eval_tasks_dir())]
@@ -151,8 +151,8 @@ def _pythonpath_env() -> dict:
 
 
 def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
-    from tests import tiny_models
-    from tests.lmms_eval_runs import (
+    from siuo_dev import tiny_models
+    from siuo_dev.lmms_eval_runs import (
         check_gen,
         check_mcqa,
         model_run_args,
@@ -218,7 +218,7 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
               grad_modes: tuple = ("inference",), repeats: int = 1) -> bool:
     import torch
 
-    from tests import tiny_models
+    from siuo_dev import tiny_models
 
     model_dir = work / f"qwen2_5_vl_{size}"
     dtype = "bfloat16"
@@ -258,7 +258,7 @@ def _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_si
     """(a) the bare transformers loop, in a fresh process."""
     import subprocess
 
-    from tests.lmms_eval_runs import PYTHON
+    from siuo_dev.lmms_eval_runs import PYTHON
 
     bare_json = work / "bare.json"
     bare_json.unlink(missing_ok=True)
@@ -280,7 +280,7 @@ def _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_si
 
 def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens, batch_size, repeat) -> dict | None:
     """(b) lmms-eval's qwen2_5_vl chat class, fresh process, generation phase timed from inside."""
-    from tests.lmms_eval_runs import (
+    from siuo_dev.lmms_eval_runs import (
         PYTHON,
         check_gen,
         check_mcqa,
@@ -361,8 +361,8 @@ def cmd_bare(argv) -> None:
     """A bare transformers generate loop over the first --limit items of each setting."""
     import torch
 
-    from siuo_task.data import load_items
-    from tests.reference_generate import QwenVLReference, load_image, siuo_prompt
+    from siuo_task.core.data import load_items
+    from siuo_dev.reference_generate import QwenVLReference, load_image, siuo_prompt
 
     p = argparse.ArgumentParser(prog="gpu_check.py _bare")
     for name in ("--model", "--data", "--device", "--json"):
@@ -403,7 +403,7 @@ def cmd_timed_lmms_eval(argv) -> None:
     timing_path, args = Path(argv[0]), argv[1:]
     from lmms_eval import models
 
-    from siuo_task import lmms_eval_adapter
+    from siuo_task.harnesses.lmms_eval import hooks as lmms_eval_adapter
 
     # SIUO's request hooks, timed where the task's utils.py imports them from (it binds them when
     # lmms-eval loads the task, after this); nested hook calls count once.

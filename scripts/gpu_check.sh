@@ -29,7 +29,7 @@ else
   echo "gpu_check: no wheels in $WHEELS/: using only the packages already installed for $PY"
 fi
 # siuo-task itself, installed (its task YAMLs are package data), ahead of the checkout; the checkout
-# stays on the path for the tests' helpers (tests/tiny_models.py, ...).
+# stays on the path for the tests' helpers (siuo_dev/tiny_models.py, ...).
 if "$PY" -m pip install -q --no-deps --no-build-isolation --no-index --no-compile --upgrade --target "$SITE" . >/dev/null 2>&1; then
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}:$PWD"
 else

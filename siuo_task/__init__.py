@@ -1,23 +1,21 @@
 """SIUO ("Safe Inputs but Unsafe Output") as a task for lmms-eval and lm-eval.
 
-The modules, one job each:
+One folder per layer; imports only point down (CI checks it: ``lint-imports``):
 
-- ``data``      load and validate the release (local dir or the pinned Hugging Face revision)
-- ``prompts``   the benchmark's prompt texts, verbatim, and their hashes
-- ``mcqa``      the MCQA answer parser (official decisions) and scoring policy
-- ``verdicts``  reading the judge's safety / effectiveness verdicts
-- ``metrics``   voting, rates, confidence intervals, per-category tables (pure functions)
-- ``judge``     the OpenAI-compatible judge client (concurrency, cache, retries, budget)
-- ``scoring``   the one scoring code path shared by every harness and ``siuo score``
-- ``schema``    the result schema and its vocabulary: task and metric names, file names, the atomic writer
-- ``harness_common``  what both harness adapters share (records, one scoring session per evaluation)
-- ``lmms_eval_adapter`` / ``lm_eval_adapter``  thin harness adapters; ``lmms_eval_plugin`` makes lmms-eval find the tasks
-- ``results_io`` / ``export`` / ``agree``  reading (following each run's link to its SIUO file), exporting, judge agreement
-- ``report`` / ``report_figures`` / ``report_render``  the report's model, its pictures (matplotlib), its Markdown/HTML
-- ``cli``       the ``siuo`` command
+- ``core``       the protocol: data, prompts, MCQA parsing, verdicts, voting and metrics, the result
+                 schema and vocabulary, the one scoring path. Imports nothing else of the package.
+- ``judge``      the OpenAI-compatible judge client (endpoint, transport, retries, images, cache).
+- ``harnesses``  one folder per harness (hooks, plugin, task YAMLs) and what they share
+                 (the harness call, per-item records, one scoring session per evaluation).
+- ``results``    reading result files and run folders, verify, compare, agree, export, report.
+- ``cli``        the ``siuo`` command.
 
-PROTOCOL.md at the repository root documents every choice and deviation.
-Importing this package does no network access and no heavy work.
+PROTOCOL.md documents every choice and deviation. Importing this package does no network access
+and no heavy work.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from siuo_task import _compat  # noqa: E402
+
+_compat.install()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .testing import build_data_dir, find_release_json, offline_env
+from siuo_dev.testing import PYTHON, build_data_dir, find_release_json, harness_env  # noqa: F401 (PYTHON, harness_env: for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_BUGS_ENV = "SIUO_RUN_UPSTREAM_BUGS"
@@ -54,10 +54,3 @@ def clean_env(monkeypatch):
             monkeypatch.delenv(key, raising=False)
     return monkeypatch
 
-
-def harness_env(extra=None):
-    """Environment for a harness subprocess: offline, quiet, no caller SIUO_/OPENAI_ settings."""
-    return offline_env(extra)
-
-
-PYTHON = sys.executable

@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import binomtest
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.compare import CompareRefused, compare, paired_rows
-from siuo_task.data import load_items
-from siuo_task.stats import PairedTable, mcnemar_exact_p, newcombe_paired_ci
+from siuo_task.results.compare import CompareRefused, compare, paired_rows
+from siuo_task.core.data import load_items
+from siuo_task.core.stats import PairedTable, mcnemar_exact_p, newcombe_paired_ci
 
 from .verify_helpers import FakeOpenAIServer, edited, gen_answers, load, score_gen_file, score_mcqa_file
 
@@ -218,7 +218,7 @@ def test_paired_rows_for_the_report(mcqa_pair):
 
 
 def test_paired_cells_pair_each_setting(mcqa_pair, tmp_path):
-    from siuo_task.compare import paired_cells
+    from siuo_task.results.compare import paired_cells
 
     data_dir = mcqa_pair["data_dir"]
     items = load_items("gen", data_dir, check_images=False)[0]

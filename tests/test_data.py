@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from siuo_task import data
+from siuo_task.core import data
 from siuo_task.cli import main as siuo_main
 
 
@@ -122,7 +122,7 @@ def test_import_does_no_work():
     import subprocess
     import sys
 
-    code = "import sys, siuo_task, siuo_task.data, siuo_task.scoring, siuo_task.cli; print(sorted(m for m in ('torch','datasets','huggingface_hub','httpx','PIL','lmms_eval') if m in sys.modules))"
+    code = "import sys, siuo_task, siuo_task.core.data, siuo_task.core.scoring, siuo_task.cli; print(sorted(m for m in ('torch','datasets','huggingface_hub','httpx','PIL','lmms_eval') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from siuo_task.cli import main
-from siuo_task.doctor import format_report
+from siuo_task.cli.doctor import format_report
 
-from .fake_judge_server import FakeOpenAIServer
-from .lmms_eval_runs import free_port
+from siuo_dev.fake_judge_server import FakeOpenAIServer
+from siuo_dev.lmms_eval_runs import free_port
 
 pytestmark = pytest.mark.e2e  # the doctor builds lmms-eval's own task index (the harness, in-process)
 
@@ -94,7 +94,7 @@ def test_vllm_class_decoding_trap(judge, capsys):
 def test_key_source_names_the_variable_never_the_key(clean_env):
     from types import SimpleNamespace
 
-    from siuo_task.doctor import _key_source
+    from siuo_task.cli.doctor import _key_source
 
     assert _key_source(SimpleNamespace(key_source="OPENAI_API_KEY", api_key=SECRET)) == "the key from OPENAI_API_KEY"
     assert _key_source(SimpleNamespace(key_source=None, api_key=SECRET)) == "no key"  # the judge's scoping rule decides

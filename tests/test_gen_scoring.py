@@ -13,13 +13,13 @@ import pytest
 from scipy import stats
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import load_items
+from siuo_task.core.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT, JudgeClient, JudgeConfig, JudgeFatal, JudgeReply
-from siuo_task.mcqa import FAILED_REQUEST_MARKER
-from siuo_task.scoring import SIUOInvalidResult, assemble_gen, check_valid, score_gen
+from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
+from siuo_task.core.scoring import SIUOInvalidResult, assemble_gen, check_valid, score_gen
 
 from .conftest import PYTHON, harness_env
-from .fake_judge_server import FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder, prompt_text
 
 SECRET = "sk-test-SECRET-gen-0042"
 

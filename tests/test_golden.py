@@ -13,10 +13,11 @@ import random
 
 import pytest
 
-from siuo_task import metrics, prompts
-from siuo_task.data import CATEGORIES, N_ITEMS, OPTION_LETTERS
-from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, POLICIES, parse_official, seeded_guess
-from siuo_task.verdicts import official_safety, parse_effectiveness, parse_safety
+from siuo_task.core import metrics
+from siuo_task.core import prompts
+from siuo_task.core.data import CATEGORIES, N_ITEMS, OPTION_LETTERS
+from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER, POLICIES, parse_official, seeded_guess
+from siuo_task.core.verdicts import official_safety, parse_effectiveness, parse_safety
 
 from .conftest import RELEASE
 

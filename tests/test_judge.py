@@ -33,7 +33,7 @@ from siuo_task.judge import (
     redact,
 )
 
-from .fake_judge_server import FakeOpenAIServer, default_responder
+from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder
 
 SECRET = "sk-test-SECRET-123"
 SAFETY = (

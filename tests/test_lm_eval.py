@@ -16,14 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task import harness_common, lm_eval_adapter, prompts, schema
-from siuo_task.data import CATEGORIES, load_items
+from siuo_task.harnesses import call as harness_call_mod
+from siuo_task.harnesses.lm_eval import hooks as lm_eval_adapter
+from siuo_task.core import prompts
+from siuo_task.core import schema
+from siuo_task.core.data import CATEGORIES, load_items
 from siuo_task.judge import JudgeUnavailable
-from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER
-from siuo_task.paths import lm_eval_tasks_dir
+from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
+from siuo_task.harnesses.paths import lm_eval_tasks_dir
 
 from .conftest import PYTHON, harness_env
-from .fake_judge_server import FakeOpenAIServer
+from siuo_dev.fake_judge_server import FakeOpenAIServer
 
 pytest.importorskip("lm_eval")
 
@@ -87,7 +90,7 @@ def run_through_lm_eval(task, answer_for) -> dict:
 def run_through_lmms_eval(task: str, process_results, answer_for) -> dict:
     """What lmms-eval does: build the docs (which begins the task's scoring session), process_results
     per doc, then each aggregation."""
-    from siuo_task import lmms_eval_adapter as lmms
+    from siuo_task.harnesses.lmms_eval import hooks as lmms
 
     process_docs = {"siuo_mcqa": lmms.mcqa_process_docs, "siuo_gen": lmms.gen_process_docs,
                     "siuo_gen_vote3": lmms.gen_vote3_process_docs}[task]
@@ -258,15 +261,15 @@ def test_provenance_records_the_command_without_secrets(clean_env):
     ])
     call = lm_eval_adapter.harness_call()
     assert call.found_in == "the command line"
-    info = harness_common.harness_info(call, None)
+    info = harness_call_mod.harness_info(call, None)
     assert info["name"] == "lm-eval" and info["model"] == "local-chat-completions" and info["limit"] == 5
     assert info["model_args"]["model"] == "m" and info["model_args"]["api_key"] == "<redacted>"
     assert info["gen_kwargs"] == {"max_gen_toks": 7}
     assert "SECRET" not in json.dumps(info)
     assert info["task_generation_kwargs"] is None
-    assert harness_common.harness_info(call, lm_eval_adapter._task_config("siuo_mcqa"))["task_generation_kwargs"] == {
+    assert harness_call_mod.harness_info(call, lm_eval_adapter._task_config("siuo_mcqa"))["task_generation_kwargs"] == {
         "until": [], "max_gen_toks": 5, "temperature": 0.0, "do_sample": False}
-    vote3 = harness_common.harness_info(call, lm_eval_adapter._task_config("siuo_gen_vote3"))["task_generation_kwargs"]
+    vote3 = harness_call_mod.harness_info(call, lm_eval_adapter._task_config("siuo_gen_vote3"))["task_generation_kwargs"]
     assert vote3["repeats"] == 3 and vote3["temperature"] == 1.0 and vote3["max_gen_toks"] == 500
 
 
@@ -283,7 +286,7 @@ def test_mcqa_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_p
     headline = run_through_lm_eval(load_task("siuo_mcqa"), lambda doc: answers[doc["question_id"]])
     via_lm_eval = only_result(tmp_path / "lm_eval", "siuo_mcqa")
 
-    from siuo_task import lmms_eval_adapter as lmms
+    from siuo_task.harnesses.lmms_eval import hooks as lmms
 
     (tmp_path / "lmms").mkdir()
     mp.chdir(tmp_path / "lmms")  # lmms-eval without an output path writes ./siuo_results
@@ -327,7 +330,7 @@ def test_gen_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_pa
     headline = run_through_lm_eval(load_task(task_name), harness_reply)
     via_lm_eval = only_result(tmp_path / "lm_eval", task_name)
 
-    from siuo_task import lmms_eval_adapter as lmms
+    from siuo_task.harnesses.lmms_eval import hooks as lmms
 
     process_results = lmms.gen_process_results if n_answers == 1 else lmms.gen_vote3_process_results
     (tmp_path / "lmms").mkdir()
@@ -371,7 +374,7 @@ def test_gen_parity_lm_eval_lmms_eval_and_siuo_score(data_dir, judge_env, tmp_pa
 
 @pytest.fixture(scope="module")
 def tiny_vlm(tmp_path_factory):
-    from .tiny_models import build_tiny_qwen2_vl
+    from siuo_dev.tiny_models import build_tiny_qwen2_vl
 
     return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny_qwen2_vl"))
 

@@ -4,9 +4,10 @@ import pytest
 
 pytest.importorskip("lmms_eval")
 
-from siuo_task import lmms_eval_adapter as adapter  # noqa: E402
-from siuo_task.data import load_items  # noqa: E402
-from siuo_task.prompts import mcqa_prompt  # noqa: E402
+from siuo_task.harnesses.lmms_eval import decoding  # noqa: E402
+from siuo_task.harnesses.lmms_eval import hooks as adapter  # noqa: E402
+from siuo_task.core.data import load_items  # noqa: E402
+from siuo_task.core.prompts import mcqa_prompt  # noqa: E402
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ SAMPLED_GEN = {"max_new_tokens": 500, "temperature": 1.0, "do_sample": True, "un
     (["--model", "no_such_model_class"], GREEDY_MCQA, None),
 ])
 def test_model_decoding_follows_the_model_class_rules(argv, task_kwargs, expected):
-    found = adapter.model_decoding(argv, task_kwargs)
+    found = decoding.model_decoding(argv, task_kwargs)
     if expected is None:
         assert found is None
     else:

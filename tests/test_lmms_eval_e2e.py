@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import load_items
+from siuo_task.core.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT
-from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER
-from siuo_task.paths import lmms_eval_tasks_dir
-from siuo_task.schema import linked_result_path
+from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
+from siuo_task.harnesses.paths import lmms_eval_tasks_dir
+from siuo_task.core.schema import linked_result_path
 
 from .conftest import PYTHON, harness_env
-from .fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from .test_golden import GUESSES_BY_SORTED_ID
 
 pytestmark = pytest.mark.e2e
@@ -225,7 +225,7 @@ TWO_EVALUATIONS = """
 import json, os, sys
 from lmms_eval.evaluator import simple_evaluate
 from lmms_eval.tasks import TaskManager
-from siuo_task.paths import lmms_eval_tasks_dir
+from siuo_task.harnesses.paths import lmms_eval_tasks_dir
 
 plan = json.loads(sys.argv[1])
 manager = TaskManager(include_path=str(lmms_eval_tasks_dir()))

@@ -1,8 +1,8 @@
 """SIUO through lmms-eval's built-in LOCAL model classes, on CPU, with tiny random-weight checkpoints.
 
 Each test runs the real ``lmms-eval`` CLI in a subprocess (``--device cpu``) on a tiny checkpoint
-built offline by :mod:`tests.tiny_models`, a handful of items, and a fake judge on 127.0.0.1 for
-siuo_gen. The answers are gibberish; the checks (:mod:`tests.lmms_eval_runs`) read the result
+built offline by :mod:`siuo_dev.tiny_models`, a handful of items, and a fake judge on 127.0.0.1 for
+siuo_gen. The answers are gibberish; the checks (:mod:`siuo_dev.lmms_eval_runs`) read the result
 files: items complete and not doubled, numbers equal to what the per-item records give, one judge
 call per needed call, and - where the class allows an exact reference - every answer equal to a
 bare transformers ``generate`` of the same item.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from .lmms_eval_runs import (
+from siuo_dev.lmms_eval_runs import (
     check_gen,
     check_mcqa,
     data_parallel_launcher,
@@ -24,7 +24,7 @@ from .lmms_eval_runs import (
     reference_mismatches,
     run_lmms_eval,
 )
-from .tiny_models import build_qwen2_5_vl, build_tiny_llava, build_tiny_qwen2_vl
+from siuo_dev.tiny_models import build_qwen2_5_vl, build_tiny_llava, build_tiny_qwen2_vl
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ import collections
 
 import pytest
 
-from siuo_task.mcqa import CHOICES, FAILED_REQUEST_MARKER, MCQAOutcome, is_failed_request, parse_official, score_item, seeded_guess
+from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER, MCQAOutcome, is_failed_request, parse_official, score_item, seeded_guess
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import CATEGORIES, load_items
-from siuo_task.scoring import SIUOScoringError, score_mcqa
+from siuo_task.core.data import CATEGORIES, load_items
+from siuo_task.core.scoring import SIUOScoringError, score_mcqa
 
 
 @pytest.fixture

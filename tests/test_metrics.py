@@ -1,6 +1,6 @@
 import pytest
 
-from siuo_task import metrics
+from siuo_task.core import metrics
 
 
 @pytest.mark.parametrize(

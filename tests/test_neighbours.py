@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from .fake_judge_server import FakeOpenAIServer, prompt_text
+from siuo_dev.fake_judge_server import FakeOpenAIServer, prompt_text
 
 from .conftest import PYTHON, harness_env
 from .test_lmms_eval_e2e import make_responder, model_args, run_lmms_eval, siuo_file
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 INDEX_SCRIPT = """
 import json, sys
 from lmms_eval.tasks import TaskManager
-from siuo_task.lmms_eval_plugin import install_task_path
+from siuo_task.harnesses.lmms_eval.plugin import install_task_path
 assert install_task_path()
 wrapped = TaskManager.initialize_tasks
 TaskManager.initialize_tasks = wrapped.__wrapped__  # lmms-eval as it ships

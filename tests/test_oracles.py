@@ -15,9 +15,10 @@ from types import SimpleNamespace
 import pytest
 
 import siuo_task
-from siuo_task import metrics, scoring
-from siuo_task.data import CATEGORIES, DataSource
-from siuo_task.mcqa import FAILED_REQUEST_MARKER
+from siuo_task.core import metrics
+from siuo_task.core import scoring
+from siuo_task.core.data import CATEGORIES, DataSource
+from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
 
 # ------------------------------------------------------------------------------------------- rates
 

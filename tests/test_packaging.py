@@ -18,20 +18,26 @@ def test_wheel_carries_tasks_and_entry_point(tmp_path):
     wheel = next(tmp_path.glob("siuo_task-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("siuo_mcqa.yaml", "siuo_gen.yaml", "siuo_gen_vote3.yaml", "siuo.yaml", "_default_template_yaml", "utils.py", "placeholder.jsonl"):
-        assert f"siuo_task/yaml_tasks/lmms_eval/siuo/{name}" in names, name
-    assert any(n.startswith("siuo_task/yaml_tasks/lm_eval/siuo/") and n.endswith(".yaml") for n in names)
+        assert f"siuo_task/harnesses/lmms_eval/tasks/siuo/{name}" in names, name
+    assert any(n.startswith("siuo_task/harnesses/lm_eval/tasks/siuo/") and n.endswith(".yaml") for n in names)
+    assert not any(n.startswith(("siuo_dev/", "tests/", "benchmarks/", "scripts/")) for n in names)  # dev-only code stays out
     assert not any(n.endswith(("siuo_gen.json", "siuo_mcqa.json")) for n in names)  # the data is never shipped
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "[lmms_eval.models]" in entry_points and "siuo_task.lmms_eval_plugin:register" in entry_points
+    assert "[lmms_eval.models]" in entry_points and "siuo_task.harnesses.lmms_eval.plugin:register" in entry_points
     assert "siuo = siuo_task.cli:main" in entry_points
     # installed as plain files, the package finds its task folders
     target = tmp_path / "site"
     subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300)
     env = dict(os.environ, PYTHONPATH=str(target))
-    code = "from siuo_task.paths import lmms_eval_tasks_dir, lm_eval_tasks_dir; print(lmms_eval_tasks_dir()); print(lm_eval_tasks_dir())"
+    code = "from siuo_task.harnesses.paths import lmms_eval_tasks_dir, lm_eval_tasks_dir; print(lmms_eval_tasks_dir()); print(lm_eval_tasks_dir())"
     out = subprocess.run([PYTHON, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
-    assert Path(out[0]) == target / "siuo_task" / "yaml_tasks" / "lmms_eval" and (Path(out[0]) / "siuo" / "siuo_mcqa.yaml").is_file()
-    assert Path(out[1]) == target / "siuo_task" / "yaml_tasks" / "lm_eval"
+    assert Path(out[0]) == target / "siuo_task" / "harnesses" / "lmms_eval" / "tasks" and (Path(out[0]) / "siuo" / "siuo_mcqa.yaml").is_file()
+    assert Path(out[1]) == target / "siuo_task" / "harnesses" / "lm_eval" / "tasks"
+    # the 0.1 import paths users' YAML copies name still resolve from the installed wheel, with a warning
+    code = ("import warnings; warnings.simplefilter('error'); import siuo_task\n"
+            "try:\n    import siuo_task.lm_eval_adapter\nexcept Warning as w:\n    print(type(w).__name__, w)")
+    out = subprocess.run([PYTHON, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("SIUODeprecationWarning") and "siuo_task.harnesses.lm_eval.hooks" in out, out
 
 
 def test_task_yaml_names_its_placeholder_by_absolute_path(tmp_path, monkeypatch):
@@ -40,7 +46,7 @@ def test_task_yaml_names_its_placeholder_by_absolute_path(tmp_path, monkeypatch)
     import pytest
 
     lmms_utils = pytest.importorskip("lmms_eval.utils")
-    from siuo_task.paths import lmms_eval_tasks_dir
+    from siuo_task.harnesses.paths import lmms_eval_tasks_dir
 
     monkeypatch.chdir(tmp_path)
     for task in ("siuo_mcqa", "siuo_gen", "siuo_gen_vote3"):

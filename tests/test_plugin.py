@@ -6,13 +6,13 @@ import pytest
 
 lmms_tasks = pytest.importorskip("lmms_eval.tasks")
 
-from siuo_task import lmms_eval_plugin  # noqa: E402
-from siuo_task.paths import lmms_eval_tasks_dir  # noqa: E402
+from siuo_task.harnesses.lmms_eval import plugin as lmms_eval_plugin  # noqa: E402
+from siuo_task.harnesses.paths import lmms_eval_tasks_dir  # noqa: E402
 
 
 def test_entry_point_is_registered():
     eps = [ep for ep in importlib.metadata.entry_points(group="lmms_eval.models") if ep.name == "siuo_task"]
-    assert len(eps) == 1 and eps[0].value == "siuo_task.lmms_eval_plugin:register"
+    assert len(eps) == 1 and eps[0].value == "siuo_task.harnesses.lmms_eval.plugin:register"
     assert eps[0].load()() == []  # registers no model
 
 

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from siuo_task import prompts
+from siuo_task.core import prompts
 
 # sha256 of the templates as they stand in sinwang20/SIUO eval/ at commit 18974b6 (typos included).
 PINNED = {

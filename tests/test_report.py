@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task.agree import agreement
+from siuo_task.results.agree import agreement
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import load_items
-from .fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_task.core.data import load_items
+from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.judge import JudgeReply
-from siuo_task.report import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
-from siuo_task.report_figures import capability_figure, category_figure
-from siuo_task.report_render import to_markdown
-from siuo_task.results_io import ModelRecord, ReportInputError, load_records
-from siuo_task.scoring import assemble_gen, score_mcqa
+from siuo_task.results.report.model import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
+from siuo_task.results.report.figures import capability_figure, category_figure
+from siuo_task.results.report.render import to_markdown
+from siuo_task.results.io import ModelRecord, ReportInputError, load_records
+from siuo_task.core.scoring import assemble_gen, score_mcqa
 
 from .conftest import PYTHON, harness_env
 
@@ -604,7 +604,7 @@ def test_safety_vs_capability_table_and_scatter(run, tmp_path):
 
 
 def _mcqa_result(data_dir, correct_on, n=None):
-    """An MCQA result scored by siuo_task.scoring: the right option on the items ``correct_on`` picks
+    """An MCQA result scored by siuo_task.core.scoring: the right option on the items ``correct_on`` picks
     (by position), a wrong one elsewhere; ``n``: answers to the first n items only, as a --limit run."""
     items, source = load_items("mcqa", data_dir, check_images=False)
     responses = {}

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from siuo_task import harness_common, schema, scoring
+from siuo_task.harnesses import call as harness_call_mod, records, session as harness_session
+from siuo_task.core import schema
+from siuo_task.core import scoring
 
 
 def test_atomic_writer_leaves_no_temporary_file(tmp_path):
@@ -28,17 +30,17 @@ def test_secret_hints_redact_model_args():
 
 
 def test_answers_from_results_never_turn_a_missing_answer_into_text():
-    assert harness_common.answers_from_results([None]) == [None]
-    assert harness_common.answers_from_results([]) == [None]
-    assert harness_common.answers_from_results([["a", 3, None]]) == ["a", None, None]
-    assert harness_common.answers_from_results(["B\n"]) == ["B\n"]  # normalised once, in scoring
+    assert records.answers_from_results([None]) == [None]
+    assert records.answers_from_results([]) == [None]
+    assert records.answers_from_results([["a", 3, None]]) == ["a", None, None]
+    assert records.answers_from_results(["B\n"]) == ["B\n"]  # normalised once, in scoring
     assert scoring.normalize_answer(" Ｂ\n") == "B" and scoring.normalize_answer(None) is None
 
 
 def _session_with(monkeypatch, tmp_path, extra: dict):
     monkeypatch.setenv("SIUO_RESULTS_DIR", str(tmp_path))
     monkeypatch.delenv("SIUO_MCQA_POLICY", raising=False)
-    monkeypatch.setattr(harness_common.data, "load_items", lambda setting, check_images=False: ([], None))
+    monkeypatch.setattr(harness_session.data, "load_items", lambda setting, check_images=False: ([], None))
     calls = []
 
     def score_mcqa(responses, items, **kwargs):
@@ -46,8 +48,8 @@ def _session_with(monkeypatch, tmp_path, extra: dict):
         return {"task": "siuo_mcqa", "metrics": {"accuracy": 50.0, "unparsed": 0.0}, "counts": {"n": 1, "unparsed": 0, "failed": 0},
                 "by_category": {}, "provenance": {"harness": kwargs["harness"]}, **extra}
 
-    monkeypatch.setattr(harness_common.scoring, "score_mcqa", score_mcqa)
-    sessions = harness_common.Sessions(lambda: harness_common.HarnessCall("test", "pytest"), lambda m: None, lambda m: None)
+    monkeypatch.setattr(harness_session.scoring, "score_mcqa", score_mcqa)
+    sessions = harness_session.Sessions(lambda: harness_call_mod.HarnessCall("test", "pytest"), lambda m: None, lambda m: None)
     return sessions, calls
 
 
@@ -81,7 +83,7 @@ def test_a_later_evaluation_never_overwrites_an_earlier_ones_linked_file(monkeyp
     sessions, _ = _session_with(monkeypatch, tmp_path / "unused", {"valid": True})
     monkeypatch.delenv("SIUO_RESULTS_DIR")
     linked = tmp_path / "model" / "20261202_010203_siuo_siuo_mcqa.json"
-    call = harness_common.HarnessCall("test", "pytest", result_path=lambda task: linked)
+    call = harness_call_mod.HarnessCall("test", "pytest", result_path=lambda task: linked)
     records = [{"task": "siuo_mcqa", "question_id": 1001, "response": "A"}]
     first = sessions.begin("siuo_mcqa", call)
     sessions.metric("accuracy")(records)

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import load_items
-from siuo_task.mcqa import CHOICES
-from siuo_task.schema import linked_result_path
+from siuo_task.core.data import load_items
+from siuo_task.core.mcqa import CHOICES
+from siuo_task.core.schema import linked_result_path
 
 from .conftest import REPO, harness_env
-from .fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
-from .lmms_eval_runs import check_gen, check_mcqa, model_run_args, run_lmms_eval
+from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.lmms_eval_runs import check_gen, check_mcqa, model_run_args, run_lmms_eval
 from .stacks import STACKS, build_stacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
@@ -152,7 +152,7 @@ def _run_tiny_qwen2_vl(stack, data_dir) -> None:
     """The tiny checkpoint, written by the stack's own transformers (a 5.x save need not load in 4.x), then
     siuo_mcqa + siuo_gen on it through lmms-eval's qwen2_vl class."""
     dst = stack.root / "tiny_qwen2_vl"
-    code = f"from tests.tiny_models import build_tiny_qwen2_vl; build_tiny_qwen2_vl({str(dst)!r})"
+    code = f"from siuo_dev.tiny_models import build_tiny_qwen2_vl; build_tiny_qwen2_vl({str(dst)!r})"
     start = time.perf_counter()
     proc = subprocess.run([stack.python, "-c", code], cwd=REPO, env=harness_env(), capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from siuo_task.verdicts import official_safety, parse_effectiveness, parse_safety
+from siuo_task.core.verdicts import official_safety, parse_effectiveness, parse_safety
 
 SAFE_FORMS = [
     # every alternative listed by the official extract_safety regex, True and False

@@ -11,10 +11,10 @@ from collections import defaultdict
 
 import pytest
 
-from siuo_task import schema
+from siuo_task.core import schema
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import HF_REVISION, load_items
-from siuo_task.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
+from siuo_task.core.data import HF_REVISION, load_items
+from siuo_task.results.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
 
 from .verify_helpers import (
     FakeOpenAIServer,
@@ -251,13 +251,13 @@ def harness_run(data_dir, tmp_path_factory):
     write the per-item files beside the model's results file (named by the schema's link); the
     results.json then holds the headline numbers the harness got back."""
     pytest.importorskip("lmms_eval")
-    from siuo_task import harness_common
-    from siuo_task import lmms_eval_adapter as adapter
+    from siuo_task.harnesses import call as harness_call_mod
+    from siuo_task.harnesses.lmms_eval import hooks as adapter
 
     out = tmp_path_factory.mktemp("harness_out")
     results_path = out / "fake-model" / f"{RUN_STAMP}{schema.LMMS_EVAL_RESULTS_SUFFIX}"
     model_args = "model_version=fake-model,api_key=SECRET"
-    call = harness_common.HarnessCall(
+    call = harness_call_mod.HarnessCall(
         "lmms-eval", "lmms_eval", model="openai", model_args=model_args, gen_kwargs="",
         result_path=lambda task: schema.linked_result_path(results_path, {}, task), found_in="the evaluator call")
     gen_items = load_items("gen", data_dir, check_images=False)[0]

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from siuo_task import results_io
+from siuo_task.results import io as results_io
 
 from .conftest import PYTHON, harness_env
 from .verify_helpers import FakeOpenAIServer

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from siuo_task.data import load_items
+from siuo_task.core.data import load_items
 
-from .lmms_eval_runs import check_gen, check_mcqa, run_lmms_eval
-from .reference_generate import siuo_prompt
-from .tiny_models import build_qwen2_5_vl
+from siuo_dev.lmms_eval_runs import check_gen, check_mcqa, run_lmms_eval
+from siuo_dev.reference_generate import siuo_prompt
+from siuo_dev.tiny_models import build_qwen2_5_vl
 
 pytestmark = pytest.mark.e2e
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.data import load_items
-from siuo_task.mcqa import FAILED_REQUEST_MARKER
+from siuo_task.core.data import load_items
+from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
 
-from .fake_judge_server import FakeOpenAIServer  # the one import of the fake judge in these tests
+from siuo_dev.fake_judge_server import FakeOpenAIServer  # the one import of the fake judge in these tests
 
 KEY = "sk-test-verify-0015"
 JUDGE = "fake-judge"

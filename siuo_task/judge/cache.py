@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from ..schema import write_bytes_atomic
+from siuo_task.core.schema import write_bytes_atomic
 
 logger = logging.getLogger("siuo_task.judge")
 

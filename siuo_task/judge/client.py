@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .. import __version__
+from siuo_task import __version__
 from .cache import ImageHashes, ReplyCache, as_count, cache_key
 from .config import DEFAULT_AZURE_API_VERSION, JudgeConfig, is_azure, is_openai_api, redact
 

@@ -1,0 +1,82 @@
+"""Helpers for tests and benchmarks: a local SIUO data directory with placeholder images.
+
+Lives with the tests (it knows this checkout's layout), not in the package. Benchmarks and scripts
+import it as ``siuo_dev.testing`` with the repository root on ``sys.path``.
+
+The release JSON is read from ``SIUO_DATA_DIR`` (when it holds the two files) or from the
+``shared/siuo`` folder beside the checkout; it is never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+from siuo_task.core.data import FILES, IMAGES_DIR
+
+
+def offline_env(extra: Optional[dict] = None) -> dict:
+    """Environment for a harness or CLI child process: offline, quiet, and without the caller's
+    ``SIUO_*`` / ``OPENAI_*`` settings (so a developer's real key or judge never leaks into a test)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "WANDB_MODE": "disabled",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def find_release_json() -> Optional[Path]:
+    """The folder holding ``siuo_gen.json`` and ``siuo_mcqa.json``, or ``None``."""
+    candidates = []
+    if os.environ.get("SIUO_DATA_DIR"):
+        candidates.append(Path(os.environ["SIUO_DATA_DIR"]))
+    repo = Path(__file__).resolve().parents[1]
+    candidates += [repo.parent / "shared" / "siuo", repo / "shared" / "siuo"]
+    for folder in candidates:
+        if all((folder / name).is_file() for name in FILES.values()):
+            return folder
+    return None
+
+
+def build_data_dir(dst: Path, src: Optional[Path] = None, size: tuple = (64, 48)) -> Path:
+    """Copy the release JSON into ``dst`` and draw one small distinct PNG per item under ``images/``."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    src = src or find_release_json()
+    if src is None:
+        raise FileNotFoundError("SIUO release JSON not found (set SIUO_DATA_DIR or provide ../shared/siuo)")
+    dst = Path(dst)
+    (dst / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    for name in FILES.values():
+        shutil.copyfile(src / name, dst / name)
+    with open(dst / FILES["gen"], encoding="utf-8") as fh:
+        items = json.load(fh)
+    for index, item in enumerate(items):
+        path = dst / IMAGES_DIR / item["image"]
+        if path.exists():
+            continue
+        img = Image.new("RGB", size, ((index * 37) % 256, (index * 91) % 256, (index * 53) % 256))
+        ImageDraw.Draw(img).text((2, 2), str(item["question_id"]), fill=(255, 255, 255))
+        img.save(path)
+    return dst
+
+
+def harness_env(extra=None):
+    """Environment for a harness subprocess: offline, quiet, no caller SIUO_/OPENAI_ settings."""
+    return offline_env(extra)
+
+
+PYTHON = sys.executable

@@ -1,0 +1,5 @@
+import sys
+
+from siuo_task.cli.app import main
+
+sys.exit(main())

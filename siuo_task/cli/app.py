@@ -1,0 +1,269 @@
+"""The ``siuo`` command: check data, score existing answers, print the installed task folders.
+
+    siuo data check [DIR]
+    siuo score mcqa RESPONSES.json --out RESULT.json [--data-dir DIR] [--policy official|strict]
+    siuo score gen  RESPONSES.json --out RESULT.json [--data-dir DIR] [--judge-model M] [--judge-base-url URL]
+                    [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N] [--task siuo_gen_vote3]
+    siuo tasks-path [--harness lmms-eval|lm-eval]
+    siuo doctor [--model NAME --model_args ARGS --gen_kwargs ARGS] [--tasks T] [--include_path P] [--json]
+    siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper] [--capability TASK[,METRIC]]
+    siuo export RUN_DIR --to official [--out DIR]
+    siuo agree RESULT_A RESULT_B
+    siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json]
+    siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--json]
+
+Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable,
+4 when `siuo score gen` wrote a result marked invalid; 1 when `siuo verify` finds a number that does
+not recompute, or `siuo doctor` finds a problem that would make a run fail (each printed with its fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from siuo_task import __version__
+
+
+def _print_err(message: str) -> None:
+    print(f"siuo: error: {message}", file=sys.stderr)
+
+
+def _read_submission(path: str, answer_field: str) -> list:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rows = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})")
+    if isinstance(rows, dict):  # tolerate {"items": [...]} or {"responses": [...]}
+        rows = rows.get("items") or rows.get("responses") or rows.get("data")
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of items with question_id and {answer_field}")
+    seen = set()
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or "question_id" not in row:
+            raise ValueError(f"{path}: item #{index} has no question_id")
+        if answer_field not in row:
+            raise ValueError(f"{path}: item question_id={row['question_id']} has no {answer_field!r} field")
+        if row["question_id"] in seen:
+            raise ValueError(f"{path}: question_id={row['question_id']} appears twice")
+        seen.add(row["question_id"])
+    return rows
+
+
+def _write_json(path: str, payload: dict) -> None:
+    """Write a result file (atomically); the caller then fails on one that says it is not valid."""
+    from siuo_task.core.schema import write_json_atomic
+
+    write_json_atomic(path, payload)
+
+
+def _summary_line(result: dict) -> str:
+    metrics = ", ".join(f"{k}={v}" for k, v in result["metrics"].items())
+    ci = result.get("ci95", {})
+    extra = ""
+    if "judge_errors" in result:
+        extra = f"; judge errors {result['judge_errors']}; generation failures {result['counts']['generation_failures']}"
+    else:
+        extra = f"; unparsed {result['counts']['unparsed']}; failed requests {result['counts']['failed']}"
+    missing = result["counts"].get("missing")
+    if missing:
+        extra += f"; {missing} item(s) had no answer"
+    return f"{result['task']}: {metrics} (n={result['counts']['n']}; 95% CI {ci}{extra})"
+
+
+def cmd_data_check(args) -> int:
+    from siuo_task.core.data import check_data_dir
+
+    summary = check_data_dir(args.dir)
+    src = summary["source"]
+    print(f"SIUO data OK: {src['data_dir']} (from {src['origin']}{', revision ' + src['hf_revision'] if src['hf_revision'] else ''})")
+    print(f"  items: gen {summary['items']['gen']}, mcqa {summary['items']['mcqa']}; images: {summary['images']} (all present and decodable)")
+    print("  categories:")
+    for cat, n in summary["categories"].items():
+        print(f"    {cat:32s} {n:3d}")
+    print("  MCQA correct option: " + ", ".join(f"{k} {v}" for k, v in summary["mcqa_correct_option"].items()))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_score_mcqa(args) -> int:
+    from siuo_task.core.data import load_items
+    from siuo_task.core.scoring import score_mcqa
+
+    rows = _read_submission(args.responses, "response_mcqa")
+    items, source = load_items("mcqa", args.data_dir, check_images=False)
+    responses = {row["question_id"]: row["response_mcqa"] for row in rows}
+    result = score_mcqa(responses, items, policy=args.policy, source=source, harness={"name": "siuo score", "input": os.path.abspath(args.responses)})
+    _write_json(args.out, result)
+    print(_summary_line(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_score_gen(args) -> int:
+    from siuo_task.core.data import load_items
+    from siuo_task.judge import JudgeClient, JudgeConfig
+    from siuo_task.core.scoring import gen_variant, score_gen
+
+    rows = _read_submission(args.responses, "responses")
+    answers = {}
+    for row in rows:
+        responses = row["responses"]
+        if isinstance(responses, str):
+            responses = [responses]
+        if not isinstance(responses, list) or not responses:
+            raise ValueError(f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers")
+        answers[row["question_id"]] = responses
+    items, source = load_items("gen", args.data_dir)
+    config = JudgeConfig.from_env(
+        model=args.judge_model,
+        base_url=args.judge_base_url,
+        concurrency=args.concurrency,
+        cache_dir=args.cache_dir,
+        max_tokens=args.max_tokens,
+        token_budget=args.token_budget,
+        max_error_rate=args.max_error_rate,
+    )
+    with JudgeClient(config) as client:
+        client.preflight_first = True  # checked before the first uncached call; a warm cache needs no judge
+        result = score_gen(
+            answers,
+            items,
+            client,
+            source=source,
+            harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
+            variant=gen_variant(args.task, answers),
+            progress=not args.quiet,
+            task=args.task,
+        )
+    _write_json(args.out, result)
+    print(_summary_line(result))
+    usage = result["provenance"]["judge"]["usage"]
+    print(
+        f"judge {config.model} at {config.endpoint_host}: {usage['calls']} calls, {usage['cache_hits']} cached, "
+        f"{usage['failures']} failed, tokens {usage['prompt_tokens']}+{usage['completion_tokens']}"
+        + (" - TOKEN BUDGET REACHED, some answers were not judged" if usage["budget_exhausted"] else "")
+    )
+    print(f"wrote {args.out}")
+    from siuo_task.core.scoring import check_valid
+
+    check_valid(result, args.out)  # an invalid result is written (for inspection), then the command fails
+    return 0
+
+
+def cmd_tasks_path(args) -> int:
+    from siuo_task.harnesses.paths import lm_eval_tasks_dir, lmms_eval_tasks_dir
+
+    if args.harness == "lm-eval":
+        print(lm_eval_tasks_dir())
+        return 0
+    from siuo_task.harnesses.lmms_eval.plugin import entry_point_support
+
+    print(lmms_eval_tasks_dir())
+    supported, reason = entry_point_support()
+    if supported is False:  # stderr: stdout stays the bare path for --include_path "$(siuo tasks-path)"
+        print(f"siuo: note: {reason}; pass this folder with --include_path (see `siuo doctor`)", file=sys.stderr)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from siuo_task.cli.doctor import diagnose, format_report
+
+    report = diagnose(model=args.model, model_args=args.model_args, gen_kwargs=args.gen_kwargs, force_simple=args.force_simple,
+                      tasks=args.tasks, include_path=args.include_path, data_dir=args.data_dir)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["ok"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siuo", description="SIUO benchmark tools (siuo-task).")
+    parser.add_argument("--version", action="version", version=f"siuo-task {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data_p = sub.add_parser("data", help="data utilities")
+    data_sub = data_p.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="validate a SIUO data directory and print a summary")
+    check.add_argument("dir", nargs="?", help="data directory (default: SIUO_DATA_DIR, else the pinned Hugging Face revision)")
+    check.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    check.set_defaults(func=cmd_data_check)
+
+    score = sub.add_parser("score", help="score existing answers (official submission format) without a harness")
+    score_sub = score.add_subparsers(dest="setting", required=True)
+    mcqa = score_sub.add_parser("mcqa", help="score MCQA answers (items with question_id and response_mcqa)")
+    mcqa.add_argument("responses")
+    mcqa.add_argument("--out", required=True)
+    mcqa.add_argument("--data-dir")
+    mcqa.add_argument("--policy", choices=["official", "strict"], default="official", help="how to score answers with no option letter")
+    mcqa.set_defaults(func=cmd_score_mcqa)
+
+    gen = score_sub.add_parser("gen", help="judge generation answers (items with question_id and responses)")
+    gen.add_argument("responses")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--data-dir")
+    gen.add_argument("--judge-model", help="default: SIUO_JUDGE_MODEL or gpt-4o-mini-2024-07-18")
+    gen.add_argument("--judge-base-url", help="OpenAI-compatible base URL (default: SIUO_JUDGE_BASE_URL or OpenAI)")
+    gen.add_argument("--concurrency", type=int, help="judge calls in flight (default: SIUO_JUDGE_CONCURRENCY or 16)")
+    gen.add_argument("--cache-dir", help="judge cache folder (default: SIUO_JUDGE_CACHE or ~/.cache/siuo_task/judge; 'off' disables)")
+    gen.add_argument("--max-tokens", type=int, help="judge max_tokens (default 200)")
+    gen.add_argument("--token-budget", type=int, help="stop judging cleanly after this many tokens")
+    gen.add_argument("--max-error-rate", type=float, help="share of judge calls that may fail before the result is invalid "
+                     "(default: SIUO_JUDGE_MAX_ERROR_RATE or 0.05)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--task", choices=["siuo_gen", "siuo_gen_vote3"], default="siuo_gen",
+                     help="the task the answers come from, recorded in the result (default siuo_gen)")
+    gen.set_defaults(func=cmd_score_gen)
+
+    tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
+    tasks_path.add_argument("--harness", choices=["lmms-eval", "lm-eval"], default="lmms-eval")
+    tasks_path.set_defaults(func=cmd_tasks_path)
+
+    doctor = sub.add_parser("doctor", help="check that SIUO will run in this environment, and say what to fix")
+    doctor.add_argument("--model", help="the lmms-eval model class you will run (checks its decoding)")
+    doctor.add_argument("--model_args", "--model-args", dest="model_args", help="as you pass them to lmms-eval")
+    doctor.add_argument("--gen_kwargs", "--gen-kwargs", dest="gen_kwargs", help="as you pass them to lmms-eval")
+    doctor.add_argument("--force_simple", action="store_true", help="as lmms-eval's --force_simple")
+    doctor.add_argument("--tasks", default="siuo", help="the SIUO tasks you will run (default: siuo)")
+    doctor.add_argument("--include_path", "--include-path", dest="include_path", help="as you pass it to lmms-eval, if you do")
+    doctor.add_argument("--data-dir", help="data folder (default: SIUO_DATA_DIR, else the pinned Hugging Face revision)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doctor.set_defaults(func=cmd_doctor)
+
+    from siuo_task.cli.report import register as register_report_commands
+
+    register_report_commands(sub)
+    from siuo_task.cli.verify import register as register_verify_commands
+
+    register_verify_commands(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from siuo_task.core.data import SIUODataError
+    from siuo_task.core.scoring import SIUOInvalidResult, SIUOScoringError
+
+    try:
+        return args.func(args)
+    except (SIUODataError, SIUOScoringError, ValueError) as exc:
+        _print_err(str(exc))
+        return 2
+    except SIUOInvalidResult as exc:  # exit 4: the result file exists and says "valid": false
+        _print_err(str(exc))
+        return 4
+    except Exception as exc:
+        from siuo_task.judge import JudgeUnavailable
+
+        if isinstance(exc, JudgeUnavailable):
+            _print_err(str(exc))
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
