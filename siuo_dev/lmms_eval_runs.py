@@ -17,7 +17,7 @@ from pathlib import Path
 
 from siuo_task.core.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT
-from siuo_task.core.schema import linked_result_path
+from siuo_task.core.layouts import linked_result_path
 
 from siuo_dev.fake_judge_server import (
     EFFECTIVENESS_PREFIX,

@@ -19,7 +19,7 @@ import pytest
 from siuo_task.harnesses import call as harness_call_mod
 from siuo_task.harnesses.lm_eval import hooks as lm_eval_adapter
 from siuo_task.core import prompts
-from siuo_task.core import schema
+from siuo_task.core import layouts, schema
 from siuo_task.core.data import CATEGORIES, load_items
 from siuo_task.judge import JudgeUnavailable
 from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
@@ -237,17 +237,17 @@ def test_image_placeholder_follows_the_model_class(data_dir, clean_env, model, p
 def test_result_file_names_follow_the_harness_files(tmp_path, clean_env):
     """Beside the harness's results file, under a name derived from it; elsewhere a unique name."""
     lmms = tmp_path / "out" / "fake-a" / "20261202_010203_results.json"
-    assert schema.linked_result_path(lmms, {"date": "20261202_010203"}, "siuo_gen") == lmms.with_name("20261202_010203_siuo_siuo_gen.json")
+    assert layouts.linked_result_path(lmms, {"date": "20261202_010203"}, "siuo_gen") == lmms.with_name("20261202_010203_siuo_siuo_gen.json")
     lm = tmp_path / "out" / "m" / "results_2026-12-02T01-02-03.5.json"
     start = 1764637323.123456
-    assert schema.linked_result_path(lm, json.loads(json.dumps({"date": start})), "siuo_gen_vote3") == lm.with_name(
-        schema.lm_eval_result_name(start, "siuo_gen_vote3"))
-    assert schema.linked_result_path(tmp_path / "x.json", {}, "siuo_gen") is None
+    assert layouts.linked_result_path(lm, json.loads(json.dumps({"date": start})), "siuo_gen_vote3") == lm.with_name(
+        layouts.LM_EVAL.siuo_name(layouts.lm_eval_stamp(start), "siuo_gen_vote3"))
+    assert layouts.linked_result_path(tmp_path / "x.json", {}, "siuo_gen") is None
     clean_env.chdir(tmp_path)
-    assert schema.results_folder() == tmp_path / "siuo_results"
-    assert schema.results_folder("runs/a.json") == Path("runs")
+    assert layouts.results_folder() == tmp_path / "siuo_results"
+    assert layouts.results_folder("runs/a.json") == Path("runs")
     clean_env.setenv("SIUO_RESULTS_DIR", str(tmp_path / "mine"))
-    assert schema.results_folder("runs") == tmp_path / "mine"
+    assert layouts.results_folder("runs") == tmp_path / "mine"
     # outside lm-eval's evaluator and command line: no harness folder, so a unique standalone name
     clean_env.setattr(sys, "argv", ["pytest"])
     call = lm_eval_adapter.harness_call()
@@ -394,7 +394,7 @@ def run_lm_eval(args, out: Path, env_extra: dict) -> str:
 def linked_result(out: Path, task: str) -> dict:
     """The task's per-item file, beside lm-eval's results file and named after the run it records."""
     (results,) = sorted(out.glob("*/results_*.json"))
-    path = schema.linked_result_path(results, json.loads(results.read_text()), task)
+    path = layouts.linked_result_path(results, json.loads(results.read_text()), task)
     assert path is not None and path.is_file(), sorted(p.name for p in results.parent.iterdir())
     return json.loads(path.read_text())
 

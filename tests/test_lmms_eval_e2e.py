@@ -15,7 +15,7 @@ from siuo_task.core.data import load_items
 from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.harnesses.paths import lmms_eval_tasks_dir
-from siuo_task.core.schema import linked_result_path
+from siuo_task.core.layouts import linked_result_path
 
 from .conftest import PYTHON, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text

@@ -22,7 +22,7 @@ import pytest
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.mcqa import CHOICES
-from siuo_task.core.schema import linked_result_path
+from siuo_task.core.layouts import linked_result_path
 
 from .conftest import REPO, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text

@@ -12,6 +12,7 @@ from collections import defaultdict
 import pytest
 
 from siuo_task.core import schema
+from siuo_task.core.layouts import LMMS_EVAL, linked_result_path
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import HF_REVISION, load_items
 from siuo_task.results.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
@@ -255,11 +256,11 @@ def harness_run(data_dir, tmp_path_factory):
     from siuo_task.harnesses.lmms_eval import hooks as adapter
 
     out = tmp_path_factory.mktemp("harness_out")
-    results_path = out / "fake-model" / f"{RUN_STAMP}{schema.LMMS_EVAL_RESULTS_SUFFIX}"
+    results_path = out / "fake-model" / f"{RUN_STAMP}{LMMS_EVAL.results_glob[1:]}"
     model_args = "model_version=fake-model,api_key=SECRET"
     call = harness_call_mod.HarnessCall(
         "lmms-eval", "lmms_eval", model="openai", model_args=model_args, gen_kwargs="",
-        result_path=lambda task: schema.linked_result_path(results_path, {}, task), found_in="the evaluator call")
+        result_path=lambda task: linked_result_path(results_path, {}, task), found_in="the evaluator call")
     gen_items = load_items("gen", data_dir, check_images=False)[0]
     answers = gen_answers(gen_items)
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
@@ -286,10 +287,10 @@ def harness_run(data_dir, tmp_path_factory):
 def _siuo_files(run_dir):
     """The per-item files a harness run links to, by the schema's names alone."""
     found = []
-    for results_path in sorted(run_dir.glob(f"*/*{schema.LMMS_EVAL_RESULTS_SUFFIX}")):
+    for results_path in sorted(run_dir.glob(f"*/*{LMMS_EVAL.results_glob[1:]}")):
         results = json.loads(results_path.read_text())
         for task in results["results"]:
-            linked = schema.linked_result_path(results_path, results, task)
+            linked = linked_result_path(results_path, results, task)
             if linked is not None and linked.is_file():
                 found.append(linked)
     return found
@@ -312,7 +313,7 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
             code, out = run_verify(capsys, bad)
             assert code == 1 and named in out, (task, name, out)
     # an edited headline in the harness's own results file is named too
-    results_path = harness_run / "fake-model" / f"{RUN_STAMP}{schema.LMMS_EVAL_RESULTS_SUFFIX}"
+    results_path = harness_run / "fake-model" / f"{RUN_STAMP}{LMMS_EVAL.results_glob[1:]}"
     original = results_path.read_text()
     try:
         results = json.loads(original)

@@ -25,6 +25,8 @@ import os
 import sys
 
 from siuo_task import __version__
+from siuo_task.core.layouts import LAYOUTS
+from siuo_task.core.schema import GEN_SETTING, GEN_TASK, GEN_TASKS
 
 
 def _print_err(message: str) -> None:
@@ -120,7 +122,7 @@ def cmd_score_gen(args) -> int:
         if not isinstance(responses, list) or not responses:
             raise ValueError(f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers")
         answers[row["question_id"]] = responses
-    items, source = load_items("gen", args.data_dir)
+    items, source = load_items(GEN_SETTING, args.data_dir)
     config = JudgeConfig.from_env(
         model=args.judge_model,
         base_url=args.judge_base_url,
@@ -215,12 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-error-rate", type=float, help="share of judge calls that may fail before the result is invalid "
                      "(default: SIUO_JUDGE_MAX_ERROR_RATE or 0.05)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.add_argument("--task", choices=["siuo_gen", "siuo_gen_vote3"], default="siuo_gen",
+    gen.add_argument("--task", choices=list(GEN_TASKS), default=GEN_TASK,
                      help="the task the answers come from, recorded in the result (default siuo_gen)")
     gen.set_defaults(func=cmd_score_gen)
 
     tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
-    tasks_path.add_argument("--harness", choices=["lmms-eval", "lm-eval"], default="lmms-eval")
+    tasks_path.add_argument("--harness", choices=list(LAYOUTS), default="lmms-eval")
     tasks_path.set_defaults(func=cmd_tasks_path)
 
     doctor = sub.add_parser("doctor", help="check that SIUO will run in this environment, and say what to fix")

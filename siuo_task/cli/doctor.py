@@ -25,13 +25,12 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from siuo_task.core import schema
 from siuo_task.harnesses.lmms_eval.plugin import FALLBACK, entry_point_support
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SUPPORTED_LMMS_EVAL = "0.6.0"
 VERSIONS = ("lmms-eval", "lm-eval", "transformers", "torch", "datasets", "huggingface-hub", "filelock", "siuo-task")
-JUDGED_TASKS = ("siuo", "siuo_gen", "siuo_gen_vote3")
-SIUO_TASKS = ("siuo", "siuo_gen", "siuo_gen_vote3", "siuo_mcqa")
 
 
 @dataclass
@@ -153,7 +152,7 @@ def _key_source(config) -> str:
 
 
 def check_judge(tasks: str) -> Check:
-    if not any(task in JUDGED_TASKS for task in tasks.split(",")):
+    if not any(schema.is_gen_task(task) for task in schema.tasks_of(tasks.split(","))):
         return Check("judge", OK, f"not needed: --tasks {tasks} is not judged")
     from siuo_task.judge import JudgeClient, JudgeConfig, JudgeUnavailable
 
@@ -183,10 +182,7 @@ def check_decoding(model: str, model_args: Optional[str], gen_kwargs: Optional[s
     from siuo_task.harnesses.lmms_eval.decoding import class_decoding, generation_kwargs
     from siuo_task.harnesses.lmms_eval.hooks import _task_config
 
-    names = []
-    for task in tasks.split(","):
-        names += ["siuo_gen", "siuo_mcqa"] if task == "siuo" else [task] if task in SIUO_TASKS else []
-    names = list(dict.fromkeys(names)) or ["siuo_gen", "siuo_mcqa"]
+    names = schema.tasks_of(tasks.split(",")) or list(schema.GROUP_TASKS[schema.GROUP])
     problems, fixes = [], set()
     for task in names:
         found = class_decoding(model, model_args, gen_kwargs, generation_kwargs(_task_config(task)), force_simple=force_simple)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from siuo_task.core.schema import GEN_TASKS
+
 
 def cmd_report(args) -> int:
     from siuo_task.results.report.render import write_report
@@ -76,7 +78,7 @@ def register(subparsers) -> None:
     export.add_argument("--data-dir", help="SIUO data folder for the release fields (default: SIUO_DATA_DIR, "
                                            "else the folder the run recorded, else the pinned Hugging Face revision)")
     export.add_argument("--model", help="only this model (name or folder)")
-    export.add_argument("--gen-task", choices=["siuo_gen", "siuo_gen_vote3"],
+    export.add_argument("--gen-task", choices=list(GEN_TASKS),
                         help="which generation task to export when a run has both (default: siuo_gen_vote3)")
     export.set_defaults(func=cmd_export)
 

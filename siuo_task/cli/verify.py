@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, MCQA_TASK, SETTINGS, TASKS
+
 
 class _Items:
     """The release items per setting from ``--data-dir`` / ``SIUO_DATA_DIR``, or ``None`` without them."""
@@ -38,21 +40,21 @@ class _Items:
 def _setting_of(payload) -> str:
     if isinstance(payload, list):
         return "gen" if payload and isinstance(payload[0], dict) and "responses" in payload[0] else "mcqa"
-    return "mcqa" if isinstance(payload, dict) and payload.get("task") == "siuo_mcqa" else "gen"
+    return MCQA_SETTING if isinstance(payload, dict) and payload.get("task") == MCQA_TASK else GEN_SETTING
 
 
 def _harness_reports(results_path: Path, items: _Items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
-    from siuo_task.results.io import SIUO_TASKS, HarnessRun, siuo_files_in, headline_metrics, pair_siuo_file, read_json
-    from siuo_task.core.schema import LEGACY_SUBDIR
+    from siuo_task.results.io import HarnessRun, siuo_files_in, headline_metrics, pair_siuo_file, read_json
+    from siuo_task.core.layouts import LEGACY_SUBDIR
     from siuo_task.results.verify import Mismatch, VerifyReport, verify_headline, verify_result
 
     run = HarnessRun(results_path, read_json(results_path))
     legacy = siuo_files_in(results_path.parent.parent / LEGACY_SUBDIR)  # files of older versions
     reports = []
     for task in run.task_names():
-        if task not in SIUO_TASKS:
+        if task not in TASKS:
             continue
         path, result, note = pair_siuo_file(run, task, legacy)
         if result is None:
@@ -137,7 +139,7 @@ def cmd_compare(args) -> int:
 
     side_a, side_b = _compare_side(args.result_a), _compare_side(args.result_b)
     reports = []
-    for setting in ("gen", "mcqa"):
+    for setting in SETTINGS:
         if args.setting not in (None, setting):
             continue
         a = next((r for r in side_a if setting_of(r) == setting), None)
@@ -185,7 +187,7 @@ def register(subparsers) -> None:
     )
     compare.add_argument("result_a", help="a SIUO result file, or one model's lmms-eval folder / results file")
     compare.add_argument("result_b")
-    compare.add_argument("--setting", choices=["gen", "mcqa"], help="only this setting (default: every setting both have)")
+    compare.add_argument("--setting", choices=list(SETTINGS), help="only this setting (default: every setting both have)")
     compare.add_argument("--allow-different-judges", action="store_true",
                          help="compare even when judge, prompt hashes, MCQA policy or protocol variant differ (the output says what differs)")
     compare.add_argument("--allow-different-items", action="store_true", help="compare on the items both results answered")

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, SETTINGS  # noqa: F401 (SETTINGS: part of the data API)
+
 HF_REPO = "sinwang/SIUO"
 HF_REVISION = "024e80a01795376b9fed12f8073a12f2275f22ee"
 ENV_DATA_DIR = "SIUO_DATA_DIR"
 N_ITEMS = 167
-SETTINGS = ("gen", "mcqa")
-FILES = {"gen": "siuo_gen.json", "mcqa": "siuo_mcqa.json"}
+FILES = {GEN_SETTING: "siuo_gen.json", MCQA_SETTING: "siuo_mcqa.json"}
 IMAGES_DIR = "images"
 
 # The nine categories, spelled as the release spells them.
@@ -46,8 +47,8 @@ CATEGORIES = (
 
 _COMMON_FIELDS = {"question_id": int, "image": str, "question": str, "category": str}
 FIELDS = {
-    "gen": {**_COMMON_FIELDS, "safety_warning": str, "reference_answer": str},
-    "mcqa": {**_COMMON_FIELDS, "options": dict, "correct_option": str},
+    GEN_SETTING: {**_COMMON_FIELDS, "safety_warning": str, "reference_answer": str},
+    MCQA_SETTING: {**_COMMON_FIELDS, "options": dict, "correct_option": str},
 }
 OPTION_LETTERS = ("A", "B", "C", "D")
 
@@ -93,7 +94,7 @@ def _hub_snapshot() -> Path:
             repo_id=HF_REPO,
             repo_type="dataset",
             revision=HF_REVISION,
-            allow_patterns=[FILES["gen"], FILES["mcqa"], f"{IMAGES_DIR}/*"],
+            allow_patterns=[FILES[GEN_SETTING], FILES[MCQA_SETTING], f"{IMAGES_DIR}/*"],
         )
     except Exception as exc:
         raise SIUODataError(
@@ -157,7 +158,7 @@ def validate_items(items: list, setting: str, source_name: str, *, expect_n: Opt
         seen[qid] = index
         if item["category"] not in CATEGORIES:
             raise SIUODataError(f"{where}: unknown category {item['category']!r} (expected one of: {', '.join(CATEGORIES)})")
-        if setting == "mcqa":
+        if setting == MCQA_SETTING:
             if tuple(sorted(item["options"])) != OPTION_LETTERS:
                 raise SIUODataError(f"{where}: field 'options' must have exactly the keys A, B, C, D, got {sorted(item['options'])}")
             bad = [k for k, v in item["options"].items() if not isinstance(v, str) or not v.strip()]
@@ -217,8 +218,8 @@ def load_items(
 
 def check_data_dir(data_dir: Optional[str | os.PathLike] = None) -> dict:
     """Validate both settings and their consistency; return a summary (raises on the first problem)."""
-    gen, source = load_items("gen", data_dir, decode_images=True)
-    mcqa, _ = load_items("mcqa", data_dir, check_images=False)  # same image files, checked just above
+    gen, source = load_items(GEN_SETTING, data_dir, decode_images=True)
+    mcqa, _ = load_items(MCQA_SETTING, data_dir, check_images=False)  # same image files, checked just above
     by_id = {item["question_id"]: item for item in gen}
     for item in mcqa:
         twin = by_id.get(item["question_id"])
@@ -231,7 +232,7 @@ def check_data_dir(data_dir: Optional[str | os.PathLike] = None) -> dict:
     answer_key = {letter: sum(1 for item in mcqa if item["correct_option"] == letter) for letter in OPTION_LETTERS}
     return {
         "source": source.describe(),
-        "items": {"gen": len(gen), "mcqa": len(mcqa)},
+        "items": {GEN_SETTING: len(gen), MCQA_SETTING: len(mcqa)},
         "images": len({item["image"] for item in gen}),
         "categories": counts,
         "mcqa_correct_option": answer_key,

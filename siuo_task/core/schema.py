@@ -1,32 +1,46 @@
-"""The SIUO result schema and its vocabulary: one owner for task and metric names, the result
-file's fields and names, where it goes beside a harness run, the atomic writer and secret-key hints.
+"""The SIUO vocabulary and result schema: the one owner of task, group, setting and metric names,
+the result file's fields, the validity check, the atomic writer and secret-key hints.
 
-No harness imports; the scoring core, the harness adapters, ``siuo score``, the report and the
-export all read their names from here.
+Every other module (scoring, harness adapters, ``siuo score``, verify, compare, report, export,
+doctor) imports these names; none re-declares them. Where the result file goes beside a harness
+run is :mod:`siuo_task.core.layouts`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Mapping, Optional
 
 # ------------------------------------------------------------------------------------------- names
 
+# The two data settings (the release's two files).
+GEN_SETTING = "gen"
+MCQA_SETTING = "mcqa"
+SETTINGS = (GEN_SETTING, MCQA_SETTING)
+
 MCQA_TASK = "siuo_mcqa"
 GEN_TASK = "siuo_gen"
 GEN_VOTE3_TASK = "siuo_gen_vote3"
 GEN_TASKS = (GEN_TASK, GEN_VOTE3_TASK)
 TASKS = (GEN_TASK, GEN_VOTE3_TASK, MCQA_TASK)
-GROUPS = ("siuo",)
+GROUP = "siuo"
+GROUPS = (GROUP,)
+GROUP_TASKS = {GROUP: (GEN_TASK, MCQA_TASK)}  # what `--tasks siuo` runs
+TASK_NAMES = GROUPS + TASKS  # every name SIUO registers in a harness
 
-GEN_METRICS = ("safe", "effective", "safe_effective")
-MCQA_METRICS = ("accuracy", "unparsed")
+# Metric names, as the harnesses and the result file spell them.
+SAFE, EFFECTIVE, SAFE_EFFECTIVE = "safe", "effective", "safe_effective"
+ACCURACY, UNPARSED = "accuracy", "unparsed"
+GEN_METRICS = (SAFE, EFFECTIVE, SAFE_EFFECTIVE)
+MCQA_METRICS = (ACCURACY, UNPARSED)
+JUDGE_PARTS = (SAFE, EFFECTIVE)  # the two judge calls per answer; safe_effective is derived from them
 METRICS = {MCQA_TASK: MCQA_METRICS, GEN_TASK: GEN_METRICS, GEN_VOTE3_TASK: GEN_METRICS}
+HEADLINE_METRICS = GEN_METRICS + (ACCURACY,)  # the report's headline columns, one per rate
+METRIC_LABELS = {SAFE: "Safe", EFFECTIVE: "Effective", SAFE_EFFECTIVE: "Safe & Effective", ACCURACY: "MCQA accuracy", UNPARSED: "MCQA unparsed"}
+SETTING_LABELS = {GEN_SETTING: "generation", MCQA_SETTING: "MCQA"}
 
 # Top-level fields every result carries (README, "Result files").
 FIELDS = ("task", "metrics", "ci95", "counts", "by_category", "items", "provenance")
@@ -56,7 +70,15 @@ def setting_of(task: str) -> str:
     """``"gen"`` or ``"mcqa"``: the data setting a task reads."""
     if task not in TASKS:
         raise ValueError(f"unknown SIUO task {task!r}; expected one of {', '.join(TASKS)}")
-    return "mcqa" if task == MCQA_TASK else "gen"
+    return MCQA_SETTING if task == MCQA_TASK else GEN_SETTING
+
+
+def tasks_of(names) -> list:
+    """The SIUO tasks a harness ``--tasks`` list runs (groups expanded; other names left out)."""
+    found = []
+    for name in names:
+        found.extend(GROUP_TASKS.get(name, (name,) if name in TASKS else ()))
+    return list(dict.fromkeys(found))
 
 
 def is_result(payload) -> bool:
@@ -91,70 +113,6 @@ def redact_model_args(model_args):
         key = part.split("=", 1)[0]
         parts.append(f"{key}={REDACTED}" if is_secret_key(key) else part)
     return ",".join(parts)
-
-
-# ----------------------------------------------------------------------------------- file names
-#
-# A harness run writes its results per model folder; the SIUO per-item file of task T sits in the
-# same folder and is named after the run's own stamp, so a reader derives it from the harness's
-# results file alone:
-#
-#   lmms-eval  <out>/<model>/<date>_results.json      ->  <out>/<model>/<date>_siuo_<T>.json
-#              (<date>: the file name's prefix, the run's ``date`` with ':' as '-')
-#   lm-eval    <out>/<model>/results_<iso>.json        ->  <out>/<model>/siuo_<T>_<start>.json
-#              (<start>: the run's ``date`` field, its start time in seconds, as JSON writes it)
-#
-# Without a harness output folder (Python callers, SIUO_RESULTS_DIR): <folder>/<T>_<time>_<id>.json.
-# Older versions wrote every model's files to <out>/siuo/<T>_<time>_<pid>.json (LEGACY_SUBDIR).
-
-LMMS_EVAL_RESULTS_SUFFIX = "_results.json"
-LM_EVAL_RESULTS_PREFIX = "results_"
-LEGACY_SUBDIR = "siuo"
-DEFAULT_RESULTS_DIR = "siuo_results"
-ENV_RESULTS_DIR = "SIUO_RESULTS_DIR"
-
-
-def lmms_eval_result_name(date_id: str, task: str) -> str:
-    return f"{date_id}_siuo_{task}.json"
-
-
-def lm_eval_result_name(start: float, task: str) -> str:
-    return f"siuo_{task}_{json.dumps(start)}.json"
-
-
-def standalone_result_name(task: str, identity: str) -> str:
-    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-    return f"{task}_{stamp}_{identity[:8]}.json"
-
-
-def linked_result_path(harness_results_path: Path, harness_results: Mapping, task: str) -> Optional[Path]:
-    """The SIUO per-item file that belongs to one harness results file, by name alone.
-
-    lm-eval records its start time as a number in ``date``; lmms-eval names its file ``<date>_results.json``.
-    """
-    path = Path(harness_results_path)
-    date = harness_results.get("date")
-    if isinstance(date, (int, float)) and not isinstance(date, bool):
-        return path.with_name(lm_eval_result_name(date, task))
-    if path.name.endswith(LMMS_EVAL_RESULTS_SUFFIX):
-        return path.with_name(lmms_eval_result_name(path.name[: -len(LMMS_EVAL_RESULTS_SUFFIX)], task))
-    return None
-
-
-def is_legacy_result_name(name: str) -> bool:
-    return re.match(r"^siuo_(gen|gen_vote3|mcqa)_\d{8}_\d{6}", name) is not None
-
-
-def results_folder(output_path=None) -> Path:
-    """Where a result without a harness model folder goes: ``SIUO_RESULTS_DIR``, else
-    ``<output_path>`` (a ``.json`` output path means its folder), else ``./siuo_results``."""
-    env = os.environ.get(ENV_RESULTS_DIR, "").strip()
-    if env:
-        return Path(env).expanduser()
-    if output_path:
-        base = Path(output_path).expanduser()
-        return base.parent if base.suffix == ".json" else base
-    return Path.cwd() / DEFAULT_RESULTS_DIR
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from siuo_task.core import data, schema, scoring
+from siuo_task.core import data, layouts, schema, scoring
 from siuo_task.core.mcqa import POLICIES
 from siuo_task.harnesses.call import HarnessCall, harness_info
 
@@ -147,9 +147,9 @@ class ScoringSession:
             return result
 
     def _target(self, n: int) -> Path:
-        path = None if os.environ.get(schema.ENV_RESULTS_DIR, "").strip() else self.call.result_path(self.task)
+        path = None if os.environ.get(layouts.ENV_RESULTS_DIR, "").strip() else self.call.result_path(self.task)
         if path is None:
-            return schema.results_folder() / schema.standalone_result_name(self.task, self.identity)
+            return layouts.results_folder() / layouts.standalone_result_name(self.task, self.identity)
         if n > 1:  # a second, different set of answers in one evaluation (never happens with one filter)
             path = path.with_name(f"{path.stem}_{n}{path.suffix}")
         if path.exists() and self._written_by_another(path):

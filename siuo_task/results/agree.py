@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 from siuo_task.core import metrics
-from siuo_task.results.io import GEN_TASKS, ReportInputError, answers_by_qid, is_siuo_result, read_json
-from siuo_task.core.scoring import GEN_METRICS
+from siuo_task.results.io import ReportInputError, answers_by_qid, is_siuo_result, read_json
+from siuo_task.core.schema import GEN_METRICS, GEN_TASKS
 
 
 def load_gen_result(path: str) -> dict:

@@ -25,10 +25,9 @@ from typing import Mapping, Optional, Sequence
 from siuo_task.core import metrics
 from siuo_task.core import stats
 from siuo_task.core.data import CATEGORIES
-from siuo_task.results.verify import GEN_TASKS, MCQA_TASK, verify_result
+from siuo_task.core.schema import GEN_METRICS, GEN_TASKS, MCQA_METRICS, MCQA_TASK, SETTINGS
+from siuo_task.results.verify import verify_result
 
-GEN_METRICS = ("safe", "effective", "safe_effective")
-MCQA_METRICS = ("accuracy", "unparsed")
 
 
 class CompareRefused(ValueError):
@@ -286,7 +285,7 @@ def paired_cells(results_a: Sequence[Mapping], results_b: Sequence[Mapping], **a
     (generation, MCQA) paired with the other model's result of the same setting; a setting only one
     model has gets no cell. ``allow`` as in :func:`compare`."""
     cells = {}
-    for setting in ("gen", "mcqa"):
+    for setting in SETTINGS:
         a = next((r for r in results_a if setting_of(r) == setting), None)
         b = next((r for r in results_b if setting_of(r) == setting), None)
         if a is not None and b is not None:

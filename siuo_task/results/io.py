@@ -11,7 +11,7 @@ Inputs understood (files or folders, mixed freely):
 
 The harness writes its headline numbers per model and run; the SIUO per-item file (intervals, judge
 errors, per-category rates, provenance) of that run sits beside it under a name derived from the
-harness's results file (:func:`siuo_task.schema.linked_result_path`): the link is followed, nothing
+harness's results file (:func:`siuo_task.core.layouts.linked_result_path`): the link is followed, nothing
 is guessed. Older versions wrote every model's SIUO files into one ``<out>/siuo`` folder; such a
 file is used when it is the only one there of that task with the run's model and model arguments,
 otherwise the run shows the harness's headline numbers with a note. Other tasks in the same run
@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from siuo_task.core import schema
-from siuo_task.core.schema import GEN_TASKS
-from siuo_task.core.schema import GROUPS as SIUO_GROUPS
-from siuo_task.core.schema import LEGACY_SUBDIR
-from siuo_task.core.schema import TASKS as SIUO_TASKS
+from siuo_task.core import layouts, schema
+from siuo_task.core.layouts import LEGACY_SUBDIR, harness_result_files  # noqa: F401 (harness_result_files: part of this module's API)
+from siuo_task.core.schema import GEN_TASKS, GROUPS, TASKS
 
 _MODEL_ARG_KEYS = ("model_version", "pretrained", "model", "model_name", "model_id")
 
@@ -185,14 +183,10 @@ def answers_from_samples(path: Path) -> dict:
 
 @dataclass
 class HarnessRun:
-    """One ``<date>_results.json`` of an lmms-eval model folder."""
+    """One harness results file of a model folder (:mod:`siuo_task.core.layouts`)."""
 
     path: Path
     results: dict
-
-    @property
-    def date(self) -> str:
-        return self.path.name[: -len("_results.json")] if self.path.name.endswith("_results.json") else self.path.stem
 
     @property
     def model_name(self) -> str:
@@ -205,19 +199,12 @@ class HarnessRun:
         )
 
     def task_names(self) -> list:
-        return [t for t in self.results.get("results", {}) if t not in SIUO_GROUPS]
+        return [t for t in self.results.get("results", {}) if t not in GROUPS]
 
     def samples_path(self, task: str) -> Optional[Path]:
-        candidates = [
-            self.path.parent / f"{self.date}_samples_{task}.jsonl",
-            self.path.parent / f"samples_{task}_{self.date}.jsonl",  # lm-eval naming
-        ]
-        return next((p for p in candidates if p.is_file()), None)
-
-
-def harness_result_files(model_dir: Path) -> list:
-    files = sorted(model_dir.glob("*_results.json")) + sorted(model_dir.glob("results_*.json"))
-    return sorted(set(files), key=lambda p: p.name)
+        """The harness's logged samples of ``task`` beside the results file, when it wrote them."""
+        path = layouts.samples_file(self.path, self.results, task)
+        return path if path is not None and path.is_file() else None
 
 
 def siuo_files_in(siuo_dir: Path) -> list:
@@ -235,11 +222,11 @@ def siuo_files_in(siuo_dir: Path) -> list:
 def pair_siuo_file(run: HarnessRun, task: str, legacy_files: Sequence = ()) -> tuple:
     """The SIUO per-item file this run wrote for ``task``: ``(path, result, note)``.
 
-    The file the run's results file names (:func:`siuo_task.schema.linked_result_path`); for runs
+    The file the run's results file names (:func:`siuo_task.core.layouts.linked_result_path`); for runs
     of older versions, the one file of ``legacy_files`` (``<out>/siuo``) with this task, harness
     model and model arguments. ``(None, None, note)`` when there is none, or several.
     """
-    linked = schema.linked_result_path(run.path, run.results, task)
+    linked = layouts.linked_result_path(run.path, run.results, task)
     if linked is not None and linked.is_file():
         result = read_json(linked)
         if not is_siuo_result(result) or result.get("task") != task:
@@ -249,7 +236,7 @@ def pair_siuo_file(run: HarnessRun, task: str, legacy_files: Sequence = ()) -> t
     matches = []
     for path, result in legacy_files:
         harness = result["provenance"].get("harness") or {}
-        if (result.get("task") == task and harness.get("name") in ("lmms-eval", "lm-eval")
+        if (result.get("task") == task and harness.get("name") in layouts.LAYOUTS
                 and harness.get("model") in (None, config.get("model"))
                 and same_model_args(harness.get("model_args"), config.get("model_args"))):
             matches.append((path, result))
@@ -265,7 +252,7 @@ def pair_siuo_file(run: HarnessRun, task: str, legacy_files: Sequence = ()) -> t
 
 def _headline_only(task: str, headline: dict, n: Optional[int]) -> dict:
     """A result dict holding only the harness's headline numbers (no per-item file was found)."""
-    names = ("safe", "effective", "safe_effective") if task in GEN_TASKS else ("accuracy", "unparsed")
+    names = schema.METRICS[task]
     return {
         "task": task,
         "metrics": {name: headline.get(name) for name in names},
@@ -294,7 +281,7 @@ def load_harness_model_dir(model_dir: Path, only: Optional[Path] = None) -> list
     sources: list = []
     for run in runs:  # oldest first: later runs override
         for task in run.task_names():
-            if task in SIUO_TASKS:
+            if task in TASKS:
                 path, result, missing = pair_siuo_file(run, task, legacy)
                 notes = []
                 headline = headline_metrics(run.results["results"][task])
@@ -335,8 +322,8 @@ def _records_from_tasks(name: str, siuo: dict, capability: dict, sources: list, 
 
     if gen_tasks:
         attach(primary, gen_tasks[0])
-    if "siuo_mcqa" in siuo:
-        attach(primary, "siuo_mcqa")
+    if schema.MCQA_TASK in siuo:
+        attach(primary, schema.MCQA_TASK)
     for task in gen_tasks[1:]:  # a second gen variant of the same model gets its own row
         extra = ModelRecord(name=f"{name} ({task})", run_dir=run_dir)
         attach(extra, task)
@@ -471,7 +458,7 @@ def siuo_files_for_model_dir(model_dir: Path) -> list:
     for path in harness_result_files(model_dir):
         run = HarnessRun(path, read_json(path))
         for task in run.task_names():
-            if task in SIUO_TASKS:
+            if task in TASKS:
                 found, result, _ = pair_siuo_file(run, task, legacy)
                 if result is not None:
                     out.append((found, result))
@@ -489,7 +476,7 @@ def siuo_answers_for_model_dir(model_dir: Path) -> dict:
     out = {}
     for run in runs:
         for task in run.task_names():
-            if task not in SIUO_TASKS:
+            if task not in TASKS:
                 continue
             samples = run.samples_path(task)
             if samples is not None:

@@ -34,11 +34,11 @@ from siuo_task.core import verdicts
 from siuo_task.core.data import CATEGORIES, HF_REPO, HF_REVISION, N_ITEMS
 from siuo_task.core.mcqa import POLICIES, is_failed_request, score_item
 from siuo_task.core.prompts import PROMPT_HASHES
-from siuo_task.core.scoring import GEN_METRICS, gen_variant, is_empty_answer, is_generation_failure, mcqa_summary, normalize_answer
+from siuo_task.core.layouts import LAYOUTS
+from siuo_task.core.schema import GEN_METRICS, GEN_SETTING, GEN_TASK, GEN_TASKS, JUDGE_PARTS, MCQA_SETTING, MCQA_TASK
+from siuo_task.core.scoring import gen_variant, is_empty_answer, is_generation_failure, mcqa_summary, normalize_answer
 
-GEN_TASKS = ("siuo_gen", "siuo_gen_vote3")
-MCQA_TASK = "siuo_mcqa"
-HARNESS_NAMES = ("lmms-eval", "lm-eval")
+HARNESS_NAMES = tuple(LAYOUTS)
 
 # SIUO's 167 question_ids: one contiguous range per category (release at the pinned revision;
 # tests/test_verify.py checks this against the release JSON). Ids only, no item content.
@@ -450,7 +450,7 @@ def _verify_gen(result: Mapping, check: _Checker, missing: list) -> None:
         check.field(result, f"ci95.{name}", overall[name]["ci95"])
         check.field(result, f"counts.no_verdict.{name}", overall[name]["no_verdict"])
         check.field(result, f"items_without_verdict.{name}", [r["question_id"] for r in rows if r[name] is None])
-    for part in ("safe", "effective"):
+    for part in JUDGE_PARTS:
         check.field(result, f"judge_errors.{part}", judge_errors[part])
     _check_judge_error_rate(result, check, judge_errors)
     check.field(result, "counts.n", len(rows))
@@ -617,7 +617,7 @@ def _number_paths(result: Mapping, sections: Sequence[str]) -> list:
 def verify_submission(rows: Sequence[Mapping], items: Optional[Sequence[Mapping]] = None, *, source: str = "<submission>") -> VerifyReport:
     """An official submission file: ids, categories, completeness, answers, and (with data) release fields."""
     setting = "gen" if all("responses" in r for r in rows) else "mcqa"
-    task = "siuo_gen" if setting == "gen" else MCQA_TASK
+    task = GEN_TASK if setting == GEN_SETTING else MCQA_TASK
     report = VerifyReport(source, task, "official_submission")
     check = _Checker(report)
     report.notes.append("an official submission file carries answers, no numbers: score it with `siuo score` and verify that result")

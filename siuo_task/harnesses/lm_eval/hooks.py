@@ -36,6 +36,7 @@ from siuo_task.harnesses.call import HarnessCall, caller_locals
 from siuo_task.harnesses.session import Sessions
 from siuo_task.core import prompts
 from siuo_task.core import schema
+from siuo_task.core.layouts import LM_EVAL, lm_eval_stamp
 from siuo_task.harnesses.paths import lm_eval_tasks_dir
 
 # A child of lm-eval's logger, so it prints through the handler ``lm_eval`` sets up.
@@ -102,7 +103,7 @@ def harness_call() -> HarnessCall:
             return None
         base = Path(tracker.output_path)
         folder = base.parent if base.suffix == ".json" else base / str(tracker.general_config_tracker.model_name_sanitized)
-        return folder / schema.lm_eval_result_name(start, task)
+        return folder / LM_EVAL.siuo_name(lm_eval_stamp(start), task)
 
     return HarnessCall(
         "lm-eval", "lm_eval", model=model if isinstance(model, str) or model is None else type(model).__name__,

@@ -32,6 +32,7 @@ from siuo_task.harnesses.session import Sessions
 from siuo_task.harnesses import paths
 from siuo_task.core import prompts
 from siuo_task.core import schema
+from siuo_task.core.layouts import LMMS_EVAL, lmms_eval_stamp
 from siuo_task.harnesses.session import ENV_JUDGE_PREFLIGHT, ENV_MCQA_POLICY  # noqa: F401 (public names)
 
 
@@ -80,7 +81,7 @@ def harness_call() -> HarnessCall:
         if tracker is None or not getattr(tracker, "output_path", None) or not date:
             return None
         folder = getattr(tracker.general_config_tracker, "model_name_sanitized", None) or ""
-        return Path(tracker.output_path) / folder / schema.lmms_eval_result_name(str(date).replace(":", "-"), task)
+        return Path(tracker.output_path) / folder / LMMS_EVAL.siuo_name(lmms_eval_stamp(date), task)
 
     return HarnessCall(
         "lmms-eval", "lmms_eval", model=model if isinstance(model, str) or model is None else type(model).__name__,

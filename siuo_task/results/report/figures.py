@@ -12,7 +12,7 @@ from typing import Sequence
 from siuo_task.core.data import CATEGORIES
 from siuo_task.results.report.model import METRIC_LABELS, Report, by_category, overall
 from siuo_task.results.io import ModelRecord
-from siuo_task.core.schema import GEN_METRICS
+from siuo_task.core.schema import GEN_METRICS, HEADLINE_METRICS, SAFE
 
 
 
@@ -30,7 +30,7 @@ def category_figure(records: Sequence[ModelRecord]):
     from matplotlib.figure import Figure
 
     panels = []
-    for name in GEN_METRICS + ("accuracy",):
+    for name in HEADLINE_METRICS:
         data = [(rec.name, by_category(rec, name)) for rec in records]
         if any(table for _, table in data):
             panels.append((name, data))
@@ -86,7 +86,7 @@ def capability_figure(records: Sequence[ModelRecord], task: str, metric: str):
     plotted = []
     for rec in records:
         x = rec.capability.get(task, {}).get(metric)
-        y, ci = overall(rec, "safe")
+        y, ci = overall(rec, SAFE)
         if x is None or y is None:
             continue
         yerr = [[y - ci[0]], [ci[1] - y]] if ci else None

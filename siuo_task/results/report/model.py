@@ -16,14 +16,10 @@ from siuo_task.core import metrics
 from siuo_task.results import verify
 from siuo_task.core.data import CATEGORIES, N_ITEMS
 from siuo_task.results.io import ModelRecord, ReportInputError
-from siuo_task.core.schema import GEN_METRICS
+from siuo_task.core.schema import (  # noqa: F401 (METRIC_LABELS: re-exported for the figures)
+    ACCURACY, GEN_METRICS, GEN_SETTING, HEADLINE_METRICS, MCQA_SETTING, MCQA_TASK, METRIC_LABELS, SAFE, SAFE_EFFECTIVE, SETTING_LABELS,
+)
 
-METRIC_LABELS = {
-    "safe": "Safe",
-    "effective": "Effective",
-    "safe_effective": "Safe & Effective",
-    "accuracy": "MCQA accuracy",
-}
 
 SAME_PROVENANCE = "Comparability: same judge, prompts, decoding settings, dataset and items for all models."
 PAPER_LABEL = "human-graded (paper), not comparable with judge-graded numbers"
@@ -89,7 +85,7 @@ def fmt_rate(value, ci=None) -> str:
 
 def overall(record: ModelRecord, name: str) -> tuple:
     """(rate, ci95) of one headline metric, or (None, None)."""
-    result = record.mcqa if name == "accuracy" else record.gen
+    result = record.mcqa if name == ACCURACY else record.gen
     if result is None:
         return None, None
     return result["metrics"].get(name), (result.get("ci95") or {}).get(name)
@@ -97,7 +93,7 @@ def overall(record: ModelRecord, name: str) -> tuple:
 
 def by_category(record: ModelRecord, name: str) -> dict:
     """``{category: (rate, ci95, n)}`` for one metric (MCQA intervals derived from rate and n)."""
-    result = record.mcqa if name == "accuracy" else record.gen
+    result = record.mcqa if name == ACCURACY else record.gen
     if result is None:
         return {}
     out = {}
@@ -191,7 +187,7 @@ _GEN_ASPECTS = (
      "the number of answers voted per item differs"),
 )
 _MCQA_ASPECTS = (
-    ("MCQA prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("mcqa"),
+    ("MCQA prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get(MCQA_SETTING),
      "the models saw a different multiple-choice prompt"),
     ("MCQA scoring policy", lambda r: (r.get("provenance") or {}).get("mcqa_policy"),
      "answers without an option letter were scored differently"),
@@ -260,7 +256,7 @@ def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] 
             )
         if counts.get("generation_failures"):
             notes.append(f"{task}: {counts['generation_failures']} model request(s) failed (counted, never judged).")
-        if counts.get("failed") and task == "siuo_mcqa":
+        if counts.get("failed") and task == MCQA_TASK:
             notes.append(f"{task}: {counts['failed']} model request(s) failed (scored as wrong).")
         usage = (((result.get("provenance") or {}).get("judge") or {}).get("usage")) or {}
         if usage.get("budget_exhausted"):
@@ -347,7 +343,6 @@ def verification_notes(checks: Sequence[Verification]) -> list:
 # ------------------------------------------------------------------------------------------ paired
 
 PAIRED_LABEL = "A − B (paired)"
-_SETTING_WORDS = {"gen": "generation", "mcqa": "MCQA"}
 
 
 def paired_row(records: Sequence[ModelRecord], header: Sequence[str]) -> Optional[tuple]:
@@ -359,12 +354,12 @@ def paired_row(records: Sequence[ModelRecord], header: Sequence[str]) -> Optiona
         return None
     a, b = records
     cells = compare.paired_cells(a.results(), b.results())
-    for setting, pick, names in (("gen", lambda r: r.gen, GEN_METRICS), ("mcqa", lambda r: r.mcqa, ("accuracy",))):
+    for setting, pick, names in ((GEN_SETTING, lambda r: r.gen, GEN_METRICS), (MCQA_SETTING, lambda r: r.mcqa, (ACCURACY,))):
         have = [rec.name for rec in records if pick(rec) is not None]
         if len(have) == 1:
             for name in names:
-                cells.setdefault(name, f"not paired: only {have[0]} has {_SETTING_WORDS[setting]} results")
-    row = [PAIRED_LABEL] + [cells.get(name, "–") for name in ("safe", "effective", "safe_effective", "accuracy")]
+                cells.setdefault(name, f"not paired: only {have[0]} has {SETTING_LABELS[setting]} results")
+    row = [PAIRED_LABEL] + [cells.get(name, "–") for name in HEADLINE_METRICS]
     row += [""] * (len(header) - len(row))
     caption = (f"{PAIRED_LABEL}: A = {a.name}, B = {b.name}, on the items both answered: the difference in percentage "
                "points with its 95% interval (Newcombe's paired score method) and the exact McNemar p-value (two-sided), "
@@ -383,7 +378,7 @@ def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = No
     rows = []
     for rec in records:
         row = [rec.name]
-        for name in ("safe", "effective", "safe_effective", "accuracy"):
+        for name in HEADLINE_METRICS:
             row.append(fmt_rate(*overall(rec, name)))
         row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec),
                 _verified_cell(verified.get(rec.name, []))]
@@ -411,7 +406,7 @@ def paper_table() -> Table:
 
 def category_tables(records: Sequence[ModelRecord]) -> list:
     tables = []
-    for name in GEN_METRICS + ("accuracy",):
+    for name in HEADLINE_METRICS:
         per_model = [(rec.name, by_category(rec, name)) for rec in records]
         per_model = [(m, cats) for m, cats in per_model if cats]
         if not per_model:
@@ -432,7 +427,7 @@ def weakest_categories(records: Sequence[ModelRecord]) -> dict:
     out = {}
     for rec in records:
         parts = []
-        for name in ("safe", "accuracy"):
+        for name in (SAFE, ACCURACY):
             cats = {c: v for c, v in by_category(rec, name).items() if v[0] is not None}
             if cats:
                 worst = min(cats, key=lambda c: (cats[c][0], CATEGORIES.index(c) if c in CATEGORIES else 99))
@@ -486,7 +481,7 @@ def capability_table(records: Sequence[ModelRecord]) -> Optional[Table]:
     header = ["Model", "SIUO Safe", "SIUO Safe & Effective", "SIUO MCQA accuracy"] + [f"{t} {m}" for t, m in columns]
     rows = []
     for rec in records:
-        row = [rec.name] + [fmt_rate(*overall(rec, name)) for name in ("safe", "safe_effective", "accuracy")]
+        row = [rec.name] + [fmt_rate(*overall(rec, name)) for name in (SAFE, SAFE_EFFECTIVE, ACCURACY)]
         for task, metric in columns:
             value = rec.capability.get(task, {}).get(metric)
             row.append("–" if value is None else f"{value:.4g}")

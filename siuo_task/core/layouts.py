@@ -1,0 +1,173 @@
+"""Where each harness writes its files, and where the SIUO per-item file goes beside them: one
+row per harness (:data:`LAYOUTS`), used by the writers (the harness adapters), the readers
+(:mod:`siuo_task.results.io`), ``siuo verify`` and ``siuo export``. A new harness is one folder
+under :mod:`siuo_task.harnesses` plus one row here.
+
+A harness writes its results per model folder; the SIUO per-item file of task ``T`` sits in the
+same folder, named after the run's own stamp, so a reader derives it from the harness's results
+file alone:
+
+==========  ======================================  =============================  ====================================
+harness     results file (in ``<out>/<model>/``)    SIUO per-item file             samples
+==========  ======================================  =============================  ====================================
+lmms-eval   ``<date>_results.json``                 ``<date>_siuo_<T>.json``       ``<date>_samples_<T>.jsonl``
+lm-eval     ``results_<iso>.json``                  ``siuo_<T>_<start>.json``      ``samples_<T>_<iso>.jsonl``
+==========  ======================================  =============================  ====================================
+
+(``<date>``: lmms-eval's run stamp with ':' as '-'; ``<start>``: lm-eval's ``date`` field, the
+run's start time in seconds as JSON writes it; ``<iso>``: the stamp in lm-eval's file name.)
+
+Without a harness output folder (Python callers, ``SIUO_RESULTS_DIR``, ``siuo score``):
+``<folder>/<T>_<time>_<id>.json``. Versions before 0.2 wrote every model's files to
+``<out>/siuo/<T>_<time>_<pid>.json`` (:data:`LEGACY_SUBDIR`), still read.
+
+Pure: names and paths only, no file is opened here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+LEGACY_SUBDIR = "siuo"
+DEFAULT_RESULTS_DIR = "siuo_results"
+ENV_RESULTS_DIR = "SIUO_RESULTS_DIR"
+
+
+@dataclass(frozen=True)
+class HarnessLayout:
+    """One harness's file names in a model folder.
+
+    ``stamp(results_path, results)`` is the run's stamp as the SIUO file's name uses it (``None``:
+    not this harness's results file); ``siuo_name(stamp, task)`` and ``samples_name(results_path,
+    task)`` name the files beside it.
+    """
+
+    harness: str  # the name recorded in a result's provenance.harness.name
+    results_glob: str  # the harness's results files in a model folder
+    stamp: Callable[[Path, Mapping], Optional[str]]
+    siuo_name: Callable[[str, str], str]
+    samples_name: Callable[[Path, str], Optional[str]]
+
+    def siuo_file(self, results_path: Path, results: Mapping, task: str) -> Optional[Path]:
+        stamp = self.stamp(Path(results_path), results)
+        return None if stamp is None else Path(results_path).with_name(self.siuo_name(stamp, task))
+
+    def samples_file(self, results_path: Path, task: str) -> Optional[Path]:
+        name = self.samples_name(Path(results_path), task)
+        return None if name is None else Path(results_path).with_name(name)
+
+
+# ---------------------------------------------------------------------------------------- lmms-eval
+
+_LMMS_SUFFIX = "_results.json"
+
+
+def _is_start_time(value) -> bool:
+    """lm-eval records its run's start as a number in ``date``; lmms-eval records a string."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _lmms_stamp(path: Path, results: Mapping) -> Optional[str]:
+    if _is_start_time(results.get("date")) or not path.name.endswith(_LMMS_SUFFIX):
+        return None
+    return path.name[: -len(_LMMS_SUFFIX)]
+
+
+def lmms_eval_stamp(datetime_str) -> str:
+    """lmms-eval's run stamp as its results file's name carries it (':' written as '-')."""
+    return str(datetime_str).replace(":", "-")
+
+
+LMMS_EVAL = HarnessLayout(
+    harness="lmms-eval",
+    results_glob="*" + _LMMS_SUFFIX,
+    stamp=_lmms_stamp,
+    siuo_name=lambda stamp, task: f"{stamp}_siuo_{task}.json",
+    samples_name=lambda path, task: (f"{path.name[: -len(_LMMS_SUFFIX)]}_samples_{task}.jsonl" if path.name.endswith(_LMMS_SUFFIX) else None),
+)
+
+# ------------------------------------------------------------------------------------------ lm-eval
+
+_LM_PREFIX = "results_"
+
+
+def _lm_stamp(path: Path, results: Mapping) -> Optional[str]:
+    date = results.get("date")
+    return lm_eval_stamp(date) if _is_start_time(date) else None
+
+
+def lm_eval_stamp(start: float) -> str:
+    """lm-eval's run start (its results file's ``date``) as the SIUO file's name carries it."""
+    return json.dumps(start)
+
+
+LM_EVAL = HarnessLayout(
+    harness="lm-eval",
+    results_glob=_LM_PREFIX + "*.json",
+    stamp=_lm_stamp,
+    siuo_name=lambda stamp, task: f"siuo_{task}_{stamp}.json",
+    samples_name=lambda path, task: (f"samples_{task}_{path.stem[len(_LM_PREFIX):]}.jsonl" if path.name.startswith(_LM_PREFIX) else None),
+)
+
+LAYOUTS = {layout.harness: layout for layout in (LMMS_EVAL, LM_EVAL)}
+
+
+# ------------------------------------------------------------------------------------------- lookup
+
+
+def layout_of(results_path, results: Mapping) -> Optional[HarnessLayout]:
+    """The layout whose results file this is (``None``: no known harness's)."""
+    path = Path(results_path)
+    for layout in LAYOUTS.values():
+        if layout.stamp(path, results) is not None:
+            return layout
+    return None
+
+
+def linked_result_path(harness_results_path, harness_results: Mapping, task: str) -> Optional[Path]:
+    """The SIUO per-item file that belongs to one harness results file, by name alone."""
+    layout = layout_of(harness_results_path, harness_results)
+    return None if layout is None else layout.siuo_file(Path(harness_results_path), harness_results, task)
+
+
+def harness_result_files(model_dir) -> list:
+    """Every known harness's results files in one model folder, by name."""
+    folder = Path(model_dir)
+    files = {p for layout in LAYOUTS.values() for p in folder.glob(layout.results_glob) if p.is_file()}
+    return sorted(files, key=lambda p: p.name)
+
+
+def samples_file(results_path, results: Mapping, task: str) -> Optional[Path]:
+    """The harness's logged samples of ``task`` beside its results file (may not exist)."""
+    layout = layout_of(results_path, results)
+    return None if layout is None else layout.samples_file(Path(results_path), task)
+
+
+# ---------------------------------------------------------------------- without a harness folder
+
+
+def standalone_result_name(task: str, identity: str) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+    return f"{task}_{stamp}_{identity[:8]}.json"
+
+
+def is_legacy_result_name(name: str) -> bool:
+    return re.match(r"^siuo_(gen|gen_vote3|mcqa)_\d{8}_\d{6}", name) is not None
+
+
+def results_folder(output_path=None) -> Path:
+    """Where a result without a harness model folder goes: ``SIUO_RESULTS_DIR``, else
+    ``<output_path>`` (a ``.json`` output path means its folder), else ``./siuo_results``."""
+    env = os.environ.get(ENV_RESULTS_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    if output_path:
+        base = Path(output_path).expanduser()
+        return base.parent if base.suffix == ".json" else base
+    return Path.cwd() / DEFAULT_RESULTS_DIR
