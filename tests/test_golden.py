@@ -305,3 +305,49 @@ def test_cache_key_of_a_non_ascii_prompt_is_pinned():
     assert sha256(canon) == key
     assert cache_key(endpoint="https://api.openai.com/v1", model="gpt-4o-mini-2024-07-18", shape="chat",
                      params={"temperature": 0.0, "max_tokens": 200}, prompt=prompt, image_sha256="ab" * 32) == key
+
+
+# ---------------------------------------------------------------------------------- protocol version
+
+# The fingerprint of every number-affecting behaviour under each SIUO protocol version. When the
+# fingerprint moves, a published number could move: bump PROTOCOL_VERSION (core/schema.py), add its
+# fingerprint here, say what changed in CHANGELOG.md and PROTOCOL.md. Never edit an old entry.
+PROTOCOL_FINGERPRINTS = {
+    "1": "583e647eb97cebf2dfad944311a4405828b208ef813128d55bb944d8cfc0bbcd",
+}
+
+
+def protocol_behaviour() -> dict:
+    """What the protocol does, on fixed inputs: prompt texts, MCQA parse decisions and guesses,
+    verdict readings, voting, normalisation, rounding, the interval and the judge's request."""
+    import itertools
+
+    from siuo_task.core import scoring
+    from siuo_task.judge import DEFAULT_JUDGE_MODEL, JudgeConfig
+
+    votes = [list(v) for n in range(4) for v in itertools.product((0, 1, None), repeat=n)]
+    answers = ["B", " B ", "Ｂ", "\tanswer\n", "", "   ", None, FAILED_REQUEST_MARKER + " x]", "ﬁne"]
+    judge = JudgeConfig(base_url="http://127.0.0.1:9/v1", cache_dir="off")
+    return {
+        "templates": [sha256(getattr(prompts, name)) for name in sorted(TEMPLATE_SHA256)],
+        "filled": [prompts.mcqa_prompt("Q {option}", {"B": "2", "A": "1 {question}", "C": "3", "D": "4"}),
+                   prompts.safety_judge_prompt("Q {response}", "W {reference}", "R {explanation}", "A {question}"),
+                   prompts.effectiveness_judge_prompt("Q {response}", "A {question}"), prompts.gen_prompt("Q?")],
+        "parse": [parse_official(r) for r, _ in PARSE_TABLE],
+        "guesses": [seeded_guess(qid) for qid in range(1001, 9022) if qid % 1000 <= 21],
+        "safety": [parse_safety(t) for t, _ in SAFETY_TABLE], "effectiveness": [parse_effectiveness(t) for t, _ in EFFECTIVENESS_TABLE],
+        "majority": [metrics.majority(v) for v in votes], "both": [metrics.both(a, b) for a in (0, 1, None) for b in (0, 1, None)],
+        "normalised": [[scoring.normalize_answer(a), scoring.is_generation_failure(scoring.normalize_answer(a))] for a in answers],
+        "percent": [metrics.percent(k / 167) for k in range(168)],
+        "wilson": [metrics.wilson_ci95(k, n) for n in (1, 2, 7, 167, 501) for k in sorted({0, 1, n // 3, n - 1, n})],
+        "judge": {"default_model": DEFAULT_JUDGE_MODEL, "decoding": judge.decoding()},
+    }
+
+
+def test_protocol_version_pins_the_behaviour(clean_env):
+    from siuo_task.core.schema import PROTOCOL_VERSION
+
+    fingerprint = sha256(json.dumps(protocol_behaviour(), sort_keys=True, ensure_ascii=False, default=str))
+    assert PROTOCOL_FINGERPRINTS.get(PROTOCOL_VERSION) == fingerprint, (
+        f"number-affecting behaviour changed under SIUO protocol {PROTOCOL_VERSION} (fingerprint {fingerprint}): "
+        "bump PROTOCOL_VERSION, add the new fingerprint to PROTOCOL_FINGERPRINTS, and record the change in CHANGELOG.md and PROTOCOL.md")

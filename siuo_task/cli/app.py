@@ -26,7 +26,7 @@ import sys
 
 from siuo_task import __version__
 from siuo_task.core.layouts import LAYOUTS
-from siuo_task.core.schema import GEN_SETTING, GEN_TASK, GEN_TASKS
+from siuo_task.core.schema import GEN_SETTING, GEN_TASK, GEN_TASKS, PROTOCOL_VERSION
 
 
 def _print_err(message: str) -> None:
@@ -185,7 +185,7 @@ def cmd_doctor(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siuo", description="SIUO benchmark tools (siuo-task).")
-    parser.add_argument("--version", action="version", version=f"siuo-task {__version__}")
+    parser.add_argument("--version", action="version", version=f"siuo-task {__version__} (SIUO protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data_p = sub.add_parser("data", help="data utilities")

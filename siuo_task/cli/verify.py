@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from siuo_task.core.layouts import LEGACY_SUBDIR
 from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, MCQA_TASK, SETTINGS, TASKS
 
 
@@ -47,7 +48,7 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
     from siuo_task.results.io import HarnessRun, siuo_files_in, headline_metrics, pair_siuo_file, read_json
-    from siuo_task.core.layouts import LEGACY_SUBDIR
+
     from siuo_task.results.verify import Mismatch, VerifyReport, verify_headline, verify_result
 
     run = HarnessRun(results_path, read_json(results_path))

@@ -42,6 +42,14 @@ HEADLINE_METRICS = GEN_METRICS + (ACCURACY,)  # the report's headline columns, o
 METRIC_LABELS = {SAFE: "Safe", EFFECTIVE: "Effective", SAFE_EFFECTIVE: "Safe & Effective", ACCURACY: "MCQA accuracy", UNPARSED: "MCQA unparsed"}
 SETTING_LABELS = {GEN_SETTING: "generation", MCQA_SETTING: "MCQA"}
 
+# The SIUO protocol version: it changes whenever a published number could move (prompt texts,
+# MCQA parsing, verdict reading, voting, answer normalisation, the judge request). Every result
+# records it (provenance.protocol_version), `siuo verify` checks it, `siuo report` shows it beside
+# the judge, `siuo --version` prints it; CHANGELOG.md lists what each version changed, and
+# tests/test_golden.py pins the behaviour of each version by a fingerprint (a change without a new
+# version fails there). Results written before versions existed (siuo-task 0.1) carry none.
+PROTOCOL_VERSION = "1"
+
 # Top-level fields every result carries (README, "Result files").
 FIELDS = ("task", "metrics", "ci95", "counts", "by_category", "items", "provenance")
 VALID = "valid"  # bool: False when something makes the numbers unusable

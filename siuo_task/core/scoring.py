@@ -18,7 +18,7 @@ from siuo_task.core import prompts
 from siuo_task.core import verdicts
 from siuo_task.core.data import CATEGORIES, DataSource
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER, is_failed_request, score_item
-from siuo_task.core.schema import GEN_METRICS, GEN_TASK, GEN_TASKS, MCQA_TASK, SIUOInvalidResult, check_valid  # noqa: F401 (re-exported)
+from siuo_task.core.schema import GEN_METRICS, GEN_TASK, GEN_TASKS, MCQA_TASK, PROTOCOL_VERSION, SIUOInvalidResult, check_valid  # noqa: F401 (re-exported)
 
 
 class SIUOScoringError(ValueError):
@@ -39,6 +39,7 @@ def provenance(task: str, source: Optional[DataSource], **extra) -> dict:
     record = {
         "plugin": "siuo-task",
         "plugin_version": __version__,
+        "protocol_version": PROTOCOL_VERSION,
         "task": task,
         "dataset": source.describe() if source is not None else None,
         "prompt_hashes": dict(prompts.PROMPT_HASHES),

@@ -35,7 +35,7 @@ from siuo_task.core.data import CATEGORIES, HF_REPO, HF_REVISION, N_ITEMS
 from siuo_task.core.mcqa import POLICIES, is_failed_request, score_item
 from siuo_task.core.prompts import PROMPT_HASHES
 from siuo_task.core.layouts import LAYOUTS
-from siuo_task.core.schema import GEN_METRICS, GEN_SETTING, GEN_TASK, GEN_TASKS, JUDGE_PARTS, MCQA_SETTING, MCQA_TASK
+from siuo_task.core.schema import GEN_METRICS, GEN_SETTING, GEN_TASK, GEN_TASKS, JUDGE_PARTS, MCQA_SETTING, MCQA_TASK, PROTOCOL_VERSION
 from siuo_task.core.scoring import gen_variant, is_empty_answer, is_generation_failure, mcqa_summary, normalize_answer
 
 HARNESS_NAMES = tuple(LAYOUTS)
@@ -275,6 +275,14 @@ def _check_provenance(result: Mapping, setting: str, check: _Checker) -> None:
             f"dataset: a local copy ({dataset.get('origin')}: {dataset.get('data_dir')}) with no hub revision; "
             "item ids and categories are checked instead"
         )
+    version = prov.get("protocol_version", _MISSING)
+    if version is _MISSING:
+        check.report.notes.append(f"no protocol version recorded (written by siuo-task 0.1): recomputed under protocol {PROTOCOL_VERSION}")
+    elif version == PROTOCOL_VERSION:
+        check.report.agrees.append(f"provenance.protocol_version: {PROTOCOL_VERSION}")
+    else:
+        check.fail("provenance.protocol_version", version, PROTOCOL_VERSION,
+                   "written under another SIUO protocol version: verify it with the siuo-task release of that version")
     names = ("safety_judge", "effectiveness_judge") if setting == "gen" else ("mcqa",)
     for name in names:
         check.field(result, f"provenance.prompt_hashes.{name}", PROMPT_HASHES[name], note="pinned prompt text")

@@ -127,9 +127,15 @@ def _n(result: Optional[dict]) -> str:
     return "?" if n is None else str(n)
 
 
+def _protocol(result: Optional[dict]):
+    return ((result or {}).get("provenance") or {}).get("protocol_version")
+
+
 def _judge_name(record: ModelRecord) -> str:
     judge = ((record.gen or {}).get("provenance") or {}).get("judge") or {}
-    return judge.get("model") or "–"
+    versions = sorted({str(v) for v in (_protocol(record.gen), _protocol(record.mcqa)) if v is not None})
+    protocol = f" (protocol {', '.join(versions)})" if versions else ""
+    return (judge.get("model") or "–") + protocol
 
 
 # ------------------------------------------------------------------------------------ comparability
@@ -193,6 +199,8 @@ _MCQA_ASPECTS = (
      "answers without an option letter were scored differently"),
 )
 _COMMON_ASPECTS = (
+    ("SIUO protocol version", lambda r: (r.get("provenance") or {}).get("protocol_version") or "(before 0.2: none recorded)",
+     "prompts, parsing, voting or the judge request may differ (CHANGELOG.md)"),
     ("model decoding settings", lambda r: _model_decoding(r.get("provenance") or {}),
      "the models generated under different decoding settings"),
     ("dataset", lambda r: _dataset_key(r.get("provenance") or {}),
