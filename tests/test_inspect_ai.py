@@ -338,3 +338,11 @@ def test_one_log_folder_with_two_models_gives_two_models(data_dir, tmp_path):
     assert sorted(p.name for p, *_ in written) == ["siuo_mcqa-anthropic_b.json", "siuo_mcqa-openai_a.json"]
     rows = json.loads((tmp_path / "official" / "siuo_mcqa-anthropic_b.json").read_text())
     assert {r["response_mcqa"] for r in rows} == {"B"}
+
+
+def test_tasks_path_for_inspect_says_there_is_no_folder_to_pass(capsys):
+    from siuo_task.cli import main as siuo_main
+
+    assert siuo_main(["tasks-path", "--harness", "inspect-ai"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "inspect eval siuo_task/siuo_gen" in captured.err
