@@ -373,3 +373,25 @@ def test_a_model_name_inspect_takes_for_a_reasoning_model_is_labelled(site, data
     assert "not comparable with the protocol" in " ".join(run.output.split())  # the warning (inspect wraps its lines)
     proc = siuo("verify", run.log_dir)
     assert "decoded otherwise than the protocol" in proc.stdout, proc.stdout
+
+
+def test_what_the_protocol_does_not_allow_stops_before_generation(site, data_dir, tmp_path):
+    with FakeOpenAIServer(keep_images=False) as server:
+        env = judge_env(data_dir, server)
+        run = inspect_eval(site, tmp_path / "epochs", ["siuo_mcqa"], env, "--limit", "2", "--epochs", "2")
+        assert run.proc.returncode == 1 and "one answer per item" in run.proc.stderr, run.output[-3000:]
+        run = inspect_eval(site, tmp_path / "reducer", ["siuo_gen_vote3"], env, "--limit", "2", "--epochs", "3", "--epochs-reducer", "mean")
+        assert run.proc.returncode == 1 and "SIUO vote" in run.proc.stderr, run.output[-3000:]
+        model_calls = [r for r in server.requests if r.get("model") == MODEL.split("/", 1)[1]]
+    assert model_calls == []
+
+
+def test_no_score_generates_without_a_judge(site, data_dir, tmp_path):
+    """--no-score (as lmms-eval's --predict_only): no judge needed, none called, no SIUO result written."""
+    with FakeOpenAIServer(keep_images=False) as model:
+        env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "model-key"}
+        run = inspect_eval(site, tmp_path, ["siuo_gen"], env, "--limit", "2", "--no-score")
+        calls = list(model.requests)
+    assert run.proc.returncode == 0, run.output[-3000:]
+    assert len(calls) == 2 and all(r.get("model") == MODEL.split("/", 1)[1] for r in calls)  # the model only
+    assert not run.siuo_file("siuo_gen").exists() and log_header(run.log("siuo_gen")).status == "success"
