@@ -346,3 +346,22 @@ def test_tasks_path_for_inspect_says_there_is_no_folder_to_pass(capsys):
     assert siuo_main(["tasks-path", "--harness", "inspect-ai"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "inspect eval siuo_task/siuo_gen" in captured.err
+
+
+def _spec(**extra):
+    return SimpleNamespace(eval_id="E1", run_id="R1", model="openai/m", model_args={}, config=SimpleNamespace(limit=None),
+                           task="siuo_task/siuo_gen", **extra)
+
+
+def test_a_grader_role_is_said_to_be_unused(data_dir, clean_env, caplog):
+    """SIUO's judge is SIUO_JUDGE_*: a user who passes --model-role grader=... is told, not left to believe it judged."""
+    clean_env.setenv("SIUO_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    items = load_items("gen", data_dir, check_images=False)[0][:2]
+    samples = [SimpleNamespace(id=it["question_id"]) for it in items]
+    with caplog.at_level("WARNING", logger="siuo_task.inspect_ai"):
+        ev = evaluation.Evaluation("siuo_gen", _spec(model_roles={"grader": {"model": "anthropic/x"}}), items,
+                                   tasks.DECODING["siuo_gen"], 1, 1, samples)
+    ev.close()
+    assert "model role(s) grader are not used" in caplog.text
+    assert ev.expected == [(it["question_id"], 1) for it in items] and ev.session.judge is ev.judge
+    assert ev.session.harness["name"] == "inspect-ai" and ev.session.harness["task_generation_kwargs"] == {"max_tokens": 500, "temperature": 0.0}

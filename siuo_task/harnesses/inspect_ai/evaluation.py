@@ -179,6 +179,10 @@ class Evaluation:
             logger.warning(f"SIUO {task}: this run decodes with {differs}, not the protocol's {asked} "
                            f"({answers_per_item} answer(s) per item); its numbers are labelled with that "
                            "(provenance.harness.model_decoding) and are not comparable with the protocol's")
+        roles = sorted(getattr(spec, "model_roles", None) or {})
+        if roles and schema.is_gen_task(task):
+            logger.warning(f"SIUO {task}: the model role(s) {', '.join(roles)} are not used: SIUO's judge is set by SIUO_JUDGE_* "
+                           "(model, endpoint, key), and the result names it (provenance.judge)")
         task_config = {"generation_kwargs": {**asked}}
         if answers_per_item > 1:
             task_config["repeats"] = answers_per_item
