@@ -365,3 +365,13 @@ def test_a_grader_role_is_said_to_be_unused(data_dir, clean_env, caplog):
     assert "model role(s) grader are not used" in caplog.text
     assert ev.expected == [(it["question_id"], 1) for it in items] and ev.session.judge is ev.judge
     assert ev.session.harness["name"] == "inspect-ai" and ev.session.harness["task_generation_kwargs"] == {"max_tokens": 500, "temperature": 0.0}
+
+
+def test_inspects_hf_provider_takes_no_images_so_siuo_runs_local_models_elsewhere():
+    """Why no tiny local model runs SIUO through inspect's `hf/` provider (README): in 0.3.285 it refuses
+    any image in a message. When this fails, inspect's hf provider takes images: add a tiny-VLM run."""
+    from inspect_ai.model._providers.hf import message_content_to_string
+
+    sample = tasks.sample_of({"question_id": 1, "question": "q", "category": "morality", "image_path": "/x.png"}, "gen")
+    with pytest.raises(NotImplementedError, match="multimodal"):
+        message_content_to_string(list(sample.input))
