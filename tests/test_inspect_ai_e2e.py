@@ -106,7 +106,8 @@ class Run:
         self.output = proc.stdout + proc.stderr
 
     def log(self, task: str) -> Path:
-        logs = [p for p in self.log_dir.glob("*.eval") if f"_{task.replace('_', '-')}_" in p.name]
+        logs = [p for p in self.log_dir.iterdir() if p.suffix in (".eval", ".json") and p.name.startswith("20")
+                and f"_{task.replace('_', '-')}_" in p.name]
         assert len(logs) == 1, (sorted(p.name for p in self.log_dir.iterdir()), self.output[-3000:])
         return logs[0]
 
@@ -349,17 +350,21 @@ def test_keys_go_only_to_their_own_endpoint(site, data_dir, tmp_path):
             FakeOpenAIServer(require_key="model-key", keep_images=False) as model:
         env = judge_env(data_dir, judge)
         env["OPENAI_BASE_URL"] = model.url
-        run = inspect_eval(site, tmp_path, ["siuo_gen", "siuo_mcqa"], env, "--limit", "3")
+        # JSON logs: the files are plain text to search (and the reader takes them as .eval logs)
+        run = inspect_eval(site, tmp_path, ["siuo_gen", "siuo_mcqa"], env, "--limit", "3", "--log-format", "json")
         to_judge, to_model = list(judge.requests), list(model.requests)
     assert run.proc.returncode == 0, run.output[-4000:]
     assert to_judge and to_model
     auth = lambda r: {k.lower(): v for k, v in r["_headers"].items()}.get("authorization")  # noqa: E731
     assert {auth(r) for r in to_judge} == {"Bearer judge-key"} and {auth(r) for r in to_model} == {"Bearer model-key"}
     assert not any("api-key" in {k.lower() for k in r["_headers"]} for r in to_judge + to_model)
-    for path in [*run.log_dir.iterdir()]:
+    assert {p.suffix for p in run.log_dir.iterdir()} == {".json"} and len(list(run.log_dir.iterdir())) == 4  # 2 logs, 2 SIUO files
+    for path in run.log_dir.iterdir():
         text = path.read_bytes()
         assert b"judge-key" not in text and b"model-key" not in text, path.name
     assert "judge-key" not in run.output and "model-key" not in run.output
+    proc = siuo("verify", run.log_dir)  # JSON logs read as .eval logs (incomplete: 3 of 167 items)
+    assert proc.stdout.count("the harness's headline numbers for") == 2, proc.stdout
 
 
 def test_a_model_name_inspect_takes_for_a_reasoning_model_is_labelled(site, data_dir, tmp_path):

@@ -67,6 +67,11 @@ def note_plan(eval_id: str, config) -> None:
     _plans[eval_id] = config
 
 
+def clear_plans() -> None:
+    """At the run's end: the generate configs of tasks that never started (one run at a time per process)."""
+    _plans.clear()
+
+
 def evaluations_of(run_id: Optional[str]) -> list:
     return [ev for ev in _evaluations.values() if run_id is None or ev.run_id == run_id]
 

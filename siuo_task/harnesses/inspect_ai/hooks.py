@@ -73,6 +73,7 @@ class SIUORunHooks(Hooks):
         failures = {ev.eval_id: (ev.exit_code, f"{ev.task} ({ev.model}): {ev.failure}") for ev in evaluations if ev.failure is not None}
         for ev in evaluations:
             evaluation.forget(ev)
+        evaluation.clear_plans()
         for log in data.logs or []:  # a SIUO task that failed otherwise (the model's errors, ...): no number either
             task = siuo_task_name(log.eval.task)
             if task and log.status == "error" and log.eval.eval_id not in failures:
