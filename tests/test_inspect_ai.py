@@ -312,6 +312,7 @@ def test_logs_read_as_harness_results(tmp_path):
     assert got["inspect"]["status"] == "success" and layouts.layout_of(path, got) is layouts.INSPECT_AI
     failed = logs.read_results(_log(tmp_path, "siuo_gen", "openai/a", "E2", {}, status="error"))
     assert failed["results"] == {"siuo_gen": {}}  # still a SIUO task: its per-item file is looked for
+    assert logs.read_results(_log(tmp_path, "siuo_gen", "openai/a", "E3", {}, status="started"))["results"] == {}  # running
     assert logs.siuo_task_name("inspect_evals/mmmu_open") is None and logs.siuo_task_name("siuo_gen") == "siuo_gen"
     (tmp_path / "2026-12-04T10-00-09-00-00_broken_E9.json").write_text("{}")
     with pytest.raises(logs.InspectLogError, match="broken"):

@@ -6,7 +6,7 @@
 "inspect": {"status", "eval_id", "task", "error", "log"}}``: a SIUO task appears under its SIUO name
 (``siuo_task/siuo_gen`` -> ``siuo_gen``) even when its run failed (then without numbers), so the
 per-item file beside the log is still found and checked; other tasks keep inspect's name and give
-their metrics as capability numbers.
+their metrics as capability numbers. A log still being written lists no task (readers skip it).
 
 Only the header is read (no samples). ``.eval`` logs are zip files compressed with Zstandard, which
 Python's own zipfile can't read before 3.14: they are read with inspect's public
@@ -78,8 +78,9 @@ def read_results(path) -> dict:
     results = header.get("results") if isinstance(header.get("results"), Mapping) else None
     error = header.get("error") if isinstance(header.get("error"), Mapping) else None
     model_args: Any = spec.get("model_args") or {}
+    running = header.get("status") == "started"  # a log still being written: no task to read yet
     return {
-        "results": {task: _metrics(results)} if results is not None or siuo_task_name(spec["task"]) else {},
+        "results": {task: _metrics(results)} if not running and (results is not None or siuo_task_name(spec["task"])) else {},
         "config": {"model": spec.get("model"), "model_args": schema.redact_model_args(model_args)},
         "model_name": spec.get("model"),
         "n-samples": {task: {"effective": (results or {}).get("total_samples")}},
