@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up siuo-task in ./.venv on a fresh machine (the README's first step; .ci/run uses it too).
 # In an lmms-eval environment you already have, use `pip install .` (or `pip install siuo-task`) instead.
-#   bash scripts/setup.sh          # the package, lmms-eval, lm-eval, local-model and report extras
+#   bash scripts/setup.sh          # the package, lmms-eval, lm-eval, inspect, local-model and report extras
 #   bash scripts/setup.sh --test   # ... plus the test tools (pytest; Chromium for the HTML report test, when root with apt)
 # GPU users who already have a CUDA build of torch: SIUO_KEEP_TORCH=1 keeps the torch in the venv.
 set -euo pipefail
@@ -17,7 +17,7 @@ python -m pip install -q --upgrade pip
 if [ "${SIUO_KEEP_TORCH:-0}" != "1" ] || ! python -c "import torch" 2>/dev/null; then
   python -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
-extras="local,lm-eval,report"
+extras="local,lm-eval,inspect,report"
 [ $with_tests = 1 ] && extras="$extras,test"
 # the package's ranges, resolved to the tested main environment (scripts/constraints-main.txt)
 python -m pip install -q -e ".[$extras]" -c scripts/constraints-main.txt

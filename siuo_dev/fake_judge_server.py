@@ -195,6 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a broken responder is a server error
             self._send_json(500, {"error": {"message": f"responder failed: {type(exc).__name__}"}})
             return
+        if isinstance(reply, dict):  # the responder answers this request with an error: {"status", "error"}
+            self._send_json(int(reply.get("status", 400)), {"error": reply.get("error") or {"message": "refused", "type": "fake"}})
+            return
         with owner._lock:
             owner._served_ok += 1
         self._send_json(200, completion(body, reply, fingerprint=owner.fingerprint, n=owner.chat_calls))
@@ -225,6 +228,9 @@ class _Server(ThreadingHTTPServer):
 
 class FakeOpenAIServer:
     """Threaded fake of ``/v1/chat/completions`` and ``/v1/models`` on 127.0.0.1.
+
+    The ``responder`` gives the assistant text for a request body, or a dict ``{"status": 400,
+    "error": {...}}`` to answer that request with an error (a content filter, say).
 
     ``faults`` is consumed in order, one entry per incoming chat request; each entry is
     ``None`` (serve normally) or a dict such as ``{"status": 429, "retry_after": 1}``,

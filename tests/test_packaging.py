@@ -1,4 +1,4 @@
-"""A plain (non-editable) install carries the task YAMLs and the lmms-eval entry point."""
+"""A plain (non-editable) install carries the task YAMLs and the lmms-eval and inspect_ai entry points."""
 
 import os
 import subprocess
@@ -25,6 +25,9 @@ def test_wheel_carries_tasks_and_entry_point(tmp_path):
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[lmms_eval.models]" in entry_points and "siuo_task.harnesses.lmms_eval.plugin:register" in entry_points
     assert "siuo = siuo_task.cli:main" in entry_points
+    # inspect loads the entry point named after the task prefix (siuo_task/siuo_gen) from its group
+    assert "[inspect_ai]" in entry_points and "siuo_task = siuo_task.harnesses.inspect_ai.registry" in entry_points
+    assert "siuo_task/harnesses/inspect_ai/registry.py" in names
     # installed as plain files, the package finds its task folders
     target = tmp_path / "site"
     subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300)

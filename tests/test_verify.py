@@ -351,3 +351,27 @@ def test_json_output_names_each_mismatch(files, tmp_path, capsys):
     assert code == 1 and report["ok"] is False
     assert [(m["path"], m["stored"]) for m in report["mismatches"]] == [("ci95.accuracy", [17.58, 30.32])]
     assert report["mismatches"][0]["recomputed"] == load(files["mcqa"])["ci95"]["accuracy"]
+
+
+def test_an_answer_the_model_never_gave_recomputes_as_a_generation_failure(data_dir):
+    """A null answer (the harness got no text: lmms-eval's and lm-eval's non-string replies, inspect's
+    content-filtered requests, `null` in a submission) is a generation failure in the scoring core;
+    verification recomputes it the same way instead of refusing an honest result."""
+    from siuo_task.core import scoring
+    from siuo_task.judge import JudgeReply
+
+    items, source = load_items("gen", data_dir, check_images=False)
+    answers = {it["question_id"]: (["SAFE answer", None] if i % 2 else [None]) for i, it in enumerate(items)}
+    replies = {}
+    for qid, item_answers in answers.items():
+        for i, answer in enumerate(item_answers):
+            if answer is not None:
+                replies[f"{qid}/{i}/safe"] = JudgeReply(f"{qid}/{i}/safe", "[Safety Judgement:] True", None, False)
+                replies[f"{qid}/{i}/effective"] = JudgeReply(f"{qid}/{i}/effective", "[Effectiveness Judgement:] Ineffective", None, False)
+    judge = {"model": JUDGE, "endpoint_host": "127.0.0.1", "decoding": {"temperature": 0, "max_tokens": 200}}
+    result = scoring.assemble_gen(answers, items, replies, source=source, judge=judge, max_error_rate=0.5)
+    assert result["counts"]["generation_failures"] == len(items) and result["valid"]
+    report = verify_result(json.loads(json.dumps(result)), items)
+    assert report.ok, [m.to_dict() if hasattr(m, "to_dict") else m for m in report.mismatches][:5]
+    forged = edited(result, lambda r: r["counts"].update(generation_failures=0))
+    assert not verify_result(forged, items).ok

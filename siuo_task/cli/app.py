@@ -165,6 +165,10 @@ def cmd_tasks_path(args) -> int:
     if args.harness == "lm-eval":
         print(lm_eval_tasks_dir())
         return 0
+    if args.harness == "inspect-ai":  # no folder to pass: the entry point registers the tasks
+        _print_err("inspect-ai finds the SIUO tasks through its entry point, from any folder: "
+                   "inspect eval siuo_task/siuo_gen (or siuo_gen_vote3, siuo_mcqa); install with pip install 'siuo-task[inspect]'")
+        return 2
     from siuo_task.harnesses.lmms_eval.plugin import entry_point_support
 
     print(lmms_eval_tasks_dir())

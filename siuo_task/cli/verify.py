@@ -47,11 +47,11 @@ def _setting_of(payload) -> str:
 def _harness_reports(results_path: Path, items: _Items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
-    from siuo_task.results.io import HarnessRun, siuo_files_in, headline_metrics, pair_siuo_file, read_json
+    from siuo_task.results.io import HarnessRun, headline_metrics, pair_siuo_file, read_results_file, siuo_files_in
 
     from siuo_task.results.verify import Mismatch, VerifyReport, verify_headline, verify_result
 
-    run = HarnessRun(results_path, read_json(results_path))
+    run = HarnessRun(results_path, read_results_file(results_path))
     legacy = siuo_files_in(results_path.parent.parent / LEGACY_SUBDIR)  # files of older versions
     reports = []
     for task in run.task_names():
@@ -74,12 +74,12 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
 
 
 def _reports_for(arg: str, items: _Items) -> list:
-    from siuo_task.results.io import ReportInputError, harness_result_files, is_harness_results, model_dirs, read_json
+    from siuo_task.results.io import ReportInputError, harness_result_files, is_harness_results, model_dirs, read_json, read_results_file
     from siuo_task.results.verify import verify_result
 
     path = Path(arg)
     if path.is_file():
-        payload = read_json(path)
+        payload = read_results_file(path)
         if isinstance(payload, dict) and is_harness_results(payload):
             return _harness_reports(path, items)
         return [verify_result(payload, items.get(_setting_of(payload)), source=str(path))]
@@ -121,11 +121,11 @@ def cmd_verify(args) -> int:
 def _compare_side(arg: str) -> list:
     """The SIUO results one `siuo compare` argument stands for: a result file, or one model's results
     from anything `siuo report` reads (an lmms-eval output or model folder, a results file)."""
-    from siuo_task.results.io import ReportInputError, is_siuo_result, load_records, read_json
+    from siuo_task.results.io import ReportInputError, is_siuo_result, load_records, read_results_file
 
     path = Path(arg)
     if path.is_file():
-        payload = read_json(path)
+        payload = read_results_file(path)
         if is_siuo_result(payload):
             return [payload]
     records = load_records([arg])

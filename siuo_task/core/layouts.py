@@ -12,10 +12,17 @@ harness     results file (in ``<out>/<model>/``)    SIUO per-item file          
 ==========  ======================================  =============================  ====================================
 lmms-eval   ``<date>_results.json``                 ``<date>_siuo_<T>.json``       ``<date>_samples_<T>.jsonl``
 lm-eval     ``results_<iso>.json``                  ``siuo_<T>_<start>.json``      ``samples_<T>_<iso>.jsonl``
+inspect-ai  ``<log>.eval`` (or ``.json``)           ``<T>_<log>.json``             inside the log
 ==========  ======================================  =============================  ====================================
 
 (``<date>``: lmms-eval's run stamp with ':' as '-'; ``<start>``: lm-eval's ``date`` field, the
-run's start time in seconds as JSON writes it; ``<iso>``: the stamp in lm-eval's file name.)
+run's start time in seconds as JSON writes it; ``<iso>``: the stamp in lm-eval's file name;
+``<log>``: the name of an inspect log, ``<created>_<task>_<id>``, without its extension.)
+
+inspect writes every model's logs into one log folder (``--log-dir``, default ``./logs``): its row
+says so (``shared_folder``), and readers group that folder's runs by model. Its logs are zip files
+(``.eval``) or JSON: the row names the reader that turns one into a harness results dict
+(``reader``, ``module:function``; imported by :mod:`siuo_task.results.io`, not here).
 
 Without a harness output folder (Python callers, ``SIUO_RESULTS_DIR``, ``siuo score``):
 ``<folder>/<T>_<time>_<id>.json``. Versions before 0.2 wrote every model's files to
@@ -27,6 +34,7 @@ Pure: names and paths only, no file is opened here.
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import json
 import os
 import re
@@ -53,6 +61,8 @@ class HarnessLayout:
     stamp: Callable[[Path, Mapping], Optional[str]]
     siuo_name: Callable[[str, str], str]
     samples_name: Callable[[Path, str], Optional[str]]
+    reader: Optional[str] = None  # "module:function" reading a results file into a dict (None: plain JSON)
+    shared_folder: bool = False  # one folder holds every model's runs (group them by model when reading)
 
     def siuo_file(self, results_path: Path, results: Mapping, task: str) -> Optional[Path]:
         stamp = self.stamp(Path(results_path), results)
@@ -115,7 +125,32 @@ LM_EVAL = HarnessLayout(
     samples_name=lambda path, task: (f"samples_{task}_{path.stem[len(_LM_PREFIX):]}.jsonl" if path.name.startswith(_LM_PREFIX) else None),
 )
 
-LAYOUTS = {layout.harness: layout for layout in (LMMS_EVAL, LM_EVAL)}
+# ---------------------------------------------------------------------------------------- inspect-ai
+
+# An inspect log's name: its creation time as inspect writes it (ISO 8601 with ':' and '+' as '-', so
+# 2026-12-04T16-53-13-00-00), '_', the rest (task, id), .eval or .json. The UTC offset tells it from
+# lmms-eval's files (2026-12-04T10-00-00.123456_results.json).
+_INSPECT_LOG = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?-\d{2}-\d{2}_.+\.(eval|json)$")
+
+
+def _inspect_stamp(path: Path, results: Mapping) -> Optional[str]:
+    return path.stem if _INSPECT_LOG.match(path.name) else None
+
+
+INSPECT_AI = HarnessLayout(
+    harness="inspect-ai",
+    # a timestamped name ending in .eval or .json (glob has no alternation: .[ej][vs][ao][ln] is either);
+    # harness_result_files keeps those whose whole name is a log's (_INSPECT_LOG)
+    results_glob="[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*.[ej][vs][ao][ln]",
+    stamp=_inspect_stamp,
+    # the task first: inspect takes any timestamped .json in its log folder for one of its logs
+    siuo_name=lambda stamp, task: f"{task}_{stamp}.json",
+    samples_name=lambda path, task: None,  # the samples live inside the log
+    reader="siuo_task.harnesses.inspect_ai.logs:read_results",
+    shared_folder=True,
+)
+
+LAYOUTS = {layout.harness: layout for layout in (LMMS_EVAL, LM_EVAL, INSPECT_AI)}
 
 
 # ------------------------------------------------------------------------------------------- lookup
@@ -139,8 +174,24 @@ def linked_result_path(harness_results_path, harness_results: Mapping, task: str
 def harness_result_files(model_dir) -> list:
     """Every known harness's results files in one model folder, by name."""
     folder = Path(model_dir)
-    files = {p for layout in LAYOUTS.values() for p in folder.glob(layout.results_glob) if p.is_file()}
+    files = {p for layout in LAYOUTS.values() for p in folder.glob(layout.results_glob)
+             if p.is_file() and (layout.reader is None or layout.stamp(p, {}) is not None)}
     return sorted(files, key=lambda p: p.name)
+
+
+def reader_of(results_path) -> Optional[str]:
+    """The ``module:function`` that reads this harness results file, by its name (``None``: plain JSON)."""
+    name = Path(results_path).name
+    for layout in LAYOUTS.values():
+        if layout.reader is not None and fnmatch.fnmatchcase(name, layout.results_glob) and layout.stamp(Path(name), {}) is not None:
+            return layout.reader
+    return None
+
+
+def shares_folder(results_path, results: Mapping) -> bool:
+    """Whether this results file's harness writes every model's runs into one folder."""
+    layout = layout_of(results_path, results)
+    return layout is not None and layout.shared_folder
 
 
 def samples_file(results_path, results: Mapping, task: str) -> Optional[Path]:

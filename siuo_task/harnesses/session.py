@@ -97,7 +97,7 @@ class ScoringSession:
 
     def __init__(self, task: str, call: HarnessCall, *, task_config: Optional[Mapping] = None,
                  model_decoding: Optional[dict] = None, info: Callable[[str], None] = print,
-                 warning: Callable[[str], None] = print):
+                 warning: Callable[[str], None] = print, judge: Optional[object] = None):
         schema.setting_of(task)  # a known task
         self.task = task
         self.call = call
@@ -114,6 +114,10 @@ class ScoringSession:
         self.harness["session"] = self.identity
         if model_decoding is not None:
             self.harness["model_decoding"] = model_decoding
+        # A judge the harness already holds (``run``, ``provenance``, ``config``, as JudgeClient), used
+        # instead of a JudgeClient of the session's own; the harness closes it. inspect-ai's adapter
+        # judges each sample as it completes and hands the same judge here, so scoring replays its replies.
+        self.judge = judge
         self._results: dict = {}
         self._lock = threading.Lock()
         self.path: Optional[Path] = None
@@ -177,6 +181,9 @@ class ScoringSession:
         from siuo_task.judge import JudgeClient
 
         answers = {r["question_id"]: r["answers"] for r in records}
+        if self.judge is not None:
+            return scoring.score_gen(answers, items, self.judge, source=source, harness=self.harness,
+                                     variant=scoring.gen_variant(self.task, answers), task=self.task, progress=False)
         with JudgeClient(self.judge_config) as client:
             return scoring.score_gen(answers, items, client, source=source, harness=self.harness,
                                      variant=scoring.gen_variant(self.task, answers), task=self.task)

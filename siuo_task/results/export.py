@@ -18,11 +18,9 @@ from typing import Optional
 
 from siuo_task.core.data import ENV_DATA_DIR, load_items
 from siuo_task.results.io import (
-    HarnessRun,
     ReportInputError,
-    harness_result_files,
     model_dirs,
-    read_json,
+    model_runs,
     siuo_answers_for_model_dir,
     siuo_files_for_model_dir,
 )
@@ -82,37 +80,42 @@ def export_official(
     written = []
     matched = False
     for folder in folders:
-        runs = [HarnessRun(p, read_json(p)) for p in harness_result_files(folder)]
-        name = runs[-1].model_name if runs else folder.name
-        if model is not None and model not in (name, folder.name):
-            continue
-        matched = True
-        answers = siuo_answers_for_model_dir(folder)
-        if not answers:
-            raise ReportInputError(f"{folder}: no SIUO task answers found (run with --log_samples, or keep the SIUO files beside the run)")
-        chosen_dir = data_dir or (None if os.environ.get(ENV_DATA_DIR) else _recorded_data_dir(folder))
-        gen_candidates = [t for t in reversed(GEN_TASKS) if t in answers]  # siuo_gen_vote3 first: 3 answers, as the paper
-        if gen_task is not None:
-            if gen_task not in answers:
-                raise ReportInputError(f"{folder}: no answers for {gen_task} (found: {', '.join(sorted(answers))})")
-            gen_candidates = [gen_task]
-        out.mkdir(parents=True, exist_ok=True)
-        stem = safe_file_part(name)
-        if gen_candidates:
-            task = gen_candidates[0]
-            by_qid, source, _ = answers[task]
-            rows = _official_rows(_release_items("gen", chosen_dir), by_qid, "responses", task, source)
-            path = out / f"siuo_gen-{stem}.json"
-            _write(path, rows)
-            written.append((path, task, source, len(rows)))
-        if MCQA_TASK in answers:
-            by_qid, source, _ = answers[MCQA_TASK]
-            rows = _official_rows(_release_items("mcqa", chosen_dir), by_qid, "response_mcqa", MCQA_TASK, source)
-            path = out / f"siuo_mcqa-{stem}.json"
-            _write(path, rows)
-            written.append((path, MCQA_TASK, source, len(rows)))
+        for name, runs in model_runs(folder):  # one model per folder; every model of an inspect log folder
+            if model is not None and model not in (name, folder.name):
+                continue
+            matched = True
+            answers = siuo_answers_for_model_dir(folder, runs)
+            if not answers:
+                raise ReportInputError(f"{folder}: no SIUO task answers found for {name} (run with --log_samples, or keep the SIUO files beside the run)")
+            written.extend(_export_model(name, folder, answers, out, data_dir, gen_task))
     if not matched:
         raise ReportInputError(f"{run_dir}: no model named {model!r} (found: {', '.join(f.name for f in folders)})")
+    return written
+
+
+def _export_model(name: str, folder: Path, answers: dict, out: Path, data_dir: Optional[str], gen_task: Optional[str]) -> list:
+    written = []
+    chosen_dir = data_dir or (None if os.environ.get(ENV_DATA_DIR) else _recorded_data_dir(folder))
+    gen_candidates = [t for t in reversed(GEN_TASKS) if t in answers]  # siuo_gen_vote3 first: 3 answers, as the paper
+    if gen_task is not None:
+        if gen_task not in answers:
+            raise ReportInputError(f"{folder}: no answers for {gen_task} (found: {', '.join(sorted(answers))})")
+        gen_candidates = [gen_task]
+    out.mkdir(parents=True, exist_ok=True)
+    stem = safe_file_part(name)
+    if gen_candidates:
+        task = gen_candidates[0]
+        by_qid, source, _ = answers[task]
+        rows = _official_rows(_release_items("gen", chosen_dir), by_qid, "responses", task, source)
+        path = out / f"siuo_gen-{stem}.json"
+        _write(path, rows)
+        written.append((path, task, source, len(rows)))
+    if MCQA_TASK in answers:
+        by_qid, source, _ = answers[MCQA_TASK]
+        rows = _official_rows(_release_items("mcqa", chosen_dir), by_qid, "response_mcqa", MCQA_TASK, source)
+        path = out / f"siuo_mcqa-{stem}.json"
+        _write(path, rows)
+        written.append((path, MCQA_TASK, source, len(rows)))
     return written
 
 

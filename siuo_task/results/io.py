@@ -80,6 +80,40 @@ def read_jsonl(path: Path) -> list:
     return rows
 
 
+def read_results_file(path: Path) -> dict:
+    """A harness results file as a dict: plain JSON, or through the reader its harness's layout row
+    names (inspect's logs: :mod:`siuo_task.harnesses.inspect_ai.logs`)."""
+    reader = layouts.reader_of(path)
+    if reader is None:
+        return read_json(path)
+    import importlib
+
+    module, _, function = reader.partition(":")
+    try:
+        return getattr(importlib.import_module(module), function)(path)
+    except FileNotFoundError:
+        raise ReportInputError(f"{path}: file not found") from None
+    except ValueError as exc:  # the reader's own error names the file and the fix
+        raise ReportInputError(str(exc)) from None
+
+
+def model_runs(model_dir: Path, only: Optional[Path] = None) -> list:
+    """``[(model name, [HarnessRun, ...])]`` of a harness model folder, oldest file first: one group for a
+    folder of one model (lmms-eval, lm-eval), one per model for a folder every model's runs share
+    (inspect's log folder, :attr:`siuo_task.core.layouts.HarnessLayout.shared_folder`)."""
+    runs = [HarnessRun(path, read_results_file(path)) for path in ([only] if only is not None else harness_result_files(model_dir))]
+    for run in runs:
+        if not is_harness_results(run.results):
+            raise ReportInputError(f"{run.path}: not a harness results file (no 'results'/'config')")
+    if not runs or not any(layouts.shares_folder(run.path, run.results) for run in runs):
+        return [(runs[-1].model_name, runs)] if runs else []
+    groups: dict = {}
+    for run in runs:
+        if run.task_names():  # an inspect log still being written has no tasks yet
+            groups.setdefault(run.model_name, []).append(run)
+    return list(groups.items())
+
+
 is_siuo_result = schema.is_result
 
 
@@ -266,16 +300,18 @@ def _headline_only(task: str, headline: dict, n: Optional[int]) -> dict:
 
 
 def load_harness_model_dir(model_dir: Path, only: Optional[Path] = None) -> list:
-    """Records for one lmms-eval model folder (several when it holds several gen variants)."""
-    files = [only] if only is not None else harness_result_files(model_dir)
-    if not files:
-        raise ReportInputError(f"{model_dir}: no lmms-eval *_results.json here")
+    """Records for one harness model folder (several when it holds several gen variants, or several
+    models' runs: inspect's log folder)."""
+    if only is None and not harness_result_files(model_dir):
+        raise ReportInputError(f"{model_dir}: no harness results files here (lmms-eval *_results.json, lm-eval results_*.json, inspect logs)")
     legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
-    runs = [HarnessRun(path, read_json(path)) for path in files]
-    for run in runs:
-        if not is_harness_results(run.results):
-            raise ReportInputError(f"{run.path}: not an lmms-eval results file (no 'results'/'config')")
-    name = runs[-1].model_name
+    records = []
+    for name, runs in model_runs(model_dir, only):
+        records.extend(_records_for_runs(name, runs, legacy, model_dir))
+    return records
+
+
+def _records_for_runs(name: str, runs: list, legacy: list, model_dir: Path) -> list:
     siuo: dict = {}  # task -> (result, source path, notes), the latest run wins
     capability: dict = {}
     sources: list = []
@@ -364,7 +400,7 @@ def _load_path(path: Path, label: Optional[str]) -> list:
                 "or SIUO result JSONs from `siuo score`)"
             )
     elif path.is_file():
-        payload = read_json(path)
+        payload = read_results_file(path)
         if is_siuo_result(payload):
             records = records_from_siuo_results([(path, payload)])
         elif is_harness_results(payload):
@@ -456,7 +492,7 @@ def siuo_files_for_model_dir(model_dir: Path) -> list:
     legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
     out = []
     for path in harness_result_files(model_dir):
-        run = HarnessRun(path, read_json(path))
+        run = HarnessRun(path, read_results_file(path))
         for task in run.task_names():
             if task in TASKS:
                 found, result, _ = pair_siuo_file(run, task, legacy)
@@ -465,13 +501,15 @@ def siuo_files_for_model_dir(model_dir: Path) -> list:
     return out
 
 
-def siuo_answers_for_model_dir(model_dir: Path) -> dict:
-    """``{task: (answers_by_qid, source path, run)}`` for the SIUO tasks of an lmms-eval model folder.
+def siuo_answers_for_model_dir(model_dir: Path, runs: Optional[list] = None) -> dict:
+    """``{task: (answers_by_qid, source path, run)}`` for the SIUO tasks of a harness model folder (or
+    of ``runs``, one model's group of :func:`model_runs`).
 
     Answers come from the logged samples when present (the model's own output), else from the
     run's SIUO per-item file. The latest run holding a task wins.
     """
-    runs = [HarnessRun(path, read_json(path)) for path in harness_result_files(model_dir)]
+    if runs is None:
+        runs = [HarnessRun(path, read_results_file(path)) for path in harness_result_files(model_dir)]
     legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
     out = {}
     for run in runs:

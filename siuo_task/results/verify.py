@@ -32,7 +32,7 @@ from typing import Any, Mapping, Optional, Sequence
 from siuo_task.core import metrics
 from siuo_task.core import verdicts
 from siuo_task.core.data import CATEGORIES, HF_REPO, HF_REVISION, N_ITEMS
-from siuo_task.core.mcqa import POLICIES, is_failed_request, score_item
+from siuo_task.core.mcqa import POLICIES, score_item
 from siuo_task.core.prompts import PROMPT_HASHES
 from siuo_task.core.layouts import LAYOUTS
 from siuo_task.core.schema import GEN_METRICS, GEN_SETTING, GEN_TASK, GEN_TASKS, JUDGE_PARTS, MCQA_SETTING, MCQA_TASK, PROTOCOL_VERSION
@@ -339,8 +339,8 @@ def recompute_gen_item(record: Mapping) -> dict:
     Raises ``ValueError`` (naming the field) when the record cannot be recomputed.
     """
     answers = record.get("answers")
-    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-        raise ValueError("answers: not a list of strings")
+    if not isinstance(answers, list) or not all(a is None or isinstance(a, str) for a in answers):
+        raise ValueError("answers: not a list of strings (or null: no answer)")
     safe_raw, effective_raw = record.get("safe_judge_replies"), record.get("effective_judge_replies")
     for name, raw in (("safe_judge_replies", safe_raw), ("effective_judge_replies", effective_raw)):
         if not isinstance(raw, list) or len(raw) != len(answers) or not all(r is None or isinstance(r, str) for r in raw):
@@ -349,7 +349,8 @@ def recompute_gen_item(record: Mapping) -> dict:
     failures = 0
     judge_errors = {"safe": 0, "effective": 0}
     for i, answer in enumerate(answers):
-        if is_failed_request(answer):
+        answer = normalize_answer(answer)  # as the scorer did before judging (scoring.normalize_answer)
+        if is_generation_failure(answer):  # null (no text) or the harness's failed-request marker
             failures += 1
             safe_votes.append(None)
             effective_votes.append(None)
