@@ -80,3 +80,23 @@ def harness_env(extra=None):
 
 
 PYTHON = sys.executable
+
+
+def build_wheel(dst: Path) -> Path:
+    """siuo-task's wheel from this checkout, as ``pip install <checkout>`` builds it, built from a
+    copy of what the wheel is made of so that the checkout is left as it was (a ``build/`` or an
+    egg-info left there would shadow the installed package's metadata)."""
+    import subprocess
+    import tempfile
+
+    repo = Path(__file__).resolve().parents[1]
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="siuo_wheel_src_") as src:
+        src = Path(src)
+        shutil.copytree(repo / "siuo_task", src / "siuo_task", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy2(repo / name, src / name)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dst), str(src)],
+                       check=True, capture_output=True, text=True, timeout=300)
+    return next(dst.glob("siuo_task-*.whl"))

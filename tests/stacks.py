@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from siuo_dev.testing import build_wheel
+
 TORCH = {"torch": "2.14.1", "torchvision": "0.29.1"}
 
 # name -> (what it stands for, the requirements a user of that stack has installed)
@@ -150,14 +152,6 @@ def build_stack(name: str, root: Path, wheel: Path) -> Stack:
     stack.seconds["siuo-task"] = time.perf_counter() - t2
     stack.after = _freeze(stack.python)
     return stack
-
-
-def build_wheel(dst: Path) -> Path:
-    """siuo-task's wheel from this checkout, as ``pip install <checkout>`` builds it."""
-    repo = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dst), str(repo)],
-                   check=True, capture_output=True, text=True, timeout=300)
-    return next(Path(dst).glob("siuo_task-*.whl"))
 
 
 def build_stacks(root: Path, names=tuple(STACKS), then=None) -> dict:

@@ -13,7 +13,6 @@ installed from this checkout's wheel into a site-packages folder and run from an
 
 import copy
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -22,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.testing import build_wheel
 from siuo_task.core import layouts, prompts
 from siuo_task.core.data import CATEGORIES, load_items
 from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.judge.dry_run import EFFECTIVENESS_PREFIX, SAFETY_PREFIX
 
 from .conftest import PYTHON, REPO, harness_env
-from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder, prompt_text
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("inspect_ai")
@@ -87,13 +87,7 @@ def mcqa_plan(data_dir) -> dict:
 def site(tmp_path_factory):
     """siuo-task as ``pip install`` puts it: this checkout's wheel in a site-packages folder."""
     root = tmp_path_factory.mktemp("inspect_site")
-    leftovers = [p for p in (REPO / "build", REPO / "siuo_task.egg-info") if not p.exists()]
-    try:
-        subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "wheel"), str(REPO)],
-                       check=True, capture_output=True, text=True, timeout=300)
-    finally:  # what the build leaves in the checkout (an egg-info there would shadow the installed metadata)
-        for path in leftovers:
-            shutil.rmtree(path, ignore_errors=True)
+    build_wheel(root / "wheel")
     target = root / "site-packages"
     subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), *map(str, (root / "wheel").glob("*.whl"))],
                    check=True, capture_output=True, text=True, timeout=300)

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from siuo_dev.testing import build_wheel
+
 from .conftest import PYTHON, REPO
 
 pytestmark = pytest.mark.e2e  # builds and installs a wheel
 
 
 def test_wheel_carries_tasks_and_entry_point(tmp_path):
-    subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True, text=True, timeout=300)
-    wheel = next(tmp_path.glob("siuo_task-*.whl"))
+    before = sorted(p.name for p in REPO.iterdir())
+    wheel = build_wheel(tmp_path)
+    assert sorted(p.name for p in REPO.iterdir()) == before  # the build leaves the checkout as it was
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("siuo_mcqa.yaml", "siuo_gen.yaml", "siuo_gen_vote3.yaml", "siuo.yaml", "_default_template_yaml", "utils.py", "placeholder.jsonl"):
         assert f"siuo_task/harnesses/lmms_eval/tasks/siuo/{name}" in names, name
