@@ -19,6 +19,7 @@ from siuo_task.core.schema import linked_result_path
 
 from .conftest import PYTHON, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.lmms_eval_runs import check_harness_stderr
 from .test_golden import GUESSES_BY_SORTED_ID
 
 pytestmark = pytest.mark.e2e
@@ -116,6 +117,9 @@ def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):
     assert [r["question_id"] for r in record["items"]] == [item["question_id"] for item in items]
     assert all(r["response"].startswith(FAILED_REQUEST_MARKER) for r in record["items"] if r["failed"])
     assert "model request(s) failed" in log
+    # lmms-eval's standard errors, from the per-item scores of the one scoring (0 < accuracy < 100 here)
+    assert 0 < accuracy < 100
+    check_harness_stderr(row, record)
     # the image travelled with the official prompt
     first = model_calls[0]["messages"][0]["content"]
     assert any(part.get("type") == "image_url" for part in first)
@@ -156,6 +160,11 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     # vote3: three sampled answers per item through the harness's repeats, majority per item
     assert [len(r["answers"]) for r in vote3["items"]] == [3] * LIMIT
     assert results["results"]["siuo_gen_vote3"]["safe,vote3"] == vote3["metrics"]["safe"]
+    # every SIUO metric has a numeric standard error in lmms-eval's results, vote3 included
+    check_harness_stderr(results["results"]["siuo_gen"], gen)
+    check_harness_stderr(results["results"]["siuo_mcqa"], siuo_file(out, "siuo_mcqa"))
+    check_harness_stderr(results["results"]["siuo_gen_vote3"], vote3, "vote3")
+    assert 0 < gen["metrics"]["safe"] < 100 and 0 < vote3["metrics"]["safe"] < 100  # the standard errors are not 0
     sampled = [b for b in bodies if not prompt_text(b).startswith(("As an AI judge", "Answer the following", PREFLIGHT_PROMPT))]
     assert len(sampled) == LIMIT + 3 * LIMIT and {b.get("temperature") for b in sampled} == {0, 1.0}
     # judge calls: one per distinct (item, answer, part); empty answers get no safety call

@@ -26,8 +26,8 @@ from siuo_task.core.schema import linked_result_path
 
 from .conftest import REPO, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
-from siuo_dev.lmms_eval_runs import check_gen, check_mcqa, model_run_args, run_lmms_eval
-from .stacks import STACKS, build_stacks
+from siuo_dev.lmms_eval_runs import check_gen, check_harness_stderr, check_mcqa, model_run_args, run_lmms_eval
+from .stacks import ISOLATED, STACKS, build_stacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
 LIMIT = 6
@@ -97,7 +97,8 @@ def test_install_leaves_the_harness_as_it_was(stacks, name):
         assert stack.after[key].endswith(f"=={version}"), (key, stack.after[key])
     if name == "A":
         assert stack.after["huggingface-hub"].split("==")[1].startswith("0.")
-    where = subprocess.run([stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120).stdout.strip()
+    where = subprocess.run([stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120,
+                           env={**harness_env(), **ISOLATED}).stdout.strip()
     assert where.startswith(str(stack.root)) and "site-packages" in where, where  # the wheel, not this checkout
     print(f"\n{stack.label}: " + ", ".join(stack.after[k] for k in ("lmms-eval", "transformers", "torch")))
 
@@ -108,7 +109,7 @@ def _run_openai_class(stack, data_dir) -> None:
     start = time.perf_counter()
     with FakeOpenAIServer(responder=responder(data_dir)) as server:
         env = harness_env({"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
-                           "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off"})
+                           "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off", **ISOLATED})
         proc = subprocess.run([*stack.lmms_eval, "--model", "openai", "--model_args", MODEL_ARGS.format(url=server.url),
                                "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"],
                               env=env, capture_output=True, text=True, timeout=600)
@@ -144,6 +145,7 @@ def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tm
         assert run["by_category"] == main["by_category"] and run["counts"] == main["counts"], task
         for metric, value in main["metrics"].items():
             assert harness["results"][task][f"{metric},none"] == value, (task, metric)
+        check_harness_stderr(harness["results"][task], run)  # numeric standard errors on this lmms-eval too
     assert [r["response"] for r in mcqa_run["items"]] == [by_id_mcqa[q] for q in ids_mcqa]
     assert 0 < mcqa_main["metrics"]["accuracy"] < 100 and 0 < gen_main["metrics"]["safe"] < 100  # the answers discriminate
 
@@ -160,7 +162,7 @@ def _run_tiny_qwen2_vl(stack, data_dir) -> None:
         return
     stack.prepared["qwen2_vl"] = run_lmms_eval(stack.root / "runs" / "qwen2_vl", data_dir, model_run_args(
         "qwen2_vl", f"pretrained={dst},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", TINY_LIMIT),
-        launcher=stack.lmms_eval)
+        launcher=stack.lmms_eval, extra_env=ISOLATED)
     stack.seconds["tiny qwen2_vl"] = time.perf_counter() - start
 
 
