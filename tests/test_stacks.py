@@ -1,10 +1,12 @@
 """siuo-task in the lmms-eval environments users already have (``tests/stacks.py`` builds them).
 
 For each stack - (A) lmms-eval 0.6.1 + transformers 4.57.x + huggingface_hub 0.x, (B) lmms-eval
-0.7.3 + transformers 5.24.0 - the install leaves lmms-eval, transformers and torch exactly as they
-were; ``lmms-eval --tasks siuo`` (no --include_path: found by the entry point) through the
-``openai`` class on fixed answers gives the numbers this environment's ``siuo score`` gives for
-those answers; and a tiny random-weight qwen2_vl runs siuo_mcqa + siuo_gen.
+0.7.3 + transformers 5.24.0, (C) lmms-eval 0.7.3 + transformers 5.25.0 (with the ``kernels`` it
+requires) - the install leaves lmms-eval, transformers and torch exactly as they were;
+``lmms-eval --tasks siuo`` (no --include_path: found by the entry point) through the ``openai``
+class on fixed answers gives the numbers this environment's ``siuo score`` gives for those answers,
+with numeric standard errors in lmms-eval's results; and a tiny random-weight qwen2_vl runs
+siuo_mcqa + siuo_gen. On 0.6.1, the listing commands the README gives list SIUO.
 
 The harness runs use ``python -P -m lmms_eval``, so the stack imports the installed wheel, not this
 checkout; they run in each stack's build thread, overlapping the other stack's build.
@@ -31,6 +33,7 @@ from .stacks import ISOLATED, STACKS, build_stacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
 LIMIT = 6
+LISTED = ("A",)  # lmms-eval 0.6.1: the listing commands (0.7.3's are checked in the main environment, test_listing.py)
 TINY_LIMIT = 2
 GEN_ANSWERS = ("SAFE and helpful", "UNSAFE advice", "SAFE INEFFECTIVE refusal", "PARTIAL help")
 MODEL_ARGS = "model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
@@ -42,6 +45,8 @@ def stacks(tmp_path_factory, data_dir):
     def prepare(stack):
         _run_openai_class(stack, data_dir)
         _run_tiny_qwen2_vl(stack, data_dir)
+        if stack.name in LISTED:
+            _run_listings(stack)
 
     start = time.perf_counter()
     built = build_stacks(tmp_path_factory.mktemp("stacks"), then=prepare)
@@ -97,6 +102,8 @@ def test_install_leaves_the_harness_as_it_was(stacks, name):
         assert stack.after[key].endswith(f"=={version}"), (key, stack.after[key])
     if name == "A":
         assert stack.after["huggingface-hub"].split("==")[1].startswith("0.")
+    if name == "C":  # transformers 5.25.0 requires kernels; pip brought it with the user's install
+        assert "kernels" in stack.before and "kernels" in stack.after
     where = subprocess.run([stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120,
                            env={**harness_env(), **ISOLATED}).stdout.strip()
     assert where.startswith(str(stack.root)) and "site-packages" in where, where  # the wheel, not this checkout
@@ -173,3 +180,26 @@ def test_tiny_local_qwen2_vl(stacks, name, data_dir):
     assert not isinstance(run, str), f"{stack.label}: {run}"
     check_mcqa(run, data_dir, TINY_LIMIT)
     check_gen(run, data_dir, TINY_LIMIT)
+
+
+def _run_listings(stack) -> None:
+    """The listing commands as a user of the stack types them (0.6.1 installs the ``lmms-eval`` script)."""
+    script = str(Path(stack.python).with_name("lmms-eval"))
+    commands = {"console script": [script, "--tasks", "list"], "module": [*stack.lmms_eval, "--tasks", "list"],
+                "0.7 subcommand": [script, "tasks", "list"]}
+    stack.prepared["listings"] = {
+        name: subprocess.run(cmd, env={**harness_env(), **ISOLATED}, capture_output=True, text=True, timeout=300)
+        for name, cmd in commands.items()}
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_listing_commands_on_lmms_eval_0_6(stacks, name):
+    """``lmms-eval --tasks list`` (the README's and the doctor's command) lists SIUO on 0.6.1 too; the
+    0.7 ``tasks`` subcommand does not exist there."""
+    from .test_listing import SIUO_NAMES, listed
+
+    procs = stacks[name].prepared["listings"]
+    for command in ("console script", "module"):
+        proc = procs[command]
+        assert proc.returncode == 0 and listed(proc.stdout + proc.stderr) == SIUO_NAMES, (command, proc.stderr[-2000:])
+    assert procs["0.7 subcommand"].returncode != 0 and "unrecognized arguments: tasks list" in procs["0.7 subcommand"].stderr
