@@ -228,6 +228,34 @@ def test_simple_model_path_and_include_path_fallback(data_dir, tmp_path):
     assert results["results"]["siuo_mcqa"]["accuracy,none"] == siuo_file(tmp_path / "out", "siuo_mcqa")["metrics"]["accuracy"]
 
 
+def test_a_task_of_another_source_with_a_siuo_name_is_named_and_chosen(data_dir, tmp_path):
+    """An old copy of the SIUO YAMLs on --include_path (here: siuo_mcqa with 7 new tokens) comes before
+    siuo-task's folder in lmms-eval's index: the real CLI logs the error naming both files and the switch,
+    and runs the copy; with SIUO_TASK_SOURCE=siuo-task it runs siuo-task's (5 new tokens)."""
+    import shutil
+
+    copy = tmp_path / "old_copy"
+    shutil.copytree(lmms_eval_tasks_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    yaml_path = copy / "siuo" / "siuo_mcqa.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("max_new_tokens: 5", "max_new_tokens: 7"))
+    ran = {}
+    for choice in (None, "siuo-task"):
+        env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", **({"SIUO_TASK_SOURCE": choice} if choice else {})}
+        with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+            results, log = run_lmms_eval(
+                ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo_mcqa", "--limit", "2",
+                 "--include_path", str(copy)], tmp_path / f"out_{choice}", env)
+        assert results is not None, log[-3000:]
+        ran[choice] = (results["configs"]["siuo_mcqa"]["generation_kwargs"]["max_new_tokens"], log)
+    tokens, log = ran[None]
+    errors = [line for line in log.splitlines() if "ERROR" in line and "siuo-task:" in line]
+    assert tokens == 7 and len(errors) >= 1, log[-3000:]  # lmms-eval's priority kept, and said
+    assert str(yaml_path) in errors[0] and str(lmms_eval_tasks_dir() / "siuo" / "siuo_mcqa.yaml") in errors[0]
+    assert "SIUO_TASK_SOURCE=siuo-task" in errors[0]
+    tokens, log = ran["siuo-task"]
+    assert tokens == 5 and not [line for line in log.splitlines() if "ERROR" in line and "siuo-task:" in line]
+
+
 # ------------------------------------------------- two evaluations in one process (scoring sessions)
 
 TWO_EVALUATIONS = """
