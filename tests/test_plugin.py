@@ -206,3 +206,16 @@ def test_a_failing_shadowing_check_never_breaks_the_index(host_with_siuo_task, m
     assert "siuo_mcqa" in manager.all_tasks and "other_task" in manager.all_tasks
     assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
     assert any("simulated scanner change" in m and "ERROR" in m for m in messages)
+
+
+def test_the_same_folder_through_a_link_is_no_clash(tmp_path, monkeypatch):
+    """``--include_path`` naming SIUO's own folder by another path (a symlink) is the same source."""
+    link = tmp_path / "linked_tasks"
+    link.symlink_to(lmms_eval_tasks_dir(), target_is_directory=True)
+    ours = {"siuo_gen": {"type": "task", "yaml_path": _ours("siuo_gen")}}
+    index = {"siuo_gen": {"type": "task", "yaml_path": str(link / "siuo" / "siuo_gen.yaml")}}
+    assert lmms_eval_plugin.find_clashes(index, ours) == {}
+    index["siuo_gen"]["yaml_path"] = str(tmp_path / "elsewhere.yaml")
+    assert set(lmms_eval_plugin.find_clashes(index, ours)) == {"siuo_gen"}
+    tag = {"siuo_gen": {"type": "tag", "task": ["a", "b"]}}  # an entry without a file of its own
+    assert "a tag of lmms-eval's task index" in lmms_eval_plugin.find_clashes(tag, ours)["siuo_gen"]["host"]

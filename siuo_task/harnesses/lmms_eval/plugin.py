@@ -74,7 +74,7 @@ def _log_error(message: str) -> None:
 def _where(entry) -> str:
     path = entry.get("yaml_path") if isinstance(entry, dict) else None
     if isinstance(path, str):
-        return path
+        return os.path.realpath(path)  # the same file reached through a link or another spelling is no clash
     kind = entry.get("type", "entry") if isinstance(entry, dict) else "entry"
     return f"a {kind} of lmms-eval's task index without a file of its own"
 
