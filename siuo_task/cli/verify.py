@@ -44,9 +44,10 @@ def _setting_of(payload) -> str:
 def _harness_reports(results_path: Path, items: _Items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
-    from siuo_task.results.io import SIUO_TASKS, HarnessRun, siuo_files_in, headline_metrics, pair_siuo_file, read_json
+    from siuo_task.results.io import SIUO_TASKS, HarnessRun, siuo_files_in, pair_siuo_file, read_json
     from siuo_task.core.schema import LEGACY_SUBDIR
-    from siuo_task.results.verify import Mismatch, VerifyReport, verify_headline, verify_result
+    from siuo_task.results.harness_numbers import verify_harness_numbers
+    from siuo_task.results.verify import Mismatch, VerifyReport, verify_result
 
     run = HarnessRun(results_path, read_json(results_path))
     legacy = siuo_files_in(results_path.parent.parent / LEGACY_SUBDIR)  # files of older versions
@@ -62,10 +63,10 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
             reports.append(report)
             continue
         report = verify_result(result, items.get(_setting_of(result)), source=f"{path} (paired with {results_path.name})")
-        headline = verify_headline(headline_metrics(run.results["results"][task]), result, task, source=results_path.name)
+        headline = verify_harness_numbers(run.results["results"][task], result, task, source=results_path.name)
         report.mismatches.extend(headline)
         if not headline:
-            report.agrees.append(f"{results_path.name}: the harness's headline numbers for {task}")
+            report.agrees.append(f"{results_path.name}: the harness's headline numbers and standard errors for {task}")
         reports.append(report)
     return reports
 
