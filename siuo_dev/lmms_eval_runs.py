@@ -163,9 +163,13 @@ def expected_stderr(result: dict, metric: str) -> tuple:
 def check_harness_stderr(row: dict, result: dict, filter_key: str = "none") -> None:
     """The harness row's standard errors of every SIUO metric are numbers, equal to the binomial one
     times sqrt(n/(n-1)) (lmms-eval's CLT estimate); the clustered one equals it (one image per item);
-    the bootstrap column stays "N/A" (lmms-eval gives it only to its own aggregation functions)."""
+    the bootstrap column stays "N/A" (lmms-eval gives it only to its own aggregation functions).
+    Below two items lmms-eval has no estimate and says "N/A"."""
     for metric in result["metrics"]:
         n, p, clt = expected_stderr(result, metric)
+        if clt is None:  # fewer than two items with a verdict: lmms-eval says N/A
+            assert row.get(f"{metric}_stderr_clt,{filter_key}") == "N/A", (metric, n, row)
+            continue
         got = row.get(f"{metric}_stderr_clt,{filter_key}")
         assert isinstance(got, float) and got == pytest_approx(clt), f"{result['task']} {metric}: Stderr_CLT {got!r}, expected {clt} (n={n}, p={p})"
         assert row.get(f"{metric}_stderr_clustered,{filter_key}") == pytest_approx(clt), (metric, row)
