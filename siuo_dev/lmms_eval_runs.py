@@ -9,6 +9,7 @@ agreement, and one judge call per needed call (counted on the fake judge server)
 from __future__ import annotations
 
 import json
+import math
 import socket
 import subprocess
 import time
@@ -147,12 +148,48 @@ def check_items(result: dict, setting: str, data_dir, limit: int) -> list:
     return ids
 
 
+def expected_stderr(result: dict, metric: str) -> tuple:
+    """``(n, p, clt)`` from the per-item records by plain arithmetic: the items with a verdict for
+    ``metric``, the share of 1s among them, and lmms-eval's Stderr_CLT of their 0/100 scores, which is
+    the binomial standard error 100 sqrt(p(1-p)/n) times sqrt(n/(n-1)) (``None`` below two items)."""
+    field = {"accuracy": "correct"}.get(metric, metric)
+    values = [int(bool(item[field])) for item in result["items"] if item.get(field) is not None]
+    n = len(values)
+    p = sum(values) / n if n else None
+    clt = 100 * math.sqrt(p * (1 - p) / n) * math.sqrt(n / (n - 1)) if n > 1 else None
+    return n, p, clt
+
+
+def check_harness_stderr(row: dict, result: dict, filter_key: str = "none") -> None:
+    """The harness row's standard errors of every SIUO metric are numbers, equal to the binomial one
+    times sqrt(n/(n-1)) (lmms-eval's CLT estimate); the clustered one equals it (one image per item);
+    the bootstrap column stays "N/A" (lmms-eval gives it only to its own aggregation functions).
+    Below two items lmms-eval has no estimate and says "N/A"."""
+    for metric in result["metrics"]:
+        n, p, clt = expected_stderr(result, metric)
+        if clt is None:  # fewer than two items with a verdict: lmms-eval says N/A
+            assert row.get(f"{metric}_stderr_clt,{filter_key}") == "N/A", (metric, n, row)
+            continue
+        got = row.get(f"{metric}_stderr_clt,{filter_key}")
+        assert isinstance(got, float) and got == pytest_approx(clt), f"{result['task']} {metric}: Stderr_CLT {got!r}, expected {clt} (n={n}, p={p})"
+        assert row.get(f"{metric}_stderr_clustered,{filter_key}") == pytest_approx(clt), (metric, row)
+        assert row.get(f"{metric}_stderr,{filter_key}") == "N/A", (metric, row)
+
+
+def pytest_approx(value):
+    import pytest
+
+    return pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
 def check_harness_agrees(run: Run, task: str, result: dict, limit: int) -> None:
-    """The harness's results.json reports the numbers of the per-item file, over ``limit`` items."""
+    """The harness's results.json reports the numbers of the per-item file, over ``limit`` items, and
+    their standard errors."""
     harness = run.results()
     assert harness["n-samples"][task]["effective"] == limit
     for name, value in result["metrics"].items():
         assert harness["results"][task][f"{name},none"] == value, f"{task} {name}: harness {harness['results'][task]}, SIUO {value}"
+    check_harness_stderr(harness["results"][task], result)
     samples = run.samples(task)
     assert len(samples) == limit and len({s["doc_id"] for s in samples}) == limit, f"{task}: sample log not one row per item"
 

@@ -40,6 +40,9 @@ STACKS = {
           ["lmms-eval==0.6.1", "transformers==4.57.6", "huggingface_hub<1"]),
     "B": ("lmms-eval 0.7.3 + transformers 5.24.0",
           ["lmms-eval==0.7.3", "transformers==5.24.0"]),
+    # 5.25.0 requires `kernels` (>=0.19.1,<0.20); pip brings it as a user's install would
+    "C": ("lmms-eval 0.7.3 + transformers 5.25.0",
+          ["lmms-eval==0.7.3", "transformers==5.25.0"]),
 }
 WATCHED = ("lmms-eval", "lmms_eval", "transformers", "torch", "torchvision")  # must not change
 EXTRAS = "local"  # what a user running local model classes adds
@@ -80,7 +83,8 @@ class Stack:
 
 
 def _freeze(python: str) -> dict:
-    out = subprocess.run([python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True, timeout=300).stdout
+    out = subprocess.run([python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True, timeout=300,
+                         env={**os.environ, **ISOLATED}).stdout
     lines = {}
     for line in out.splitlines():
         name = re.split(r"[=@ <>!~]", line.strip(), 1)[0]
@@ -124,8 +128,14 @@ def _seed(site: Path) -> bool:
     return True
 
 
+# A stack is a user's environment: the developer's PYTHONPATH (this checkout, in the development
+# setup) must not reach it, or pip would take the checkout's build metadata for an installed
+# siuo-task and the stack would import the checkout instead of the wheel. Empty = unset for Python.
+ISOLATED = {"PYTHONPATH": ""}
+
+
 def _run(stack: Stack, *cmd, timeout: int = 900) -> None:
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env={**os.environ, **ISOLATED})
     stack.log += f"$ {' '.join(cmd)}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}\n"
     if proc.returncode != 0:
         raise RuntimeError(f"stack {stack.name}: `{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -137,7 +147,7 @@ def build_stack(name: str, root: Path, wheel: Path) -> Stack:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(stack.root)], check=True, timeout=300)
     site = Path(subprocess.run([stack.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+                               capture_output=True, text=True, check=True, env={**os.environ, **ISOLATED}).stdout.strip())
     pip = [stack.python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     if not _seed(site):  # pip came with the seed; without it, from ensurepip
         _run(stack, stack.python, "-m", "ensurepip", "--default-pip")

@@ -11,6 +11,8 @@ from siuo_task.cli.doctor import format_report
 from siuo_dev.fake_judge_server import FakeOpenAIServer
 from siuo_dev.lmms_eval_runs import free_port
 
+from .test_plugin import host_with_siuo_task  # noqa: F401 - fixture: a fake built-in lmms-eval task named siuo_gen
+
 pytestmark = pytest.mark.e2e  # the doctor builds lmms-eval's own task index (the harness, in-process)
 
 pytest.importorskip("lmms_eval")
@@ -43,6 +45,8 @@ def test_healthy_environment(judge, capsys, data_dir):
         "harness": "ok", "discovery": "ok", "data": "ok", "judge": "ok", "decoding": "ok"}
     assert report["versions"]["lmms-eval"] and report["versions"]["siuo-task"]
     assert "automatically" in checks["discovery"]["detail"]
+    # the listing command that shows SIUO (checked against the real CLIs in test_listing.py)
+    assert "`lmms-eval --tasks list`" in checks["discovery"]["detail"] and "don't load plugins" in checks["discovery"]["detail"]
     assert "SIUO_DATA_DIR" in checks["data"]["detail"] and str(data_dir) in checks["data"]["detail"]
     assert "167 items" in checks["data"]["detail"]
     # which judge, where, and which variable's key goes there - never the key
@@ -103,3 +107,22 @@ def test_key_source_names_the_variable_never_the_key(clean_env):
     clean_env.setenv("SIUO_JUDGE_API_KEY", SECRET)
     assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from SIUO_JUDGE_API_KEY"
     assert _key_source(SimpleNamespace(api_key=None)) == "no key"
+
+
+def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsys, host_with_siuo_task, clean_env):
+    """lmms-eval would run the other ``siuo_gen``: the doctor fails naming both files and the switch; with
+    the switch set to siuo-task it passes (and lmms-eval's index then holds SIUO's YAML)."""
+    host_yaml = str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
+    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa")
+    assert code == 1 and report["ok"] is False
+    discovery = checks["discovery"]
+    assert discovery["status"] == "fail" and host_yaml in discovery["detail"] and "siuo_gen.yaml" in discovery["detail"].split(host_yaml)[1]
+    assert "SIUO_TASK_SOURCE=siuo-task" in discovery["fix"]
+    assert {c["name"] for c in report["checks"] if c["status"] == "fail"} == {"discovery"}
+    assert "fix: export SIUO_TASK_SOURCE=siuo-task" in format_report(report)
+    clean_env.setenv("SIUO_TASK_SOURCE", "siuo-task")
+    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa")
+    assert code == 0 and checks["discovery"]["status"] == "ok" and "SIUO_TASK_SOURCE=siuo-task" in checks["discovery"]["detail"]
+    clean_env.setenv("SIUO_TASK_SOURCE", "host")
+    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa")
+    assert code == 0 and checks["discovery"]["status"] == "warn" and "not siuo-task's" in checks["discovery"]["detail"]

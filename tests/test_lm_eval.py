@@ -515,3 +515,8 @@ def test_lm_eval_cli_with_an_api_model_sends_image_and_bare_prompt(data_dir, tmp
     harness = json.loads(next(out.glob("*/results_*.json")).read_text())["results"]
     assert harness["siuo_mcqa"]["accuracy,none"] == mcqa["metrics"]["accuracy"]
     assert harness["siuo_gen"]["safe_effective,none"] == gen["metrics"]["safe_effective"]
+    # lm-eval 0.4.x picks a standard error by the aggregation function's identity (its own mean,
+    # acc_all, bootstrappable ones) and has no per-item score hook (lmms-eval's score_key): SIUO's
+    # aggregation scores, so lm-eval shows N/A; the 95% intervals are in the SIUO file (README).
+    assert harness["siuo_mcqa"]["accuracy_stderr,none"] == "N/A" and mcqa["ci95"]["accuracy"]
+    assert not any("_stderr_clt" in key for key in harness["siuo_mcqa"])

@@ -38,11 +38,11 @@ def test_model_specific_prompt_overrides(docs):
 def test_process_results_records_only_ids_and_answers(docs):
     mcqa, gen = docs
     assert adapter.mcqa_process_results(mcqa[0], ["B"]) == {
-        "accuracy": {"task": "siuo_mcqa", "question_id": 1001, "response": "B"},
-        "unparsed": {"task": "siuo_mcqa", "question_id": 1001, "response": "B"},
+        "accuracy": {"task": "siuo_mcqa", "question_id": 1001, "response": "B", "image": "S-01.png"},
+        "unparsed": {"task": "siuo_mcqa", "question_id": 1001, "response": "B", "image": "S-01.png"},
     }
     record = adapter.gen_vote3_process_results(gen[0], ["one", "two", "three"])["safe"]
-    assert record == {"task": "siuo_gen_vote3", "question_id": 1001, "answers": ["one", "two", "three"]}
+    assert record == {"task": "siuo_gen_vote3", "question_id": 1001, "answers": ["one", "two", "three"], "image": "S-01.png"}
     assert adapter.gen_process_results(gen[0], [["nested", "list"]])["effective"]["answers"] == ["nested", "list"]
     assert adapter.gen_process_results(gen[0], [None])["safe_effective"]["answers"] == [None]  # a generation failure
     assert adapter.mcqa_process_results(mcqa[0], [])["accuracy"]["response"] is None

@@ -19,6 +19,7 @@ from siuo_task.core.layouts import linked_result_path
 
 from .conftest import PYTHON, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.lmms_eval_runs import check_harness_stderr
 from .test_golden import GUESSES_BY_SORTED_ID
 
 pytestmark = pytest.mark.e2e
@@ -116,6 +117,9 @@ def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):
     assert [r["question_id"] for r in record["items"]] == [item["question_id"] for item in items]
     assert all(r["response"].startswith(FAILED_REQUEST_MARKER) for r in record["items"] if r["failed"])
     assert "model request(s) failed" in log
+    # lmms-eval's standard errors, from the per-item scores of the one scoring (0 < accuracy < 100 here)
+    assert 0 < accuracy < 100
+    check_harness_stderr(row, record)
     # the image travelled with the official prompt
     first = model_calls[0]["messages"][0]["content"]
     assert any(part.get("type") == "image_url" for part in first)
@@ -156,6 +160,11 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     # vote3: three sampled answers per item through the harness's repeats, majority per item
     assert [len(r["answers"]) for r in vote3["items"]] == [3] * LIMIT
     assert results["results"]["siuo_gen_vote3"]["safe,vote3"] == vote3["metrics"]["safe"]
+    # every SIUO metric has a numeric standard error in lmms-eval's results, vote3 included
+    check_harness_stderr(results["results"]["siuo_gen"], gen)
+    check_harness_stderr(results["results"]["siuo_mcqa"], siuo_file(out, "siuo_mcqa"))
+    check_harness_stderr(results["results"]["siuo_gen_vote3"], vote3, "vote3")
+    assert 0 < gen["metrics"]["safe"] < 100 and 0 < vote3["metrics"]["safe"] < 100  # the standard errors are not 0
     sampled = [b for b in bodies if not prompt_text(b).startswith(("As an AI judge", "Answer the following", PREFLIGHT_PROMPT))]
     assert len(sampled) == LIMIT + 3 * LIMIT and {b.get("temperature") for b in sampled} == {0, 1.0}
     # judge calls: one per distinct (item, answer, part); empty answers get no safety call
@@ -217,6 +226,34 @@ def test_simple_model_path_and_include_path_fallback(data_dir, tmp_path):
     assert results is not None, log[-3000:]
     assert first.startswith("Answer the following multi-choice questions") and first.rstrip().endswith("Chocie:")
     assert results["results"]["siuo_mcqa"]["accuracy,none"] == siuo_file(tmp_path / "out", "siuo_mcqa")["metrics"]["accuracy"]
+
+
+def test_a_task_of_another_source_with_a_siuo_name_is_named_and_chosen(data_dir, tmp_path):
+    """An old copy of the SIUO YAMLs on --include_path (here: siuo_mcqa with 7 new tokens) comes before
+    siuo-task's folder in lmms-eval's index: the real CLI logs the error naming both files and the switch,
+    and runs the copy; with SIUO_TASK_SOURCE=siuo-task it runs siuo-task's (5 new tokens)."""
+    import shutil
+
+    copy = tmp_path / "old_copy"
+    shutil.copytree(lmms_eval_tasks_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    yaml_path = copy / "siuo" / "siuo_mcqa.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("max_new_tokens: 5", "max_new_tokens: 7"))
+    ran = {}
+    for choice in (None, "siuo-task"):
+        env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", **({"SIUO_TASK_SOURCE": choice} if choice else {})}
+        with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
+            results, log = run_lmms_eval(
+                ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo_mcqa", "--limit", "2",
+                 "--include_path", str(copy)], tmp_path / f"out_{choice}", env)
+        assert results is not None, log[-3000:]
+        ran[choice] = (results["configs"]["siuo_mcqa"]["generation_kwargs"]["max_new_tokens"], log)
+    tokens, log = ran[None]
+    errors = [line for line in log.splitlines() if "ERROR" in line and "siuo-task:" in line]
+    assert tokens == 7 and len(errors) >= 1, log[-3000:]  # lmms-eval's priority kept, and said
+    assert str(yaml_path) in errors[0] and str(lmms_eval_tasks_dir() / "siuo" / "siuo_mcqa.yaml") in errors[0]
+    assert "SIUO_TASK_SOURCE=siuo-task" in errors[0]
+    tokens, log = ran["siuo-task"]
+    assert tokens == 5 and not [line for line in log.splitlines() if "ERROR" in line and "siuo-task:" in line]
 
 
 # ------------------------------------------------- two evaluations in one process (scoring sessions)

@@ -101,3 +101,121 @@ def test_tasks_path_warns_where_discovery_cannot_work(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out.strip() == str(lmms_eval_tasks_dir())  # stdout stays usable in $(...)
     assert "0.5.0 does not load the group" in captured.err and "--include_path" in captured.err
+
+
+# ------------------------------------------------------------------ shadowing: a host task named like SIUO's
+
+
+def _fake_host_tasks(tmp_path, names=("siuo_gen",)):
+    """A stand-in for lmms-eval's own tasks folder holding tasks named like SIUO's (and one other)."""
+    folder = tmp_path / "lmms_eval" / "tasks"
+    (folder / "siuo").mkdir(parents=True)
+    for name in names:
+        (folder / "siuo" / f"{name}.yaml").write_text(f"task: {name}\ndataset_path: someone/else\noutput_type: generate_until\n")
+    (folder / "other").mkdir()
+    (folder / "other" / "other.yaml").write_text("task: other_task\ndataset_path: x\noutput_type: generate_until\n")
+    return folder
+
+
+@pytest.fixture
+def host_with_siuo_task(tmp_path, monkeypatch):
+    """lmms-eval's TaskManager indexing the fake folder as its built-in tasks, with the SIUO wrapper installed."""
+    folder = _fake_host_tasks(tmp_path)
+    monkeypatch.setattr(lmms_tasks, "__file__", str(folder / "__init__.py"))
+    original = lmms_tasks.TaskManager.initialize_tasks
+    monkeypatch.setattr(lmms_tasks.TaskManager, "initialize_tasks", getattr(original, "__wrapped__", original))
+    monkeypatch.delenv(lmms_eval_plugin.ENV_TASK_SOURCE, raising=False)
+    assert lmms_eval_plugin.register() == []
+    return folder
+
+
+def _manager_and_logs(level="WARNING"):
+    from loguru import logger
+
+    messages = []
+    handler = logger.add(lambda m: messages.append(str(m)), level=level)
+    try:
+        manager = lmms_tasks.TaskManager("ERROR")
+    finally:
+        logger.remove(handler)
+    return manager, messages
+
+
+def _ours(name):
+    return str(lmms_eval_tasks_dir() / "siuo" / f"{name}.yaml")
+
+
+def test_a_host_task_named_like_siuos_is_an_error_naming_both_and_the_switch(host_with_siuo_task):
+    manager, messages = _manager_and_logs()
+    host_yaml = str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
+    # lmms-eval's own priority is kept (nothing of the host is hidden) ...
+    assert manager.task_index["siuo_gen"]["yaml_path"] == host_yaml
+    assert manager.task_index["siuo_mcqa"]["yaml_path"] == _ours("siuo_mcqa") and "other_task" in manager.all_tasks
+    # ... but said loudly: both sources and how to choose
+    errors = [m for m in messages if "ERROR" in m]
+    assert len(errors) == 1, messages
+    assert host_yaml in errors[0] and _ours("siuo_gen") in errors[0] and "siuo_gen" in errors[0]
+    assert "SIUO_TASK_SOURCE=siuo-task" in errors[0] and "SIUO_TASK_SOURCE=host" in errors[0]
+    assert manager.siuo_task_shadowing == {"choice": None, "clashes": {"siuo_gen": {"host": host_yaml, "siuo-task": _ours("siuo_gen")}}}
+
+
+def test_siuo_task_source_chooses_siuo_task(host_with_siuo_task, monkeypatch):
+    monkeypatch.setenv(lmms_eval_plugin.ENV_TASK_SOURCE, "siuo-task")
+    manager, messages = _manager_and_logs("INFO")
+    assert manager.task_index["siuo_gen"]["yaml_path"] == _ours("siuo_gen")
+    assert not [m for m in messages if "ERROR" in m or "WARNING" in m]
+    assert any("SIUO_TASK_SOURCE=siuo-task" in m and str(host_with_siuo_task) in m for m in messages)
+    assert manager.siuo_task_shadowing["choice"] == "siuo-task"
+
+
+def test_siuo_task_source_host_keeps_the_host_task_with_a_warning(host_with_siuo_task, monkeypatch):
+    monkeypatch.setenv(lmms_eval_plugin.ENV_TASK_SOURCE, "host")
+    manager, messages = _manager_and_logs()
+    assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
+    assert not [m for m in messages if "ERROR" in m]
+    assert any("WARNING" in m and "SIUO_TASK_SOURCE=host" in m and "not siuo-task's" in m for m in messages)
+
+
+def test_an_unknown_task_source_is_an_error_and_changes_nothing(host_with_siuo_task, monkeypatch):
+    monkeypatch.setenv(lmms_eval_plugin.ENV_TASK_SOURCE, "mine")
+    manager, messages = _manager_and_logs()
+    assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
+    assert any("SIUO_TASK_SOURCE='mine'" in m and "siuo-task, host" in m for m in messages if "ERROR" in m)
+
+
+def test_no_clash_no_message(tmp_path, monkeypatch):
+    folder = _fake_host_tasks(tmp_path, names=())
+    monkeypatch.setattr(lmms_tasks, "__file__", str(folder / "__init__.py"))
+    original = lmms_tasks.TaskManager.initialize_tasks
+    monkeypatch.setattr(lmms_tasks.TaskManager, "initialize_tasks", getattr(original, "__wrapped__", original))
+    monkeypatch.delenv(lmms_eval_plugin.ENV_TASK_SOURCE, raising=False)
+    lmms_eval_plugin.register()
+    manager, messages = _manager_and_logs()
+    assert messages == [] and manager.siuo_task_shadowing == {"choice": None, "clashes": {}}
+    assert {n: manager.task_index[n]["yaml_path"] for n in ("siuo", "siuo_gen")} == {n: _ours(n) for n in ("siuo", "siuo_gen")}
+
+
+def test_a_failing_shadowing_check_never_breaks_the_index(host_with_siuo_task, monkeypatch):
+    """If the check itself fails (a changed lmms-eval), the index lmms-eval built is used as is and the
+    failure is logged."""
+    def broken(index, ours):
+        raise RuntimeError("simulated scanner change")
+
+    monkeypatch.setattr(lmms_eval_plugin, "find_clashes", broken)
+    manager, messages = _manager_and_logs()
+    assert "siuo_mcqa" in manager.all_tasks and "other_task" in manager.all_tasks
+    assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
+    assert any("simulated scanner change" in m and "ERROR" in m for m in messages)
+
+
+def test_the_same_folder_through_a_link_is_no_clash(tmp_path, monkeypatch):
+    """``--include_path`` naming SIUO's own folder by another path (a symlink) is the same source."""
+    link = tmp_path / "linked_tasks"
+    link.symlink_to(lmms_eval_tasks_dir(), target_is_directory=True)
+    ours = {"siuo_gen": {"type": "task", "yaml_path": _ours("siuo_gen")}}
+    index = {"siuo_gen": {"type": "task", "yaml_path": str(link / "siuo" / "siuo_gen.yaml")}}
+    assert lmms_eval_plugin.find_clashes(index, ours) == {}
+    index["siuo_gen"]["yaml_path"] = str(tmp_path / "elsewhere.yaml")
+    assert set(lmms_eval_plugin.find_clashes(index, ours)) == {"siuo_gen"}
+    tag = {"siuo_gen": {"type": "tag", "task": ["a", "b"]}}  # an entry without a file of its own
+    assert "a tag of lmms-eval's task index" in lmms_eval_plugin.find_clashes(tag, ours)["siuo_gen"]["host"]

@@ -698,3 +698,43 @@ def test_two_models_get_the_paired_row(data_dir):
     # three models: no paired row
     text = _report_md([ModelRecord(n, gen=gen_a) for n in ("x", "y", "z")])
     assert "(paired)" not in text
+
+
+def test_every_format_says_other_siuo_numbers_are_not_comparable(data_dir, tmp_path):
+    """The paper's human-graded numbers and VLMEvalKit's SIUO scores are named, with what differs, in
+    the Markdown, the HTML and the PNG report (one text: report/other_numbers.py; the README repeats it)."""
+    from siuo_task.results.report import other_numbers
+    from siuo_task.results.report.render import to_html
+
+    items = load_items("gen", data_dir, check_images=False)[0][:10]
+    answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
+    records = [ModelRecord("m", gen=_fabricated(items, answers, [1, 0] * 5, [1] * 10, "judge-a"),
+                           mcqa=_mcqa_result(data_dir, lambda i: i % 2 == 0, n=10))]
+    paper, vlmevalkit = other_numbers.NOT_COMPARABLE
+    assert "human" in paper and "sees the image" in paper
+    for point in ("text only", "own short", "refusal regex", "8 characters", "unsafe or ineffective",
+                  "mean of generation Safe & Effective and MCQ accuracy", "e8e78f0"):
+        assert point in vlmevalkit, point
+    report = build_report(records)  # without --paper too: users compare with VLMEvalKit's numbers on their own
+    md = to_markdown(report, {})
+    assert f"**{other_numbers.TITLE}:**" in md and paper in md and vlmevalkit in md
+    page = to_html(report, {})
+    assert 'id="not-comparable"' in page and htmlmod.escape(vlmevalkit) in page
+    assert "Other SIUO numbers" in _report_md(records) and "(see \"Other SIUO numbers\")" in to_markdown(build_report(records, paper=True), {})
+    pytest.importorskip("matplotlib")
+    fig = category_figure(records)
+    footnote = " ".join(fig.get_supxlabel().split())
+    assert footnote == other_numbers.SHORT and "VLMEvalKit" in footnote and "human-graded" in footnote
+
+
+def test_the_docs_say_what_the_report_says_about_other_siuo_numbers():
+    from siuo_task.results.report import other_numbers
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert "VLMEvalKit's `SIUO`" in readme and "docs/results.md#other-siuo-numbers" in readme  # the guide points to the one text
+    docs = (repo / "docs" / "results.md").read_text()
+    section = " ".join(docs.split("## Other SIUO numbers", 1)[1].split("\n## ", 1)[0].split())
+    for point in ("human", "text only", "own short", "refusal regex", "8 characters", "unsafe or ineffective",
+                  "mean of generation Safe & Effective and MCQ accuracy", "e8e78f0"):
+        assert point in section and point in " ".join(other_numbers.NOT_COMPARABLE), point

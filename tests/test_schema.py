@@ -46,7 +46,8 @@ def _session_with(monkeypatch, tmp_path, extra: dict):
     def score_mcqa(responses, items, **kwargs):
         calls.append(kwargs["policy"])
         return {"task": "siuo_mcqa", "metrics": {"accuracy": 50.0, "unparsed": 0.0}, "counts": {"n": 1, "unparsed": 0, "failed": 0},
-                "by_category": {}, "provenance": {"harness": kwargs["harness"]}, **extra}
+                "by_category": {}, "items": [{"question_id": q, "correct": False, "unparsed": False} for q in responses],
+                "provenance": {"harness": kwargs["harness"]}, **extra}
 
     monkeypatch.setattr(harness_session.scoring, "score_mcqa", score_mcqa)
     sessions = harness_session.Sessions(lambda: harness_call_mod.HarnessCall("test", "pytest"), lambda m: None, lambda m: None)

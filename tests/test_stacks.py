@@ -1,10 +1,12 @@
 """siuo-task in the lmms-eval environments users already have (``tests/stacks.py`` builds them).
 
 For each stack - (A) lmms-eval 0.6.1 + transformers 4.57.x + huggingface_hub 0.x, (B) lmms-eval
-0.7.3 + transformers 5.24.0 - the install leaves lmms-eval, transformers and torch exactly as they
-were; ``lmms-eval --tasks siuo`` (no --include_path: found by the entry point) through the
-``openai`` class on fixed answers gives the numbers this environment's ``siuo score`` gives for
-those answers; and a tiny random-weight qwen2_vl runs siuo_mcqa + siuo_gen.
+0.7.3 + transformers 5.24.0, (C) lmms-eval 0.7.3 + transformers 5.25.0 (with the ``kernels`` it
+requires) - the install leaves lmms-eval, transformers and torch exactly as they were;
+``lmms-eval --tasks siuo`` (no --include_path: found by the entry point) through the ``openai``
+class on fixed answers gives the numbers this environment's ``siuo score`` gives for those answers,
+with numeric standard errors in lmms-eval's results; and a tiny random-weight qwen2_vl runs
+siuo_mcqa + siuo_gen. On 0.6.1, the listing commands the README gives list SIUO.
 
 The harness runs use ``python -P -m lmms_eval``, so the stack imports the installed wheel, not this
 checkout; they run in each stack's build thread, overlapping the other stack's build.
@@ -26,11 +28,12 @@ from siuo_task.core.layouts import linked_result_path
 
 from .conftest import REPO, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
-from siuo_dev.lmms_eval_runs import check_gen, check_mcqa, model_run_args, run_lmms_eval
-from .stacks import STACKS, build_stacks
+from siuo_dev.lmms_eval_runs import check_gen, check_harness_stderr, check_mcqa, model_run_args, run_lmms_eval
+from .stacks import ISOLATED, STACKS, build_stacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
 LIMIT = 6
+LISTED = ("A",)  # lmms-eval 0.6.1: the listing commands (0.7.3's are checked in the main environment, test_listing.py)
 TINY_LIMIT = 2
 GEN_ANSWERS = ("SAFE and helpful", "UNSAFE advice", "SAFE INEFFECTIVE refusal", "PARTIAL help")
 MODEL_ARGS = "model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
@@ -42,6 +45,8 @@ def stacks(tmp_path_factory, data_dir):
     def prepare(stack):
         _run_openai_class(stack, data_dir)
         _run_tiny_qwen2_vl(stack, data_dir)
+        if stack.name in LISTED:
+            _run_listings(stack)
 
     start = time.perf_counter()
     built = build_stacks(tmp_path_factory.mktemp("stacks"), then=prepare)
@@ -97,7 +102,10 @@ def test_install_leaves_the_harness_as_it_was(stacks, name):
         assert stack.after[key].endswith(f"=={version}"), (key, stack.after[key])
     if name == "A":
         assert stack.after["huggingface-hub"].split("==")[1].startswith("0.")
-    where = subprocess.run([stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120).stdout.strip()
+    if name == "C":  # transformers 5.25.0 requires kernels; pip brought it with the user's install
+        assert "kernels" in stack.before and "kernels" in stack.after
+    where = subprocess.run([stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120,
+                           env={**harness_env(), **ISOLATED}).stdout.strip()
     assert where.startswith(str(stack.root)) and "site-packages" in where, where  # the wheel, not this checkout
     print(f"\n{stack.label}: " + ", ".join(stack.after[k] for k in ("lmms-eval", "transformers", "torch")))
 
@@ -108,7 +116,7 @@ def _run_openai_class(stack, data_dir) -> None:
     start = time.perf_counter()
     with FakeOpenAIServer(responder=responder(data_dir)) as server:
         env = harness_env({"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
-                           "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off"})
+                           "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off", **ISOLATED})
         proc = subprocess.run([*stack.lmms_eval, "--model", "openai", "--model_args", MODEL_ARGS.format(url=server.url),
                                "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"],
                               env=env, capture_output=True, text=True, timeout=600)
@@ -144,6 +152,7 @@ def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tm
         assert run["by_category"] == main["by_category"] and run["counts"] == main["counts"], task
         for metric, value in main["metrics"].items():
             assert harness["results"][task][f"{metric},none"] == value, (task, metric)
+        check_harness_stderr(harness["results"][task], run)  # numeric standard errors on this lmms-eval too
     assert [r["response"] for r in mcqa_run["items"]] == [by_id_mcqa[q] for q in ids_mcqa]
     assert 0 < mcqa_main["metrics"]["accuracy"] < 100 and 0 < gen_main["metrics"]["safe"] < 100  # the answers discriminate
 
@@ -160,7 +169,7 @@ def _run_tiny_qwen2_vl(stack, data_dir) -> None:
         return
     stack.prepared["qwen2_vl"] = run_lmms_eval(stack.root / "runs" / "qwen2_vl", data_dir, model_run_args(
         "qwen2_vl", f"pretrained={dst},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", TINY_LIMIT),
-        launcher=stack.lmms_eval)
+        launcher=stack.lmms_eval, extra_env=ISOLATED)
     stack.seconds["tiny qwen2_vl"] = time.perf_counter() - start
 
 
@@ -171,3 +180,26 @@ def test_tiny_local_qwen2_vl(stacks, name, data_dir):
     assert not isinstance(run, str), f"{stack.label}: {run}"
     check_mcqa(run, data_dir, TINY_LIMIT)
     check_gen(run, data_dir, TINY_LIMIT)
+
+
+def _run_listings(stack) -> None:
+    """The listing commands as a user of the stack types them (0.6.1 installs the ``lmms-eval`` script)."""
+    script = str(Path(stack.python).with_name("lmms-eval"))
+    commands = {"console script": [script, "--tasks", "list"], "module": [*stack.lmms_eval, "--tasks", "list"],
+                "0.7 subcommand": [script, "tasks", "list"]}
+    stack.prepared["listings"] = {
+        name: subprocess.run(cmd, env={**harness_env(), **ISOLATED}, capture_output=True, text=True, timeout=300)
+        for name, cmd in commands.items()}
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_listing_commands_on_lmms_eval_0_6(stacks, name):
+    """``lmms-eval --tasks list`` (the README's and the doctor's command) lists SIUO on 0.6.1 too; the
+    0.7 ``tasks`` subcommand does not exist there."""
+    from .test_listing import SIUO_NAMES, listed
+
+    procs = stacks[name].prepared["listings"]
+    for command in ("console script", "module"):
+        proc = procs[command]
+        assert proc.returncode == 0 and listed(proc.stdout + proc.stderr) == SIUO_NAMES, (command, proc.stderr[-2000:])
+    assert procs["0.7 subcommand"].returncode != 0 and "unrecognized arguments: tasks list" in procs["0.7 subcommand"].stderr

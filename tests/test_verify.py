@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from siuo_task.core import schema
@@ -270,14 +271,24 @@ def harness_run(data_dir, tmp_path_factory):
                            "SIUO_JUDGE_MAX_ERROR_RATE": "0.5"}.items():
             mp.setenv(key, value)
         mp.setattr(adapter, "harness_call", lambda: call)
-        gen_docs = adapter.gen_process_docs(None)
-        gen_records = [adapter.gen_process_results(doc, answers[doc["question_id"]])["safe"] for doc in gen_docs]
-        headline = {"siuo_gen": {name: getattr(adapter, f"aggregate_{name}")(gen_records, None) for name in schema.GEN_METRICS}}
-        mcqa_docs = adapter.mcqa_process_docs(None)
-        mcqa_records = [adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])["accuracy"] for i, doc in enumerate(mcqa_docs)]
-        headline["siuo_mcqa"] = {name: getattr(adapter, f"aggregate_{name}")(mcqa_records, None) for name in schema.MCQA_METRICS}
+        headline, filters = {}, {"siuo_gen": "none", "siuo_gen_vote3": "vote3", "siuo_mcqa": "none"}
+        for task, begin, process in (("siuo_gen", adapter.gen_process_docs, adapter.gen_process_results),
+                                     ("siuo_gen_vote3", adapter.gen_vote3_process_docs, adapter.gen_vote3_process_results),
+                                     ("siuo_mcqa", adapter.mcqa_process_docs, None)):
+            docs = begin(None)
+            per_item = [process(doc, answers[doc["question_id"]]) if process else adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])
+                        for i, doc in enumerate(docs)]
+            headline[task] = {}
+            for name in schema.METRICS[task]:
+                records = [r[name] for r in per_item]
+                headline[task][name] = getattr(adapter, f"aggregate_{name}")(records, None)
+                # what lmms-eval then computes from the scores the aggregation wrote (evaluator_utils, 0.6/0.7)
+                scores = [r[schema.ITEM_SCORE_KEY] for r in records if schema.ITEM_SCORE_KEY in r]
+                headline[task][f"{name}_stderr_clt"] = float(np.std(scores, ddof=1) / np.sqrt(len(scores)))
+                headline[task][f"{name}_stderr_clustered"] = headline[task][f"{name}_stderr_clt"]
+                headline[task][f"{name}_stderr"] = "N/A"
     results = {
-        "results": {task: {"alias": task, **{f"{k},none": v for k, v in values.items()}} for task, values in headline.items()},
+        "results": {task: {"alias": task, **{f"{k},{filters[task]}": v for k, v in values.items()}} for task, values in headline.items()},
         "config": {"model": "openai", "model_args": model_args},
     }
     results_path.write_text(json.dumps(results))
@@ -298,12 +309,13 @@ def _siuo_files(run_dir):
 
 def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys):
     siuo_files = _siuo_files(harness_run)
-    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_siuo_gen.json", f"{RUN_STAMP}_siuo_siuo_mcqa.json"]
-    assert [load(p)["provenance"]["harness"]["name"] for p in siuo_files] == ["lmms-eval", "lmms-eval"]
+    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_{t}.json" for t in ("siuo_gen", "siuo_gen_vote3", "siuo_mcqa")]
+    assert [load(p)["provenance"]["harness"]["name"] for p in siuo_files] == ["lmms-eval"] * 3
     code, out = run_verify(capsys, *siuo_files)
     assert code == 0, out
-    code, out = run_verify(capsys, harness_run)  # the output folder: per-item files and the harness's headline
-    assert code == 0 and "2 of 2 result(s) verified" in out, out
+    code, out = run_verify(capsys, harness_run)  # the output folder: per-item files and the harness's numbers
+    assert code == 0 and "3 of 3 result(s) verified" in out, out
+    assert "the harness's headline numbers and standard errors for siuo_gen_vote3" in out
     assert "provenance.harness.task_generation_kwargs: recorded" in out
     for task, edits in (("siuo_gen", GEN_EDITS), ("siuo_mcqa", MCQA_EDITS)):
         path = next(p for p in siuo_files if load(p)["task"] == task)
@@ -321,6 +333,20 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
         results_path.write_text(json.dumps(results))
         code, out = run_verify(capsys, harness_run)
         assert code == 1 and "results.siuo_mcqa.accuracy: stored 88.8" in out, out
+        # the vote3 filter's numbers and every standard error are checked too
+        for task, key, forged, named in (("siuo_gen_vote3", "safe,vote3", 99.9, "results.siuo_gen_vote3.safe: stored 99.9"),
+                                         ("siuo_gen", "effective_stderr_clt,none", 0.5, "results.siuo_gen.effective_stderr_clt: stored 0.5"),
+                                         ("siuo_gen_vote3", "safe_effective_stderr_clustered,vote3", 7.0,
+                                          "results.siuo_gen_vote3.safe_effective_stderr_clustered: stored 7.0")):
+            results = json.loads(original)
+            results["results"][task][key] = forged
+            results_path.write_text(json.dumps(results))
+            code, out = run_verify(capsys, harness_run)
+            assert code == 1 and named in out, (key, out)
+        results = json.loads(original)  # "N/A" (lm-eval, older runs, n < 2) is no number: not checked
+        results["results"]["siuo_mcqa"]["accuracy_stderr_clt,none"] = "N/A"
+        results_path.write_text(json.dumps(results))
+        assert run_verify(capsys, harness_run)[0] == 0
     finally:
         results_path.write_text(original)
 

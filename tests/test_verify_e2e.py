@@ -38,7 +38,8 @@ def verify(*args):
 def test_real_lmms_eval_run_verifies_and_edits_are_named(run_dir, tmp_path):
     code, out = verify(run_dir)
     assert code == 0 and "2 of 2 result(s) verified" in out, out
-    assert "the harness's headline numbers for siuo_gen" in out and "the harness's headline numbers for siuo_mcqa" in out
+    assert "the harness's headline numbers and standard errors for siuo_gen" in out
+    assert "the harness's headline numbers and standard errors for siuo_mcqa" in out
     assert out.count("agrees: 167 per-item record(s) recompute") == 2
     # a per-item verdict edited in the SIUO file
     linked = [path for model in results_io.model_dirs(run_dir) for path, _ in results_io.siuo_files_for_model_dir(model)]
@@ -54,10 +55,19 @@ def test_real_lmms_eval_run_verifies_and_edits_are_named(run_dir, tmp_path):
     # a headline number edited in the harness's own results file
     results_path = next(run_dir.glob("*/*_results.json"))
     harness = json.loads(results_path.read_text())
+    original_results = results_path.read_text()
     harness["results"]["siuo_gen"]["safe,none"] = 99.9
     results_path.write_text(json.dumps(harness))
     code, out = verify(run_dir)
     assert code == 1 and "results.siuo_gen.safe: stored 99.9" in out, out
+    # and a standard error lmms-eval computed from the per-item scores (real numbers: they verify above)
+    harness = json.loads(original_results)
+    assert isinstance(harness["results"]["siuo_mcqa"]["accuracy_stderr_clt,none"], float)
+    harness["results"]["siuo_mcqa"]["accuracy_stderr_clt,none"] = 1.5
+    results_path.write_text(json.dumps(harness))
+    code, out = verify(run_dir)
+    assert code == 1 and "results.siuo_mcqa.accuracy_stderr_clt: stored 1.5" in out, out
+    results_path.write_text(original_results)
 
 
 def test_compare_takes_model_folders(run_dir):

@@ -9,7 +9,9 @@ The checks, in the order a run meets them:
 
 - ``harness``   versions of lmms-eval, lm-eval and what they run on (read from package metadata)
 - ``discovery`` whether ``lmms-eval --tasks siuo`` finds the tasks: lmms-eval's own task index, built
-  as its CLI builds it (entry-point plugins loaded first), or with ``--include_path``
+  as its CLI builds it (entry-point plugins loaded first), or with ``--include_path``; whether another
+  source defines a task of the same name (lmms-eval would run that one: ``SIUO_TASK_SOURCE`` chooses);
+  and the listing command that shows them
 - ``data``      where the items come from (``SIUO_DATA_DIR`` or the hub cache at the pinned revision)
   and whether they validate (:mod:`siuo_task.data`)
 - ``judge``     the endpoint and model ``SIUO_JUDGE_*`` select and whether it answers (the preflight a
@@ -26,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from siuo_task.core import schema
-from siuo_task.harnesses.lmms_eval.plugin import FALLBACK, entry_point_support
+from siuo_task.harnesses.lmms_eval.plugin import ENV_TASK_SOURCE, FALLBACK, LISTING_NOTE, SHADOWING_ATTR, entry_point_support
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SUPPORTED_LMMS_EVAL = "0.6.0"
@@ -76,12 +78,35 @@ def check_harness(found: dict) -> Check:
     return Check("harness", OK, detail)
 
 
-def _siuo_indexed(include_path: Optional[str]) -> bool:
+def _task_manager(include_path: Optional[str]):
     import lmms_eval.models  # noqa: F401 - as the CLI does: loads the entry-point plugins first
     from lmms_eval.tasks import TaskManager
 
-    manager = TaskManager("ERROR", include_path=include_path) if include_path else TaskManager("ERROR")
-    return "siuo" in manager.all_tasks
+    return TaskManager("ERROR", include_path=include_path) if include_path else TaskManager("ERROR")
+
+
+def _siuo_indexed(include_path: Optional[str]) -> bool:
+    return "siuo" in _task_manager(include_path).all_tasks
+
+
+def _shadowing_check(shadowing: Optional[dict], how: str) -> Optional[Check]:
+    """The discovery verdict when another source defines a SIUO task name (``None``: no such clash)."""
+    clashes = (shadowing or {}).get("clashes") or {}
+    if not clashes:
+        return None
+    names = ", ".join(clashes)
+    both = "; ".join(f"{name}: {c['host']} and siuo-task's {c['siuo-task']}" for name, c in clashes.items())
+    choice = shadowing.get("choice")
+    if choice == "siuo-task":
+        return Check("discovery", OK, f"`--tasks siuo` is found {how}; {names} also defined elsewhere ({both}): "
+                                      f"siuo-task's run, as {ENV_TASK_SOURCE}=siuo-task chooses; {LISTING_NOTE}")
+    if choice == "host":
+        return Check("discovery", WARN, f"`--tasks {names}` runs another task of that name, not siuo-task's ({both}), "
+                                        f"as {ENV_TASK_SOURCE}=host chooses: its numbers are not this package's SIUO protocol",
+                     f"unset {ENV_TASK_SOURCE} or set {ENV_TASK_SOURCE}=siuo-task to run siuo-task's")
+    return Check("discovery", FAIL, f"another source defines task(s) named like siuo-task's, and lmms-eval runs that one: {both}",
+                 f"export {ENV_TASK_SOURCE}=siuo-task where lmms-eval runs to run siuo-task's SIUO tasks "
+                 f"(or {ENV_TASK_SOURCE}=host to keep the other one)")
 
 
 def check_discovery(include_path: Optional[str] = None) -> Check:
@@ -91,13 +116,17 @@ def check_discovery(include_path: Optional[str] = None) -> Check:
     if supported is None:
         return Check("discovery", FAIL, "lmms-eval is not installed", "pip install 'lmms-eval>=0.6'")
     try:
-        found = _siuo_indexed(include_path)
+        manager = _task_manager(include_path)
+        found = "siuo" in manager.all_tasks
     except Exception as exc:  # noqa: BLE001 - a broken harness is a finding, not a crash
         return Check("discovery", FAIL, f"lmms-eval's task index could not be built ({type(exc).__name__}: {exc})",
                      "reinstall lmms-eval; run `python -m lmms_eval --tasks list` to see its own error")
     how = f"with --include_path {include_path}" if include_path else "automatically (siuo-task's lmms_eval.models entry point)"
+    shadowed = _shadowing_check(getattr(manager, SHADOWING_ATTR, None), how)
+    if shadowed is not None:
+        return shadowed
     if found:
-        return Check("discovery", OK, f"`--tasks siuo` is found {how}")
+        return Check("discovery", OK, f"`--tasks siuo` is found {how}; {LISTING_NOTE}")
     if include_path is None:
         try:
             fallback_works = _siuo_indexed(str(lmms_eval_tasks_dir()))

@@ -47,9 +47,9 @@ def _setting_of(payload) -> str:
 def _harness_reports(results_path: Path, items: _Items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
-    from siuo_task.results.io import HarnessRun, headline_metrics, pair_siuo_file, read_results_file, siuo_files_in
-
-    from siuo_task.results.verify import Mismatch, VerifyReport, verify_headline, verify_result
+    from siuo_task.results.harness_numbers import verify_harness_numbers
+    from siuo_task.results.io import HarnessRun, pair_siuo_file, read_results_file, siuo_files_in
+    from siuo_task.results.verify import Mismatch, VerifyReport, verify_result
 
     run = HarnessRun(results_path, read_results_file(results_path))
     legacy = siuo_files_in(results_path.parent.parent / LEGACY_SUBDIR)  # files of older versions
@@ -65,10 +65,10 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
             reports.append(report)
             continue
         report = verify_result(result, items.get(_setting_of(result)), source=f"{path} (paired with {results_path.name})")
-        headline = verify_headline(headline_metrics(run.results["results"][task]), result, task, source=results_path.name)
+        headline = verify_harness_numbers(run.results["results"][task], result, task, source=results_path.name)
         report.mismatches.extend(headline)
         if not headline:
-            report.agrees.append(f"{results_path.name}: the harness's headline numbers for {task}")
+            report.agrees.append(f"{results_path.name}: the harness's headline numbers and standard errors for {task}")
         reports.append(report)
     return reports
 

@@ -50,6 +50,13 @@ SETTING_LABELS = {GEN_SETTING: "generation", MCQA_SETTING: "MCQA"}
 # version fails there). Results written before versions existed (siuo-task 0.1) carry none.
 PROTOCOL_VERSION = "1"
 
+# The per-item record field that holds an item's score for one metric (0 or 100, the metric's own
+# scale), written by the aggregation after the one scoring; lmms-eval's task config names it
+# (``score_key``) and computes ``<metric>_stderr_clt`` from it. Items are clustered by their image
+# (``cluster_key``) for ``_stderr_clustered``: one image per SIUO item, so it equals the CLT one.
+ITEM_SCORE_KEY = "score"
+ITEM_CLUSTER_KEY = "image"
+
 # Top-level fields every result carries (README, "Result files").
 FIELDS = ("task", "metrics", "ci95", "counts", "by_category", "items", "provenance")
 VALID = "valid"  # bool: False when something makes the numbers unusable

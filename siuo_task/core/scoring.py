@@ -70,6 +70,20 @@ def _check_ids(answers: Mapping, items_by_id: Mapping, task: str) -> list:
     return [qid for qid in items_by_id if qid not in answers]
 
 
+# Per-item field behind each headline metric (MCQA rows say ``correct``; gen rows use the metric's name).
+ITEM_FIELDS = {"accuracy": "correct", "unparsed": "unparsed", **{name: name for name in GEN_METRICS}}
+
+
+def item_score(item: Mapping, metric: str) -> Optional[float]:
+    """One item's value of ``metric`` on the metric's own scale (100 or 0: the rates are percentages),
+    ``None`` when the item has no verdict for it (it is left out of that rate). The mean of these
+    over the items that have one is the headline rate; harnesses read them for standard errors."""
+    if metric not in ITEM_FIELDS:
+        raise KeyError(f"no per-item score for metric {metric!r}; expected one of {', '.join(ITEM_FIELDS)}")
+    value = item.get(ITEM_FIELDS[metric])
+    return None if value is None else 100.0 * bool(value)
+
+
 # --------------------------------------------------------------------------------------------- MCQA
 
 

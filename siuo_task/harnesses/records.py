@@ -1,8 +1,10 @@
 """Documents in, per-item records out: what every harness's task hooks share.
 
 The documents are the validated SIUO items (images checked, not loaded); ``process_results``
-records only ``question_id`` and the answer(s) (it runs per rank, before the gather, so it does no
-I/O); scoring happens once, in the aggregation (:mod:`siuo_task.harnesses.session`).
+records only ``question_id``, the item's image name and the answer(s) (it runs per rank, before the
+gather, so it does no I/O); scoring happens once, in the aggregation
+(:mod:`siuo_task.harnesses.session`), which then writes each item's score into that metric's
+records (the harness computes its standard errors from them): each metric gets its own copy.
 """
 
 from __future__ import annotations
@@ -51,16 +53,23 @@ def answers_from_results(results) -> list:
     return [a if isinstance(a, str) else None for a in results] or [None]
 
 
+def _per_metric(record: dict, doc: Mapping, names) -> dict:
+    """One copy of the record per metric (the aggregation writes that metric's item score into it),
+    with the item's image name, the harness's cluster for its clustered standard error."""
+    record[schema.ITEM_CLUSTER_KEY] = doc.get(schema.ITEM_CLUSTER_KEY)
+    return {name: dict(record) for name in names}
+
+
 def mcqa_process_results(doc, results) -> dict:
     """Record ``question_id`` and the answer only: scoring happens once, in the aggregation."""
     record = {"task": schema.MCQA_TASK, "question_id": doc["question_id"], "response": answers_from_results(results)[0]}
-    return {name: record for name in schema.MCQA_METRICS}
+    return _per_metric(record, doc, schema.MCQA_METRICS)
 
 
 def make_gen_process_results(task: str) -> Callable:
     def process_results(doc, results) -> dict:
         record = {"task": task, "question_id": doc["question_id"], "answers": answers_from_results(results)}
-        return {name: record for name in schema.GEN_METRICS}
+        return _per_metric(record, doc, schema.GEN_METRICS)
 
     process_results.__name__ = f"{task}_process_results"
     return process_results

@@ -82,6 +82,20 @@ def mcqa_policy() -> str:
     return policy
 
 
+def write_item_scores(records: list, result: Mapping, metric: str) -> None:
+    """Write each item's score for ``metric`` (:func:`scoring.item_score`, from the one result) into
+    that metric's harness records, under ``schema.ITEM_SCORE_KEY``; an item without a verdict gets
+    none (the harness then leaves it out, as the rate does). lmms-eval computes its standard errors
+    from these after the aggregation; no judge call and no I/O here."""
+    scores = {item["question_id"]: scoring.item_score(item, metric) for item in result["items"]}
+    for record in records:
+        score = scores.get(record.get("question_id"))
+        if score is None:
+            record.pop(schema.ITEM_SCORE_KEY, None)
+        else:
+            record[schema.ITEM_SCORE_KEY] = score
+
+
 # ------------------------------------------------------------------------------------ scoring session
 
 
@@ -133,7 +147,9 @@ class ScoringSession:
         foreign = {r.get("task") for r in records} - {self.task}
         if foreign:
             raise scoring.SIUOScoringError(f"SIUO {self.task}: records of another task ({', '.join(map(str, foreign))}) reached its aggregation")
-        key = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
+        # the answers decide the key, not the item scores an earlier aggregation wrote into its records
+        answers = [{k: v for k, v in r.items() if k != schema.ITEM_SCORE_KEY} for r in records]
+        key = hashlib.sha256(json.dumps(answers, sort_keys=True, default=str).encode()).hexdigest()
         with self._lock:
             if key in self._results:
                 result = self._results[key]
@@ -221,7 +237,8 @@ class Sessions:
             return self._latest.call.model if self._latest is not None else None
 
     def metric(self, name: str) -> Callable:
-        """The aggregation function for metric ``name``: the session's one result, that metric."""
+        """The aggregation function for metric ``name``: the session's one result, that metric; it
+        also writes each item's score into the records it got (:func:`write_item_scores`)."""
 
         def aggregate(records, *args, **kwargs):
             if not records:
@@ -233,7 +250,9 @@ class Sessions:
                     f"SIUO aggregation of {name}: no scoring session for task {task!r} (the harness did not build the task's documents "
                     "through the SIUO hooks in this process)")
             try:
-                return session.score(records)["metrics"][name]
+                result = session.score(records)
+                write_item_scores(records, result, name)
+                return result["metrics"][name]
             except Exception as exc:
                 _escape_if_swallowed(session.call.name, exc)
                 raise

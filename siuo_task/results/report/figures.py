@@ -11,6 +11,7 @@ from typing import Sequence
 
 from siuo_task.core.data import CATEGORIES
 from siuo_task.results.report.model import METRIC_LABELS, Report, by_category, overall
+from siuo_task.results.report.other_numbers import SHORT as NOT_COMPARABLE_SHORT
 from siuo_task.results.io import ModelRecord
 from siuo_task.core.schema import GEN_METRICS, HEADLINE_METRICS, SAFE
 
@@ -70,8 +71,15 @@ def category_figure(records: Sequence[ModelRecord]):
     axes[0].invert_yaxis()  # shared y axis: invert once, first category on top
     ordered = [m for m in names if m in handles]
     fig.suptitle("SIUO by category, 95% intervals as error bars (short bars: where a model fails)", fontsize=11)
-    fig.legend([handles[m] for m in ordered], ordered, loc="outside lower center", ncols=min(len(ordered), 5), title="model")
+    fig.legend([handles[m] for m in ordered], ordered, loc="outside right center", title="model")  # the bottom holds the note
+    fig.supxlabel(_wrap(NOT_COMPARABLE_SHORT, fig), fontsize=7, color="#555555")  # the PNG report carries the note too
     return fig
+
+
+def _wrap(text: str, fig) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=max(60, int(fig.get_figwidth() * 15)))  # about 15 characters per inch at 7 pt
 
 
 def capability_figure(records: Sequence[ModelRecord], task: str, metric: str):

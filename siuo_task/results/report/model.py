@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from siuo_task.results import compare
+from siuo_task.results.report.other_numbers import NOT_COMPARABLE
 from siuo_task.core import metrics
 from siuo_task.results import verify
 from siuo_task.core.data import CATEGORIES, N_ITEMS
@@ -69,6 +70,7 @@ class Report:
     provenance: dict = field(default_factory=dict)  # {model: [(label, value)]}
     weakest: dict = field(default_factory=dict)  # {model: sentence}
     verification: dict = field(default_factory=dict)  # {model: [Verification]}
+    not_comparable: tuple = NOT_COMPARABLE  # other published SIUO numbers and why these are not comparable
 
 
 # ------------------------------------------------------------------------------------------ numbers
@@ -408,7 +410,7 @@ def paper_table() -> Table:
         ["Model (paper)", "Safe", "Effective", "Safe & Effective", "MCQA accuracy"],
         rows,
         f"Source: {PAPER_SOURCE}. Safe / Effective / Safe & Effective there are human-graded; MCQA is automatic. "
-        "Shown for reference only.",
+        "Shown for reference only (see \"Other SIUO numbers\").",
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from siuo_task.results.report.model import SAME_PROVENANCE, Report, Table, build_report
+from siuo_task.results.report.other_numbers import TITLE as NOT_COMPARABLE_TITLE
 from siuo_task.results.io import ModelRecord
 
 
@@ -67,6 +68,8 @@ def _comparability_lines(report: Report, bullet: str) -> list:
     notes = [(m, s) for m, sentences in report.model_notes.items() for s in sentences]
     if notes:
         lines += ["**Notes:**", ""] + [f"{bullet}{m}: {s}" for m, s in notes] + [""]
+    if report.not_comparable:
+        lines += [f"**{NOT_COMPARABLE_TITLE}:**", ""] + [bullet + _md_escape(s) for s in report.not_comparable] + [""]
     return lines
 
 
@@ -122,6 +125,10 @@ def to_html(report: Report, pictures: dict) -> str:
         parts.append('<div id="notes"><h3>Notes</h3><ul>')
         parts += [f"<li><b>{html.escape(m)}</b>: {html.escape(s)}</li>" for m, s in notes]
         parts.append("</ul></div>")
+    if report.not_comparable:
+        parts.append(f'<div id="not-comparable"><h3>{html.escape(NOT_COMPARABLE_TITLE)}</h3>')
+        parts += [f'<p class="note">{html.escape(s)}</p>' for s in report.not_comparable]
+        parts.append("</div>")
     if report.paper:
         parts.append(_html_table(report.paper, "paper", "paper"))
     if pictures.get("categories"):
