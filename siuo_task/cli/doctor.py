@@ -153,6 +153,8 @@ def check_judge(tasks: str) -> Check:
     where = f"{config.model} at {target.described}, sent {target.auth}"
     try:
         with JudgeClient(config) as client:
+            if client.proxy is not None:
+                where += f", via {client.proxy.described}"
             client.preflight()
     except JudgeUnavailable as exc:
         return Check("judge", FAIL, f"{where}: {exc}",

@@ -35,7 +35,7 @@ from .config import (
 from .endpoint import Endpoint, is_azure, is_openai_api, normalized_endpoint, scoped_key
 from .errors import JudgeFatal, JudgeUnavailable
 from .redaction import redact
-from .retry import parse_retry_after
+from .pacing import parse_retry_after
 
 __all__ = [
     "BUDGET_ERROR", "CACHE_FORMAT", "DEFAULT_BASE_URL", "DEFAULT_CACHE_DIR", "DEFAULT_JUDGE_MODEL",

@@ -21,6 +21,7 @@ from siuo_task.core.schema import write_bytes_atomic
 logger = logging.getLogger("siuo_task.judge")
 
 CACHE_FORMAT = 2  # 1: keyed without endpoint and request shape
+MAX_REPLY_BYTES = 64 * 1024  # a judge reply text (UTF-8) longer than this is a judge error, never stored
 
 
 def cache_key(*, endpoint: str, model: str, shape: str, params: dict, prompt: str, image_sha256: str) -> str:
@@ -64,6 +65,8 @@ class ReplyCache:
             logger.debug("SIUO judge: unreadable cache entry %s treated as a miss", os.path.basename(path))
             return None
         if not isinstance(entry, dict) or not isinstance(entry.get("text"), str) or entry.get("cache_key") != key:
+            return None
+        if len(entry["text"].encode("utf-8")) > MAX_REPLY_BYTES:  # written before the cap: asked again
             return None
         return entry
 

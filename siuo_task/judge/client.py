@@ -27,11 +27,12 @@ from siuo_task.core.judging import JudgeReply, JudgeRequest
 from . import transport
 from .cache import ReplyCache, as_count, cache_key
 from .config import JudgeConfig
+from .endpoint import MIN_SECRET_CHARS
 from .errors import JudgeFatal, JudgeUnavailable  # noqa: F401 - re-exported (0.1 import path)
 from .images import DataUrls, ImageHashes, data_url_of_bytes, tiny_png
 from .pacing import parse_retry_after  # noqa: F401 - re-exported (0.1 import path)
 from .redaction import redact
-from .retry import BUDGET_ERROR, DRY_RUN_FINGERPRINT, Caller, ItemError, Retry, backoff
+from .retry import BUDGET_ERROR, DRY_RUN_FINGERPRINT, MAX_BODY_BYTES, Caller, ItemError, Retry, backoff
 
 logger = logging.getLogger("siuo_task.judge")
 
@@ -53,7 +54,7 @@ class JudgeStats:  # cumulative per client
     completion_tokens: int = 0
     budget_exhausted: bool = False
     deduped: int = 0  # requests answered by an identical request in the same run()
-    waited_s: float = 0.0  # total time calls spent waiting (backoff and Retry-After)
+    waited_s: float = 0.0  # wall time during which at least one call was held back (Retry-After, pacing, backoff)
     preflight_calls: int = 0
     dry_run_replies: int = 0  # replies marked by the dry-run judge
 
@@ -84,7 +85,12 @@ class JudgeClient:
         self._images = DataUrls()
         self._lock = threading.Lock()
         self._spent_tokens = 0
+        target = config.target
+        self.proxy = transport.proxy_for(target.url)  # named in connection errors; routing is the SDK's
+        # every credential in play, in every form it could be echoed in: redacted from every output
+        self.secrets = tuple(dict.fromkeys(target.secrets() + transport.proxy_secrets()))
         self._caller = Caller(self, config)  # one request with the retry policy; the shape and the fatal error
+        self.transport: str | None = None  # "aiohttp" or "httpx", once started
         self._loop: transport.EventLoop | None = None
         self._sdk = None
         self._shards: list = []
@@ -134,7 +140,7 @@ class JudgeClient:
         self.close()
 
     def _redact(self, text: Any) -> str:
-        return redact(text, self.config.api_key)
+        return redact(text, *self.secrets)
 
     def _bump(self, **deltas: Any) -> None:
         with self._lock:
@@ -142,17 +148,20 @@ class JudgeClient:
                 setattr(self.stats, name, getattr(self.stats, name) + d)
 
     def _where(self) -> str:
-        return f"{self.config.endpoint_host} (model {self.config.model})"
+        via = f" via {self.proxy.described}" if self.proxy is not None else ""
+        return f"{self.config.endpoint_host} (model {self.config.model}){via}"
 
     def _ensure_started(self) -> None:
         if self._closed:
             raise RuntimeError("JudgeClient is closed")
         if self._sdk is None:
             transport.check_usable(self.config.target)
-            # One SDK client (and connection pool) per _SHARD_SIZE workers: httpcore scans every pooled
-            # connection on each request, which at concurrency 32 cost more CPU than the call itself.
-            n = max(1, math.ceil(self.config.concurrency / _SHARD_SIZE))
-            made = [transport.make_sdk(self.config.target, self.config.timeout_s) for _ in range(n)]
+            self.transport = transport.choose_transport(self.config.transport)
+            # httpx: one SDK client (and connection pool) per _SHARD_SIZE workers: httpcore scans every
+            # pooled connection on each request, which at concurrency 32 cost more CPU than the call
+            # itself. aiohttp's pool has no such cost: one client.
+            n = 1 if self.transport == "aiohttp" else max(1, math.ceil(self.config.concurrency / _SHARD_SIZE))
+            made = [transport.make_sdk(self.config.target, self.config.timeout_s, self.transport) for _ in range(n)]
             self._shards = [sdk for sdk, _ in made]
             self._extra_headers = made[0][1]
             if self._loop is None:
@@ -183,17 +192,21 @@ class JudgeClient:
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, self.backoff_base_s, self.backoff_cap_s)
 
-    async def _once(self, messages: list, shape: str, shard: int = 0) -> dict:
-        """One HTTP call through the transport; the reply's JSON object (Retry when it is not one)."""
-        response = await transport.send(self._shards[shard], self._extra_headers, self.config.model, messages,
-                                        self.config.shape_params(shape), self.config.timeout_s)
+    async def _once(self, messages: list, shape: str, shard: int = 0) -> tuple:
+        """One HTTP call through the transport: ``(reply JSON object, response headers, answering host)``
+        (Retry when the body is not a JSON object, ItemError when it is too large to read)."""
+        cfg = self.config
+        body = {"model": cfg.model, "messages": messages, **cfg.shape_params(shape)}
+        response = await transport.send(self._shards[shard], self._extra_headers, body, cfg.timeout_s)
+        if len(response.content) > MAX_BODY_BYTES:
+            raise ItemError(f"reply too large ({len(response.content)} bytes of HTTP body)")
         try:
             payload = response.json()
         except ValueError:
             raise Retry("invalid response (not JSON)") from None
         if not isinstance(payload, dict):
             raise Retry("invalid response (not a JSON object)")
-        return payload
+        return payload, response.headers, transport.answering_host(response)
 
     async def _call(self, req: JudgeRequest, shard: int = 0) -> tuple[JudgeReply, dict | None]:
         """Worker: one request, as a reply plus what to cache (None: nothing)."""
@@ -209,8 +222,9 @@ class JudgeClient:
             return JudgeReply(req.key, None, self._redact(exc.reason), cached=False), None
         del data_url
         text = answer.text
-        if self.config.api_key and len(self.config.api_key) >= 8:
-            text = text.replace(self.config.api_key, "***")
+        for secret in self.secrets:  # a server that echoes a credential in its reply: never stored
+            if len(secret) >= MIN_SECRET_CHARS:
+                text = text.replace(secret, "***")
         usage = answer.usage
         reply = JudgeReply(req.key, text, None, False, usage["prompt_tokens"], usage["completion_tokens"])
         if answer.dry_run:
@@ -226,7 +240,7 @@ class JudgeClient:
         key, an unreachable endpoint, a wrong model name or a refused request shape raise
         :class:`JudgeUnavailable` here, before any generation. A refused shape is switched, as in a run."""
         target = self.config.target
-        if not target.key and target.kind in ("openai", "azure"):
+        if target.auth_header is None and target.kind in ("openai", "azure"):
             hint = "SIUO_JUDGE_API_KEY or OPENAI_API_KEY" if target.kind == "openai" else "SIUO_JUDGE_API_KEY"
             raise JudgeUnavailable(
                 f"SIUO judge: no API key for {target.host}. Set {hint}, or point SIUO_JUDGE_BASE_URL at a local "
@@ -245,7 +259,8 @@ class JudgeClient:
             future.cancel()
             raise
         self._preflighted = True
-        logger.info("SIUO judge: %s answered the check call (request shape %s)", self._where(), self.shape)
+        logger.info("SIUO judge: %s answered the check call (model %s, request shape %s, %s, %s transport)",
+                    self.config.target.described, self.config.model, self.shape, self.config.target.auth, self.transport)
 
     # ------------------------------------------------------------------ run
     def cache_key_for(self, prompt: str, image_sha256: str, shape: str | None = None) -> str:
@@ -291,9 +306,14 @@ class JudgeClient:
             with self._lock:
                 s = self.stats
                 postfix = {"sent": s.calls, "cached": s.cache_hits, "errors": s.failures}
-            wait = self._caller.wait_until - now
+            caller = self._caller
+            wait = max(caller.wait_until, caller.pacer.gate) - now
             if wait > 0.05:
-                postfix["waiting"] = f"{wait:.0f}s ({self._caller.wait_reason})"
+                postfix["waiting"] = f"{wait:.0f}s ({caller.wait_reason})"
+            if caller.pacer.interval > 0:
+                postfix["paced"] = f"{1 / caller.pacer.interval:.0f}/s"
+            if caller.pacer.waited_s >= 0.05:
+                postfix["waited"] = f"{caller.pacer.waited_s:.0f}s"
             bar.set_postfix(postfix, refresh=False)
             bar.refresh()
 
@@ -342,7 +362,9 @@ class JudgeClient:
                     continue
                 groups[ckey] = [r]
                 entry = self._cache.get(ckey)
-                if entry is not None:
+                if entry is None and self._sdk is None:
+                    transport.preload()  # a call will be needed: import the SDK while the lookups go on
+                elif entry is not None:
                     usage = entry.get("usage") if isinstance(entry.get("usage"), dict) else {}
                     self._bump(cache_hits=1)
                     finish(JudgeReply(r.key, entry["text"], None, cached=True,
@@ -405,11 +427,14 @@ class JudgeClient:
     def provenance(self) -> dict:
         """What a result file records about the judge (no key, no credentials)."""
         cfg, stats = self.config, self.stats
+        with self._lock:
+            answered = sorted(self._caller.answered_by)
         return {
             "model": cfg.model,
             "endpoint_host": cfg.endpoint_host,
-            "endpoint": cfg.endpoint,
-            "key_source": cfg.key_source,
+            "endpoint": cfg.target.url,  # no credentials, no query
+            "answered_by": answered,  # the hosts whose replies were used (after any redirect); [] when all were cached
+            "key_source": cfg.target.key_source,
             "request_shape": self.shape,
             "request_shape_switched_from": self.shape_switched_from,
             "request_shape_switch_reason": self.shape_switch_reason,
@@ -421,7 +446,7 @@ class JudgeClient:
                 "cache_hits": stats.cache_hits,
                 "failures": stats.failures,
                 "retries": stats.retries,
-                "waited_s": round(stats.waited_s, 3),
+                "waited_s": round(self._caller.pacer.waited_s, 3),
                 "prompt_tokens": stats.prompt_tokens,
                 "completion_tokens": stats.completion_tokens,
                 "budget_exhausted": stats.budget_exhausted,

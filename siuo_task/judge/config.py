@@ -4,6 +4,7 @@ Pure: no network, no SDK import."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .endpoint import (  # noqa: F401 - re-exported (0.1 import paths)
     scoped_key,
 )
 from .redaction import redact  # noqa: F401 - re-exported
+from .transport import TRANSPORTS
 
 DEFAULT_JUDGE_MODEL = "gpt-4o-mini-2024-07-18"
 DEFAULT_CACHE_DIR = "~/.cache/siuo_task/judge"
@@ -72,11 +74,11 @@ def _parse_float(name: str, raw: str, minimum: float, strict: bool, maximum: flo
         value = float(raw.strip())
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    bad = value != value or (value <= minimum if strict else value < minimum) or (maximum is not None and value > maximum)
-    if bad:
+    bad = not math.isfinite(value) or (value <= minimum if strict else value < minimum) or (maximum is not None and value > maximum)
+    if bad:  # nan, inf: every setting read this way bounds something (a wait, a share)
         op = ">" if strict else ">="
         upper = f" and <= {maximum}" if maximum is not None else ""
-        raise ValueError(f"{name} must be a number {op} {minimum}{upper}, got {raw!r}")
+        raise ValueError(f"{name} must be a finite number {op} {minimum:g}{upper}, got {raw!r}")
     return value
 
 
@@ -119,6 +121,7 @@ class JudgeConfig:
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # judge errors above this share of judge calls make the result invalid
     azure_api_version: str | None = None  # Azure deployments URL without ?api-version=
     url_source: str | None = None  # the variable base_url came from; None: "argument" (or "default" for the default URL)
+    transport: str = "auto"  # the SDK's HTTP transport: "aiohttp" where the SDK has it, else "httpx" (see .transport)
     # The endpoint, resolved once from base_url, the key and the Azure API version (see .endpoint).
     target: Endpoint = field(init=False, repr=False, compare=False)
 
@@ -135,11 +138,13 @@ class JudgeConfig:
                 raise bad(f"{name} must be an integer >= {minimum}, got {getattr(self, name)!r}")
         if not _is_num(self.temperature) or self.temperature < 0:
             raise bad(f"temperature must be a number >= 0, got {self.temperature!r}")
-        for name in ("timeout_s", "retry_after_cap_s"):
-            if not _is_num(getattr(self, name)) or getattr(self, name) <= 0:
-                raise bad(f"{name} must be a number > 0, got {getattr(self, name)!r}")
-        if not _is_num(self.max_wait_s) or self.max_wait_s < 0:
-            raise bad(f"max_wait_s must be a number >= 0, got {self.max_wait_s!r}")
+        for name in ("timeout_s", "retry_after_cap_s"):  # every wait is bounded: finite
+            if not _is_num(getattr(self, name)) or not 0 < getattr(self, name) < math.inf:
+                raise bad(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        if not _is_num(self.max_wait_s) or not 0 <= self.max_wait_s < math.inf:
+            raise bad(f"max_wait_s must be a finite number >= 0, got {self.max_wait_s!r}")
+        if self.transport not in TRANSPORTS:
+            raise bad(f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
         if not _is_num(self.max_error_rate) or not 0 <= self.max_error_rate <= 1:
             raise bad(f"max_error_rate must be a number in [0, 1], got {self.max_error_rate!r}")
         if self.token_budget is not None and not _is_int(self.token_budget, 1):
@@ -208,6 +213,8 @@ class JudgeConfig:
             kw["max_error_rate"] = _parse_float("SIUO_JUDGE_MAX_ERROR_RATE", v, 0.0, strict=False, maximum=1.0)
         if (v := _env(ENV_AZURE_API_VERSION)) is not None:
             kw["azure_api_version"] = v
+        if (v := _env("SIUO_JUDGE_TRANSPORT")) is not None:
+            kw["transport"] = _choice("SIUO_JUDGE_TRANSPORT", v, TRANSPORTS)
 
         for name, value in overrides.items():
             if value is not None:

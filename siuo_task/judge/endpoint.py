@@ -11,10 +11,11 @@ harness's judge variables - is one more entry there. Pure: no network, no SDK im
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -28,6 +29,7 @@ ARGUMENT = "argument"  # a value given in code or on the command line, not read 
 KINDS = ("openai", "azure", "other")
 _AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 INVALID = "<invalid base URL>"
+MIN_SECRET_CHARS = 4  # shorter values are redacted by form (Bearer, Basic, api-key, user-info), not as substrings
 
 
 # --------------------------------------------------------------------------- URL helpers
@@ -162,8 +164,8 @@ class Endpoint:
     url: str  # scheme://host[:port]/path: no credentials, no query, no trailing slash (INVALID when unusable)
     host: str  # host[:port]
     cache_identity: str  # the endpoint part of the cache key (see normalized_endpoint)
-    auth_header: Optional[str]  # "Authorization" (Bearer), "api-key" (Azure) or None (no key sent)
-    key_source: Optional[str]  # the variable the key came from, ARGUMENT, or None (no key)
+    auth_header: Optional[str]  # "Authorization" (Bearer or Basic), "api-key" (Azure) or None (no key sent)
+    key_source: Optional[str]  # the variable the key came from, ARGUMENT, "<url source> user-info", or None
     url_source: Optional[str]  # the variable the URL came from, ARGUMENT, or "default"
     azure_deployments: bool = False  # Azure's deployments API (AsyncAzureOpenAI), not its OpenAI-style v1 API
     api_version: Optional[str] = None  # Azure deployments API only
@@ -171,6 +173,23 @@ class Endpoint:
     query: tuple = field(default=(), repr=False)  # (name, value) pairs sent with every request (may hold a token)
     key: Optional[str] = field(default=None, repr=False)  # never printed
     problem: Optional[str] = None  # why the URL cannot be used (the client raises it when started)
+    userinfo: tuple = field(default=(), repr=False)  # (user, password) from the URL: sent as Basic auth
+    extra_secrets: tuple = field(default=(), repr=False)  # other forms of the credentials, for redaction
+
+    @property
+    def basic_auth(self) -> Optional[str]:
+        """``Basic <base64 user:password>`` when the URL carries user-info, else None."""
+        if not self.userinfo:
+            return None
+        return "Basic " + base64.b64encode(f"{self.userinfo[0]}:{self.userinfo[1]}".encode()).decode("ascii")
+
+    def secrets(self) -> tuple:
+        """Every credential of this endpoint in every form it could be echoed in (the key, the URL's
+        user-info raw, decoded and as Basic auth, query values other than api-version): for redaction."""
+        found = [self.key] if self.key else []
+        found += list(self.extra_secrets)
+        found += [v for k, v in self.query if k.lower() != "api-version" and len(v) >= MIN_SECRET_CHARS]
+        return tuple(dict.fromkeys(s for s in found if s))
 
     @property
     def described(self) -> str:
@@ -187,6 +206,8 @@ class Endpoint:
         """How the key travels, in words (never the key): for doctor and logs."""
         if self.auth_header is None:
             return "no key"
+        if self.userinfo:
+            return f"Basic auth from the user-info of {self.url_source} (Authorization: Basic)"
         how = "the api-key header" if self.auth_header == "api-key" else "Authorization: Bearer"
         return f"the key from {self.key_source} in {how}"
 
@@ -195,7 +216,12 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
             url_source: Optional[str] = None, azure_api_version: Optional[str] = None,
             api_version_source: Optional[str] = None) -> Endpoint:
     """The :class:`Endpoint` for ``base_url`` and its key. Never raises for a bad URL: the endpoint
-    then carries a ``problem`` (the client raises it, naming the setting, when it starts)."""
+    then carries a ``problem`` (the client raises it, naming the setting, when it starts).
+
+    Credentials in the URL (``http://user:pass@host/v1``) are sent as Basic auth - the one credential
+    of that endpoint - and never appear in its ``url``: a URL with credentials and a key as well, or
+    with credentials for OpenAI's or Azure's API (which take a key), raises ``ValueError``.
+    """
     raw = base_url.strip()
     key = api_key or None
     key_source = (key_source or ARGUMENT) if key else None
@@ -207,6 +233,27 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
         return Endpoint("other", INVALID, INVALID, INVALID, None, key_source, url_source, key=key,
                         problem=f"invalid base URL ({exc})")
     kind = kind_of(raw)
+    where = url_source if url_source not in (None, ARGUMENT, "default") else "the base URL"
+    userinfo, extra = (), ()
+    if "@" in parts.netloc:
+        raw_info = parts.netloc.rpartition("@")[0]
+        user, _, password = raw_info.partition(":")
+        userinfo = (unquote(user), unquote(password))
+        plain = f"{userinfo[0]}:{userinfo[1]}"
+        extra = tuple(v for v in (raw_info, plain, password, userinfo[1], base64.b64encode(plain.encode()).decode("ascii"))
+                      if len(v) >= MIN_SECRET_CHARS)
+        if key:
+            raise ValueError(
+                f"SIUO judge: {where} carries credentials (user-info, user:password@) and an API key is set as well "
+                f"({key_source}): the endpoint would get two credentials. Keep one: remove the user-info from the URL, "
+                f"or unset {key_source if key_source != ARGUMENT else 'the key'}."
+            )
+        if kind != "other":
+            raise ValueError(
+                f"SIUO judge: {where} carries credentials (user-info, user:password@), but {'OpenAI' if kind == 'openai' else 'Azure'}'s "
+                "API takes an API key: remove them from the URL and set SIUO_JUDGE_API_KEY."
+            )
+        key_source = f"{url_source or ARGUMENT} user-info"
     problem = None
     if scheme not in ("http", "https"):
         problem = f"unsupported URL scheme {scheme!r} in the base URL (use http or https)"
@@ -226,7 +273,7 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
             version, version_source = azure_api_version, api_version_source or ARGUMENT
         else:
             version, version_source = DEFAULT_AZURE_API_VERSION, "default"
-    auth_header = None if not key else "api-key" if kind == "azure" else "Authorization"
+    auth_header = None if not (key or userinfo) else "api-key" if kind == "azure" else "Authorization"
     return Endpoint(
         kind=kind,
         url=without_query(raw) if hostname else INVALID,
@@ -241,4 +288,6 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
         query=query,
         key=key,
         problem=problem,
+        userinfo=userinfo,
+        extra_secrets=extra,
     )

@@ -1,26 +1,32 @@
-"""Redaction: every text the judge writes (errors, logs, replies, provenance) passes through
-:func:`redact` with the secrets in play, so no key or credential reaches an output."""
+"""Redaction: every text the judge writes (errors, logs, replies, provenance, doctor) passes through
+:func:`redact` with the secrets in play, so no key or credential reaches an output.
+
+By form: ``Bearer`` and ``Basic`` credentials, the values of ``api-key``, ``Authorization`` and
+``Proxy-Authorization`` headers, ``sk-...`` keys and URL user-info (``scheme://user:pass@``). By
+value: every secret given (the key, the URL's user-info raw, decoded and in its base64 Basic form, a
+proxy's user-info, query tokens), wherever it appears.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
-_HEADER_KEY_RE = re.compile(r"(?i)((?:api[-_]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+")
+_BEARER_RE = re.compile(r"(?i)\b((?:bearer|basic)\s+)[^\s\"',;}]+")
+_HEADER_KEY_RE = re.compile(
+    r"(?i)((?:api[-_]?key|(?:proxy-)?authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)((?:bearer|basic)\s+)?([^\s\"',;}]+)")
 _SK_RE = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 _URL_USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@]+@")
 
 
 def redact(text: Any, *secrets: str | None) -> str:
-    """``text`` with every given secret, bearer token, api-key/authorization value, ``sk-...`` key
-    and URL credential (``scheme://user:pass@``) replaced by ``***``."""
+    """``text`` with every given secret, bearer or basic credential, api-key/authorization value,
+    ``sk-...`` key and URL credential (``scheme://user:pass@``) replaced by ``***``."""
     s = "" if text is None else str(text)
-    for secret in secrets:
-        if secret:
-            s = s.replace(secret, "***")
+    for secret in sorted((x for x in secrets if x), key=len, reverse=True):  # longest first: a secret may contain another
+        s = s.replace(secret, "***")
     s = _BEARER_RE.sub(r"\1***", s)
-    s = _HEADER_KEY_RE.sub(r"\1***", s)
+    s = _HEADER_KEY_RE.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", s)
     s = _SK_RE.sub("sk-***", s)
     s = _URL_USERINFO_RE.sub(r"\1***@", s)
     return s
