@@ -107,7 +107,7 @@ def test_url_credentials_alone_are_sent_as_basic_auth_and_never_leak(http, image
             prov = c.provenance()
         sent = [{k.lower(): v for k, v in b["_headers"].items()} for b in srv.requests]
     assert all(h["authorization"] == f"Basic {BASIC}" for h in sent)  # the one credential, explicitly
-    assert out["k1"].text is None and "request headers" in out["k1"].error and "Basic ***" in out["k1"].error
+    assert out["k1"].text is None and "request headers" in out["k1"].error  # the echo, with the credential redacted
     assert out["k0"].text and out["k2"].text  # the 500 was retried
     assert prov["endpoint"] == plain and prov["key_source"] == "argument user-info"
     assert not leaks(json.dumps(prov), *(r.error for r in out.values()), files_text(tmp_path / "cache"))

@@ -97,6 +97,8 @@ class JudgeClient:
         self._extra_headers: dict = {}
         self._closed = False
         self._preflighted = False
+        if self.cache_dir is None or not self.cache_dir.is_dir():
+            transport.preload()  # no cache to answer from: calls will be needed, import the SDK meanwhile
 
     def __repr__(self) -> str:
         c = self.config

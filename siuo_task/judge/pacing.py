@@ -5,7 +5,7 @@ rate-limits. A wait costs what the endpoint asks, no more.
   ``x-ratelimit-reset-*``) holds every call start until it has passed: the calls in flight finish,
   none starts, and all resume at full speed when it ends. It leaves nothing behind.
 - Pacing spaces call starts only when the endpoint shows a steady limit. With
-  ``x-ratelimit-limit-requests`` (per minute, as OpenAI sends it): 2% under that limit while a 429
+  ``x-ratelimit-limit-requests`` (per minute, as OpenAI sends it): 1% under that limit while a 429
   or a reply says fewer requests remain than the calls in flight, unpaced again once more remain.
   Without it, a 429 whose wait is under a second is read as a token bucket's time to its next token:
   the calls released after it are spaced by that wait, tentatively (halved every quarter second
@@ -35,7 +35,7 @@ RELAX_FACTOR = 0.9
 TENTATIVE_EVERY_S = 0.25  # after a first 429 the spacing is tentative: halved after each such span without a 429
 MIN_INTERVAL_S = 0.001  # below this the pacing is dropped
 BACKOFF_FACTOR = 1.1  # a 429 under a steady limit widens the spacing by this much (at least to its wait)
-LIMIT_MARGIN = 1.02  # pace 2% under a stated limit: arrival jitter then never empties the limiter
+LIMIT_MARGIN = 1.01  # pace 1% under a stated limit: arrival jitter then never empties the limiter
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
