@@ -151,7 +151,8 @@ def test_a_key_never_leaks_through_an_echoing_server_into_result_or_stderr(data_
     assert entries and all(e["response_model"] is None for e in entries)  # "Bearer sk-..." is no model name
 
 
-def test_a_query_in_the_base_url_builds_the_right_path_and_stays_out_of_outputs(http, image, tmp_path):
+def test_a_query_in_the_base_url_builds_the_right_path_and_stays_out_of_outputs(http, image, tmp_path, caplog):
+    caplog.set_level("DEBUG")  # httpx logs every request's URL at INFO
     with FakeOpenAIServer(faults=[{"status": 400, "echo_headers": True, "error": {"message": f"bad token {QUERY_TOKEN}"}}]) as srv:
         plain = srv.url
         with JudgeClient(JudgeConfig(base_url=f"{srv.url}?key={QUERY_TOKEN}", model="fake-judge", cache_dir="off",
@@ -162,6 +163,8 @@ def test_a_query_in_the_base_url_builds_the_right_path_and_stays_out_of_outputs(
     assert paths == [f"/v1/chat/completions?key={QUERY_TOKEN}"] * 2
     assert out["a"].text is None and out["b"].text
     assert prov["endpoint"] == plain and not leaks(json.dumps(prov), out["a"].error)
+    assert any("chat/completions?key=***" in r.getMessage() for r in caplog.records if r.name.startswith("httpx"))
+    assert not leaks(*(r.getMessage() for r in caplog.records))
 
 
 def test_redaction_covers_basic_bearer_api_key_and_configured_secrets():
@@ -276,3 +279,20 @@ def test_results_with_a_large_reply_still_verify(data_dir, tmp_path, monkeypatch
         assert {m.path for m in report.mismatches} == expected and report.items_checked == 2
         errors = result["judge_errors"]["safe"] + result["judge_errors"]["effective"]
         assert errors == (0 if size == MAX_REPLY_BYTES else 4)
+
+
+# --------------------------------------------------------------------------- the transport
+
+
+def test_the_transport_is_chosen_once_and_said(http, image, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="siuo_task.judge")
+    monkeypatch.setenv("SIUO_JUDGE_TRANSPORT", http)
+    with FakeOpenAIServer() as srv:
+        monkeypatch.setenv("SIUO_JUDGE_BASE_URL", srv.url)
+        with JudgeClient(JudgeConfig.from_env(model="fake-judge", cache_dir="off")) as c:
+            c.preflight()
+            assert c.transport == http and len(c._shards) == (1 if http == "aiohttp" else 4)
+    assert any(f"{http} transport" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("SIUO_JUDGE_TRANSPORT", "curl")
+    with pytest.raises(ValueError, match="SIUO_JUDGE_TRANSPORT must be one of auto, aiohttp, httpx"):
+        JudgeConfig.from_env()

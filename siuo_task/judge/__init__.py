@@ -7,9 +7,10 @@ Implements the :class:`siuo_task.core.judging.Judge` protocol the scoring core d
   where the URL and key came from) and key scoping.
 - :mod:`.config`: ``JudgeConfig``, the ``SIUO_JUDGE_*`` variables, request shapes.
 - :mod:`.client`: ``JudgeClient`` (run, cache, de-duplication, budget, progress, preflight).
-- :mod:`.transport`: SDK clients and the event-loop thread; :mod:`.retry`: what an error means,
-  waits and pacing; :mod:`.images`: data URLs and image hashes; :mod:`.cache`: the disk cache;
-  :mod:`.redaction`: no secret in any output; :mod:`.errors`.
+- :mod:`.transport`: SDK clients, proxies and the event-loop thread; :mod:`.retry`: one request
+  with the retry policy and what an error means; :mod:`.pacing`: waits and rate limits;
+  :mod:`.images`: data URLs and image hashes; :mod:`.cache`: the disk cache; :mod:`.redaction`: no
+  secret in any output; :mod:`.errors`.
 - :mod:`.dry_run`: a small local judge for dry runs (``python -m siuo_task.judge.dry_run``).
 
 Nothing here touches the network or imports the SDK at import time.

@@ -4,9 +4,10 @@ policy and whole-request deadline, the token budget, the disk cache, de-duplicat
 progress, and a preflight that makes one real minimal judge call.
 
 Its parts live beside it: :mod:`.endpoint` (which API, URL and key), :mod:`.transport` (SDK clients,
-the event-loop thread), :mod:`.retry` (what an error means, waits, pacing), :mod:`.images` (data
-URLs, image hashes) and :mod:`.cache`. The API key is never written to exceptions, logs, reprs,
-cache files or replies.
+proxies, the event-loop thread), :mod:`.retry` (one request with the retry policy, what an error
+means), :mod:`.pacing` (waits, rate limits), :mod:`.images` (data URLs, image hashes),
+:mod:`.cache` and :mod:`.redaction`. No credential is ever written to exceptions, logs, reprs, cache
+files, replies or provenance.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .endpoint import MIN_SECRET_CHARS
 from .errors import JudgeFatal, JudgeUnavailable  # noqa: F401 - re-exported (0.1 import path)
 from .images import DataUrls, ImageHashes, data_url_of_bytes, tiny_png
 from .pacing import parse_retry_after  # noqa: F401 - re-exported (0.1 import path)
-from .redaction import redact
+from .redaction import guard_http_logs, redact
 from .retry import BUDGET_ERROR, DRY_RUN_FINGERPRINT, MAX_BODY_BYTES, Caller, ItemError, Retry, backoff
 
 logger = logging.getLogger("siuo_task.judge")
@@ -158,6 +159,7 @@ class JudgeClient:
             raise RuntimeError("JudgeClient is closed")
         if self._sdk is None:
             transport.check_usable(self.config.target)
+            guard_http_logs(self.secrets)
             self.transport = transport.choose_transport(self.config.transport)
             # httpx: one SDK client (and connection pool) per _SHARD_SIZE workers: httpcore scans every
             # pooled connection on each request, which at concurrency 32 cost more CPU than the call

@@ -9,7 +9,9 @@ proxy's user-info, query tokens), wherever it appears.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from typing import Any
 
 _BEARER_RE = re.compile(r"(?i)\b((?:bearer|basic)\s+)[^\s\"',;}]+")
@@ -30,3 +32,41 @@ def redact(text: Any, *secrets: str | None) -> str:
     s = _SK_RE.sub("sk-***", s)
     s = _URL_USERINFO_RE.sub(r"\1***@", s)
     return s
+
+
+# Loggers of the HTTP stack under the SDK: at INFO, httpx logs every request's URL (a query token
+# with it); their records pass through LOG_FILTER once a judge client has started.
+_HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiohttp.client", "aiohttp.internal")
+
+
+class _SecretsFilter(logging.Filter):
+    """Redacts the secrets of every judge client started in this process from the HTTP stack's log records."""
+
+    def __init__(self) -> None:
+        super().__init__("siuo_task.judge.redaction")
+        self._lock = threading.Lock()
+        self.secrets: tuple = ()
+
+    def add(self, secrets) -> None:
+        with self._lock:
+            self.secrets = tuple(dict.fromkeys(self.secrets + tuple(s for s in secrets if s)))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self.secrets
+        if secrets:
+            message = record.getMessage()
+            if any(secret in message for secret in secrets):
+                record.msg, record.args = redact(message, *secrets), None
+        return True
+
+
+LOG_FILTER = _SecretsFilter()
+
+
+def guard_http_logs(secrets) -> None:
+    """Keep ``secrets`` out of the HTTP stack's log records (idempotent; the filter adds nothing else)."""
+    LOG_FILTER.add(secrets)
+    for name in _HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if LOG_FILTER not in logger.filters:
+            logger.addFilter(LOG_FILTER)
