@@ -292,6 +292,7 @@ class JudgeClient:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._caller.pacer.stop()
 
     def _progress(self, total: int, desc: str, show: bool):
         """``refresh(force=False)`` and the bar (None when not shown): sent / cached / errors and any wait."""

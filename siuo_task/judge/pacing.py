@@ -211,6 +211,12 @@ class Pacer:
             waiter.set_result(None)
             await asyncio.sleep(0)  # let it send before the next is released
 
+    def stop(self) -> None:
+        """Drop the waiting calls' turns (their callers were cancelled) and the releaser with them."""
+        self._queue.clear()
+        if self._releaser is not None and not self._releaser.done():
+            self._releaser.cancel()
+
     async def sleep(self, delay: float) -> None:
         """One call's own wait (a backoff): counted, other calls go on."""
         now = self.clock()
