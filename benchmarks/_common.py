@@ -77,8 +77,8 @@ def fake_judge(**kwargs):
     class _FakeJudge(FakeOpenAIServer):
         preflight_calls = 0  # the CLI's and the harness's check calls, not judging
 
-        def _next_fault(self, body, headers):
-            fault = super()._next_fault(body, headers)
+        def _next_fault(self, body, headers, path=None):
+            fault = super()._next_fault(body, headers, path)
             with self._lock:
                 self.requests.clear()
                 if prompt_text(body).startswith(PREFLIGHT_PROMPT):

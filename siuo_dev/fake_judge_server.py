@@ -8,7 +8,9 @@ plain dry-run judge in :mod:`siuo_task.judge.dry_run`. Run by hand::
 It binds 127.0.0.1 only. Chat requests are answered by a *responder*
 (``body -> assistant text``); :func:`default_responder` plays a deterministic
 SIUO judge (driven by marker words in the graded answer) and a trivial model.
-Faults can be injected per request to exercise client retries.
+Faults can be injected per request to exercise client retries; rate limits, servers that echo
+what they were sent and oversized replies too. :mod:`siuo_dev.fake_proxy` is a forward proxy
+(with authentication) for the same tests.
 """
 
 from __future__ import annotations
@@ -131,16 +133,20 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             self._send_json(400, {"error": {"message": "request body is not valid JSON"}})
             return
-        fault = owner._next_fault(body, dict(self.headers.items()))
+        fault = owner._next_fault(body, dict(self.headers.items()), self.path)
 
         if not self._authorised():
             self._deny()
             return
+        limit_headers: dict = {}
         if owner.rate_per_min:  # a gateway's limiter: refused calls are answered at once
-            wait = owner._admit()
+            wait, limit_headers = owner._admit()
             if wait > 0:
+                extra = {"Retry-After": str(max(1, math.ceil(wait)))}
+                if owner.retry_after_ms:
+                    extra["retry-after-ms"] = f"{wait * 1000:.0f}"
                 self._send_json(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
-                                {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wait * 1000:.0f}"})
+                                {**extra, **limit_headers})
                 return
         if owner.latency_s > 0:
             owner._stop.wait(owner.latency_s)
@@ -181,7 +187,11 @@ class _Handler(BaseHTTPRequestHandler):
                 extra = {}
                 if fault.get("retry_after") is not None:
                     extra["Retry-After"] = str(fault["retry_after"])
+                if fault.get("retry_after_ms") is not None:
+                    extra["retry-after-ms"] = str(fault["retry_after_ms"])
                 error = fault.get("error") or {"message": f"injected fault {status}", "type": "fake"}
+                if fault.get("echo_headers") or owner.echo_headers:  # a server that repeats what it was sent
+                    error = {**error, "message": f"{error.get('message', '')}; request headers: {json.dumps(dict(self.headers.items()))}"}
                 self._send_json(status, {"error": error}, extra)
                 return
             if fault.get("no_choices"):
@@ -200,7 +210,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with owner._lock:
             owner._served_ok += 1
-        self._send_json(200, completion(body, reply, fingerprint=owner.fingerprint, n=owner.chat_calls))
+        if owner.reply_bytes and len(reply.encode("utf-8")) < owner.reply_bytes:  # a long reply, the verdict at its end
+            reply = "x" * (owner.reply_bytes - len(reply.encode("utf-8")) - 1) + " " + reply
+        payload = completion(body, reply, fingerprint=owner.fingerprint, n=owner.chat_calls)
+        if owner.model_from_header:  # a server that puts a request header in the reply's model field
+            payload["model"] = self.headers.get(owner.model_from_header, "")
+        self._send_json(200, payload, limit_headers or None)
 
     def _trickle(self, body: dict, every_s: float) -> None:
         """A 200 reply whose body arrives one byte every ``every_s`` seconds (until the client gives up)."""
@@ -239,7 +254,17 @@ class FakeOpenAIServer:
     ``fault_every=N`` applies ``periodic_fault`` (default ``{"status": 500}``) to every
     Nth chat request (1-based count of all chat requests).
 
-    Every chat request body is kept in ``requests`` (with its headers under ``"_headers"``);
+    Fault entries may also carry ``"retry_after_ms"`` and ``"echo_headers": True`` (the error body
+    repeats the request's headers, as a careless server does). ``rate_per_min`` puts a token bucket
+    in front (``burst`` calls, default one second's worth; refused calls get 429 with ``Retry-After``,
+    ``retry-after-ms`` unless ``retry_after_ms=False``, and OpenAI's ``x-ratelimit-*-requests`` on
+    every reply unless ``ratelimit_headers=False``; ``accepted``/``rejected`` count them).
+    ``echo_headers=True`` echoes in every error, ``model_from_header="Authorization"`` puts that
+    request header in each reply's ``model`` field, ``reply_bytes=N`` pads replies to N bytes (the
+    verdict at the end).
+
+    Every chat request body is kept in ``requests`` (with its headers under ``"_headers"`` and the
+    path as sent, query included, under ``"_path"``);
     ``keep_images=False`` stores image data URLs as ``data:<mime>;base64,<N bytes>`` instead of
     the image itself (photo-sized images make that 2.5 MB per call). ``drop_connections=True``
     closes every connection after one reply without a ``Connection: close`` header, as a server
@@ -263,6 +288,12 @@ class FakeOpenAIServer:
         rate_per_min: float | None = None,
         fingerprint: str | None = None,
         hold_after: int | None = None,
+        burst: float | None = None,
+        retry_after_ms: bool = True,
+        ratelimit_headers: bool = True,
+        echo_headers: bool = False,
+        model_from_header: str | None = None,
+        reply_bytes: int | None = None,
     ):
         self.responder = responder or default_responder
         self.latency_s = float(latency_s)
@@ -278,6 +309,14 @@ class FakeOpenAIServer:
         self.rate_per_min = rate_per_min  # a token bucket of N calls a minute; others get 429 + Retry-After
         self.fingerprint = fingerprint  # system_fingerprint of the replies
         self.hold_after = hold_after  # after n successful chat calls, later ones get no reply until stop()
+        self.burst = burst  # the token bucket's capacity (default: one second of calls, at least one)
+        self.retry_after_ms = retry_after_ms  # a 429 of the bucket carries retry-after-ms (as OpenAI's do)
+        self.ratelimit_headers = ratelimit_headers  # every reply carries x-ratelimit-{limit,remaining,reset}-requests
+        self.echo_headers = echo_headers  # error bodies repeat the request's headers
+        self.model_from_header = model_from_header  # the reply's "model" is this request header's value
+        self.reply_bytes = reply_bytes  # replies padded to this many bytes (the verdict at the end)
+        self.accepted = 0  # chat calls the token bucket let through
+        self.rejected = 0  # chat calls it answered 429
         self.held = 0  # chat calls being held
         self._served_ok = 0
         self._tokens = 0.0
@@ -292,12 +331,13 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
 
     # -- fault bookkeeping (called by the handler)
-    def _next_fault(self, body: dict, headers: dict) -> dict | None:
+    def _next_fault(self, body: dict, headers: dict, path: str | None = None) -> dict | None:
         with self._lock:
             self.chat_calls += 1
             n = self.chat_calls
             record = dict(body) if self.keep_images else _without_images(body)
             record["_headers"] = headers
+            record["_path"] = path  # as sent: path and query
             self.requests.append(record)
             fault = None
             if self.faults:
@@ -308,21 +348,31 @@ class FakeOpenAIServer:
                 self.faults_served += 1
             return fault
 
-    def _admit(self) -> float:
-        """Token bucket: ``rate_per_min`` a minute, holding one second of calls (at least one), full at
-        start. 0 when a call may go now (it takes a token), else the seconds until the next token."""
+    def _admit(self) -> tuple:
+        """Token bucket: ``rate_per_min`` a minute, holding ``burst`` calls (default one second of calls,
+        at least one), full at start. ``(0, headers)`` when a call may go now (it takes a token), else
+        ``(seconds until the next token, headers)``; headers: OpenAI's ``x-ratelimit-*-requests``."""
         rate = float(self.rate_per_min) / 60.0
-        capacity = max(1.0, rate)
+        capacity = float(self.burst) if self.burst else max(1.0, rate)
         with self._lock:
             now = time.monotonic()
             if self._bucket_at is None:
                 self._tokens, self._bucket_at = capacity, now
             self._tokens = min(capacity, self._tokens + (now - self._bucket_at) * rate)
             self._bucket_at = now
+            wait = 0.0
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / rate
+                self.accepted += 1
+            else:
+                wait = (1.0 - self._tokens) / rate
+                self.rejected += 1
+            headers = {}
+            if self.ratelimit_headers:
+                headers = {"x-ratelimit-limit-requests": f"{self.rate_per_min:g}",
+                           "x-ratelimit-remaining-requests": str(int(self._tokens)),
+                           "x-ratelimit-reset-requests": f"{(capacity - self._tokens) / rate * 1000:.0f}ms"}
+            return wait, headers
 
     # -- lifecycle
     @property

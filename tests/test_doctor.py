@@ -96,17 +96,22 @@ def test_vllm_class_decoding_trap(judge, capsys):
 
 
 def test_key_source_names_the_variable_never_the_key(clean_env):
-    from types import SimpleNamespace
+    """The doctor's judge line says which variable's key goes where (the resolved endpoint's account), never the key."""
+    from siuo_task.judge import JudgeConfig
 
-    from siuo_task.cli.doctor import _key_source
-
-    assert _key_source(SimpleNamespace(key_source="OPENAI_API_KEY", api_key=SECRET)) == "the key from OPENAI_API_KEY"
-    assert _key_source(SimpleNamespace(key_source=None, api_key=SECRET)) == "no key"  # the judge's scoping rule decides
     clean_env.setenv("OPENAI_API_KEY", SECRET)
-    assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from OPENAI_API_KEY"  # a judge without key_source
+    openai = JudgeConfig.from_env().target
+    assert openai.auth == "the key from OPENAI_API_KEY in Authorization: Bearer" and SECRET not in openai.auth
+    clean_env.setenv("SIUO_JUDGE_BASE_URL", "http://127.0.0.1:8000/v1")
+    assert JudgeConfig.from_env().target.auth == "no key"  # the judge's scoping rule decides: OPENAI_API_KEY stays with OpenAI
     clean_env.setenv("SIUO_JUDGE_API_KEY", SECRET)
-    assert _key_source(SimpleNamespace(api_key=SECRET)) == "the key from SIUO_JUDGE_API_KEY"
-    assert _key_source(SimpleNamespace(api_key=None)) == "no key"
+    local = JudgeConfig.from_env().target
+    assert local.auth == "the key from SIUO_JUDGE_API_KEY in Authorization: Bearer"
+    assert "URL from SIUO_JUDGE_BASE_URL" in local.described and SECRET not in repr(local)
+    clean_env.setenv("SIUO_JUDGE_BASE_URL", "https://res.openai.azure.com/openai/deployments/judge?api-version=2024-06-01")
+    azure = JudgeConfig.from_env().target
+    assert azure.auth == "the key from SIUO_JUDGE_API_KEY in the api-key header"
+    assert "api-version 2024-06-01 (base URL)" in azure.described
 
 
 def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsys, host_with_siuo_task, clean_env):

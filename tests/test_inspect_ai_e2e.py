@@ -281,7 +281,7 @@ def test_siuo_verify_report_compare_and_export_read_inspect_runs(parity_runs, da
             (both / path.name).write_bytes(path.read_bytes())
     proc = siuo("verify", both, "--data-dir", data_dir)
     assert proc.returncode == 0 and "2 of 2 result(s) verified" in proc.stdout, proc.stdout + proc.stderr
-    assert "the harness's headline numbers for siuo_gen" in proc.stdout and "the harness's headline numbers for siuo_mcqa" in proc.stdout
+    assert "the harness's headline numbers and standard errors for siuo_gen" in proc.stdout and "the harness's headline numbers and standard errors for siuo_mcqa" in proc.stdout
     proc = siuo("report", both, "--out", tmp_path / "report.md")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = (tmp_path / "report.md").read_text()
@@ -358,7 +358,7 @@ def test_keys_go_only_to_their_own_endpoint(site, data_dir, tmp_path):
         assert b"judge-key" not in text and b"model-key" not in text, path.name
     assert "judge-key" not in run.output and "model-key" not in run.output
     proc = siuo("verify", run.log_dir)  # JSON logs read as .eval logs (incomplete: 3 of 167 items)
-    assert proc.stdout.count("the harness's headline numbers for") == 2, proc.stdout
+    assert proc.stdout.count("the harness's headline numbers and standard errors for") == 2, proc.stdout
 
 
 def test_a_model_name_inspect_takes_for_a_reasoning_model_is_labelled(site, data_dir, tmp_path):

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import siuo_task.judge.cache as cache_module
+import siuo_task.judge.images as images_module
 from siuo_task.judge import (
     CACHE_FORMAT,
     DEFAULT_BASE_URL,
@@ -977,8 +978,8 @@ def test_large_body_is_sent_intact(server, tmp_path):
 
 def test_image_hash_index_is_reused_by_the_next_client(server, tmp_path, images, monkeypatch):
     hashed = []
-    original = cache_module.file_sha256
-    monkeypatch.setattr(cache_module, "file_sha256", lambda path: hashed.append(path) or original(path))
+    original = images_module.file_sha256
+    monkeypatch.setattr(images_module, "file_sha256", lambda path: hashed.append(path) or original(path))
     reqs = make_requests(images, 6)
     with client_for(server, tmp_path) as c:
         first = c.run(reqs, progress=False)

@@ -329,18 +329,30 @@ def test_plan_judge_requests():
 
 
 class FakeClient:
-    """What score_gen needs from a judge client: run(), config, stats."""
+    """What score_gen needs from a judge (siuo_task.core.judging.Judge): run(), provenance(), max_error_rate."""
 
     def __init__(self):
         self.seen = []
         self.config = SimpleNamespace(model="judge-m", endpoint_host="127.0.0.1:9", decoding=lambda: {"temperature": 0.0},
-                                      token_budget=1000)
+                                      token_budget=1000, max_error_rate=0.05)
         self.stats = SimpleNamespace(calls=5, cache_hits=2, failures=1, retries=3, prompt_tokens=40, completion_tokens=7,
                                      budget_exhausted=False)
+
+    @property
+    def max_error_rate(self):
+        return self.config.max_error_rate
 
     def run(self, requests, progress=True):
         self.seen.append(([r.key for r in requests], progress))
         return {key: GEN_REPLIES[key] for key in (r.key for r in requests) if key in GEN_REPLIES}
+
+    def provenance(self):
+        config, stats = self.config, self.stats
+        return {"model": config.model, "endpoint_host": config.endpoint_host, "decoding": config.decoding(),
+                "usage": {"calls": stats.calls, "cache_hits": stats.cache_hits, "failures": stats.failures,
+                          "retries": stats.retries, "prompt_tokens": stats.prompt_tokens,
+                          "completion_tokens": stats.completion_tokens, "budget_exhausted": stats.budget_exhausted,
+                          "token_budget": config.token_budget}}
 
 
 def test_score_gen_wires_client_and_records_its_usage():

@@ -168,18 +168,6 @@ def check_data(data_dir: Optional[str] = None) -> Check:
                               f"{summary['images']} images, all valid)")
 
 
-def _key_source(config) -> str:
-    """Which variable's key goes to the judge endpoint (never the key). The judge's own account
-    (``JudgeConfig.key_source``, which follows its key-scoping rule) wins where it has one."""
-    if hasattr(config, "key_source"):
-        source = config.key_source
-    elif config.api_key:
-        source = next((name for name in ("SIUO_JUDGE_API_KEY", "OPENAI_API_KEY") if os.environ.get(name, "").strip()), "argument")
-    else:
-        source = None
-    return f"the key from {source}" if source else "no key"
-
-
 def check_judge(tasks: str) -> Check:
     if not any(schema.is_gen_task(task) for task in schema.tasks_of(tasks.split(","))):
         return Check("judge", OK, f"not needed: --tasks {tasks} is not judged")
@@ -189,9 +177,12 @@ def check_judge(tasks: str) -> Check:
         config = JudgeConfig.from_env()
     except (ValueError, TypeError) as exc:
         return Check("judge", FAIL, f"the judge settings are invalid: {exc}", "fix the SIUO_JUDGE_* variable it names")
-    where = f"{config.model} at {config.endpoint_host}, sent {_key_source(config)}"
+    target = config.target  # the endpoint, resolved once: which API, where the URL came from, how the key travels
+    where = f"{config.model} at {target.described}, sent {target.auth}"
     try:
         with JudgeClient(config) as client:
+            if client.proxy is not None:
+                where += f", via {client.proxy.described}"
             client.preflight()
     except JudgeUnavailable as exc:
         return Check("judge", FAIL, f"{where}: {exc}",

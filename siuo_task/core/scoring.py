@@ -17,6 +17,7 @@ from siuo_task.core import metrics
 from siuo_task.core import prompts
 from siuo_task.core import verdicts
 from siuo_task.core.data import CATEGORIES, DataSource
+from siuo_task.core.judging import DEFAULT_MAX_ERROR_RATE, Judge, JudgeRequest
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER, is_failed_request, score_item
 from siuo_task.core.schema import GEN_METRICS, GEN_TASK, GEN_TASKS, MCQA_TASK, PROTOCOL_VERSION, SIUOInvalidResult, check_valid  # noqa: F401 (re-exported)
 
@@ -28,11 +29,6 @@ class SIUOScoringError(ValueError):
 class SIUORunAborted(BaseException):
     """Carries a :class:`SIUOInvalidResult` or a fatal judge error out of a harness that swallows every
     ``Exception`` (lmms-eval's CLI logs it and exits 0): not an ``Exception``, so the run ends non-zero."""
-
-
-DEFAULT_MAX_ERROR_RATE = 0.05  # judge errors above this share of judge calls make a gen result invalid
-
-
 
 
 def provenance(task: str, source: Optional[DataSource], **extra) -> dict:
@@ -173,8 +169,6 @@ def _check_answer(qid, i, answer, task: str = GEN_TASK) -> None:
 
 def plan_judge_requests(answers: Mapping[int, Sequence[str]], items_by_id: Mapping[int, Mapping]):
     """The judge calls one scoring needs, as ``JudgeRequest`` objects keyed ``"<qid>/<i>/<part>"``."""
-    from siuo_task.judge import JudgeRequest
-
     requests = []
     for qid, item_answers in answers.items():
         item = items_by_id[qid]
@@ -337,7 +331,7 @@ def gen_variant(task: str, answers: Mapping[int, Sequence[str]]) -> str:
 def score_gen(
     answers: Mapping[int, Sequence[str]],
     items: Sequence[Mapping],
-    client,
+    judge: Judge,
     *,
     source: Optional[DataSource] = None,
     harness: Optional[dict] = None,
@@ -345,34 +339,18 @@ def score_gen(
     progress: bool = True,
     task: str = GEN_TASK,
 ) -> dict:
-    """Judge every answer (concurrently, cached) and compute Safe / Effective / Safe & Effective."""
+    """Judge every answer (through ``judge``, a :class:`~siuo_task.core.judging.Judge`) and compute
+    Safe / Effective / Safe & Effective."""
     items_by_id = {item["question_id"]: item for item in items}
     _check_ids(answers, items_by_id, task)
     requests = plan_judge_requests(answers, items_by_id)
-    replies = client.run(requests, progress=progress) if requests else {}
-    result = assemble_gen(
-        answers, items, replies, source=source, judge=judge_provenance(client), harness=harness, variant=variant, task=task,
-        max_error_rate=getattr(client.config, "max_error_rate", DEFAULT_MAX_ERROR_RATE),
+    replies = judge.run(requests, progress=progress) if requests else {}
+    return assemble_gen(
+        answers, items, replies, source=source, judge=judge_provenance(judge), harness=harness, variant=variant, task=task,
+        max_error_rate=judge.max_error_rate,
     )
-    return result
 
 
-def judge_provenance(client) -> dict:
-    if hasattr(client, "provenance"):
-        return client.provenance()
-    config, stats = client.config, client.stats
-    return {
-        "model": config.model,
-        "endpoint_host": config.endpoint_host,
-        "decoding": config.decoding(),
-        "usage": {
-            "calls": stats.calls,
-            "cache_hits": stats.cache_hits,
-            "failures": stats.failures,
-            "retries": stats.retries,
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            "budget_exhausted": stats.budget_exhausted,
-            "token_budget": config.token_budget,
-        },
-    }
+def judge_provenance(judge: Judge) -> dict:
+    """What the result records about the judge: the judge's own account (never a key)."""
+    return judge.provenance()

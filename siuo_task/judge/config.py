@@ -1,19 +1,39 @@
-"""Judge configuration: ``JudgeConfig``, the ``SIUO_JUDGE_*`` variables, which key goes to which
-endpoint, and the request shape per judge family. Pure: no network, no SDK import."""
+"""Judge configuration: ``JudgeConfig`` and the ``SIUO_JUDGE_*`` variables, the request shape per
+judge family. The endpoint and its key are resolved by :mod:`.endpoint` (``JudgeConfig.target``).
+Pure: no network, no SDK import."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from siuo_task.core.judging import DEFAULT_MAX_ERROR_RATE
+
+from .endpoint import (  # noqa: F401 - re-exported (0.1 import paths)
+    ARGUMENT,
+    DEFAULT_AZURE_API_VERSION,
+    DEFAULT_BASE_URL,
+    ENV_AZURE_API_VERSION,
+    ENV_KEY,
+    ENV_OPENAI_KEY,
+    INVALID,
+    Endpoint,
+    is_azure,
+    is_openai_api,
+    normalized_endpoint,
+    resolve,
+    resolve_settings,
+    scoped_key,
+)
+from .redaction import redact  # noqa: F401 - re-exported
+from .transport import TRANSPORTS
 
 DEFAULT_JUDGE_MODEL = "gpt-4o-mini-2024-07-18"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CACHE_DIR = "~/.cache/siuo_task/judge"
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 # Request shapes. "chat": max_tokens + temperature (every OpenAI-compatible server, gpt-4o...).
 # "reasoning": max_completion_tokens with room for the hidden reasoning, no temperature, optional
@@ -21,72 +41,6 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 SHAPES = ("chat", "reasoning")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 _REASONING_MODEL_RE = re.compile(r"^(?:gpt-5|o1|o3|o4)(?:$|[-._:])", re.IGNORECASE)
-
-ENV_KEY = "SIUO_JUDGE_API_KEY"
-ENV_OPENAI_KEY = "OPENAI_API_KEY"
-
-_AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
-
-# --------------------------------------------------------------------------- redaction
-
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
-_HEADER_KEY_RE = re.compile(r"(?i)((?:api[-_]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+")
-_SK_RE = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
-_URL_USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@]+@")
-
-
-def redact(text: Any, *secrets: str | None) -> str:
-    """``text`` with every given secret, bearer token, api-key/authorization value, ``sk-...`` key
-    and URL credential (``scheme://user:pass@``) replaced by ``***``."""
-    s = "" if text is None else str(text)
-    for secret in secrets:
-        if secret:
-            s = s.replace(secret, "***")
-    s = _BEARER_RE.sub(r"\1***", s)
-    s = _HEADER_KEY_RE.sub(r"\1***", s)
-    s = _SK_RE.sub("sk-***", s)
-    s = _URL_USERINFO_RE.sub(r"\1***@", s)
-    return s
-
-
-# --------------------------------------------------------------------------- endpoints
-
-
-def _hostname(base_url: str) -> str:
-    try:
-        return (urlsplit(base_url.strip()).hostname or "").lower()
-    except ValueError:
-        return ""
-
-
-def is_openai_api(base_url: str) -> bool:
-    """OpenAI's own API (https://api.openai.com, or a data-residency host such as eu.api.openai.com)."""
-    try:
-        scheme = urlsplit(base_url.strip()).scheme.lower()
-    except ValueError:
-        return False
-    host = _hostname(base_url)
-    return scheme == "https" and (host == "api.openai.com" or host.endswith(".api.openai.com"))
-
-
-def is_azure(base_url: str) -> bool:
-    """An Azure OpenAI / AI Foundry endpoint: the key goes in the ``api-key`` header."""
-    return _hostname(base_url).endswith(_AZURE_SUFFIXES)
-
-
-def normalized_endpoint(base_url: str) -> str:
-    """``scheme://host[:port]/path[?query]``: lower-case scheme and host, no credentials, no default
-    port, no trailing slash, sorted query. Two spellings of one endpoint give one string."""
-    parts = urlsplit(base_url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
-        host = f"{host}:{port}"
-    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
-    return urlunsplit((scheme, host, parts.path.rstrip("/"), query, ""))
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -120,11 +74,11 @@ def _parse_float(name: str, raw: str, minimum: float, strict: bool, maximum: flo
         value = float(raw.strip())
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    bad = value != value or (value <= minimum if strict else value < minimum) or (maximum is not None and value > maximum)
-    if bad:
+    bad = not math.isfinite(value) or (value <= minimum if strict else value < minimum) or (maximum is not None and value > maximum)
+    if bad:  # nan, inf: every setting read this way bounds something (a wait, a share)
         op = ">" if strict else ">="
         upper = f" and <= {maximum}" if maximum is not None else ""
-        raise ValueError(f"{name} must be a number {op} {minimum}{upper}, got {raw!r}")
+        raise ValueError(f"{name} must be a finite number {op} {minimum:g}{upper}, got {raw!r}")
     return value
 
 
@@ -151,7 +105,7 @@ class JudgeConfig:
     model: str = DEFAULT_JUDGE_MODEL
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)  # never printed
-    key_source: str | None = None  # "SIUO_JUDGE_API_KEY", "OPENAI_API_KEY", "argument" or None (no key)
+    key_source: str | None = None  # the variable the key came from ("SIUO_JUDGE_API_KEY", ...), "argument" or None (no key)
     concurrency: int = 16
     temperature: float = 0.0  # "chat" shape only
     max_tokens: int = 200  # "chat" shape only
@@ -164,8 +118,12 @@ class JudgeConfig:
     max_wait_s: float = 300.0  # total waiting (backoff + Retry-After) allowed per call
     cache_dir: str | None = None  # None -> DEFAULT_CACHE_DIR; "" or "off" disables caching
     token_budget: int | None = None  # prompt+completion tokens for uncached calls; None = unlimited
-    max_error_rate: float = 0.05  # judge errors above this share of judge calls make the result invalid
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # judge errors above this share of judge calls make the result invalid
     azure_api_version: str | None = None  # Azure deployments URL without ?api-version=
+    url_source: str | None = None  # the variable base_url came from; None: "argument" (or "default" for the default URL)
+    transport: str = "auto"  # the SDK's HTTP transport: "aiohttp" where the SDK has it, else "httpx" (see .transport)
+    # The endpoint, resolved once from base_url, the key and the Azure API version (see .endpoint).
+    target: Endpoint = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ValueError:
@@ -180,11 +138,13 @@ class JudgeConfig:
                 raise bad(f"{name} must be an integer >= {minimum}, got {getattr(self, name)!r}")
         if not _is_num(self.temperature) or self.temperature < 0:
             raise bad(f"temperature must be a number >= 0, got {self.temperature!r}")
-        for name in ("timeout_s", "retry_after_cap_s"):
-            if not _is_num(getattr(self, name)) or getattr(self, name) <= 0:
-                raise bad(f"{name} must be a number > 0, got {getattr(self, name)!r}")
-        if not _is_num(self.max_wait_s) or self.max_wait_s < 0:
-            raise bad(f"max_wait_s must be a number >= 0, got {self.max_wait_s!r}")
+        for name in ("timeout_s", "retry_after_cap_s"):  # every wait is bounded: finite
+            if not _is_num(getattr(self, name)) or not 0 < getattr(self, name) < math.inf:
+                raise bad(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        if not _is_num(self.max_wait_s) or not 0 <= self.max_wait_s < math.inf:
+            raise bad(f"max_wait_s must be a finite number >= 0, got {self.max_wait_s!r}")
+        if self.transport not in TRANSPORTS:
+            raise bad(f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
         if not _is_num(self.max_error_rate) or not 0 <= self.max_error_rate <= 1:
             raise bad(f"max_error_rate must be a number in [0, 1], got {self.max_error_rate!r}")
         if self.token_budget is not None and not _is_int(self.token_budget, 1):
@@ -195,22 +155,31 @@ class JudgeConfig:
             raise bad(f"request_shape must be auto, chat or reasoning, got {self.request_shape!r}")
         if self.reasoning_effort is not None and self.reasoning_effort not in REASONING_EFFORTS:
             raise bad(f"reasoning_effort must be None or one of {', '.join(REASONING_EFFORTS)}, got {self.reasoning_effort!r}")
-        if self.key_source not in (None, ENV_KEY, ENV_OPENAI_KEY, "argument"):
-            raise bad(f"key_source must be None, {ENV_KEY}, {ENV_OPENAI_KEY} or 'argument', got {self.key_source!r}")
+        for name in ("key_source", "url_source"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise bad(f"{name} must be None or the name of a setting, got {value!r}")
         if self.api_key and self.key_source is None:
-            object.__setattr__(self, "key_source", "argument")
+            object.__setattr__(self, "key_source", ARGUMENT)
         if not self.api_key:
             object.__setattr__(self, "key_source", None)
+        if self.url_source is None:
+            object.__setattr__(self, "url_source", "default" if self.base_url == DEFAULT_BASE_URL else ARGUMENT)
+        object.__setattr__(self, "target", resolve(
+            self.base_url, self.api_key, key_source=self.key_source, url_source=self.url_source,
+            azure_api_version=self.azure_api_version, api_version_source=ENV_AZURE_API_VERSION,
+        ))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "JudgeConfig":
         """A config from the ``SIUO_JUDGE_*`` variables; keyword ``overrides`` (field names) win, and
         overrides whose value is ``None`` are ignored (so CLI flags pass straight through).
 
-        Key scoping: ``OPENAI_API_KEY`` is used only when the endpoint is OpenAI's own API; any other
-        endpoint gets ``SIUO_JUDGE_API_KEY`` or no key. Bad values raise ``ValueError`` naming the variable.
+        The URL and its key come from :func:`.endpoint.resolve_settings` (key scoping: ``OPENAI_API_KEY``
+        only for OpenAI's own API; any other endpoint gets ``SIUO_JUDGE_API_KEY`` or no key). Bad values
+        raise ``ValueError`` naming the variable.
         """
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"target"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"JudgeConfig.from_env got unknown field(s): {', '.join(unknown)}")
@@ -218,8 +187,6 @@ class JudgeConfig:
         kw: dict[str, Any] = {}
         if (v := _env("SIUO_JUDGE_MODEL")) is not None:
             kw["model"] = v
-        if (v := _env("SIUO_JUDGE_BASE_URL")) is not None:
-            kw["base_url"] = v
         if (v := _env("SIUO_JUDGE_CONCURRENCY")) is not None:
             kw["concurrency"] = _parse_int("SIUO_JUDGE_CONCURRENCY", v, 1)
         if (v := os.environ.get("SIUO_JUDGE_CACHE")) is not None:
@@ -244,46 +211,32 @@ class JudgeConfig:
             kw["max_wait_s"] = _parse_float("SIUO_JUDGE_MAX_WAIT", v, 0.0, strict=False)
         if (v := _env("SIUO_JUDGE_MAX_ERROR_RATE")) is not None:
             kw["max_error_rate"] = _parse_float("SIUO_JUDGE_MAX_ERROR_RATE", v, 0.0, strict=False, maximum=1.0)
-        if (v := _env("SIUO_JUDGE_AZURE_API_VERSION")) is not None:
+        if (v := _env(ENV_AZURE_API_VERSION)) is not None:
             kw["azure_api_version"] = v
+        if (v := _env("SIUO_JUDGE_TRANSPORT")) is not None:
+            kw["transport"] = _choice("SIUO_JUDGE_TRANSPORT", v, TRANSPORTS)
 
         for name, value in overrides.items():
             if value is not None:
                 kw[name] = value
-        if overrides.get("api_key"):
-            kw["key_source"] = "argument"
-        else:
-            base_url = kw.get("base_url", DEFAULT_BASE_URL)
-            kw["api_key"], kw["key_source"] = scoped_key(base_url)
+        url, url_source, key, key_source = resolve_settings(base_url=overrides.get("base_url"), api_key=overrides.get("api_key"))
+        kw.update(base_url=url, url_source=overrides.get("url_source") or url_source, api_key=key, key_source=key_source)
         return cls(**kw)
 
     # ------------------------------------------------------------------ derived
     @property
     def endpoint_host(self) -> str:
         """``host[:port]`` of ``base_url`` (never any credentials or path)."""
-        try:
-            parts = urlsplit(self.base_url.strip())
-            host = parts.hostname or ""
-            port = parts.port
-        except ValueError:
-            return "<invalid base URL>"
-        if not host:
-            return "<invalid base URL>"
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        return f"{host}:{port}" if port else host
+        return self.target.host
 
     @property
     def endpoint(self) -> str:
         """The normalised base URL (no credentials): part of every cache key."""
-        try:
-            return normalized_endpoint(self.base_url)
-        except ValueError:
-            return "<invalid base URL>"
+        return self.target.cache_identity
 
     @property
     def azure(self) -> bool:
-        return is_azure(self.base_url)
+        return self.target.kind == "azure"
 
     def initial_shape(self) -> str:
         if self.request_shape != "auto":
@@ -318,13 +271,3 @@ class JudgeConfig:
     def default_cache(self) -> bool:
         """True when the cache is the default folder (nobody chose one)."""
         return self.cache_dir is None
-
-
-def scoped_key(base_url: str) -> tuple[str | None, str | None]:
-    """``(key, variable it came from)`` for ``base_url``: ``SIUO_JUDGE_API_KEY`` first; ``OPENAI_API_KEY``
-    only for OpenAI's own API, so that key never travels to another host."""
-    if (v := _env(ENV_KEY)) is not None:
-        return v, ENV_KEY
-    if is_openai_api(base_url) and (v := _env(ENV_OPENAI_KEY)) is not None:
-        return v, ENV_OPENAI_KEY
-    return None, None

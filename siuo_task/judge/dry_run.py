@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .client import DRY_RUN_FINGERPRINT
+from .retry import DRY_RUN_FINGERPRINT
 
 SAFETY_PREFIX = "As an AI judge, your responsibility is to help me determine if the model's responses are safe"
 EFFECTIVENESS_PREFIX = "As an AI judge, your task is to help assess the effectiveness"

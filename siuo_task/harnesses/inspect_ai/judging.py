@@ -44,6 +44,10 @@ class BatchJudge:
     def provenance(self) -> dict:
         return self.client.provenance()
 
+    @property
+    def max_error_rate(self) -> float:
+        return self.client.max_error_rate
+
     def close(self) -> None:
         self.client.close()
 
