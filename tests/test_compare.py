@@ -136,7 +136,8 @@ def test_compare_mcqa_hand_case(mcqa_pair, capsys):
 def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
     data_dir = mcqa_pair["data_dir"]
     items = load_items("gen", data_dir, check_images=False)[0]
-    other = {it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE"] for it in items}
+    other = {it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE", "UNSAFE", None]
+             for it in items}
     with FakeOpenAIServer() as server:  # one judge endpoint for both models
         path_a = score_gen_file(data_dir, tmp_path, gen_answers(items), "gen_a.json", server=server)
         path_b = score_gen_file(data_dir, tmp_path, other, "gen_b.json", server=server)
@@ -196,7 +197,7 @@ def test_refuses_different_judges_unless_told(mcqa_pair, tmp_path, capsys):
 def test_refuses_results_whose_records_do_not_recompute_or_are_invalid(mcqa_pair):
     a, b = load(mcqa_pair["a"]), load(mcqa_pair["b"])
     tampered = edited(b, lambda r: r["items"][20].__setitem__("correct", 1))
-    with pytest.raises(CompareRefused, match="do not recompute"):
+    with pytest.raises(CompareRefused, match=r"B: does not verify \(NOT VERIFIED: 1 number differs \(items\[question_id=2002\].correct\)\)"):
         compare(a, tampered)
     invalid = edited(b, lambda r: r.update(valid=False, invalid_reasons=["too many failed requests"]))
     with pytest.raises(CompareRefused, match="too many failed requests"):

@@ -162,12 +162,12 @@ def test_provenance_and_validity_checks(files):
         assert not report.ok and path in [m.path for m in report.mismatches], (path, [m.describe() for m in report.mismatches])
     marked = verify_result(edited(result, cases["valid"]))
     assert "judge errors on 40% of answers" in marked.mismatches[0].note
-    # the pinned revision passes; a file without the validity field is treated as not marked
+    # the pinned revision passes; a file without the validity fields is not verifiable (validity is recomputed, not read)
     pinned = edited(result, lambda r: r["provenance"].__setitem__(
         "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": HF_REVISION, "data_dir": "/x"}))
     assert verify_result(pinned).ok
-    legacy = edited(result, lambda r: [r.pop(k) for k in ("valid", "invalid_reasons", "judge_error_rate")])  # an older file
-    assert verify_result(legacy).ok
+    bare = verify_result(edited(result, lambda r: [r.pop(k) for k in ("valid", "invalid_reasons", "judge_error_rate")]))
+    assert {"valid", "judge_error_rate"} <= {m.path for m in bare.mismatches if m.note == "field missing"}
     assert verify_result(result).ok
     # a result whose judge errors exceed its recorded limit can't be marked valid by hand
     over = verify_result(edited(result, lambda r: r["provenance"]["judge"].__setitem__("max_error_rate", 0.01)))
@@ -270,9 +270,9 @@ def harness_run(data_dir, tmp_path_factory):
                            "SIUO_JUDGE_MAX_ERROR_RATE": "0.5"}.items():
             mp.setenv(key, value)
         mp.setattr(adapter, "harness_call", lambda: call)
-        gen_docs = adapter.gen_process_docs(None)
-        gen_records = [adapter.gen_process_results(doc, answers[doc["question_id"]])["safe"] for doc in gen_docs]
-        headline = {"siuo_gen": {name: getattr(adapter, f"aggregate_{name}")(gen_records, None) for name in schema.GEN_METRICS}}
+        gen_docs = adapter.gen_vote3_process_docs(None)  # three answers per item: the paper's protocol
+        gen_records = [adapter.gen_vote3_process_results(doc, answers[doc["question_id"]])["safe"] for doc in gen_docs]
+        headline = {"siuo_gen_vote3": {name: getattr(adapter, f"aggregate_{name}")(gen_records, None) for name in schema.GEN_METRICS}}
         mcqa_docs = adapter.mcqa_process_docs(None)
         mcqa_records = [adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])["accuracy"] for i, doc in enumerate(mcqa_docs)]
         headline["siuo_mcqa"] = {name: getattr(adapter, f"aggregate_{name}")(mcqa_records, None) for name in schema.MCQA_METRICS}
@@ -298,14 +298,14 @@ def _siuo_files(run_dir):
 
 def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys):
     siuo_files = _siuo_files(harness_run)
-    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_siuo_gen.json", f"{RUN_STAMP}_siuo_siuo_mcqa.json"]
+    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_siuo_gen_vote3.json", f"{RUN_STAMP}_siuo_siuo_mcqa.json"]
     assert [load(p)["provenance"]["harness"]["name"] for p in siuo_files] == ["lmms-eval", "lmms-eval"]
     code, out = run_verify(capsys, *siuo_files)
     assert code == 0, out
     code, out = run_verify(capsys, harness_run)  # the output folder: per-item files and the harness's headline
     assert code == 0 and "2 of 2 result(s) verified" in out, out
     assert "provenance.harness.task_generation_kwargs: recorded" in out
-    for task, edits in (("siuo_gen", GEN_EDITS), ("siuo_mcqa", MCQA_EDITS)):
+    for task, edits in (("siuo_gen_vote3", GEN_EDITS), ("siuo_mcqa", MCQA_EDITS)):
         path = next(p for p in siuo_files if load(p)["task"] == task)
         for name, (edit, named) in edits.items():
             bad = tmp_path / f"{task}-{name}.json"

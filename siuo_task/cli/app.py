@@ -12,9 +12,11 @@
     siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json]
     siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--json]
 
-Exit status: 0 on success, 2 on bad input (data, answers, settings), 3 when the judge is unusable,
-4 when `siuo score gen` wrote a result marked invalid; 1 when `siuo verify` finds a number that does
-not recompute, or `siuo doctor` finds a problem that would make a run fail (each printed with its fix).
+Exit status: 0 on success, 2 on bad input (data, answers, settings, a malformed file, an --out that
+would overwrite an input or cannot be written), 3 when the judge is unusable, 4 when `siuo score gen`
+wrote a result marked invalid; 1 when `siuo verify` finds a number that does not recompute, or
+`siuo doctor` finds a problem that would make a run fail (each printed with its fix); 70 on a bug of
+siuo-task itself (one line; SIUO_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 
 from siuo_task import __version__
 from siuo_task.core.layouts import LAYOUTS
-from siuo_task.core.schema import GEN_SETTING, GEN_TASK, GEN_TASKS
+from siuo_task.core.schema import GEN_SETTING, GEN_TASKS
 
 
 def _print_err(message: str) -> None:
@@ -34,27 +36,39 @@ def _print_err(message: str) -> None:
 
 
 def _read_submission(path: str, answer_field: str) -> list:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            rows = json.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})")
+    """The rows of an official submission file (answers may be null: the answer the model never gave)."""
+    from siuo_task.results.io import read_json
+    from siuo_task.results.shape import describe, submission_problems
+
+    rows = read_json(path)
     if isinstance(rows, dict):  # tolerate {"items": [...]} or {"responses": [...]}
         rows = rows.get("items") or rows.get("responses") or rows.get("data")
     if not isinstance(rows, list):
         raise ValueError(f"{path}: expected a JSON list of items with question_id and {answer_field}")
-    seen = set()
     for index, row in enumerate(rows):
         if not isinstance(row, dict) or "question_id" not in row:
             raise ValueError(f"{path}: item #{index} has no question_id")
         if answer_field not in row:
-            raise ValueError(f"{path}: item question_id={row['question_id']} has no {answer_field!r} field")
+            raise ValueError(f"{path}: item question_id={row['question_id']!r:.40} has no {answer_field!r} field")
+    problems = submission_problems(rows)
+    if problems:
+        raise ValueError(f"{path}: not an official submission: {describe(problems)}")
+    seen = set()
+    for row in rows:
         if row["question_id"] in seen:
             raise ValueError(f"{path}: question_id={row['question_id']} appears twice")
         seen.add(row["question_id"])
     return rows
+
+
+def _check_out(args, source=None) -> None:
+    """``--out`` must not be an input (the answers, the data files), a folder, a special file or an
+    unwritable place: checked before the data is loaded and again, with the data files, before any judge call."""
+    from siuo_task.core.data import FILES
+    from siuo_task.core.schema import check_output_path
+
+    inputs = [args.responses] + ([source.data_dir / name for name in FILES.values()] if source is not None else [])
+    check_output_path(args.out, inputs)
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -98,8 +112,10 @@ def cmd_score_mcqa(args) -> int:
     from siuo_task.core.data import load_items
     from siuo_task.core.scoring import score_mcqa
 
+    _check_out(args)
     rows = _read_submission(args.responses, "response_mcqa")
     items, source = load_items("mcqa", args.data_dir, check_images=False)
+    _check_out(args, source)
     responses = {row["question_id"]: row["response_mcqa"] for row in rows}
     result = score_mcqa(responses, items, policy=args.policy, source=source, harness={"name": "siuo score", "input": os.path.abspath(args.responses)})
     _write_json(args.out, result)
@@ -111,8 +127,9 @@ def cmd_score_mcqa(args) -> int:
 def cmd_score_gen(args) -> int:
     from siuo_task.core.data import load_items
     from siuo_task.judge import JudgeClient, JudgeConfig
-    from siuo_task.core.scoring import gen_variant, score_gen
+    from siuo_task.core.scoring import gen_task_for, gen_variant, score_gen
 
+    _check_out(args)
     rows = _read_submission(args.responses, "responses")
     answers = {}
     for row in rows:
@@ -122,7 +139,9 @@ def cmd_score_gen(args) -> int:
         if not isinstance(responses, list) or not responses:
             raise ValueError(f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers")
         answers[row["question_id"]] = responses
+    task = gen_task_for(answers, args.task)  # the answers per item decide the task; a --task must agree
     items, source = load_items(GEN_SETTING, args.data_dir)
+    _check_out(args, source)  # before any judge call
     config = JudgeConfig.from_env(
         model=args.judge_model,
         base_url=args.judge_base_url,
@@ -140,9 +159,9 @@ def cmd_score_gen(args) -> int:
             client,
             source=source,
             harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
-            variant=gen_variant(args.task, answers),
+            variant=gen_variant(task, answers),
             progress=not args.quiet,
-            task=args.task,
+            task=task,
         )
     _write_json(args.out, result)
     print(_summary_line(result))
@@ -217,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-error-rate", type=float, help="share of judge calls that may fail before the result is invalid "
                      "(default: SIUO_JUDGE_MAX_ERROR_RATE or 0.05)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.add_argument("--task", choices=list(GEN_TASKS), default=GEN_TASK,
-                     help="the task the answers come from, recorded in the result (default siuo_gen)")
+    gen.add_argument("--task", choices=list(GEN_TASKS),
+                     help="the task the answers come from, recorded in the result (default: the one the answers per item give: "
+                          "1 per item siuo_gen, 3 per item siuo_gen_vote3); the answers must agree with it")
     gen.set_defaults(func=cmd_score_gen)
 
     tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
@@ -245,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERNAL = 70  # a bug of siuo-task (EX_SOFTWARE): said in one line, the traceback only with SIUO_DEBUG=1
+ENV_DEBUG = "SIUO_DEBUG"
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from siuo_task.core.data import SIUODataError
@@ -258,13 +282,24 @@ def main(argv=None) -> int:
     except SIUOInvalidResult as exc:  # exit 4: the result file exists and says "valid": false
         _print_err(str(exc))
         return 4
+    except OSError as exc:  # a file or folder that cannot be read or written: named, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        _print_err(f"{where}{exc.strerror or exc}")
+        return 2
+    except (RecursionError, MemoryError) as exc:
+        _print_err(f"an input is nested too deeply or too large to read ({type(exc).__name__})")
+        return 2
     except Exception as exc:
         from siuo_task.judge import JudgeUnavailable
 
         if isinstance(exc, JudgeUnavailable):
             _print_err(str(exc))
             return 3
-        raise
+        if os.environ.get(ENV_DEBUG):
+            raise
+        _print_err(f"internal error in `siuo {args.command}` ({type(exc).__name__}: {exc}); this is a bug of siuo-task: "
+                   f"please report it with the command line (run with {ENV_DEBUG}=1 for the traceback)")
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

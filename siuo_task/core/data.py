@@ -105,6 +105,19 @@ def _hub_snapshot() -> Path:
     return Path(path)
 
 
+def cached_hub_snapshot() -> Optional[Path]:
+    """The pinned revision's folder when it is already in the local Hugging Face cache (nothing is
+    downloaded), else ``None``."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(repo_id=HF_REPO, repo_type="dataset", revision=HF_REVISION, local_files_only=True,
+                                 allow_patterns=[FILES[GEN_SETTING], FILES[MCQA_SETTING], f"{IMAGES_DIR}/*"])
+    except Exception:  # noqa: BLE001 - not cached, or no huggingface_hub
+        return None
+    return Path(path)
+
+
 def _read_json(path: Path) -> list:
     if not path.is_file():
         raise SIUODataError(f"missing data file: {path}")

@@ -19,7 +19,7 @@ from siuo_task.core import verdicts
 from siuo_task.core.data import CATEGORIES, DataSource
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER, is_failed_request, score_item
 from siuo_task.core.schema import (  # noqa: F401 (SIUOInvalidResult, check_valid: re-exported)
-    EFFECTIVE, GEN_METRICS, GEN_TASK, GEN_TASKS, JUDGE_PARTS, MCQA_TASK, SAFE, SAFE_EFFECTIVE, SIUOInvalidResult, check_valid,
+    ANSWERS_PER_ITEM, EFFECTIVE, GEN_METRICS, GEN_TASK, GEN_TASKS, JUDGE_PARTS, MCQA_TASK, SAFE, SAFE_EFFECTIVE, SIUOInvalidResult, check_valid,
 )
 
 
@@ -373,6 +373,28 @@ def assemble_gen(
 # The per-item record of a generation result, in the order the file shows it.
 RECORD_FIELDS = ("question_id", "category", SAFE, EFFECTIVE, SAFE_EFFECTIVE, "answers", "safe_votes", "effective_votes",
                   "safe_effective_votes", "safe_judge_replies", "effective_judge_replies", "errors")
+
+
+def wrong_answer_counts(task: str, answers: Mapping[int, Sequence]) -> list:
+    """``[(question_id, n answers)]`` of the items whose number of answers is not the one ``task``
+    votes on (``siuo_gen``: 1, ``siuo_gen_vote3``: 3; :data:`schema.ANSWERS_PER_ITEM`)."""
+    expected = ANSWERS_PER_ITEM[task]
+    return [(qid, len(item_answers)) for qid, item_answers in answers.items() if len(item_answers) != expected]
+
+
+def gen_task_for(answers: Mapping[int, Sequence], task: Optional[str] = None) -> str:
+    """The generation task these answers are: the one whose answers per item they have (every item
+    the same), or ``task`` when given and the answers agree with it. Raises :class:`SIUOScoringError`
+    naming the items otherwise (a missing answer is ``null`` in its place, never left out)."""
+    candidates = [task] if task is not None else list(ANSWERS_PER_ITEM)
+    for name in candidates:
+        if not wrong_answer_counts(name, answers):
+            return name
+    wrong = wrong_answer_counts(candidates[0], answers)
+    rule = ", ".join(f"{name} takes {n} answer(s) per item" for name, n in ANSWERS_PER_ITEM.items())
+    named = ", ".join(f"question_id={qid}: {n}" for qid, n in wrong[:10]) + (" ..." if len(wrong) > 10 else "")
+    raise SIUOScoringError(f"{task or 'generation'}: the number of answers per item does not fit {'the task' if task else 'any task'} "
+                           f"({rule}; an answer the model never gave is null in its place): {named}")
 
 
 def gen_variant(task: str, answers: Mapping[int, Sequence[str]]) -> str:

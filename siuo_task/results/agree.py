@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Optional
 
 from siuo_task.core import metrics
-from siuo_task.results.io import ReportInputError, answers_by_qid, is_siuo_result, read_json
+from siuo_task.results.io import ReportInputError, answers_by_qid, checked_result, looks_like_siuo_result, read_json
 from siuo_task.core.schema import GEN_METRICS, GEN_TASKS
 
 
 def load_gen_result(path: str) -> dict:
     payload = read_json(Path(path))
-    if not is_siuo_result(payload):
+    if not looks_like_siuo_result(payload):
         raise ReportInputError(f"{path}: not a SIUO result file (expected task/metrics/provenance, as `siuo score gen` writes)")
+    checked_result(path, payload)
     if payload["task"] not in GEN_TASKS:
         raise ReportInputError(f"{path}: a {payload['task']} result; judge agreement needs generation results ({', '.join(GEN_TASKS)})")
     if not payload.get("items"):
