@@ -65,18 +65,21 @@ def _clean_env(mp: pytest.MonkeyPatch) -> None:
             mp.delenv(key, raising=False)
 
 
-def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE, server=None) -> Path:
-    """`siuo score gen` on ``answers`` with the fake judge (``server``, else a fresh one); returns the result file."""
+def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE, server=None,
+                   max_error_rate: str = "0.5", expect: int = 0, url: str = None, extra=()) -> Path:
+    """`siuo score gen` on ``answers`` with the fake judge (``server``, else a fresh one; ``url``: another
+    judge, e.g. the dry-run judge); returns the result file (exit status ``expect``)."""
     items = load_items("gen", data_dir, check_images=False)[0]
     submission = write_submission(items, "responses", answers, folder / f"siuo_gen-{name}")
     out = folder / name
-    with pytest.MonkeyPatch.context() as mp, (contextlib.nullcontext(server) if server else FakeOpenAIServer()) as running:
+    running = server or (contextlib.nullcontext(None) if url else FakeOpenAIServer())
+    with pytest.MonkeyPatch.context() as mp, (contextlib.nullcontext(running) if server else running) as live:
         _clean_env(mp)
         mp.setenv("SIUO_JUDGE_API_KEY", KEY)
         code = siuo_main(["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-model", judge,
-                          "--judge-base-url", running.url, "--cache-dir", str(folder / "cache"), "--quiet",
-                          "--max-error-rate", "0.5"])  # the plans make judge errors on purpose
-    assert code == 0 and out.is_file()
+                          "--judge-base-url", url or live.url, "--cache-dir", str(folder / "cache"), "--quiet",
+                          "--max-error-rate", max_error_rate, *extra])  # the plans make judge errors on purpose
+    assert code == expect and out.is_file()
     return out
 
 

@@ -132,8 +132,8 @@ def check_output_path(path, inputs=(), what: str = "--out") -> Path:
     path = Path(path)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
+    except (FileNotFoundError, NotADirectoryError):
+        st = None  # the folder walk below says why
     except OSError as exc:
         raise SIUOOutputError(f"{what} {path}: cannot be used ({exc.strerror or exc})") from None
     if st is not None:
@@ -165,7 +165,7 @@ def check_output_path(path, inputs=(), what: str = "--out") -> Path:
 def _refuse_non_regular(path: Path) -> None:
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a special file"
