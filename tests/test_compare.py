@@ -135,7 +135,7 @@ def test_compare_mcqa_hand_case(mcqa_pair, capsys):
 
 def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
     data_dir = mcqa_pair["data_dir"]
-    items = load_items("gen", data_dir, check_images=False)[0]
+    items = load_items("gen", data_dir, check_images=False)[0][:80]  # a --limit run of both models: the same 80 items
     other = {it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE", "UNSAFE", None]
              for it in items}
     with FakeOpenAIServer() as server:  # one judge endpoint for both models

@@ -27,22 +27,14 @@ from .verify_helpers import (
     load,
     mcqa_response,
     score_gen_file,
-    score_mcqa_file,
+    shared_results,
     write_submission,
 )
 
 
 @pytest.fixture(scope="module")
 def files(data_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("verify")
-    gen_items = load_items("gen", data_dir, check_images=False)[0]
-    mcqa_items = load_items("mcqa", data_dir, check_images=False)[0]
-    return {
-        "gen": score_gen_file(data_dir, folder, gen_answers(gen_items)),
-        "mcqa": score_mcqa_file(data_dir, folder, {it["question_id"]: mcqa_response(i, it) for i, it in enumerate(mcqa_items)}),
-        "folder": folder,
-        "data_dir": data_dir,
-    }
+    return shared_results(data_dir, tmp_path_factory)
 
 
 def run_verify(capsys, *args):

@@ -7,10 +7,12 @@ without a verdict, ties, partial effectiveness, unparsed and full-width MCQA ans
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import copy
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,19 +67,37 @@ def _clean_env(mp: pytest.MonkeyPatch) -> None:
             mp.delenv(key, raising=False)
 
 
+_JUDGE: dict = {}
+
+
+def shared_judge():
+    """``(server, cache folder)``: one fake judge and one judge cache for the test session, so that
+    scoring answers a test already scored costs cache reads, not judge calls (the endpoint, part of
+    every cache key and of each result's provenance, stays the same)."""
+    if not _JUDGE:
+        server = FakeOpenAIServer()
+        server.__enter__()
+        _JUDGE.update(server=server, cache=Path(tempfile.mkdtemp(prefix="siuo-test-judge-cache-")))
+        atexit.register(lambda: (server.__exit__(None, None, None), shutil.rmtree(_JUDGE["cache"], ignore_errors=True)))
+    return _JUDGE["server"], _JUDGE["cache"]
+
+
 def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE, server=None,
                    max_error_rate: str = "0.5", expect: int = 0, url: str = None, extra=()) -> Path:
-    """`siuo score gen` on ``answers`` with the fake judge (``server``, else a fresh one; ``url``: another
-    judge, e.g. the dry-run judge); returns the result file (exit status ``expect``)."""
+    """`siuo score gen` on ``answers``; the judge: ``server``, else the dry run's ``url``, else the
+    session's shared fake judge and cache (:func:`shared_judge`). Returns the result file (exit
+    status ``expect``)."""
     items = load_items("gen", data_dir, check_images=False)[0]
     submission = write_submission(items, "responses", answers, folder / f"siuo_gen-{name}")
     out = folder / name
-    running = server or (contextlib.nullcontext(None) if url else FakeOpenAIServer())
-    with pytest.MonkeyPatch.context() as mp, (contextlib.nullcontext(running) if server else running) as live:
+    cache = folder / "cache"
+    if server is None and url is None:
+        server, cache = shared_judge()
+    with pytest.MonkeyPatch.context() as mp:
         _clean_env(mp)
         mp.setenv("SIUO_JUDGE_API_KEY", KEY)
         code = siuo_main(["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-model", judge,
-                          "--judge-base-url", url or live.url, "--cache-dir", str(folder / "cache"), "--quiet",
+                          "--judge-base-url", url or server.url, "--cache-dir", str(cache), "--quiet",
                           "--max-error-rate", max_error_rate, *extra])  # the plans make judge errors on purpose
     assert code == expect and out.is_file()
     return out
@@ -100,3 +120,29 @@ def edited(result: dict, edit) -> dict:
     copy_ = copy.deepcopy(result)
     edit(copy_)
     return copy_
+
+
+_SHARED: dict = {}
+
+
+def shared_results(data_dir: Path, tmp_path_factory) -> dict:
+    """One `siuo score gen` result (every kind of answer, see GEN_PLANS) and one `siuo score mcqa`
+    result (every MCQA outcome, some answers null) per test session, shared by the modules that only
+    read them (scoring 167 items x 3 answers once instead of once per module)."""
+    key = str(data_dir)
+    if key not in _SHARED:
+        folder = tmp_path_factory.mktemp("shared_results")
+        gen_items = load_items("gen", data_dir, check_images=False)[0]
+        mcqa_items = load_items("mcqa", data_dir, check_images=False)[0]
+        mcqa = {it["question_id"]: mcqa_response(i, it) for i, it in enumerate(mcqa_items)}
+        mcqa.update({it["question_id"]: None for it in mcqa_items[::25]})  # null: the answer the model never gave
+        _SHARED[key] = {
+            "gen": score_gen_file(data_dir, folder, gen_answers(gen_items)),
+            "mcqa": score_mcqa_file(data_dir, folder, mcqa),
+            "folder": folder,
+            "data_dir": data_dir,
+            "gen_items": gen_items,
+            "mcqa_items": mcqa_items,
+        }
+    return _SHARED[key]
+

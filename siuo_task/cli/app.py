@@ -110,14 +110,18 @@ def cmd_data_check(args) -> int:
 
 def cmd_score_mcqa(args) -> int:
     from siuo_task.core.data import load_items
-    from siuo_task.core.scoring import score_mcqa
+    from siuo_task.core.scoring import SIUOScoringError, score_mcqa
 
     _check_out(args)
     rows = _read_submission(args.responses, "response_mcqa")
     items, source = load_items("mcqa", args.data_dir, check_images=False)
     _check_out(args, source)
     responses = {row["question_id"]: row["response_mcqa"] for row in rows}
-    result = score_mcqa(responses, items, policy=args.policy, source=source, harness={"name": "siuo score", "input": os.path.abspath(args.responses)})
+    try:
+        result = score_mcqa(responses, items, policy=args.policy, source=source,
+                            harness={"name": "siuo score", "input": os.path.abspath(args.responses)})
+    except SIUOScoringError as exc:
+        raise SIUOScoringError(f"{args.responses}: {exc}") from None
     _write_json(args.out, result)
     print(_summary_line(result))
     print(f"wrote {args.out}")
@@ -127,7 +131,7 @@ def cmd_score_mcqa(args) -> int:
 def cmd_score_gen(args) -> int:
     from siuo_task.core.data import load_items
     from siuo_task.judge import JudgeClient, JudgeConfig
-    from siuo_task.core.scoring import gen_task_for, gen_variant, score_gen
+    from siuo_task.core.scoring import SIUOScoringError, gen_task_for, gen_variant, score_gen
 
     _check_out(args)
     rows = _read_submission(args.responses, "responses")
@@ -139,7 +143,10 @@ def cmd_score_gen(args) -> int:
         if not isinstance(responses, list) or not responses:
             raise ValueError(f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers")
         answers[row["question_id"]] = responses
-    task = gen_task_for(answers, args.task)  # the answers per item decide the task; a --task must agree
+    try:
+        task = gen_task_for(answers, args.task)  # the answers per item decide the task; a --task must agree
+    except SIUOScoringError as exc:
+        raise SIUOScoringError(f"{args.responses}: {exc}") from None
     items, source = load_items(GEN_SETTING, args.data_dir)
     _check_out(args, source)  # before any judge call
     config = JudgeConfig.from_env(
@@ -151,18 +158,21 @@ def cmd_score_gen(args) -> int:
         token_budget=args.token_budget,
         max_error_rate=args.max_error_rate,
     )
-    with JudgeClient(config) as client:
-        client.preflight_first = True  # checked before the first uncached call; a warm cache needs no judge
-        result = score_gen(
-            answers,
-            items,
-            client,
-            source=source,
-            harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
-            variant=gen_variant(task, answers),
-            progress=not args.quiet,
-            task=task,
-        )
+    try:
+        with JudgeClient(config) as client:
+            client.preflight_first = True  # checked before the first uncached call; a warm cache needs no judge
+            result = score_gen(
+                answers,
+                items,
+                client,
+                source=source,
+                harness={"name": "siuo score", "input": os.path.abspath(args.responses)},
+                variant=gen_variant(task, answers),
+                progress=not args.quiet,
+                task=task,
+            )
+    except SIUOScoringError as exc:  # an unknown question_id: named before any judge call
+        raise SIUOScoringError(f"{args.responses}: {exc}") from None
     _write_json(args.out, result)
     print(_summary_line(result))
     usage = result["provenance"]["judge"]["usage"]

@@ -59,6 +59,9 @@ def agreement(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -> dict:
         for item in a["items"]:
             qid = item["question_id"]
             va, vb = item.get(name), items_b[qid].get(name)
+            for label, value in ((label_a, va), (label_b, vb)):
+                if value not in (0, 1, None) or isinstance(value, (bool, float)):
+                    raise ReportInputError(f"{label}: items[question_id={qid}].{name}: expected a verdict (1, 0 or null), got {value!r:.40}")
             if va is None or vb is None:
                 skipped.append(qid)
                 continue

@@ -10,6 +10,7 @@ wrong one is a mismatch, not a malformed file.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from siuo_task.core.schema import GEN_TASKS, TASKS
@@ -20,7 +21,8 @@ SHOWN = 5  # problems named in one error message
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (``NaN`` and ``Infinity`` are no number a SIUO file holds)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_count(value: Any) -> bool:

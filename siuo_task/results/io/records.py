@@ -208,7 +208,8 @@ def load_records(paths: Sequence[str]) -> list:
             _merge_into(records, record)
     for record in records:
         if not record.results() and not record.capability:
-            raise ReportInputError(f"model {record.name}: no SIUO results found in {', '.join(record.sources) or 'the inputs'}")
+            where = ", ".join(record.sources) or record.run_dir or "the inputs"
+            raise ReportInputError(f"model {record.name}: no SIUO results found in {where}")
     return records
 
 

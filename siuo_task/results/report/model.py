@@ -101,7 +101,7 @@ def by_category(record: ModelRecord, name: str) -> dict:
     for cat, row in (result.get("by_category") or {}).items():
         rate, n = row.get(name), row.get("n")
         ci = (row.get("ci95") or {}).get(name)
-        if ci is None and rate is not None and n:
+        if ci is None and rate is not None and isinstance(n, int) and n > 0 and 0 <= rate <= 100:
             ci = metrics.wilson_ci95(round(rate * n / 100.0), n)
         out[cat] = (rate, ci, n)
     return out

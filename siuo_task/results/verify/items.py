@@ -8,7 +8,7 @@ from typing import Mapping, Optional, Sequence
 from siuo_task.core import scoring
 from siuo_task.core.data import N_ITEMS
 from siuo_task.core.schema import GEN_SETTING, GEN_TASK, MCQA_SETTING, MCQA_TASK
-from siuo_task.results.shape import describe, submission_problems
+from siuo_task.results.shape import submission_problems
 from siuo_task.results.verify.facts import MCQA_KEY_SHA256, RELEASE_FIELDS, SIUO_CATEGORY_OF, answer_key_sha256, data_differences
 from siuo_task.results.verify.model import MALFORMED, Checker, Mismatch, VerifyReport
 
@@ -128,4 +128,4 @@ def verify_submission(rows, items: Optional[Sequence[Mapping]] = None, *, source
 
 
 def _malformed(path: str, expected: str) -> Mismatch:
-    return Mismatch(path or "(top level)", None, expected, "malformed: " + describe([(path, expected)]), MALFORMED)
+    return Mismatch(path or "(top level)", None, expected, "malformed", MALFORMED)

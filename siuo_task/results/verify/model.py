@@ -20,6 +20,8 @@ class Mismatch:
     kind: str = ""  # STAND_IN or MALFORMED; otherwise derived from the path (mismatch_kind)
 
     def describe(self) -> str:
+        if self.kind == MALFORMED:
+            return f"{self.path}: expected {self.recomputed}"
         text = f"{self.path}: stored {short(self.stored)}, recomputed {short(self.recomputed)}"
         return f"{text} ({self.note})" if self.note else text
 
