@@ -206,3 +206,16 @@ def test_files_get_the_users_umask(umask, mode, mcqa_submission, data_dir, tmp_p
     finally:
         os.umask(old)
     assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {str(p): oct(mode) for p in written}
+
+
+def test_a_refused_cache_entry_is_a_failed_write_not_a_crash(tmp_path, caplog):
+    """The judge cache treats a path it may not replace as any write that failed: logged, judging goes on."""
+    from siuo_task.judge.cache import ReplyCache
+
+    cache = ReplyCache(str(tmp_path))
+    key = "ab" + "0" * 62
+    (tmp_path / "ab" / f"{key}.json").mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="siuo_task.judge"):
+        cache.put(key, {"text": "x"})
+    assert "could not write a cache entry (SIUOOutputError)" in caplog.text
+    assert issubclass(SIUOOutputError, OSError) and issubclass(SIUOOutputError, ValueError)

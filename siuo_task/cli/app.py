@@ -3,14 +3,16 @@
     siuo data check [DIR]
     siuo score mcqa RESPONSES.json --out RESULT.json [--data-dir DIR] [--policy official|strict]
     siuo score gen  RESPONSES.json --out RESULT.json [--data-dir DIR] [--judge-model M] [--judge-base-url URL]
-                    [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N] [--task siuo_gen_vote3]
+                    [--concurrency N] [--cache-dir DIR] [--max-tokens N] [--token-budget N] [--task siuo_gen|siuo_gen_vote3]
     siuo tasks-path [--harness lmms-eval|lm-eval]
     siuo doctor [--model NAME --model_args ARGS --gen_kwargs ARGS] [--tasks T] [--include_path P] [--json]
     siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper] [--capability TASK[,METRIC]]
+                [--strict-verify] [--data-dir DIR]
     siuo export RUN_DIR --to official [--out DIR]
     siuo agree RESULT_A RESULT_B
     siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json]
-    siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--json]
+    siuo compare RESULT_A RESULT_B [--allow-different-judges] [--allow-different-items] [--allow-dry-run-judge]
+                 [--data-dir DIR] [--json]
 
 Exit status: 0 on success, 2 on bad input (data, answers, settings, a malformed file, an --out that
 would overwrite an input or cannot be written), 3 when the judge is unusable, 4 when `siuo score gen`

@@ -1,7 +1,7 @@
 """``siuo report``, ``siuo export`` and ``siuo agree`` (added to the ``siuo`` CLI by :func:`register`).
 
     siuo report RESULT_OR_RUN_DIR [...] [--out report.md|report.html|report.png] [--paper]
-                [--capability TASK[,METRIC]] [--title TEXT] [--strict-verify]
+                [--capability TASK[,METRIC]] [--title TEXT] [--strict-verify] [--data-dir DIR]
     siuo export RUN_DIR --to official [--out DIR] [--data-dir DIR] [--model NAME] [--gen-task TASK]
     siuo agree RESULT_A RESULT_B [--json OUT] [--max-list N]
 

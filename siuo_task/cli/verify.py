@@ -1,7 +1,8 @@
 """``siuo verify`` and ``siuo compare`` (added to the ``siuo`` CLI by :func:`register`).
 
     siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json] [--max-list N]
-    siuo compare RESULT_A RESULT_B [--setting gen|mcqa] [--allow-different-judges] [--allow-different-items] [--json]
+    siuo compare RESULT_A RESULT_B [--setting gen|mcqa] [--allow-different-judges] [--allow-different-items]
+                 [--allow-dry-run-judge] [--data-dir DIR] [--json]
 
 ``verify`` exits 1 when any input has a mismatch (0 when every number recomputes), 2 when an input
 is malformed (a field of the wrong type, named) or cannot be read. Neither command calls a judge or

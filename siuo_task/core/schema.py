@@ -120,9 +120,10 @@ def redact_model_args(model_args):
 # ---------------------------------------------------------------------------------------- writing
 
 
-class SIUOOutputError(ValueError):
+class SIUOOutputError(ValueError, OSError):
     """An output path that would lose or hide something (an input, a folder, a special file, a link)
-    or that cannot be written; the message names the path."""
+    or that cannot be written; the message names the path. A ``ValueError`` (bad input: ``siuo``
+    exits 2) and an ``OSError`` (a write that failed: the judge cache logs it and goes on)."""
 
 
 def check_output_path(path, inputs=(), what: str = "--out") -> Path:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
-from siuo_task.core.schema import GEN_SETTING, GEN_TASKS, MCQA_SETTING, MCQA_TASK
+from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, MCQA_TASK
 from siuo_task.results.shape import is_number, result_problems
 from siuo_task.results.verify import recompute
 from siuo_task.results.verify.facts import (  # noqa: F401 (re-exported)
@@ -127,7 +127,7 @@ def verification_label(result: Any, items: Optional[Sequence[Mapping]] = None) -
 
 
 __all__ = [
-    "GEN_TASKS", "ITEM_ID_RANGES", "MCQA_KEY_SHA256", "Mismatch", "STAND_IN_LABEL", "VerifyReport", "format_report",
+    "ITEM_ID_RANGES", "MCQA_KEY_SHA256", "Mismatch", "STAND_IN_LABEL", "VerifyReport", "format_report",
     "is_official_submission", "mismatch_kind", "refusing", "same", "stand_in_judge", "verification_label", "verify_headline",
     "verify_result", "verify_submission",
 ]

@@ -161,7 +161,7 @@ def compare_categories(result: Mapping, again: Mapping, names: Sequence[str], ch
     groups = again["by_category"]
     stored = result.get("by_category")
     if not isinstance(stored, Mapping):
-        check.fail("by_category", None if stored is None else stored, sorted(groups), "per-category rows missing")
+        check.fail("by_category", stored, list(groups), "per-category rows missing")
         return
     extra = sorted(set(stored) - set(groups))
     if extra:
