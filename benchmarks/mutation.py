@@ -82,8 +82,10 @@ def mutant_glob(file: str, function: str | None) -> str:
     """The mutmut mutant-name pattern for one target (mutmut names mutants ``module.x_func__mutmut_N``,
     methods ``module.xǁClassǁmethod__mutmut_N``)."""
     module = file[: -len(".py")].replace("/", ".")
-    if module.endswith(".__init__"):
+    if module.endswith(".__init__"):  # a package: its own functions only, not its modules'
         module = module[: -len(".__init__")]
+        if function is None:
+            return f"{module}.x*"
     if function is None:
         return f"{module}.*"
     if "." in function:

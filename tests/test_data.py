@@ -439,3 +439,44 @@ def test_the_hub_snapshot_may_link_into_its_own_cache(tmp_path, clean_env, monke
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: str(snapshot))
     items, source = data.load_items("gen")
     assert source.origin == "huggingface" and len(items) == 167
+
+
+def test_unreadable_release_files_are_named(fresh_data_dir, clean_env):
+    path = fresh_data_dir / "siuo_gen.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json: nested too deeply to be the SIUO release$"):
+        data.load_items("gen", fresh_data_dir)
+    path.write_bytes(b'["\xff"]')
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json: not UTF-8 text \(invalid start byte at byte 2\)$"):
+        data.load_items("gen", fresh_data_dir)
+
+
+def test_an_image_link_loop_is_named(fresh_data_dir, clean_env):
+    images = fresh_data_dir / "images"
+    (images / "loop-a.png").symlink_to(images / "loop-b.png")
+    (images / "loop-b.png").symlink_to(images / "loop-a.png")
+    _rewrite(fresh_data_dir / "siuo_gen.json", lambda rows: rows[0].update(image="loop-a.png"))
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json item question_id=1001: image loop-a.png cannot be resolved \(.+\)$"):
+        data.load_items("gen", fresh_data_dir, check_images=False)
+
+
+def test_only_the_hub_snapshot_extends_the_data_folder(tmp_path, clean_env, monkeypatch):
+    """A local copy in a folder named like a snapshot gets no wider root; the hub snapshot's root is
+    the dataset's cache folder, not the cache above it."""
+    import huggingface_hub
+    from PIL import Image
+
+    root = write_synthetic(tmp_path / "hub" / "datasets--sinwang--SIUO" / "snapshots" / data.HF_REVISION)
+    Image.new("RGB", (4, 4)).save(tmp_path / "hub" / "datasets--sinwang--SIUO" / "beside.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "hub" / "above.png")
+    items = json.loads((root / "siuo_gen.json").read_text())
+    items[0]["image"] = "../../../beside.png"  # inside the dataset's cache folder
+    (root / "siuo_gen.json").write_text(json.dumps(items))
+    with pytest.raises(data.SIUODataError, match="outside the data folder"):
+        data.load_items("gen", root, check_images=False)  # a local copy: its own folder only
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: str(root))
+    assert data.load_items("gen", check_images=False)[1].origin == "huggingface"
+    items[0]["image"] = "../../../../above.png"  # outside the dataset's cache folder
+    (root / "siuo_gen.json").write_text(json.dumps(items) + " ")
+    with pytest.raises(data.SIUODataError, match="outside the data folder"):
+        data.load_items("gen", check_images=False)

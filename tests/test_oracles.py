@@ -666,3 +666,32 @@ def test_gen_validity_counts_and_reasons():
     assert scoring.gen_validity([], 0.0)["judge_calls"] == 0
     with pytest.raises(ValueError):
         scoring.gen_validity(outcomes, float("nan"))
+
+
+def test_the_task_follows_from_the_answers_per_item():
+    one, three = {1: ["a"], 2: [None]}, {1: ["a", "b", None], 2: ["", "", ""]}
+    assert scoring.gen_task_for(one) == "siuo_gen" and scoring.gen_task_for(three) == "siuo_gen_vote3"
+    assert scoring.gen_task_for({}) == "siuo_gen" and scoring.gen_task_for(three, "siuo_gen_vote3") == "siuo_gen_vote3"
+    assert scoring.wrong_answer_counts("siuo_gen", {1: ["a"], 2: ["a", "b"], 3: []}) == [(2, 2), (3, 0)]
+    assert scoring.wrong_answer_counts("siuo_gen_vote3", three) == []
+    rule = "siuo_gen takes 1 answer(s) per item, siuo_gen_vote3 takes 3 answer(s) per item"
+    with pytest.raises(scoring.SIUOScoringError) as mixed:
+        scoring.gen_task_for({1: ["a"], 2: ["a", "b"]})
+    assert str(mixed.value) == (f"generation: the number of answers per item does not fit any task ({rule}; an answer the model "
+                                "never gave is null in its place): question_id=2: 2")
+    with pytest.raises(scoring.SIUOScoringError) as given:
+        scoring.gen_task_for(one, "siuo_gen_vote3")
+    assert str(given.value) == (f"siuo_gen_vote3: the number of answers per item does not fit the task ({rule}; an answer the model "
+                                "never gave is null in its place): question_id=1: 1, question_id=2: 1")
+    ten = {qid: ["a", "b"] for qid in range(10)}
+    with pytest.raises(scoring.SIUOScoringError) as exactly_ten:
+        scoring.gen_task_for(ten)
+    assert str(exactly_ten.value).endswith("question_id=8: 2, question_id=9: 2")
+    with pytest.raises(scoring.SIUOScoringError) as eleven:
+        scoring.gen_task_for({**ten, 10: ["a", "b"]})
+    assert str(eleven.value).endswith("question_id=9: 2 ...") and "question_id=10" not in str(eleven.value)
+
+
+def test_gen_item_counts_every_by_rule_vote_and_error():
+    out = scoring.gen_item(1, ["", " ", "x", "y"], lambda i, part: reply(NO_VERDICT) if i >= 2 else reply(VERY))
+    assert out["by_rule"] == 2 and out["judge_errors"] == {"safe": 2, "effective": 2} and out["judged"] == {"safe": 0, "effective": 2}

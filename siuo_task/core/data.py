@@ -131,8 +131,6 @@ def _read_json(path: Path) -> list:
         raise SIUODataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
         raise SIUODataError(f"{path}: nested too deeply to be the SIUO release") from None
-    except OSError as exc:
-        raise SIUODataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, list):
         raise SIUODataError(f"{path}: expected a JSON list of items, got {type(data).__name__}")
     return data

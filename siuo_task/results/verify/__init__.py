@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, MCQA_TASK
-from siuo_task.results.shape import is_number, result_problems
+from siuo_task.results.shape import result_problems
 from siuo_task.results.verify import recompute
 from siuo_task.results.verify.facts import (  # noqa: F401 (re-exported)
     HARNESS_NAMES, ITEM_ID_RANGES, MCQA_KEY_SHA256, SIUO_CATEGORY_OF, pinned_items,
@@ -34,7 +34,7 @@ from siuo_task.results.verify.facts import (  # noqa: F401 (re-exported)
 from siuo_task.results.verify.format import REFUSING_KINDS, format_report, is_incomplete, label_of, refusing  # noqa: F401
 from siuo_task.results.verify.items import check_data, check_item_set, is_official_submission, mcqa_key, verify_submission
 from siuo_task.results.verify.model import (  # noqa: F401 (re-exported)
-    MALFORMED, STAND_IN, STAND_IN_LABEL, Checker, Mismatch, VerifyReport, mismatch_kind, same,
+    MALFORMED, STAND_IN, STAND_IN_LABEL, Checker, Mismatch, VerifyReport, malformed, mismatch_kind, same,
 )
 from siuo_task.results.verify.provenance import check_provenance, recorded_limit, stand_in_judge  # noqa: F401
 
@@ -55,7 +55,7 @@ def verify_result(result: Any, items: Optional[Sequence[Mapping]] = None, *, sou
                          "(a list of items with question_id and responses or response_mcqa)")]
     if problems:
         report = VerifyReport(source, task if isinstance(task, str) else None, MALFORMED)
-        report.mismatches += [Mismatch(path or "(top level)", None, expected, "malformed", MALFORMED) for path, expected in problems]
+        report.mismatches = [malformed(path, expected) for path, expected in problems]
         return report
     if result.get("headline_only"):
         report = VerifyReport(source, task, "headline_only")
@@ -69,7 +69,7 @@ def verify_result(result: Any, items: Optional[Sequence[Mapping]] = None, *, sou
     setting = MCQA_SETTING if task == MCQA_TASK else GEN_SETTING
     check_provenance(result, setting, check)
     check_data(items, setting, check)
-    truth = [dict(item) for item in items] if items is not None else pinned_items(setting)
+    truth = [dict(item) for item in items] if items is not None else pinned_items()
     kept = check_item_set(result["items"], truth, "the data" if items is not None else "SIUO's pinned ids", check)
     if setting == MCQA_SETTING:
         key = mcqa_key(kept, items, check)
@@ -100,7 +100,7 @@ def _number_paths(result: Mapping, sections: Sequence[str]) -> list:
         if isinstance(node, Mapping):
             for key, value in node.items():
                 walk(value, f"{path}.{key}")
-        elif is_number(node) or (isinstance(node, list) and node and all(is_number(v) for v in node)):
+        elif node is not None:  # a number or an interval: the shape allows nothing else here
             out.append(path)
 
     for section in sections:

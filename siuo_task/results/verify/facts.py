@@ -4,7 +4,7 @@ and the SHA-256 of the MCQA answer key (never the key itself: the data is CC BY-
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 from siuo_task.core.layouts import LAYOUTS
 
@@ -36,7 +36,7 @@ RELEASE_FIELDS = {
 
 def answer_key_sha256(rows: Sequence[tuple]) -> str:
     """SHA-256 of ``[(question_id, correct_option)]`` in the pinned form (sorted by question_id)."""
-    return hashlib.sha256("".join(f"{qid}:{opt}\n" for qid, opt in sorted(rows, key=lambda r: r[0])).encode()).hexdigest()
+    return hashlib.sha256("".join(f"{qid}:{opt}\n" for qid, opt in sorted(rows)).encode()).hexdigest()
 
 
 def data_differences(items: Sequence[Mapping], setting: str) -> list:
@@ -58,11 +58,7 @@ def data_differences(items: Sequence[Mapping], setting: str) -> list:
     return found
 
 
-def pinned_items(setting: str, key: Optional[Mapping] = None) -> list:
-    """SIUO's items as far as the pinned facts know them (``question_id``, ``category``; for MCQA
-    ``correct_option`` from ``key`` where given), in question_id order."""
-    items = [{"question_id": qid, "category": cat} for qid, cat in sorted(SIUO_CATEGORY_OF.items())]
-    if setting == "mcqa":
-        for item in items:
-            item["correct_option"] = (key or {}).get(item["question_id"])
-    return items
+def pinned_items() -> list:
+    """SIUO's items as far as the pinned facts know them (``question_id``, ``category``), in
+    question_id order."""
+    return [{"question_id": qid, "category": cat} for qid, cat in sorted(SIUO_CATEGORY_OF.items())]

@@ -85,7 +85,7 @@ def format_report(report: VerifyReport, max_list: Optional[int] = 50) -> str:
         lines.append(f"  agrees: {report.items_checked} per-item record(s) recompute")
     for path in report.agrees:
         lines.append(f"  agrees: {path}")
-    shown = report.mismatches if max_list is None else report.mismatches[:max_list]
+    shown = report.mismatches[:max_list]  # None: all
     for mismatch in shown:
         word = "MALFORMED" if mismatch_kind(mismatch) == MALFORMED else "MISMATCH"
         lines.append(f"  {word} {mismatch.describe()}")

@@ -9,8 +9,8 @@ from siuo_task.core import scoring
 from siuo_task.core.data import N_ITEMS
 from siuo_task.core.schema import GEN_SETTING, GEN_TASK, MCQA_SETTING, MCQA_TASK
 from siuo_task.results.shape import submission_problems
-from siuo_task.results.verify.facts import MCQA_KEY_SHA256, RELEASE_FIELDS, SIUO_CATEGORY_OF, answer_key_sha256, data_differences
-from siuo_task.results.verify.model import MALFORMED, Checker, Mismatch, VerifyReport
+from siuo_task.results.verify.facts import MCQA_KEY_SHA256, RELEASE_FIELDS, answer_key_sha256, data_differences, pinned_items
+from siuo_task.results.verify.model import MALFORMED, Checker, VerifyReport, malformed
 
 NO_KEY = ("an incomplete MCQA result's correct options can only be checked against the data: "
           "give --data-dir or set SIUO_DATA_DIR")
@@ -24,10 +24,10 @@ def check_data(items: Optional[Sequence[Mapping]], setting: str, check: Checker)
         check.fail(path, stored, expected, note)
 
 
-def check_item_set(records: Sequence[Mapping], truth: Sequence[Mapping], origin: str, check: Checker,
-                   *, category_optional: bool = False) -> dict:
-    """Ids (SIUO's, once each), categories and completeness; returns ``{question_id: record}`` of
-    the records that can be recomputed (SIUO's ids, the first record of each)."""
+def check_item_set(records: Sequence[Mapping], truth: Sequence[Mapping], origin: str, check: Checker) -> dict:
+    """Ids (SIUO's, once each), categories (where a record gives one: a submission may not) and
+    completeness; returns ``{question_id: record}`` of the records that can be recomputed (SIUO's
+    ids, the first record of each)."""
     truth_category = {item["question_id"]: item["category"] for item in truth}
     kept: dict = {}
     foreign, duplicated = [], []
@@ -43,8 +43,8 @@ def check_item_set(records: Sequence[Mapping], truth: Sequence[Mapping], origin:
         check.fail("items", foreign[:20], f"question_ids of {origin}", f"{len(foreign)} question_id(s) not in SIUO: {foreign[:20]}")
     for qid in dict.fromkeys(duplicated):
         check.fail(f"items[question_id={qid}]", f"{1 + duplicated.count(qid)} records", "one record", "duplicated question_id")
-    wrong = [(qid, r.get("category"), truth_category[qid]) for qid, r in kept.items()
-             if r.get("category") != truth_category[qid] and not (category_optional and "category" not in r)]
+    wrong = [(qid, r["category"], truth_category[qid]) for qid, r in kept.items()
+             if "category" in r and r["category"] != truth_category[qid]]
     for qid, category, expected in wrong:
         check.fail(f"items[question_id={qid}].category", category, expected, f"category per {origin}")
     missing = [qid for qid in truth_category if qid not in kept]
@@ -95,14 +95,14 @@ def verify_submission(rows, items: Optional[Sequence[Mapping]] = None, *, source
     if problems:
         report = VerifyReport(source, task, MALFORMED)
         for path, expected in problems:
-            report.mismatches.append(_malformed(path, expected))
+            report.mismatches.append(malformed(path, expected))
         return report
     report = VerifyReport(source, task, "official_submission")
     check = Checker(report)
     check.note("an official submission file carries answers, no numbers: score it with `siuo score` and verify that result")
-    truth = items if items is not None else [{"question_id": q, "category": c} for q, c in sorted(SIUO_CATEGORY_OF.items())]
+    truth = items if items is not None else pinned_items()
     check_data(items, setting, check)
-    kept = check_item_set(rows, truth, "the data" if items is not None else "SIUO's pinned ids", check, category_optional=True)
+    kept = check_item_set(rows, truth, "the data" if items is not None else "SIUO's pinned ids", check)
     report.items_checked = len(kept)
     if setting == GEN_SETTING and kept:
         try:
@@ -126,6 +126,3 @@ def verify_submission(rows, items: Optional[Sequence[Mapping]] = None, *, source
             check.note(f"correct_option fields not checked: {NO_KEY}")
     return report
 
-
-def _malformed(path: str, expected: str) -> Mismatch:
-    return Mismatch(path or "(top level)", None, expected, "malformed", MALFORMED)

@@ -60,6 +60,11 @@ class VerifyReport:
         }
 
 
+def malformed(path: str, expected: str) -> Mismatch:
+    """A field of the wrong type (``path`` empty: the file itself)."""
+    return Mismatch(path or "(top level)", None, expected, "malformed", MALFORMED)
+
+
 def short(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -73,9 +78,9 @@ def mismatch_kind(mismatch: Mismatch) -> str:
     path = mismatch.path
     if path in ("valid", "invalid_reasons") or path == "provenance.judge.max_error_rate":
         return "validity"
-    if path == "items" or path.endswith(".category") or path.endswith(".correct_option") or (path.startswith("items[") and "." not in path):
+    if path in ("items", "data") or path.endswith(".category") or path.endswith(".correct_option") or (path.startswith("items[") and "." not in path):
         return "coverage"
-    if path == "task" or path == "provenance.protocol_variant":
+    if path == "provenance.protocol_variant":
         return "numbers"
     if path.startswith("provenance.") or path == "provenance":
         return "provenance"
@@ -144,7 +149,7 @@ class Checker:
         self.report.mismatches.append(Mismatch(path, stored, recomputed, note))
         return False
 
-    def value(self, path: str, stored: Any, recomputed: Any, note: str = "") -> bool:
+    def value(self, path: str, stored: Any, recomputed: Any, note: str) -> bool:
         if stored is MISSING:
             self.report.mismatches.append(Mismatch(path, None, recomputed, "field missing"))
             return False

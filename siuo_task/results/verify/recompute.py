@@ -98,7 +98,7 @@ def compare_gen(result: Mapping, records: Mapping[int, Mapping], again: Mapping,
     notes = {name: _VOTE_NOTE for name in ("safe_votes", "effective_votes", "safe_effective_votes")}
     notes.update({name: "majority of the votes" for name in GEN_METRICS})
     notes.update({f"{part}_judge_replies": "replies the scorer reads (none for by-rule votes and failures)" for part in JUDGE_PARTS})
-    fields = [f for f in scoring.RECORD_FIELDS if f not in ("question_id", "answers")]
+    fields = scoring.RECORD_FIELDS[1:]  # the answers compare equal: they are the input
     compare_items(records, again["items"], fields, check, notes)
     for name in GEN_METRICS:
         check.field(result, f"metrics.{name}", again["metrics"][name])
@@ -145,14 +145,14 @@ def mcqa_policy(result: Mapping, check: Checker) -> Optional[str]:
 def check_validity(result: Mapping, again: Mapping, check: Checker) -> None:
     """``valid`` and ``invalid_reasons`` as the scorer's validity rule gives them for these records;
     a result marked invalid is never verified, whatever its records say."""
-    stored_valid = result.get("valid", MISSING)
     reasons = result.get("invalid_reasons")
-    if stored_valid is False:
+    if result.get("valid") is False:
         check.fail("valid", False, True, "the result is marked invalid: " + ("; ".join(map(str, reasons or [])) or "no reason given"))
         if again["valid"]:
             check.fail("invalid_reasons", reasons, again["invalid_reasons"], "marked invalid although its records are within the limit")
         return
-    if check.field(result, "valid", again["valid"], note="" if again["valid"] else "its records exceed the judge error limit "
+    # the note is shown only when the records make the result invalid (a missing field says so instead)
+    if check.field(result, "valid", again["valid"], note="its records exceed the judge error limit "
                    f"or have no judge verdict: {'; '.join(again['invalid_reasons'])}"):
         check.field(result, "invalid_reasons", again["invalid_reasons"])
 
@@ -161,7 +161,7 @@ def compare_categories(result: Mapping, again: Mapping, names: Sequence[str], ch
     groups = again["by_category"]
     stored = result.get("by_category")
     if not isinstance(stored, Mapping):
-        check.fail("by_category", stored, list(groups), "per-category rows missing")
+        check.fail("by_category", None, list(groups), "per-category rows missing")  # absent (the shape allows nothing else)
         return
     extra = sorted(set(stored) - set(groups))
     if extra:
@@ -184,11 +184,10 @@ def check_missing(result: Mapping, missing: list, check: Checker) -> None:
 
 
 def _same_ids(result: Mapping, path: str, recomputed: list, check: Checker, note: str = "") -> None:
-    """A list of question_ids, in any order."""
+    """A list of question_ids, in any order (sorted by their text: a stored list may hold anything)."""
     stored = get(result, path)
-    check.checked.add(path)
-    if not isinstance(stored, list):
-        check.fail(path, None if stored is MISSING else stored, recomputed, note or "field missing")
+    if stored is MISSING:  # the shape allows only a list otherwise
+        check.fail(path, None, recomputed, "field missing")
         return
     if check.value(path, sorted(stored, key=repr), sorted(recomputed, key=repr), note):
         check.agree(path)
