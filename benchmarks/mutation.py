@@ -2,7 +2,8 @@
 
 It runs mutmut (https://github.com/boxed/mutmut, 3.x) over the targets listed in
 ``benchmarks/mutation_targets.txt`` (the pure core: data, prompts, mcqa, verdicts, metrics, scoring,
-and the judge's cache key) against the fast unit tests (``-m "not e2e"``), then prints
+the judge's cache key, and ``siuo verify``'s recomputation) against the fast unit tests
+(``-m "not e2e"``), then prints
 
     kill rate = killed / (mutants - equivalent mutants)
 
@@ -43,7 +44,8 @@ EQUIVALENT_FILE = HERE / "mutation_equivalent.txt"
 # The fast unit tests of the pure core (test_judge.py for the cache key); each mutant runs only those
 # of them that execute the mutated function (mutmut records that in a first, clean pass). The
 # end-to-end generation tests (test_gen_scoring.py: real HTTP, child processes) are left out: the
-# same code is checked through scoring.assemble_gen/score_gen with hand-built replies in test_oracles.py.
+# same code is checked through scoring.assemble_gen/score_gen with hand-built replies in test_oracles.py;
+# verify's recomputation through test_verify_recompute.py (results made by the scorer, no judge server).
 TEST_FILES = (
     "tests/test_metrics.py",
     "tests/test_mcqa.py",
@@ -54,6 +56,7 @@ TEST_FILES = (
     "tests/test_golden.py",
     "tests/test_verdicts.py",
     "tests/test_judge.py",
+    "tests/test_verify_recompute.py",
 )
 PYTEST_ARGS = ("-m", "not e2e and not upstream_bugs", "-p", "no:cacheprovider", "-q")
 COPY = ("siuo_task", "siuo_dev", "tests", "pyproject.toml", "README.md", "PROTOCOL.md")
@@ -79,8 +82,10 @@ def mutant_glob(file: str, function: str | None) -> str:
     """The mutmut mutant-name pattern for one target (mutmut names mutants ``module.x_func__mutmut_N``,
     methods ``module.xǁClassǁmethod__mutmut_N``)."""
     module = file[: -len(".py")].replace("/", ".")
-    if module.endswith(".__init__"):
+    if module.endswith(".__init__"):  # a package: its own functions only, not its modules'
         module = module[: -len(".__init__")]
+        if function is None:
+            return f"{module}.x*"
     if function is None:
         return f"{module}.*"
     if "." in function:

@@ -135,8 +135,9 @@ def test_compare_mcqa_hand_case(mcqa_pair, capsys):
 
 def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
     data_dir = mcqa_pair["data_dir"]
-    items = load_items("gen", data_dir, check_images=False)[0]
-    other = {it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE"] for it in items}
+    items = load_items("gen", data_dir, check_images=False)[0][:80]  # a --limit run of both models: the same 80 items
+    other = {it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE", "UNSAFE", None]
+             for it in items}
     with FakeOpenAIServer() as server:  # one judge endpoint for both models
         path_a = score_gen_file(data_dir, tmp_path, gen_answers(items), "gen_a.json", server=server)
         path_b = score_gen_file(data_dir, tmp_path, other, "gen_b.json", server=server)
@@ -160,9 +161,12 @@ def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
 
 
 def test_refuses_different_items_unless_told(mcqa_pair, capsys):
+    data = ("--data-dir", str(mcqa_pair["data_dir"]))  # an incomplete MCQA result's key is checked against the data only
     code, _, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"])
+    assert code == 2 and "give --data-dir" in err  # without the data its answer key can't be checked: refused
+    code, _, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], *data)
     assert code == 2 and "cover different items" in err and "only in" in err and "9021" in err and "--allow-different-items" in err
-    code, out, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], "--allow-different-items", "--json")
+    code, out, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], *data, "--allow-different-items", "--json")
     assert code == 0, err
     [report] = json.loads(out)
     assert report["n_items"] == 166 and report["item_differences"]["only_a"] == [9021]
@@ -196,7 +200,7 @@ def test_refuses_different_judges_unless_told(mcqa_pair, tmp_path, capsys):
 def test_refuses_results_whose_records_do_not_recompute_or_are_invalid(mcqa_pair):
     a, b = load(mcqa_pair["a"]), load(mcqa_pair["b"])
     tampered = edited(b, lambda r: r["items"][20].__setitem__("correct", 1))
-    with pytest.raises(CompareRefused, match="do not recompute"):
+    with pytest.raises(CompareRefused, match=r"B: does not verify \(NOT VERIFIED: 1 number differs \(items\[question_id=2002\].correct\)\)"):
         compare(a, tampered)
     invalid = edited(b, lambda r: r.update(valid=False, invalid_reasons=["too many failed requests"]))
     with pytest.raises(CompareRefused, match="too many failed requests"):

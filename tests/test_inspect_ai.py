@@ -22,7 +22,8 @@ from inspect_ai.scorer import SampleScore, Score  # noqa: E402
 
 from siuo_task.core import layouts, metrics as core_metrics, prompts, schema, scoring  # noqa: E402
 from siuo_task.core.data import load_items  # noqa: E402
-from siuo_task.harnesses.inspect_ai import evaluation, hooks, logs, tasks  # noqa: E402
+from siuo_task.harnesses.inspect_ai import evaluation, hooks, tasks  # noqa: E402
+from siuo_task.results.io import inspect_logs as logs  # noqa: E402
 from siuo_task.harnesses.inspect_ai.judging import BatchJudge  # noqa: E402
 from siuo_task.harnesses.inspect_ai.metrics import siuo_gen_rates, siuo_mcqa_rates  # noqa: E402
 from siuo_task.harnesses.inspect_ai.scorer import answer_of, gen_explanation, siuo_vote  # noqa: E402

@@ -42,7 +42,7 @@ def test_names_are_the_documented_ones(tmp_path):
     log = tmp_path / "2026-12-02T01-02-03-00-00_siuo-mcqa_Xy9.eval"
     assert layouts.linked_result_path(log, {}, "siuo_mcqa").name == "siuo_mcqa_2026-12-02T01-02-03-00-00_siuo-mcqa_Xy9.json"
     assert layouts.samples_file(log, {}, "siuo_mcqa") is None  # the samples are inside the log
-    assert layouts.reader_of(log) == "siuo_task.harnesses.inspect_ai.logs:read_results"
+    assert layouts.reader_of(log) == "siuo_task.results.io.inspect_logs:read_results"
     assert layouts.reader_of(log.with_suffix(".json")) == layouts.reader_of(log)  # inspect --log-format json
     assert layouts.shares_folder(log, {}) and not layouts.shares_folder(lmms, {"date": "20261202_010203"})
 

@@ -21,11 +21,13 @@ import pytest
 
 from siuo_task.results.agree import agreement
 from siuo_task.cli import main as siuo_main
+from siuo_task.core.schema import PROTOCOL_VERSION
 from siuo_task.core.data import load_items
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.judge import JudgeReply
 from siuo_task.results.report.model import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
 from siuo_task.results.report.figures import capability_figure, category_figure
+from siuo_task.results.release import ReleaseItems
 from siuo_task.results.report.render import to_markdown
 from siuo_task.results.io import ModelRecord, ReportInputError, load_records
 from siuo_task.core.scoring import assemble_gen, score_mcqa
@@ -288,7 +290,7 @@ def test_markdown_tables_numbers_and_picture(run, tmp_path):
             assert f"{record.gen['metrics'][name]:.2f} [{lo:.2f}–{hi:.2f}]" in row
         lo, hi = record.mcqa["ci95"]["accuracy"]
         assert f"{record.mcqa['metrics']['accuracy']:.2f} [{lo:.2f}–{hi:.2f}]" in row
-        assert f"| {JUDGE} |" in row and "| 0 / 0 |" in row
+        assert f"| {JUDGE} (protocol {PROTOCOL_VERSION}) |" in row and "| 0 / 0 |" in row
     # per-category table: one row per category present, one column per model
     cats = {i["category"] for i in records[0].gen["items"]}
     section = text.split("### Safe by category", 1)[1].split("###", 1)[0]
@@ -490,8 +492,9 @@ def test_export_without_logged_samples_uses_the_siuo_files(run, tmp_path):
 # ---------------------------------------------------------------------------------- agreement
 
 
-def _fabricated(items, answers, safe, effective, judge):
-    """A gen result graded by a judge whose verdicts are given per item (None: no verdict)."""
+def _fabricated(items, answers, safe, effective, judge, universe=None):
+    """A gen result graded by a judge whose verdicts are given per item (None: no verdict); ``universe``:
+    the data's items (default ``items``), for a result that answered only ``items`` of them."""
     def text(kind, vote):
         if vote is None:
             return "I cannot grade this."
@@ -504,7 +507,8 @@ def _fabricated(items, answers, safe, effective, judge):
         qid = item["question_id"]
         replies[f"{qid}/0/safe"] = JudgeReply(f"{qid}/0/safe", text("safe", s), None, False)
         replies[f"{qid}/0/effective"] = JudgeReply(f"{qid}/0/effective", text("effective", e), None, False)
-    return assemble_gen(answers, items, replies, judge={"model": judge})
+    recorded = {"model": judge, "endpoint_host": "127.0.0.1:9", "decoding": {"temperature": 0.0}, "dry_run": False}
+    return assemble_gen(answers, universe or items, replies, judge=recorded)
 
 
 def _kappa_by_hand(a, b):
@@ -614,8 +618,9 @@ def _mcqa_result(data_dir, correct_on, n=None):
     return score_mcqa(responses, items, source=source)
 
 
-def _report_md(records):
-    return to_markdown(build_report(records), {})
+def _report_md(records, data_dir=None):
+    release = ReleaseItems(str(data_dir), search=False) if data_dir else None
+    return to_markdown(build_report(records, release=release), {})
 
 
 def _row(text, first_cell):
@@ -641,7 +646,8 @@ def test_edited_headline_is_marked_not_verified(data_dir):
         build_report([ModelRecord("m-headline", mcqa=headline_only)], strict_verify=True)  # nothing to recompute
 
 
-def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsys):
+def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsys, clean_env):
+    clean_env.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub-cache"))  # no data at hand unless --data-dir names it
     result = _mcqa_result(data_dir, lambda i: i % 3 == 0)
     (tmp_path / "ok.json").write_text(json.dumps(result))
     tampered = copy.deepcopy(result)
@@ -661,9 +667,12 @@ def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsy
     # without the flag: reported, and marked
     assert siuo_main(["report", f"bad={tmp_path / 'edited.json'}"]) == 0
     assert "NOT VERIFIED: 1 number differs" in capsys.readouterr().out
-    # an incomplete (--limit) run is marked, not refused: its numbers are what its records say
+    # an incomplete (--limit) run is marked, not refused: its numbers are what its records say, once its
+    # answer key is checked against the data (without the data, only a complete key can be checked)
     (tmp_path / "partial.json").write_text(json.dumps(_mcqa_result(data_dir, lambda i: True, n=10)))
-    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify"]) == 0
+    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify"]) == 2
+    assert "items[].correct_option" in capsys.readouterr().err
+    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify", "--data-dir", str(data_dir)]) == 0
     assert "siuo_mcqa: NOT VERIFIED: incomplete (10 of 167 items)" in capsys.readouterr().out
 
 
@@ -678,20 +687,21 @@ def test_two_models_get_the_paired_row(data_dir):
     MCQA accuracy: both right on 5, only B on 4, neither on 1: A - B = -40 pp, p = 2 * (1/2)^4 = 0.125;
     p1 = 0.5, p2 = 0.9, phi = (5*1 - 0*4)/sqrt(5*5*9*1) = 1/3, interval [-64.84, -7.06].
     """
-    items = load_items("gen", data_dir, check_images=False)[0][:10]
+    universe = load_items("gen", data_dir, check_images=False)[0]
+    items = universe[:10]
     answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
-    gen_a = _fabricated(items, answers, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0], [1] * 10, "judge-a")
-    gen_b = _fabricated(items, answers, [1, 1, 1, 0, 0, 0, 1, 0, 0, 0], [1] * 10, "judge-a")
+    gen_a = _fabricated(items, answers, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0], [1] * 10, "judge-a", universe)
+    gen_b = _fabricated(items, answers, [1, 1, 1, 0, 0, 0, 1, 0, 0, 0], [1] * 10, "judge-a", universe)
     mcqa_a = _mcqa_result(data_dir, lambda i: i < 5, n=10)
     mcqa_b = _mcqa_result(data_dir, lambda i: i < 9, n=10)
-    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-b", gen=gen_b, mcqa=mcqa_b)])
+    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-b", gen=gen_b, mcqa=mcqa_b)], data_dir)
     cells = _row(text, "A − B (paired)").split(" | ")
     assert cells[1] == "+20.00 pp [-15.19, +48.39], McNemar p=0.6250 (n=10)"
     assert cells[4] == "-40.00 pp [-64.84, -7.06], McNemar p=0.1250 (n=10)"
     assert "A = model-a, B = model-b" in text and "exact McNemar" in text
     # different judges: the row says why the two are not paired; one setting missing: said too
-    gen_c = _fabricated(items, answers, [1] * 10, [1] * 10, "judge-c")
-    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-c", gen=gen_c)])
+    gen_c = _fabricated(items, answers, [1] * 10, [1] * 10, "judge-c", universe)
+    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-c", gen=gen_c)], data_dir)
     cells = _row(text, "A − B (paired)").split(" | ")
     assert cells[1].startswith("not paired: A and B were not scored the same way (judge model: 'judge-a' vs 'judge-c'")
     assert cells[4] == "not paired: only model-a has MCQA results"

@@ -10,7 +10,8 @@ Where the data comes from, in order:
    ``HF_HUB_OFFLINE=1``).
 
 Every load is validated before anything runs: 167 items, the nine categories, unique
-``question_id``s, every field present and of the right type, every image present and decodable.
+``question_id``s, every field present and of the right type, every image inside the data folder
+(after following links) and, unless told otherwise, present and decodable.
 A problem raises :class:`SIUODataError` naming the item and the field or file at fault.
 """
 
@@ -105,6 +106,19 @@ def _hub_snapshot() -> Path:
     return Path(path)
 
 
+def cached_hub_snapshot() -> Optional[Path]:
+    """The pinned revision's folder when it is already in the local Hugging Face cache (nothing is
+    downloaded), else ``None``."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(repo_id=HF_REPO, repo_type="dataset", revision=HF_REVISION, local_files_only=True,
+                                 allow_patterns=[FILES[GEN_SETTING], FILES[MCQA_SETTING], f"{IMAGES_DIR}/*"])
+    except Exception:  # noqa: BLE001 - not cached, or no huggingface_hub
+        return None
+    return Path(path)
+
+
 def _read_json(path: Path) -> list:
     if not path.is_file():
         raise SIUODataError(f"missing data file: {path}")
@@ -113,6 +127,10 @@ def _read_json(path: Path) -> list:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise SIUODataError(f"{path}: not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise SIUODataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise SIUODataError(f"{path}: nested too deeply to be the SIUO release") from None
     if not isinstance(data, list):
         raise SIUODataError(f"{path}: expected a JSON list of items, got {type(data).__name__}")
     return data
@@ -133,6 +151,26 @@ def _check_image(path: Path, where: str, decode: bool = False) -> None:
                 img.load()
     except Exception as exc:
         raise SIUODataError(f"{where}: image {path} cannot be decoded ({type(exc).__name__}: {exc})") from exc
+
+
+def _root(source: DataSource) -> Path:
+    """The folder every image must resolve into: the data folder; for the pinned Hugging Face
+    snapshot, the dataset's cache folder (its files are links into the ``blobs`` folder beside it)."""
+    folder = source.data_dir.resolve()
+    if source.origin == "huggingface" and folder.parent.name == "snapshots":
+        return folder.parents[1]
+    return folder
+
+
+def _check_inside(image_path: Path, root: Path, where: str, image: str) -> None:
+    """An item's image must be a file inside the data folder after every link is followed: an
+    absolute path, ``..`` or a link that leads elsewhere would send that file to the judge."""
+    try:
+        resolved = image_path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise SIUODataError(f"{where}: image {image} cannot be resolved ({exc})") from None
+    if not resolved.is_relative_to(root):
+        raise SIUODataError(f"{where}: image {image} resolves to {resolved}, outside the data folder {root}")
 
 
 def validate_items(items: list, setting: str, source_name: str, *, expect_n: Optional[int] = N_ITEMS) -> None:
@@ -207,8 +245,10 @@ def load_items(
         items = _read_json(path)
         validate_items(items, setting, path.name)
         images_dir = source.data_dir / IMAGES_DIR
+        root = _root(source)
         for item in items:
             image_path = images_dir / item["image"]
+            _check_inside(image_path, root, f"{path.name} item question_id={item['question_id']}", item["image"])
             if check_images:
                 _check_image(image_path, f"{path.name} item question_id={item['question_id']}", decode_images)
             item["image_path"] = str(image_path)

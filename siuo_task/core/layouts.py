@@ -146,7 +146,7 @@ INSPECT_AI = HarnessLayout(
     # the task first: inspect takes any timestamped .json in its log folder for one of its logs
     siuo_name=lambda stamp, task: f"{task}_{stamp}.json",
     samples_name=lambda path, task: None,  # the samples live inside the log
-    reader="siuo_task.harnesses.inspect_ai.logs:read_results",
+    reader="siuo_task.results.io.inspect_logs:read_results",
     shared_folder=True,
 )
 
@@ -222,3 +222,15 @@ def results_folder(output_path=None) -> Path:
         base = Path(output_path).expanduser()
         return base.parent if base.suffix == ".json" else base
     return Path.cwd() / DEFAULT_RESULTS_DIR
+
+
+INSPECT_PACKAGE = "siuo_task"  # the registry prefix of SIUO's tasks in inspect (siuo_task/siuo_gen)
+
+
+def inspect_task_name(task: str) -> Optional[str]:
+    """inspect's name of a task -> SIUO's: ``siuo_task/siuo_gen`` (or ``siuo_gen``, run from a file)
+    -> ``siuo_gen``; ``None`` for other tasks. Used by the inspect hooks and the log reader."""
+    from siuo_task.core.schema import TASKS
+
+    name = str(task).rsplit("/", 1)[-1]
+    return name if name in TASKS and (str(task) == name or str(task).startswith(INSPECT_PACKAGE + "/")) else None

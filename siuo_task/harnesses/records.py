@@ -67,8 +67,12 @@ def mcqa_process_results(doc, results) -> dict:
 
 
 def make_gen_process_results(task: str) -> Callable:
+    expected = schema.ANSWERS_PER_ITEM[task]
+
     def process_results(doc, results) -> dict:
-        record = {"task": task, "question_id": doc["question_id"], "answers": answers_from_results(results)}
+        answers = answers_from_results(results)
+        answers += [None] * (expected - len(answers))  # a reply the harness never handed over: no text, counted as such
+        record = {"task": task, "question_id": doc["question_id"], "answers": answers}
         return _per_metric(record, doc, schema.GEN_METRICS)
 
     process_results.__name__ = f"{task}_process_results"

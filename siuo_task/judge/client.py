@@ -236,7 +236,7 @@ class JudgeClient:
             if self.config.default_cache:  # a dry run never fills the cache a real run reads
                 return reply, None
         return reply, {"model": self.config.model, "response_model": answer.model, "request_shape": answer.shape,
-                       "params": self.config.shape_params(answer.shape), "text": text, "usage": usage}
+                       "params": self.config.shape_params(answer.shape), "text": text, "usage": usage, "dry_run": answer.dry_run}
 
     # ------------------------------------------------------------------ preflight
     def preflight(self) -> None:
@@ -371,7 +371,7 @@ class JudgeClient:
                     transport.preload()  # a call will be needed: import the SDK while the lookups go on
                 elif entry is not None:
                     usage = entry.get("usage") if isinstance(entry.get("usage"), dict) else {}
-                    self._bump(cache_hits=1)
+                    self._bump(cache_hits=1, dry_run_replies=int(entry.get("dry_run") is True))  # a cached dry-run reply stays one
                     finish(JudgeReply(r.key, entry["text"], None, cached=True,
                                       prompt_tokens=as_count(usage.get("prompt_tokens")),
                                       completion_tokens=as_count(usage.get("completion_tokens"))))

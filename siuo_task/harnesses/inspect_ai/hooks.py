@@ -22,7 +22,7 @@ from inspect_ai.hooks import Hooks, RunEnd, TaskStart, hooks
 from siuo_task.core.scoring import SIUORunAborted
 
 from . import evaluation
-from .logs import siuo_task_name
+from siuo_task.core.layouts import inspect_task_name as siuo_task_name
 
 CLI_COMMANDS = ("eval", "eval-retry")
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from siuo_task.results import compare
 from siuo_task.results.report.other_numbers import NOT_COMPARABLE
 from siuo_task.core import metrics
-from siuo_task.results import verify
 from siuo_task.core.data import CATEGORIES, N_ITEMS
-from siuo_task.results.io import ModelRecord, ReportInputError
 from siuo_task.core.schema import (  # noqa: F401 (METRIC_LABELS: re-exported for the figures)
-    ACCURACY, GEN_METRICS, GEN_SETTING, HEADLINE_METRICS, MCQA_SETTING, MCQA_TASK, METRIC_LABELS, SAFE, SAFE_EFFECTIVE, SETTING_LABELS,
+    ACCURACY, HEADLINE_METRICS, MCQA_SETTING, MCQA_TASK, METRIC_LABELS, SAFE, SAFE_EFFECTIVE,
+)
+from siuo_task.results.io import ModelRecord
+from siuo_task.results.report.verification import (  # noqa: F401 (re-exported: the report's verification API)
+    PAIRED_LABEL, Verification, check_strict, paired_row, stand_in_label, verification_notes, verified_cell, verify_record,
 )
 
 
@@ -102,7 +103,7 @@ def by_category(record: ModelRecord, name: str) -> dict:
     for cat, row in (result.get("by_category") or {}).items():
         rate, n = row.get(name), row.get("n")
         ci = (row.get("ci95") or {}).get(name)
-        if ci is None and rate is not None and n:
+        if ci is None and rate is not None and isinstance(n, int) and n > 0 and 0 <= rate <= 100:
             ci = metrics.wilson_ci95(round(rate * n / 100.0), n)
         out[cat] = (rate, ci, n)
     return out
@@ -133,11 +134,13 @@ def _protocol(result: Optional[dict]):
     return ((result or {}).get("provenance") or {}).get("protocol_version")
 
 
-def _judge_name(record: ModelRecord) -> str:
+def _judge_name(record: ModelRecord, checks: Sequence[Verification] = ()) -> str:
     judge = ((record.gen or {}).get("provenance") or {}).get("judge") or {}
+    name = judge.get("model") or "–"
+    label = stand_in_label(checks)
     versions = sorted({str(v) for v in (_protocol(record.gen), _protocol(record.mcqa)) if v is not None})
-    protocol = f" (protocol {', '.join(versions)})" if versions else ""
-    return (judge.get("model") or "–") + protocol
+    cell = f"{name} ({label})" if label else name
+    return cell + (f" (protocol {', '.join(versions)})" if versions else "")
 
 
 # ------------------------------------------------------------------------------------ comparability
@@ -274,115 +277,11 @@ def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] 
     return notes
 
 
-# --------------------------------------------------------------------------------------- verification
-#
-# Every result shown is checked as `siuo verify` checks it (its numbers recomputed from its per-item
-# records, its items, provenance and validity); the headline table says which verify. With
-# --strict-verify a result whose numbers don't recompute, whose items are not SIUO's, that is marked
-# invalid, or that has no per-item records to check refuses the report. An incomplete (--limit) run
-# or a provenance difference is shown with its label, not refused: its numbers are what its records say.
-
-SHOWN_MISMATCHES = 3
-STRICT_REFUSED_KINDS = ("numbers", "validity")
-
-
-@dataclass
-class Verification:
-    task: str
-    ok: bool
-    label: str
-    mismatches: list  # verify.Mismatch
-    headline_only: bool = False
-
-    @property
-    def refused_by_strict(self) -> bool:
-        """Whether ``--strict-verify`` refuses this result (see the comment above)."""
-        if self.ok:
-            return False
-        if self.headline_only:
-            return True
-        for mismatch in self.mismatches:
-            kind = verify.mismatch_kind(mismatch)
-            if kind in STRICT_REFUSED_KINDS:
-                return True
-            if kind == "coverage" and not (mismatch.path == "items" and str(mismatch.note).startswith("incomplete")):
-                return True  # ids, categories or the answer key are not SIUO's
-        return False
-
-
-def verify_record(record: ModelRecord) -> list:
-    """One :class:`Verification` per result of ``record`` (no data folder: the pinned facts are used)."""
-    out = []
-    for result in record.results():
-        ok, label, mismatches = verify.verification_label(result)
-        out.append(Verification(result.get("task"), ok, label, mismatches, bool(result.get("headline_only"))))
-    return out
-
-
-def check_strict(verified: dict) -> None:
-    """``--strict-verify``: raise :class:`ReportInputError` naming every refused result."""
-    refused = [f"{model} {v.task}: {v.label}" for model, checks in verified.items() for v in checks if v.refused_by_strict]
-    if refused:
-        raise ReportInputError(
-            "--strict-verify: refusing to report result(s) that do not verify: " + "; ".join(refused)
-            + ". Run `siuo verify` on their sources (listed under Provenance without --strict-verify) to see every mismatch.")
-
-
-def _verified_cell(checks: Sequence[Verification]) -> str:
-    return "; ".join(f"{v.task}: {v.label}" for v in checks) or "–"
-
-
-def _clip(text: str, limit: int = 240) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def verification_notes(checks: Sequence[Verification]) -> list:
-    notes = []
-    for v in checks:
-        if v.ok:
-            continue
-        if v.headline_only:
-            notes.append(f"{v.task}: not verifiable - headline numbers only, no per-item file to recompute them from.")
-            continue
-        shown = "; ".join(_clip(m.describe()) for m in v.mismatches[:SHOWN_MISMATCHES])
-        more = f" (+{len(v.mismatches) - SHOWN_MISMATCHES} more)" if len(v.mismatches) > SHOWN_MISMATCHES else ""
-        notes.append(f"{v.task}: {v.label} - {shown}{more}; run `siuo verify` on its file for every mismatch.")
-    return notes
-
-
-# ------------------------------------------------------------------------------------------ paired
-
-PAIRED_LABEL = "A − B (paired)"
-
-
-def paired_row(records: Sequence[ModelRecord], header: Sequence[str]) -> Optional[tuple]:
-    """``(row, caption)`` for the headline table when exactly two models are shown, else ``None``.
-
-    Each metric's cell is :func:`siuo_task.compare.paired_cells`' text (A − B in percentage points,
-    Newcombe 95% interval, exact McNemar p, n), or why the two can't be paired."""
-    if len(records) != 2:
-        return None
-    a, b = records
-    cells = compare.paired_cells(a.results(), b.results())
-    for setting, pick, names in ((GEN_SETTING, lambda r: r.gen, GEN_METRICS), (MCQA_SETTING, lambda r: r.mcqa, (ACCURACY,))):
-        have = [rec.name for rec in records if pick(rec) is not None]
-        if len(have) == 1:
-            for name in names:
-                cells.setdefault(name, f"not paired: only {have[0]} has {SETTING_LABELS[setting]} results")
-    row = [PAIRED_LABEL] + [cells.get(name, "–") for name in HEADLINE_METRICS]
-    row += [""] * (len(header) - len(row))
-    caption = (f"{PAIRED_LABEL}: A = {a.name}, B = {b.name}, on the items both answered: the difference in percentage "
-               "points with its 95% interval (Newcombe's paired score method) and the exact McNemar p-value (two-sided), "
-               "as `siuo compare` gives them (per category: `siuo compare`). Pairing uses each item's outcome for "
-               "both models, so it is usually sharper than comparing the two intervals above.")
-    return row, caption
-
-
 # --------------------------------------------------------------------------------------------- tables
 
 
-def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = None) -> Table:
-    verified = verified if verified is not None else {rec.name: verify_record(rec) for rec in records}
+def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = None, release=None) -> Table:
+    verified = verified if verified is not None else {rec.name: verify_record(rec, release) for rec in records}
     header = ["Model", "Safe", "Effective", "Safe & Effective", "MCQA accuracy", "n (gen / MCQA)",
               "judge errors (safe / effective)", "MCQA unparsed / failed", "judge", "verified"]
     rows = []
@@ -390,13 +289,14 @@ def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = No
         row = [rec.name]
         for name in HEADLINE_METRICS:
             row.append(fmt_rate(*overall(rec, name)))
-        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec),
-                _verified_cell(verified.get(rec.name, []))]
+        checks = verified.get(rec.name, [])
+        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec, checks),
+                verified_cell(checks)]
         rows.append(row)
     caption = ("Judge-graded by the LLM judge named in the judge column; judge errors count gradings with no verdict. "
                "verified: every number recomputed from the result's per-item records, as `siuo verify` does "
                "(NOT VERIFIED says why; the model notes list the mismatches).")
-    paired = paired_row(records, header)
+    paired = paired_row(records, header, release)
     if paired is not None:
         rows.append(paired[0])
         caption += " " + paired[1]
@@ -531,16 +431,18 @@ def provenance_rows(record: ModelRecord) -> list:
 
 
 def build_report(records: Sequence[ModelRecord], *, paper: bool = False, capability: Optional[str] = None,
-                 title: str = "SIUO report", strict_verify: bool = False) -> Report:
+                 title: str = "SIUO report", strict_verify: bool = False, release=None) -> Report:
+    """``release``: the release items to verify against (:class:`~siuo_task.results.release.ReleaseItems`;
+    none: the pinned facts)."""
     if not records:
         raise ValueError("no models to report")
-    verified = {rec.name: verify_record(rec) for rec in records}
+    verified = {rec.name: verify_record(rec, release) for rec in records}
     if strict_verify:
         check_strict(verified)
     axis = choose_capability(records, capability)
     return Report(
         title=title,
-        headline=headline_table(records, verified),
+        headline=headline_table(records, verified, release),
         comparability=comparability_notes(records),
         model_notes={rec.name: model_notes(rec, verified[rec.name]) for rec in records},
         category_tables=category_tables(records),

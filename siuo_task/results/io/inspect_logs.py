@@ -21,18 +21,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from siuo_task.core import schema
-
-PACKAGE = "siuo_task"  # the registry prefix of SIUO's tasks in inspect (siuo_task/siuo_gen)
-
+from siuo_task.core.layouts import inspect_task_name as siuo_task_name
 
 class InspectLogError(ValueError):
     """A log that can't be read; the message names the file and the fix."""
-
-
-def siuo_task_name(task: str) -> Optional[str]:
-    """``siuo_task/siuo_gen`` (or ``siuo_gen``, run from a file) -> ``siuo_gen``; ``None`` for other tasks."""
-    name = str(task).rsplit("/", 1)[-1]
-    return name if name in schema.TASKS and (str(task) == name or str(task).startswith(PACKAGE + "/")) else None
 
 
 def _header(path: Path) -> Mapping:
