@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Optional
 
 from siuo_task.core.data import FILES, IMAGES_DIR
+from siuo_task.judge.host_vars import VARIABLES as JUDGE_VARIABLES  # lmms-eval's judge variables (API_TYPE, MODEL_VERSION, ...)
 
 
 def offline_env(extra: Optional[dict] = None) -> dict:
     """Environment for a harness or CLI child process: offline, quiet, and without the caller's
-    ``SIUO_*`` / ``OPENAI_*`` settings (so a developer's real key or judge never leaks into a test)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
+    ``SIUO_*`` / ``OPENAI_*`` settings nor lmms-eval's judge variables (so a developer's real key or
+    judge never leaks into a test)."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith(("SIUO_", "OPENAI_", "AZURE_")) or k in JUDGE_VARIABLES)}
     env.update(
         {
             "HF_HUB_OFFLINE": "1",

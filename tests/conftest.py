@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from siuo_dev.testing import PYTHON, build_data_dir, find_release_json, harness_env  # noqa: F401 (PYTHON, harness_env: for the tests)
+from siuo_dev.testing import JUDGE_VARIABLES, PYTHON, build_data_dir, find_release_json, harness_env  # noqa: F401 (PYTHON, harness_env: for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_BUGS_ENV = "SIUO_RUN_UPSTREAM_BUGS"
@@ -48,9 +48,9 @@ def fresh_data_dir(tmp_path, data_dir):
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    """No SIUO_/OPENAI_ settings from the caller's environment leak into a test."""
+    """No SIUO_/OPENAI_ settings nor lmms-eval's judge variables from the caller's environment leak into a test."""
     for key in list(os.environ):
-        if key.startswith(("SIUO_", "OPENAI_")):
+        if key.startswith(("SIUO_", "OPENAI_", "AZURE_")) or key in JUDGE_VARIABLES:
             monkeypatch.delenv(key, raising=False)
     return monkeypatch
 

@@ -131,3 +131,28 @@ def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsy
     clean_env.setenv("SIUO_TASK_SOURCE", "host")
     code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa")
     assert code == 0 and checks["discovery"]["status"] == "warn" and "not siuo-task's" in checks["discovery"]["detail"]
+
+
+def test_the_judge_check_names_the_variables_and_lmms_evals_judge(clean_env, capsys, data_dir, tmp_path):
+    """With only lmms-eval's judge variables (OPENAI_API_URL from a .env file), the doctor's judge is
+    that one and names where each setting came from; with SIUO_JUDGE_* pointing elsewhere it warns,
+    naming both judges; never a key."""
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("SIUO_DATA_DIR", str(data_dir))
+    clean_env.setenv("SIUO_JUDGE_CACHE", "off")
+    with FakeOpenAIServer(require_key=SECRET) as lmms, FakeOpenAIServer() as siuo:
+        (tmp_path / ".env").write_text(f"OPENAI_API_URL={lmms.url}/chat/completions\nOPENAI_API_KEY={SECRET}\n")
+        clean_env.setenv("MODEL_VERSION", "fake-judge")
+        code, report, checks = doctor(capsys, "--tasks", "siuo_gen")
+        judge = checks["judge"]
+        assert code == 0 and judge["status"] == "ok" and lmms.chat_calls == 1
+        assert "model from MODEL_VERSION, URL from OPENAI_API_URL (.env), key from OPENAI_API_KEY (.env)" in judge["detail"]
+        assert str(tmp_path / ".env") in judge["detail"]
+        clean_env.setenv("SIUO_JUDGE_BASE_URL", siuo.url)
+        code, report, checks = doctor(capsys, "--tasks", "siuo_gen")
+        judge = checks["judge"]
+        assert code == 0 and judge["status"] == "warn" and siuo.chat_calls == 1 and lmms.chat_calls == 1
+        port = lmms.url.split("//")[1].split("/")[0]
+        assert "fake-judge at 127.0.0.1" in judge["detail"] and f"fake-judge at {port}" in judge["detail"].split("not with")[1]
+        assert "SIUO_JUDGE_BASE_URL" in judge["detail"] and "[WARN] judge" in format_report(report)
+        assert "Authorization" not in json.dumps(siuo.requests)  # OPENAI_API_KEY stays with OPENAI_API_URL

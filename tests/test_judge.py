@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import siuo_task.judge.cache as cache_module
+import siuo_task.judge.host_vars as host_vars
 import siuo_task.judge.images as images_module
 from siuo_task.judge import (
     CACHE_FORMAT,
@@ -53,7 +54,7 @@ ENV_VARS = [
     "SIUO_JUDGE_REASONING_EFFORT", "SIUO_JUDGE_MAX_COMPLETION_TOKENS", "SIUO_JUDGE_MAX_WAIT",
     "SIUO_JUDGE_MAX_ERROR_RATE", "SIUO_JUDGE_AZURE_API_VERSION", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
     "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", *host_vars.VARIABLES,
 ]
 
 
@@ -61,6 +62,7 @@ ENV_VARS = [
 def _clean_env(monkeypatch):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(host_vars, "find_dotenv", lambda: None)  # no .env of the working folder (tests/test_judge_vars.py reads one)
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ The checks, in the order a run meets them:
   and the listing command that shows them
 - ``data``      where the items come from (``SIUO_DATA_DIR`` or the hub cache at the pinned revision)
   and whether they validate (:mod:`siuo_task.data`)
-- ``judge``     the endpoint and model ``SIUO_JUDGE_*`` select and whether it answers (the preflight a
-  generation run does before any model runs); skipped when the tasks need no judge
+- ``judge``     the endpoint and model the judge settings select (``SIUO_JUDGE_*``, then lmms-eval's
+  judge variables and its ``.env``), the variable each came from, and whether it answers (the
+  preflight a generation run does before any model runs); a warning when lmms-eval's variables name
+  another judge; skipped when the tasks need no judge
 - ``decoding``  given ``--model``: whether that lmms-eval model class decodes as the tasks ask (the
   check the tasks themselves warn with, :func:`siuo_task.harnesses.lmms_eval.decoding.class_decoding`)
 """
@@ -176,9 +178,10 @@ def check_judge(tasks: str) -> Check:
     try:
         config = JudgeConfig.from_env()
     except (ValueError, TypeError) as exc:
-        return Check("judge", FAIL, f"the judge settings are invalid: {exc}", "fix the SIUO_JUDGE_* variable it names")
+        return Check("judge", FAIL, f"the judge settings are invalid: {exc}", "fix the variable it names (docs/judge.md)")
     target = config.target  # the endpoint, resolved once: which API, where the URL came from, how the key travels
     where = f"{config.model} at {target.described}, sent {target.auth}"
+    settings = f"settings: {config.settings_described}" + (f"; read over {config.dotenv_path}" if config.dotenv_path else "")
     try:
         with JudgeClient(config) as client:
             if client.proxy is not None:
@@ -188,7 +191,13 @@ def check_judge(tasks: str) -> Check:
         return Check("judge", FAIL, f"{where}: {exc}",
                      "start the judge server, or set SIUO_JUDGE_BASE_URL / SIUO_JUDGE_API_KEY / SIUO_JUDGE_MODEL (README: The judge); "
                      "`--predict_only` runs without a judge")
-    return Check("judge", OK, f"{where}: it answers")
+    differs = config.differs_from_lmms_eval()
+    if differs:  # the run would warn before generation: the same words here
+        dotenv = f" (settings read over {config.dotenv_path})" if config.dotenv_path else ""
+        return Check("judge", WARN, f"{where}: it answers{dotenv}. {differs}",
+                     "nothing to fix if SIUO's judge is the one you mean; otherwise unset the SIUO_JUDGE_* variables it names "
+                     "or set lmms-eval's to the same judge")
+    return Check("judge", OK, f"{where}: it answers ({settings})")
 
 
 def check_decoding(model: str, model_args: Optional[str], gen_kwargs: Optional[str], tasks: str, force_simple: bool = False) -> Check:

@@ -50,7 +50,7 @@ def judge_preflight(config, log: Callable[[str], None], *, skip: bool = False, h
     except Exception as exc:
         _escape_if_swallowed(harness_name, exc)
         raise
-    log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call")
+    log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call ({config.settings_described})")
 
 
 def format_table(result: dict, path: Optional[Path]) -> str:
@@ -111,7 +111,8 @@ class ScoringSession:
 
     def __init__(self, task: str, call: HarnessCall, *, task_config: Optional[Mapping] = None,
                  model_decoding: Optional[dict] = None, info: Callable[[str], None] = print,
-                 warning: Callable[[str], None] = print, judge: Optional[object] = None):
+                 warning: Callable[[str], None] = print, judge: Optional[object] = None,
+                 usage_sink: Optional[Callable[[str, int, int], None]] = None):
         schema.setting_of(task)  # a known task
         self.task = task
         self.call = call
@@ -132,14 +133,21 @@ class ScoringSession:
         # instead of a JudgeClient of the session's own; the harness closes it. inspect-ai's adapter
         # judges each sample as it completes and hands the same judge here, so scoring replays its replies.
         self.judge = judge
+        # The harness's own usage accounting for the judge's calls (lmms-eval 0.7: log_usage), or None.
+        self.usage_sink = usage_sink
         self._results: dict = {}
         self._lock = threading.Lock()
         self.path: Optional[Path] = None
 
     def preflight(self) -> None:
-        """Check the judge before any model runs (generation; not when the harness only predicts)."""
-        if self.judge_config is not None:
-            judge_preflight(self.judge_config, self._info, skip=self.call.predict_only, harness_name=self.call.name)
+        """Check the judge before any model runs (generation; not when the harness only predicts), and
+        warn when lmms-eval's judge variables name another judge than the one SIUO will use."""
+        if self.judge_config is None or self.call.predict_only:
+            return
+        differs = self.judge_config.differs_from_lmms_eval()
+        if differs:
+            self._warning(f"SIUO {self.task}: {differs}")
+        judge_preflight(self.judge_config, self._info, harness_name=self.call.name)
 
     def score(self, records: list) -> dict:
         if not records:
@@ -200,7 +208,7 @@ class ScoringSession:
         if self.judge is not None:
             return scoring.score_gen(answers, items, self.judge, source=source, harness=self.harness,
                                      variant=scoring.gen_variant(self.task, answers), task=self.task, progress=False)
-        with JudgeClient(self.judge_config) as client:
+        with JudgeClient(self.judge_config, usage_sink=self.usage_sink) as client:
             return scoring.score_gen(answers, items, client, source=source, harness=self.harness,
                                      variant=scoring.gen_variant(self.task, answers), task=self.task)
 

@@ -18,6 +18,7 @@ Nothing here touches the network or imports the SDK at import time.
 
 from siuo_task.core.judging import Judge, JudgeReply, JudgeRequest
 
+from . import host_vars  # noqa: F401 - lmms-eval's judge variables (siuo_task.judge.host_vars)
 from .cache import CACHE_FORMAT, cache_key
 from .client import (
     BUDGET_ERROR,

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 from siuo_task.core.judging import JudgeReply, JudgeRequest
 
@@ -76,8 +76,12 @@ class JudgeClient:
     # a warm cache needs no judge at all, a cold one fails on its first call, not its 300th).
     preflight_first: bool = False
 
-    def __init__(self, config: JudgeConfig):
+    def __init__(self, config: JudgeConfig, usage_sink: Optional[Callable[[str, int, int], None]] = None):
+        """``usage_sink(model, prompt_tokens, completion_tokens)``, when given, is called for every judge
+        reply that reports its usage (not the preflight, never a cache hit): a harness's own usage
+        accounting. A sink that raises is dropped with a warning; judging goes on."""
         self.config = config
+        self._usage_sink = usage_sink
         self.stats = JudgeStats()
         self.cache_dir = config.resolved_cache_dir
         root = None if self.cache_dir is None else str(self.cache_dir)
@@ -191,6 +195,17 @@ class JudgeClient:
             self._spent_tokens += prompt_tokens + completion_tokens
             if budget is not None and self._spent_tokens >= budget:
                 self.stats.budget_exhausted = True
+            sink = self._usage_sink
+        if sink is not None:
+            try:
+                sink(self.config.model, prompt_tokens, completion_tokens)
+            except Exception as exc:  # noqa: BLE001 - the harness's accounting must never fail judging
+                with self._lock:
+                    dropped, self._usage_sink = self._usage_sink is not None, None
+                if dropped:
+                    logger.warning("SIUO judge: the harness's usage accounting refused the judge's usage (%s: %s); "
+                                   "the judge's tokens are in the result's provenance.judge.usage only",
+                                   type(exc).__name__, self._redact(exc))
 
     # ------------------------------------------------------------------ one request
     def _backoff(self, attempt: int) -> float:
@@ -242,10 +257,18 @@ class JudgeClient:
     def preflight(self) -> None:
         """One real minimal judge call (a tiny generated image, a short prompt): a missing or rejected
         key, an unreachable endpoint, a wrong model name or a refused request shape raise
-        :class:`JudgeUnavailable` here, before any generation. A refused shape is switched, as in a run."""
+        :class:`JudgeUnavailable` here, before any generation, naming the variables the judge settings
+        came from. A refused shape is switched, as in a run."""
+        try:
+            self._preflight()
+        except JudgeUnavailable as exc:
+            raise type(exc)(f"{exc} [judge settings: {self.config.settings_described}]") from None
+
+    def _preflight(self) -> None:
         target = self.config.target
         if target.auth_header is None and target.kind in ("openai", "azure"):
-            hint = "SIUO_JUDGE_API_KEY or OPENAI_API_KEY" if target.kind == "openai" else "SIUO_JUDGE_API_KEY"
+            hint = ("SIUO_JUDGE_API_KEY or OPENAI_API_KEY (OPENAI_API_KEY goes to OpenAI's API only while OPENAI_API_URL is unset)"
+                    if target.kind == "openai" else "SIUO_JUDGE_API_KEY (or AZURE_API_KEY, with AZURE_ENDPOINT naming this resource)")
             raise JudgeUnavailable(
                 f"SIUO judge: no API key for {target.host}. Set {hint}, or point SIUO_JUDGE_BASE_URL at a local "
                 "OpenAI-compatible server (e.g. vLLM/SGLang: http://127.0.0.1:8000/v1)."
@@ -429,6 +452,14 @@ class JudgeClient:
                                self.config.token_budget, n_budget)
         return {r.key: replies[r.key] for r in requests}
 
+    def _lmms_eval_judge(self) -> dict | None:
+        """The judge lmms-eval's variables name, and whether it is this one (None: they name none)."""
+        other = self.config.lmms_eval_judge
+        if other is None:
+            return None
+        return {"api_type": other.api_type, "model": other.model, "endpoint_host": other.host,
+                "variables": list(other.variables), "same": self.config.differs_from_lmms_eval() is None}
+
     def provenance(self) -> dict:
         """What a result file records about the judge (no key, no credentials)."""
         cfg, stats = self.config, self.stats
@@ -440,6 +471,8 @@ class JudgeClient:
             "endpoint": cfg.target.url,  # no credentials, no query
             "answered_by": answered,  # the hosts whose replies were used (after any redirect); [] when all were cached
             "key_source": cfg.target.key_source,
+            "settings": cfg.settings,  # the variable each setting came from: names, never values
+            "lmms_eval_judge": self._lmms_eval_judge(),
             "request_shape": self.shape,
             "request_shape_switched_from": self.shape_switched_from,
             "request_shape_switch_reason": self.shape_switch_reason,

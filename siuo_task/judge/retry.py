@@ -257,7 +257,7 @@ class Caller:
         if failure.kind == "missing":
             raise self._fatal_error(
                 f"SIUO judge: {where} answered HTTP 404 ({detail}): the model does not exist there "
-                "or the base URL is wrong. Check SIUO_JUDGE_MODEL and SIUO_JUDGE_BASE_URL."
+                f"or the base URL is wrong. Check {self.config.variable_for('model')} and {self.config.variable_for('base_url')}."
             )
         if failure.kind == "shape":
             self._switch_shape(shape, detail)
@@ -288,7 +288,7 @@ class Caller:
         if proxy is not None and (last.startswith(("connection error", "the proxy", "timeout via")) or "through the proxy" in last):
             fix = f"Check that the proxy is up, or fix {proxy.variable} / NO_PROXY."
         else:
-            fix = "Check that the server is up, or fix SIUO_JUDGE_BASE_URL."
+            fix = f"Check that the server is up, or fix {self.config.variable_for('base_url')}."
         return JudgeUnavailable(self.owner._redact(f"SIUO judge: cannot use {self.owner._where()}: {last}. {fix}"))
 
     async def call(self, messages: list, preflight: bool = False, shard: int = 0) -> Answer:

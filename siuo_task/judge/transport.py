@@ -153,7 +153,8 @@ def proxy_secrets(environ: Optional[Mapping[str, str]] = None) -> tuple:
 def check_usable(endpoint: Endpoint) -> None:
     """Raise :class:`JudgeUnavailable` naming the setting when the endpoint's URL cannot be used."""
     if endpoint.problem:
-        raise JudgeUnavailable(f"SIUO judge: {endpoint.problem}; fix SIUO_JUDGE_BASE_URL")
+        source = endpoint.url_source if endpoint.url_source not in (None, "default", "argument") else "SIUO_JUDGE_BASE_URL"
+        raise JudgeUnavailable(f"SIUO judge: {endpoint.problem}; fix {source}")
 
 
 def aiohttp_usable() -> bool:

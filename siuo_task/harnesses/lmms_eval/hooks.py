@@ -16,7 +16,7 @@ How a run flows:
   task's session, which scores all answers at once (the judge concurrently, through its disk
   cache), writes the full result file into the model's folder beside lmms-eval's own files
   (``<output_path>/<model>/<date>_siuo_<task>.json``), logs the per-category table and returns the
-  headline numbers.
+  headline numbers. The judge's tokens go to lmms-eval's usage accounting (0.7.x, :mod:`.usage`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Optional
 from siuo_task.harnesses import records
 from siuo_task.harnesses.call import HarnessCall, caller_locals
 from siuo_task.harnesses.lmms_eval.decoding import argv_value, class_decoding, generation_kwargs, warn_model_decoding
+from siuo_task.harnesses.lmms_eval.usage import judge_usage_sink
 from siuo_task.harnesses.session import Sessions
 from siuo_task.harnesses import paths
 from siuo_task.core import prompts
@@ -100,7 +101,8 @@ def _begin(task: str, setting: str):
     found = class_decoding(call.model, call.model_args, call.gen_kwargs, generation_kwargs(config), force_simple=call.force_simple)
     if found is not None:
         warn_model_decoding(task, found, _warning)
-    session = sessions.begin(task, call, task_config=config, model_decoding=found)
+    usage_sink = judge_usage_sink(task) if schema.is_gen_task(task) else None  # the judge's tokens in lmms-eval's usage
+    session = sessions.begin(task, call, task_config=config, model_decoding=found, usage_sink=usage_sink)
     session.preflight()
     return docs
 
