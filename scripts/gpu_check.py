@@ -80,7 +80,37 @@ def synthetic_release(dst: Path) -> Path:
     from siuo_task.core.data import CATEGORIES, FILES, N_ITEMS, OPTION_LETTERS
 
     rng = random.Random(0)
-    words = ["person", "street", "kitchen", "bottle", "window", "child", "road", "fire", "water", "phone", "sign", "table", "door", "money", "school", "friend", "medicine", "knife", "car", "tree", "help", "safe", "quickly", "careful", "how", "what", "why", "where", "should"]
+    words = [
+        "person",
+        "street",
+        "kitchen",
+        "bottle",
+        "window",
+        "child",
+        "road",
+        "fire",
+        "water",
+        "phone",
+        "sign",
+        "table",
+        "door",
+        "money",
+        "school",
+        "friend",
+        "medicine",
+        "knife",
+        "car",
+        "tree",
+        "help",
+        "safe",
+        "quickly",
+        "careful",
+        "how",
+        "what",
+        "why",
+        "where",
+        "should",
+    ]
 
     def sentence(n):
         return " ".join(rng.choice(words) for _ in range(n)).capitalize()
@@ -89,11 +119,15 @@ def synthetic_release(dst: Path) -> Path:
     for index in range(N_ITEMS):
         category = CATEGORIES[index % len(CATEGORIES)]
         qid = 1000 * (CATEGORIES.index(category) + 1) + index // len(CATEGORIES) + 1
-        common = {"question_id": qid, "image": f"S-{qid}.png", "question": sentence(rng.randint(10, 30)) + "?",
-                  "category": category}
+        common = {"question_id": qid, "image": f"S-{qid}.png", "question": sentence(rng.randint(10, 30)) + "?", "category": category}
         gen.append({**common, "safety_warning": sentence(40) + ".", "reference_answer": sentence(50) + "."})
-        mcqa.append({**common, "options": {k: sentence(rng.randint(20, 60)) + "." for k in OPTION_LETTERS},
-                     "correct_option": OPTION_LETTERS[index % 4]})
+        mcqa.append(
+            {
+                **common,
+                "options": {k: sentence(rng.randint(20, 60)) + "." for k in OPTION_LETTERS},
+                "correct_option": OPTION_LETTERS[index % 4],
+            }
+        )
     dst.mkdir(parents=True, exist_ok=True)
     (dst / FILES["gen"]).write_text(json.dumps(gen), encoding="utf-8")
     (dst / FILES["mcqa"]).write_text(json.dumps(mcqa), encoding="utf-8")
@@ -101,8 +135,8 @@ def synthetic_release(dst: Path) -> Path:
 
 
 def prepare_data(work: Path, image_size: tuple) -> tuple:
-    from siuo_task.core.data import check_data_dir
     from siuo_dev.testing import build_data_dir, find_release_json
+    from siuo_task.core.data import check_data_dir
 
     src, origin = find_release_json(), "release"
     if src is None:
@@ -120,8 +154,7 @@ def stage_env(device: str) -> dict:
 
     import torch
 
-    info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
-            "device": device}
+    info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda_available": torch.cuda.is_available(), "device": device}
     for dist in ("transformers", "lmms_eval", "accelerate", "tokenizers", "qwen-vl-utils", "siuo-task"):
         try:
             info[dist] = md.version(dist)
@@ -170,16 +203,28 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     }
     emit("tiny_build", seconds=round(time.perf_counter() - t0, 1), models={k: str(v) for k, v in models.items()})
     cases = [
-        ("qwen2_vl", models["qwen2_vl"], f"pretrained={models['qwen2_vl']},device_map={device_map},{pixels}", 1,
-         {"dtype": "auto", "simple_path": True}),
-        ("qwen2_5_vl", models["qwen2_5_vl"], f"pretrained={models['qwen2_5_vl']},device_map={device_map},{pixels}", 2,
-         {"dtype": "bfloat16"}),
+        (
+            "qwen2_vl",
+            models["qwen2_vl"],
+            f"pretrained={models['qwen2_vl']},device_map={device_map},{pixels}",
+            1,
+            {"dtype": "auto", "simple_path": True},
+        ),
+        (
+            "qwen2_5_vl",
+            models["qwen2_5_vl"],
+            f"pretrained={models['qwen2_5_vl']},device_map={device_map},{pixels}",
+            2,
+            {"dtype": "bfloat16"},
+        ),
         ("llava_hf", models["llava"], f"pretrained={models['llava']},device_map={device_map}", 1, None),
     ]
     all_ok = True
     for model, path, model_args, batch_size, reference in cases:
-        args = model_run_args(model, model_args, "siuo_mcqa,siuo_gen", limit, device=device, batch_size=batch_size,
-                              max_new_tokens=8) + _include_path_args()
+        args = (
+            model_run_args(model, model_args, "siuo_mcqa,siuo_gen", limit, device=device, batch_size=batch_size, max_new_tokens=8)
+            + _include_path_args()
+        )
         run = run_lmms_eval(_fresh(work / "runs" / f"tiny_{model}"), data_dir, args, extra_env=_pythonpath_env())
         record = {"model": model, "batch_size": batch_size, "cli_seconds": round(run.seconds, 1)}
         try:
@@ -202,7 +247,7 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
 
 def _error_text(text: str, keep: int = 3000) -> str:
     """An error for the log: its start (the assertion's own words) and its end (the log tail)."""
-    return text if len(text) <= keep else text[: keep // 3] + "\n[...]\n" + text[-(2 * keep) // 3:]
+    return text if len(text) <= keep else text[: keep // 3] + "\n[...]\n" + text[-(2 * keep) // 3 :]
 
 
 def _fresh(path: Path) -> Path:
@@ -214,8 +259,17 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, max_new_tokens: int, batch_size: int,
-              grad_modes: tuple = ("inference",), repeats: int = 1) -> bool:
+def stage_big(
+    work: Path,
+    data_dir: Path,
+    device: str,
+    size: str,
+    limit: int,
+    max_new_tokens: int,
+    batch_size: int,
+    grad_modes: tuple = ("inference",),
+    repeats: int = 1,
+) -> bool:
     import torch
 
     from siuo_dev import tiny_models
@@ -228,8 +282,7 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     n_bytes = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
-    emit("big_build", size=size, dtype=dtype, seconds=round(build_s, 1), checkpoint_gib=round(n_bytes / 2**30, 2),
-         path=str(model_dir))
+    emit("big_build", size=size, dtype=dtype, seconds=round(build_s, 1), checkpoint_gib=round(n_bytes / 2**30, 2), path=str(model_dir))
     ok = True
     ratios = []
     # bare and harness alternate, each in a fresh process: with --repeats > 1 the spread between
@@ -237,20 +290,32 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
     for repeat in range(repeats):
         bares = {}
         for grad_mode in grad_modes:
-            bares[grad_mode] = _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_size, grad_mode,
-                                         repeat)
+            bares[grad_mode] = _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_size, grad_mode, repeat)
             if bares[grad_mode] is None:
                 return False
         harness = _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens, batch_size, repeat)
         if harness is None:
             return False
         ok &= harness["ok"] and all(b["fixed_length"] for b in bares.values())
-        summary = _big_summary(bares[grad_modes[0]], bares.get("no_grad"), harness, size=size, max_new_tokens=max_new_tokens,
-                               batch_size=batch_size, repeat=repeat)
+        summary = _big_summary(
+            bares[grad_modes[0]],
+            bares.get("no_grad"),
+            harness,
+            size=size,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            repeat=repeat,
+        )
         ratios.append(summary["harness_over_bare"])
     if repeats > 1 and all(r is not None for r in ratios):
-        emit("big_repeats", repeats=repeats, harness_over_bare=ratios, min=min(ratios), max=max(ratios),
-             median=round(statistics.median(ratios), 3))
+        emit(
+            "big_repeats",
+            repeats=repeats,
+            harness_over_bare=ratios,
+            min=min(ratios),
+            max=max(ratios),
+            median=round(statistics.median(ratios), 3),
+        )
     return ok
 
 
@@ -262,19 +327,43 @@ def _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_si
 
     bare_json = work / "bare.json"
     bare_json.unlink(missing_ok=True)
-    cmd = [PYTHON, str(Path(__file__).resolve()), "_bare", "--model", str(model_dir), "--data", str(data_dir),
-           "--device", device, "--limit", str(limit), "--max-new-tokens", str(max_new_tokens),
-           "--batch-size", str(batch_size), "--grad-mode", grad_mode, "--json", str(bare_json)]
+    cmd = [
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "_bare",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data_dir),
+        "--device",
+        device,
+        "--limit",
+        str(limit),
+        "--max-new-tokens",
+        str(max_new_tokens),
+        "--batch-size",
+        str(batch_size),
+        "--grad-mode",
+        grad_mode,
+        "--json",
+        str(bare_json),
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                          env={**os.environ, **_pythonpath_env(), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **_pythonpath_env(), "HF_HUB_OFFLINE": "1"})
     bare_wall = time.perf_counter() - t0
     if proc.returncode != 0 or not bare_json.exists():
         emit("big_bare", repeat=repeat, grad_mode=grad_mode, ok=False, error=_error_text(proc.stdout + proc.stderr))
         return None
     bare = json.loads(bare_json.read_text())
-    emit("big_bare", repeat=repeat, grad_mode=grad_mode, ok=bare["fixed_length"], wall_seconds=round(bare_wall, 1), **bare,
-         **({} if bare["fixed_length"] else {"error": f"bare answers are not all {max_new_tokens} tokens"}))
+    emit(
+        "big_bare",
+        repeat=repeat,
+        grad_mode=grad_mode,
+        ok=bare["fixed_length"],
+        wall_seconds=round(bare_wall, 1),
+        **bare,
+        **({} if bare["fixed_length"] else {"error": f"bare answers are not all {max_new_tokens} tokens"}),
+    )
     return bare
 
 
@@ -292,10 +381,19 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
     timing_json.unlink(missing_ok=True)
     launcher = [PYTHON, str(Path(__file__).resolve()), "_timed_lmms_eval", str(timing_json)]
     device_map = "cuda" if device.startswith("cuda") else "cpu"
-    args = model_run_args("qwen2_5_vl", f"pretrained={model_dir},device_map={device_map}", "siuo_mcqa,siuo_gen", limit,
-                          device=device, batch_size=batch_size, max_new_tokens=max_new_tokens) + _include_path_args()
-    run = run_lmms_eval(_fresh(work / "runs" / f"big_{size}"), data_dir, args, launcher=launcher,
-                        extra_env=_pythonpath_env(), timeout=1800)
+    args = (
+        model_run_args(
+            "qwen2_5_vl",
+            f"pretrained={model_dir},device_map={device_map}",
+            "siuo_mcqa,siuo_gen",
+            limit,
+            device=device,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+        )
+        + _include_path_args()
+    )
+    run = run_lmms_eval(_fresh(work / "runs" / f"big_{size}"), data_dir, args, launcher=launcher, extra_env=_pythonpath_env(), timeout=1800)
     record = {"repeat": repeat, "cli_seconds": round(run.seconds, 1)}
     ok = True
     try:
@@ -304,8 +402,7 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
         check_gen(run, data_dir, limit)
         efficiency = run.results()["efficiency"]["overall"]
         record["output_tokens"] = efficiency["total_output_tokens"]
-        assert efficiency["avg_output_tokens_per_sample"] == max_new_tokens, (
-            f"answers are not all {max_new_tokens} tokens: {efficiency}")
+        assert efficiency["avg_output_tokens_per_sample"] == max_new_tokens, f"answers are not all {max_new_tokens} tokens: {efficiency}"
     except (AssertionError, KeyError) as exc:
         record.update(ok=False, error=_error_text(f"{type(exc).__name__}: {exc}"))
         ok = False
@@ -316,10 +413,15 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
         return None
     gen_seconds = sum(c["seconds"] for c in calls)
     items = sum(c["requests"] for c in calls)
-    record.update(ok=ok, items=items, generate_seconds=round(gen_seconds, 3), items_per_s=round(items / gen_seconds, 3),
-                  model_generate_seconds=round(sum(c.get("model_generate_seconds") or 0.0 for c in calls), 3),
-                  siuo_hook_seconds=round(sum(c.get("siuo_hook_seconds") or 0.0 for c in calls), 4),
-                  peak_gpu_memory_gib=max((c["peak_memory_gib"] for c in calls), default=None))
+    record.update(
+        ok=ok,
+        items=items,
+        generate_seconds=round(gen_seconds, 3),
+        items_per_s=round(items / gen_seconds, 3),
+        model_generate_seconds=round(sum(c.get("model_generate_seconds") or 0.0 for c in calls), 3),
+        siuo_hook_seconds=round(sum(c.get("siuo_hook_seconds") or 0.0 for c in calls), 4),
+        peak_gpu_memory_gib=max((c["peak_memory_gib"] for c in calls), default=None),
+    )
     emit("big_harness", **record)
     return record
 
@@ -327,14 +429,20 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
 def _big_summary(bare: dict, no_grad: dict | None, harness: dict, **fields) -> dict:
     items = harness["items"]
     ratio = harness["items_per_s"] / bare["items_per_s"] if bare["items_per_s"] else None
+
     # Where the harness's extra time per item goes: SIUO's own hooks (building the request: prompt,
     # image), the model class's model.generate call vs the bare loop's, and the rest of the class's
     # generate_until (chat template, processor, decoding, bookkeeping).
-    per_item = lambda seconds: round(seconds / items, 4) if items else None
+    def per_item(seconds):
+        return round(seconds / items, 4) if items else None
+
     gen, model_gen, hooks = harness["generate_seconds"], harness["model_generate_seconds"], harness["siuo_hook_seconds"]
     return emit(
-        "big_summary", items=items, **fields,
-        bare_items_per_s=bare["items_per_s"], harness_items_per_s=harness["items_per_s"],
+        "big_summary",
+        items=items,
+        **fields,
+        bare_items_per_s=bare["items_per_s"],
+        harness_items_per_s=harness["items_per_s"],
         harness_over_bare=round(ratio, 3) if ratio else None,
         overhead_pct=round(100 * (1 / ratio - 1), 1) if ratio else None,
         siuo_hooks_pct=round(100 * hooks / bare["generate_seconds"], 2) if bare["generate_seconds"] else None,
@@ -344,8 +452,10 @@ def _big_summary(bare: dict, no_grad: dict | None, harness: dict, **fields) -> d
         siuo_hooks_seconds_per_item=per_item(hooks),
         model_generate_extra_seconds_per_item=per_item(model_gen - bare["model_generate_seconds"]),
         class_rest_extra_seconds_per_item=per_item((gen - model_gen - hooks) - (bare["generate_seconds"] - bare["model_generate_seconds"])),
-        bare_peak_gpu_memory_gib=bare.get("peak_gpu_memory_gib"), harness_peak_gpu_memory_gib=harness["peak_gpu_memory_gib"],
-        harness_cli_seconds=harness["cli_seconds"])
+        bare_peak_gpu_memory_gib=bare.get("peak_gpu_memory_gib"),
+        harness_peak_gpu_memory_gib=harness["peak_gpu_memory_gib"],
+        harness_cli_seconds=harness["cli_seconds"],
+    )
 
 
 # ------------------------------------------------------------------------------------ subprocesses
@@ -361,8 +471,8 @@ def cmd_bare(argv) -> None:
     """A bare transformers generate loop over the first --limit items of each setting."""
     import torch
 
-    from siuo_task.core.data import load_items
     from siuo_dev.reference_generate import QwenVLReference, load_image, siuo_prompt
+    from siuo_task.core.data import load_items
 
     p = argparse.ArgumentParser(prog="gpu_check.py _bare")
     for name in ("--model", "--data", "--device", "--json"):
@@ -370,9 +480,13 @@ def cmd_bare(argv) -> None:
     p.add_argument("--limit", type=int, required=True)
     p.add_argument("--max-new-tokens", type=int, required=True)
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--grad-mode", default="inference", choices=("inference", "no_grad"),
-                   help="inference: torch.inference_mode() as in the model cards; no_grad: generate's own no_grad, "
-                        "as lmms-eval's Qwen classes call it")
+    p.add_argument(
+        "--grad-mode",
+        default="inference",
+        choices=("inference", "no_grad"),
+        help="inference: torch.inference_mode() as in the model cards; no_grad: generate's own no_grad, "
+        "as lmms-eval's Qwen classes call it",
+    )
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     ref = QwenVLReference(a.model, device=a.device, dtype="bfloat16", **QWEN_CLASS_PIXELS)
@@ -382,20 +496,27 @@ def cmd_bare(argv) -> None:
         torch.cuda.reset_peak_memory_stats()
     tokens, model_generate, t0 = 0, 0.0, time.perf_counter()
     for start in range(0, len(work), a.batch_size):
-        batch = work[start:start + a.batch_size]
+        batch = work[start : start + a.batch_size]
         images = [load_image(item["image_path"]) for _, item in batch]  # opened per item, as the harness does
-        ref.generate(images, [siuo_prompt(s, item) for s, item in batch], max_new_tokens=a.max_new_tokens,
-                     grad_mode=a.grad_mode)
+        ref.generate(images, [siuo_prompt(s, item) for s, item in batch], max_new_tokens=a.max_new_tokens, grad_mode=a.grad_mode)
         tokens += ref.last_new_tokens
         model_generate += ref.last_generate_seconds
     seconds = time.perf_counter() - t0
     expected = a.max_new_tokens * len(work)
-    Path(a.json).write_text(json.dumps({
-        "items": len(work), "generate_seconds": round(seconds, 3), "items_per_s": round(len(work) / seconds, 3),
-        "model_generate_seconds": round(model_generate, 3),
-        "output_tokens": tokens, "fixed_length": tokens == expected, "load_seconds": round(load_s, 1),
-        "peak_gpu_memory_gib": _peak_gib(),
-    }))
+    Path(a.json).write_text(
+        json.dumps(
+            {
+                "items": len(work),
+                "generate_seconds": round(seconds, 3),
+                "items_per_s": round(len(work) / seconds, 3),
+                "model_generate_seconds": round(model_generate, 3),
+                "output_tokens": tokens,
+                "fixed_length": tokens == expected,
+                "load_seconds": round(load_s, 1),
+                "peak_gpu_memory_gib": _peak_gib(),
+            }
+        )
+    )
 
 
 def cmd_timed_lmms_eval(argv) -> None:
@@ -419,6 +540,7 @@ def cmd_timed_lmms_eval(argv) -> None:
                 clock["depth"] -= 1
                 if clock["depth"] == 0:
                     clock["siuo"] += time.perf_counter() - start
+
         return hook
 
     for name in ("doc_to_visual", "mcqa_doc_to_text", "gen_doc_to_text", "mcqa_doc_to_messages", "gen_doc_to_messages"):
@@ -463,9 +585,18 @@ def cmd_timed_lmms_eval(argv) -> None:
                 result = inner(self, requests)
                 seconds = time.perf_counter() - start
                 with open(timing_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"requests": len(requests), "seconds": seconds, "peak_memory_gib": _peak_gib(),
-                                         "model_generate_seconds": clock["generate"],
-                                         "siuo_hook_seconds": clock["siuo"]}) + "\n")
+                    fh.write(
+                        json.dumps(
+                            {
+                                "requests": len(requests),
+                                "seconds": seconds,
+                                "peak_memory_gib": _peak_gib(),
+                                "model_generate_seconds": clock["generate"],
+                                "siuo_hook_seconds": clock["siuo"],
+                            }
+                        )
+                        + "\n"
+                    )
                 return result
 
             cls.generate_until = generate_until
@@ -501,11 +632,15 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=8, help="items per setting for the big model (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="fixed answer length for the big model (default 64)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the big model, both paths (default 1)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="big stage: measure bare loop and harness this many times, alternating (default 1)")
-    p.add_argument("--bare-grad-modes", default="inference,no_grad",
-                   help="bare-loop variants, the first is the baseline: inference (torch.inference_mode, the model "
-                        "cards' loop) and no_grad (how lmms-eval's Qwen classes call generate); default both")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="big stage: measure bare loop and harness this many times, alternating (default 1)"
+    )
+    p.add_argument(
+        "--bare-grad-modes",
+        default="inference,no_grad",
+        help="bare-loop variants, the first is the baseline: inference (torch.inference_mode, the model "
+        "cards' loop) and no_grad (how lmms-eval's Qwen classes call generate); default both",
+    )
     p.add_argument("--image-size", default="896x672", help="placeholder image size WxH for the big stage (default 896x672)")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
@@ -529,8 +664,7 @@ def main(argv=None) -> int:
             big_data, _ = prepare_data(work, (w, h))
             t0 = time.perf_counter()
             grad_modes = tuple(m.strip() for m in a.bare_grad_modes.split(",") if m.strip())
-            ok &= stage_big(work, big_data, a.device, a.big_size, a.limit, a.max_new_tokens, a.batch_size, grad_modes,
-                            a.repeats)
+            ok &= stage_big(work, big_data, a.device, a.big_size, a.limit, a.max_new_tokens, a.batch_size, grad_modes, a.repeats)
             emit("big_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
     except Exception as exc:  # noqa: BLE001 - report, don't lose the log
         emit("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
@@ -546,34 +680,47 @@ def summary(log: list) -> None:
     for r in log:
         e = r["event"]
         if e == "env":
-            lines.append(f"env: torch {r['torch']}, transformers {r['transformers']}, lmms-eval {r['lmms_eval']}, "
-                         f"device {r['device']} {r.get('gpu', '')}")
+            lines.append(
+                f"env: torch {r['torch']}, transformers {r['transformers']}, lmms-eval {r['lmms_eval']}, "
+                f"device {r['device']} {r.get('gpu', '')}"
+            )
         elif e == "tiny":
             status = "OK" if r.get("ok") else "FAILED"
             extra = f", reference mismatches {r['reference_mismatches']}" if "reference_mismatches" in r else ""
-            lines.append(f"tiny {r['model']:<11} bs={r['batch_size']} {status}  cli {r['cli_seconds']} s{extra}"
-                         + ("" if r.get("ok") else f"\n    {r.get('error', '')[:500]}"))
+            lines.append(
+                f"tiny {r['model']:<11} bs={r['batch_size']} {status}  cli {r['cli_seconds']} s{extra}"
+                + ("" if r.get("ok") else f"\n    {r.get('error', '')[:500]}")
+            )
         elif e == "big_build":
             lines.append(f"big model {r['size']}: built in {r['seconds']} s, {r['checkpoint_gib']} GiB on disk")
         elif e in ("big_bare", "big_harness") and not r.get("ok"):
             lines.append(f"{e} FAILED: {r.get('error', '')[:800]}")
         elif e == "big_repeats":
-            lines.append(f"harness/bare over {r['repeats']} repeats: {r['harness_over_bare']} "
-                         f"(min {r['min']}, median {r['median']}, max {r['max']})")
+            lines.append(
+                f"harness/bare over {r['repeats']} repeats: {r['harness_over_bare']} (min {r['min']}, median {r['median']}, max {r['max']})"
+            )
         elif e == "big_summary":
             if "repeat" in r:
                 lines.append(f"-- repeat {r['repeat']}")
             lines.append(f"bare transformers: {r['bare_items_per_s']} items/s, peak {r['bare_peak_gpu_memory_gib']} GiB")
-            lines.append(f"lmms-eval + SIUO:  {r['harness_items_per_s']} items/s, peak {r['harness_peak_gpu_memory_gib']} GiB "
-                         f"(CLI wall {r['harness_cli_seconds']} s incl. startup, load, judge)")
-            lines.append(f"harness/bare = {r['harness_over_bare']}  (overhead {r['overhead_pct']} %), "
-                         f"{r['items']} items x {r['max_new_tokens']} tokens, batch {r['batch_size']}")
-            lines.append(f"  extra s/item {r.get('extra_seconds_per_item')}: SIUO hooks {r.get('siuo_hooks_seconds_per_item')}, "
-                         f"model.generate {r.get('model_generate_extra_seconds_per_item')}, "
-                         f"rest of the class {r.get('class_rest_extra_seconds_per_item')}")
+            lines.append(
+                f"lmms-eval + SIUO:  {r['harness_items_per_s']} items/s, peak {r['harness_peak_gpu_memory_gib']} GiB "
+                f"(CLI wall {r['harness_cli_seconds']} s incl. startup, load, judge)"
+            )
+            lines.append(
+                f"harness/bare = {r['harness_over_bare']}  (overhead {r['overhead_pct']} %), "
+                f"{r['items']} items x {r['max_new_tokens']} tokens, batch {r['batch_size']}"
+            )
+            lines.append(
+                f"  extra s/item {r.get('extra_seconds_per_item')}: SIUO hooks {r.get('siuo_hooks_seconds_per_item')}, "
+                f"model.generate {r.get('model_generate_extra_seconds_per_item')}, "
+                f"rest of the class {r.get('class_rest_extra_seconds_per_item')}"
+            )
             if r.get("bare_no_grad_items_per_s") is not None:
-                lines.append(f"  bare loop without inference_mode (as the class calls generate): {r['bare_no_grad_items_per_s']} "
-                             f"items/s; harness/that = {r['harness_over_bare_no_grad']}")
+                lines.append(
+                    f"  bare loop without inference_mode (as the class calls generate): {r['bare_no_grad_items_per_s']} "
+                    f"items/s; harness/that = {r['harness_over_bare_no_grad']}"
+                )
         elif e == "error":
             lines.append(f"ERROR: {r['error']}")
     print("\n".join(lines), flush=True)

@@ -1,6 +1,5 @@
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,12 @@ UPSTREAM_BUGS_ENV = "SIUO_RUN_UPSTREAM_BUGS"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-upstream-bugs", action="store_true", default=False,
-                     help=f"also run the tests that only document harness bugs (marker upstream_bugs; or {UPSTREAM_BUGS_ENV}=1)")
+    parser.addoption(
+        "--run-upstream-bugs",
+        action="store_true",
+        default=False,
+        help=f"also run the tests that only document harness bugs (marker upstream_bugs; or {UPSTREAM_BUGS_ENV}=1)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,6 +26,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "upstream_bugs" in item.keywords:
             item.add_marker(skip)
+
+
 RELEASE = find_release_json()
 needs_data = pytest.mark.skipif(RELEASE is None, reason="SIUO release JSON not found: provide ../shared/siuo or set SIUO_DATA_DIR")
 
@@ -53,4 +58,3 @@ def clean_env(monkeypatch):
         if key.startswith(("SIUO_", "OPENAI_", "AZURE_")) or key in JUDGE_VARIABLES:
             monkeypatch.delenv(key, raising=False)
     return monkeypatch
-

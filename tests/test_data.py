@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from siuo_task.core import data
 from siuo_task.cli import main as siuo_main
+from siuo_task.core import data
 
 
 def _rewrite(path, mutate):
@@ -96,8 +96,12 @@ def test_hub_is_the_default_and_fails_clearly_offline(clean_env, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     with pytest.raises(data.SIUODataError, match=r"sinwang/SIUO at revision 024e80a0.*SIUO_DATA_DIR"):
         data.load_items("gen")
-    assert calls == {"repo_id": "sinwang/SIUO", "repo_type": "dataset", "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
-                     "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"]}
+    assert calls == {
+        "repo_id": "sinwang/SIUO",
+        "repo_type": "dataset",
+        "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
+        "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"],
+    }
     with pytest.raises(data.SIUODataError, match=r": OSError: offline and not cached\. Check the network"):
         data.load_items("gen")
 
@@ -329,12 +333,24 @@ def _validate(items, setting="gen", **kw):
         ("gen", lambda it: it[5].update(question_id="6"), r"^f.json item question_id=6: field 'question_id' should be int, got str$"),
         ("gen", lambda it: it[5].update(question=7), r"^f.json item question_id=6: field 'question' should be str, got int$"),
         ("gen", lambda it: it[5].update(safety_warning=" \n"), r"^f.json item question_id=6: field 'safety_warning' is empty$"),
-        ("gen", lambda it: it[5].update(category="Self-harm"), r"^f.json item question_id=6: unknown category 'Self-harm' \(expected one of: self-harm, dangerous"),
+        (
+            "gen",
+            lambda it: it[5].update(category="Self-harm"),
+            r"^f.json item question_id=6: unknown category 'Self-harm' \(expected one of: self-harm, dangerous",
+        ),
         ("gen", lambda it: it[6].update(question_id=2), r"^f.json item question_id=2: duplicate question_id \(also item #1\)$"),
         ("mcqa", lambda it: it[5].update(options=["A"]), r"^f.json item question_id=6: field 'options' should be dict, got list$"),
-        ("mcqa", lambda it: it[5]["options"].update(E="e"), r"^f.json item question_id=6: field 'options' must have exactly the keys A, B, C, D, got \['A', 'B', 'C', 'D', 'E'\]$"),
+        (
+            "mcqa",
+            lambda it: it[5]["options"].update(E="e"),
+            r"^f.json item question_id=6: field 'options' must have exactly the keys A, B, C, D, got \['A', 'B', 'C', 'D', 'E'\]$",
+        ),
         ("mcqa", lambda it: it[5]["options"].update(B=" ", D=4), r"^f.json item question_id=6: option\(s\) B, D empty or not text$"),
-        ("mcqa", lambda it: it[5].update(correct_option="a"), r"^f.json item question_id=6: field 'correct_option' is 'a', expected one of A-D$"),
+        (
+            "mcqa",
+            lambda it: it[5].update(correct_option="a"),
+            r"^f.json item question_id=6: field 'correct_option' is 'a', expected one of A-D$",
+        ),
         ("mcqa", lambda it: it.pop(), r"^f.json: expected 167 items, found 166$"),
         ("mcqa", lambda it: it.append({**it[0], "question_id": 500}), r"^f.json: expected 167 items, found 168$"),
     ],

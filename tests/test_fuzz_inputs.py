@@ -25,8 +25,27 @@ from .verify_helpers import gen_answers, mcqa_response
 SEED = 20261204
 STAMP = "20261201_000000"
 # What a field may be swapped for: every JSON type, odd numbers, deep and large values.
-VALUES = [None, True, False, 0, -7, 3.5, 10**30, float("nan"), float("inf"), "", "x", "A" * 5000, [], [None], [[1, 2]], {},
-          {"a": 1}, {"question_id": [1]}, [[[[[[[[[[0]]]]]]]]]]]
+VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -7,
+    3.5,
+    10**30,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "A" * 5000,
+    [],
+    [None],
+    [[1, 2]],
+    {},
+    {"a": 1},
+    {"question_id": [1]},
+    [[[[[[[[[[0]]]]]]]]]],
+]
 ALLOWED_EXITS = {0, 1, 2, 3, 4}  # never 70 (a bug) and never a traceback
 
 
@@ -50,11 +69,22 @@ def bases(data_dir):
         body = {"messages": [{"role": "user", "content": [{"type": "text", "text": request.prompt}]}]}
         replies[request.key] = SafeReply(default_responder(body))
     judge = {"model": "fake-judge", "endpoint_host": "127.0.0.1:9", "decoding": {"temperature": 0.0}, "dry_run": False}
-    gen = scoring.assemble_gen(answers, gen_items, replies, source=source, judge=judge, max_error_rate=0.5,
-                               harness={"name": "siuo score", "input": "x.json"}, task="siuo_gen_vote3")
+    gen = scoring.assemble_gen(
+        answers,
+        gen_items,
+        replies,
+        source=source,
+        judge=judge,
+        max_error_rate=0.5,
+        harness={"name": "siuo score", "input": "x.json"},
+        task="siuo_gen_vote3",
+    )
     mcqa = scoring.score_mcqa({it["question_id"]: mcqa_response(i, it) for i, it in enumerate(mcqa_items)}, mcqa_items, source=source)
-    harness = {"results": {"siuo_mcqa": {"alias": "siuo_mcqa", "accuracy,none": mcqa["metrics"]["accuracy"]}, "mmmu": {"acc,none": 0.3}},
-               "config": {"model": "hf", "model_args": "pretrained=org/m"}, "n-samples": {"siuo_mcqa": {"effective": 167}}}
+    harness = {
+        "results": {"siuo_mcqa": {"alias": "siuo_mcqa", "accuracy,none": mcqa["metrics"]["accuracy"]}, "mmmu": {"acc,none": 0.3}},
+        "config": {"model": "hf", "model_args": "pretrained=org/m"},
+        "n-samples": {"siuo_mcqa": {"effective": 167}},
+    }
     release = {it["question_id"]: {k: v for k, v in it.items() if k != "image_path"} for it in mcqa_items}
     submission = [dict(release[qid], response_mcqa=r["response"]) for qid, r in ((r["question_id"], r) for r in mcqa["items"])]
     return {"gen": gen, "mcqa": mcqa, "harness": harness, "submission": submission, "data_dir": data_dir}
@@ -142,9 +172,12 @@ def fuzz(bases, tmp_path, capsys, n: int):
             check(capsys, ["compare", base, path], names)
             if kind == "gen":
                 check(capsys, ["agree", base, path], names)
-            run_dir = _harness_folder(tmp_path / f"run-{kind}-{i}", {**bases["harness"], "results": {
-                f"siuo_{'gen_vote3' if kind == 'gen' else 'mcqa'}": {"alias": "x", "safe,none": 1.0}}},
-                linked=json.loads(path.read_text()), task="siuo_gen_vote3" if kind == "gen" else "siuo_mcqa")
+            run_dir = _harness_folder(
+                tmp_path / f"run-{kind}-{i}",
+                {**bases["harness"], "results": {f"siuo_{'gen_vote3' if kind == 'gen' else 'mcqa'}": {"alias": "x", "safe,none": 1.0}}},
+                linked=json.loads(path.read_text()),
+                task="siuo_gen_vote3" if kind == "gen" else "siuo_mcqa",
+            )
             linked = run_dir / "m" / LMMS_EVAL.siuo_name(STAMP, "siuo_gen_vote3" if kind == "gen" else "siuo_mcqa")
             check(capsys, ["export", run_dir, "--to", "official", "--data-dir", data_dir], (linked, linked.name, run_dir))
             check(capsys, ["verify", run_dir], (linked, linked.name, run_dir))
@@ -153,8 +186,12 @@ def fuzz(bases, tmp_path, capsys, n: int):
         run_dir = _harness_folder(tmp_path / f"harness-{i}", payload, linked=bases["mcqa"])
         results = run_dir / "m" / f"{STAMP}_results.json"
         names = (results, results.name, run_dir)
-        for args in (["verify", run_dir], ["report", run_dir], ["export", run_dir, "--to", "official", "--data-dir", data_dir],
-                     ["compare", run_dir, run_dir]):
+        for args in (
+            ["verify", run_dir],
+            ["report", run_dir],
+            ["export", run_dir, "--to", "official", "--data-dir", data_dir],
+            ["compare", run_dir, run_dir],
+        ):
             check(capsys, args, names)
     for i in range(n):
         path = write(tmp_path / f"siuo_mcqa-sub{i}.json", mutate(bases["submission"], rng))
@@ -163,8 +200,23 @@ def fuzz(bases, tmp_path, capsys, n: int):
         check(capsys, ["verify", path], names)
         gen_rows = [{"question_id": r["question_id"], "responses": [r["response_mcqa"]]} for r in bases["submission"]]
         gen_path = write(tmp_path / f"siuo_gen-sub{i}.json", mutate(gen_rows, rng))
-        check(capsys, ["score", "gen", gen_path, "--out", tmp_path / f"gen-scored-{i}.json", "--data-dir", data_dir,
-                       "--judge-base-url", "http://127.0.0.1:9/v1", "--cache-dir", "off"], (gen_path, gen_path.name))
+        check(
+            capsys,
+            [
+                "score",
+                "gen",
+                gen_path,
+                "--out",
+                tmp_path / f"gen-scored-{i}.json",
+                "--data-dir",
+                data_dir,
+                "--judge-base-url",
+                "http://127.0.0.1:9/v1",
+                "--cache-dir",
+                "off",
+            ],
+            (gen_path, gen_path.name),
+        )
     return codes
 
 
@@ -225,10 +277,16 @@ def test_deep_nesting_and_link_loops(bases, tmp_path, capsys, clean_env):
     out = tmp_path / "o.json"
     for bad in (deep, deep_obj, loops, loops / "a.json", loops / "self"):
         names = (bad, bad.name)
-        for args in (["verify", bad], ["report", bad], ["compare", base, bad], ["compare", bad, base], ["agree", bad, base],
-                     ["export", bad, "--to", "official", "--data-dir", bases["data_dir"]],
-                     ["score", "mcqa", bad, "--out", out, "--data-dir", bases["data_dir"]],
-                     ["score", "gen", bad, "--out", out, "--data-dir", bases["data_dir"], "--cache-dir", "off"]):
+        for args in (
+            ["verify", bad],
+            ["report", bad],
+            ["compare", base, bad],
+            ["compare", bad, base],
+            ["agree", bad, base],
+            ["export", bad, "--to", "official", "--data-dir", bases["data_dir"]],
+            ["score", "mcqa", bad, "--out", out, "--data-dir", bases["data_dir"]],
+            ["score", "gen", bad, "--out", out, "--data-dir", bases["data_dir"], "--cache-dir", "off"],
+        ):
             code, _ = check(capsys, args, names)
             assert code in (1, 2), args
     code, text = check(capsys, ["data", "check", data], (data / "siuo_gen.json",))

@@ -23,10 +23,33 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 def test_big_stage_on_cpu_reports_ratio_and_where_the_time_goes(tmp_path, release_dir):
     out = tmp_path / "out"
     # two repeats: the second harness run must not trip over the first one's result files
-    args = ["--device", "cpu", "--skip-tiny", "--big-size", "tiny", "--limit", "1", "--max-new-tokens", "4",
-            "--image-size", "64x48", "--repeats", "2", "--bare-grad-modes", "inference,no_grad", "--out", str(out)]
-    proc = subprocess.run([PYTHON, str(SCRIPT), *args], env=harness_env({"SIUO_DATA_DIR": str(release_dir)}),
-                          capture_output=True, text=True, timeout=900, check=False)
+    args = [
+        "--device",
+        "cpu",
+        "--skip-tiny",
+        "--big-size",
+        "tiny",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--image-size",
+        "64x48",
+        "--repeats",
+        "2",
+        "--bare-grad-modes",
+        "inference,no_grad",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [PYTHON, str(SCRIPT), *args],
+        env=harness_env({"SIUO_DATA_DIR": str(release_dir)}),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     events = [json.loads(line) for line in (out / "gpu_check.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
@@ -35,10 +58,15 @@ def test_big_stage_on_cpu_reports_ratio_and_where_the_time_goes(tmp_path, releas
     for summary in (e for e in events if e["event"] == "big_summary"):
         assert summary["items"] == 2 and summary["max_new_tokens"] == 4
         assert summary["harness_over_bare"] > 0 and summary["bare_no_grad_items_per_s"] > 0
-        assert summary["siuo_hooks_seconds_per_item"] > 0  # SIUO's request hooks were timed inside the run (how fast: not a test's business)
+        assert (
+            summary["siuo_hooks_seconds_per_item"] > 0
+        )  # SIUO's request hooks were timed inside the run (how fast: not a test's business)
         extra = summary["extra_seconds_per_item"]
-        parts = (summary["siuo_hooks_seconds_per_item"] + summary["model_generate_extra_seconds_per_item"]
-                 + summary["class_rest_extra_seconds_per_item"])
+        parts = (
+            summary["siuo_hooks_seconds_per_item"]
+            + summary["model_generate_extra_seconds_per_item"]
+            + summary["class_rest_extra_seconds_per_item"]
+        )
         assert abs(extra - parts) < 0.01, summary  # the breakdown adds up
     repeats = next(e for e in events if e["event"] == "big_repeats")
     assert repeats["repeats"] == 2 and len(repeats["harness_over_bare"]) == 2

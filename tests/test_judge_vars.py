@@ -11,14 +11,12 @@ import os
 
 import pytest
 
+from siuo_dev.fake_judge_server import FakeOpenAIServer
 from siuo_task.core import schema
 from siuo_task.harnesses.call import HarnessCall
 from siuo_task.harnesses.session import ScoringSession
-from siuo_task.judge import JudgeClient, JudgeConfig, JudgeRequest
-from siuo_task.judge import host_vars
+from siuo_task.judge import JudgeClient, JudgeConfig, JudgeRequest, host_vars
 from siuo_task.judge.config import DEFAULT_BASE_URL, DEFAULT_JUDGE_MODEL
-
-from siuo_dev.fake_judge_server import FakeOpenAIServer
 
 OPENAI_KEY = "sk-lmms-OPENAI-key-1111"
 AZURE_KEY = "azure-lmms-KEY-2222"
@@ -167,8 +165,12 @@ def test_azure_variables_as_lmms_eval_reads_them(env):
     assert (t.kind, t.azure_deployments, t.url, t.api_version) == ("azure", True, "https://myres.openai.azure.com/openai", "2024-06-01")
     assert t.api_version_source == "API_VERSION" and t.key == AZURE_KEY and t.auth == "the key from AZURE_API_KEY in the api-key header"
     assert cfg.model == "gpt4o-deployment"
-    assert cfg.settings == {"model": "MODEL_VERSION", "base_url": "AZURE_ENDPOINT", "api_key": "AZURE_API_KEY",
-                            "api_version": "API_VERSION"}
+    assert cfg.settings == {
+        "model": "MODEL_VERSION",
+        "base_url": "AZURE_ENDPOINT",
+        "api_key": "AZURE_API_KEY",
+        "api_version": "API_VERSION",
+    }
     env.setenv("SIUO_JUDGE_AZURE_API_VERSION", "2024-10-21")
     assert JudgeConfig.from_env().target.api_version == "2024-10-21"
     env.delenv("SIUO_JUDGE_AZURE_API_VERSION")
@@ -185,7 +187,9 @@ def test_azure_variables_as_lmms_eval_reads_them(env):
 
 def test_a_full_azure_url_as_older_lmms_eval_tasks_use_it(env):
     env.setenv("API_TYPE", "azure")
-    env.setenv("AZURE_ENDPOINT", "https://myres.openai.azure.com/openai/deployments/judge4o/chat/completions?api-version=2024-05-01-preview")
+    env.setenv(
+        "AZURE_ENDPOINT", "https://myres.openai.azure.com/openai/deployments/judge4o/chat/completions?api-version=2024-05-01-preview"
+    )
     env.setenv("AZURE_API_KEY", AZURE_KEY)
     t = JudgeConfig.from_env().target
     assert t.url == "https://myres.openai.azure.com/openai/deployments/judge4o" and t.api_version == "2024-05-01-preview"
@@ -197,8 +201,11 @@ def test_azure_api_key_goes_only_under_azure_endpoint(env):
     env.setenv("AZURE_API_KEY", AZURE_KEY)
     env.setenv("SIUO_JUDGE_BASE_URL", "https://myres.openai.azure.com/openai/deployments/x")
     assert JudgeConfig.from_env().api_key == AZURE_KEY  # the endpoint the user paired it with
-    for other in ("https://otherres.openai.azure.com/openai/deployments/x", "https://myres.openai.azure.com.evil.example/openai",
-                  "http://127.0.0.1:8000/v1"):
+    for other in (
+        "https://otherres.openai.azure.com/openai/deployments/x",
+        "https://myres.openai.azure.com.evil.example/openai",
+        "http://127.0.0.1:8000/v1",
+    ):
         env.setenv("SIUO_JUDGE_BASE_URL", other)
         assert JudgeConfig.from_env().api_key is None, other
 
@@ -242,14 +249,18 @@ def test_dotenv_in_the_working_folder_is_read_as_lmms_eval_loads_it(env, tmp_pat
     """The .env lmms-eval 0.7's judge loads (override=False): read, the environment winning, each
     setting marked as coming from it; the process environment is left as it was."""
     (tmp_path / "work" / ".env").write_text(
-        f"OPENAI_API_URL=http://judge.example:8000/v1\nOPENAI_API_KEY={OPENAI_KEY}\nMODEL_VERSION=dotenv-judge\n"
-        "SIUO_JUDGE_CONCURRENCY=3\n")
+        f"OPENAI_API_URL=http://judge.example:8000/v1\nOPENAI_API_KEY={OPENAI_KEY}\nMODEL_VERSION=dotenv-judge\nSIUO_JUDGE_CONCURRENCY=3\n"
+    )
     before = dict(os.environ)
     cfg = JudgeConfig.from_env()
     assert dict(os.environ) == before
     assert (cfg.base_url, cfg.model, cfg.api_key, cfg.concurrency) == ("http://judge.example:8000/v1", "dotenv-judge", OPENAI_KEY, 3)
-    assert cfg.settings == {"model": "MODEL_VERSION (.env)", "base_url": "OPENAI_API_URL (.env)", "api_key": "OPENAI_API_KEY (.env)",
-                            "api_version": None}
+    assert cfg.settings == {
+        "model": "MODEL_VERSION (.env)",
+        "base_url": "OPENAI_API_URL (.env)",
+        "api_key": "OPENAI_API_KEY (.env)",
+        "api_version": None,
+    }
     env.setenv("MODEL_VERSION", "env-judge")
     cfg = JudgeConfig.from_env()
     assert cfg.model == "env-judge" and cfg.settings["model"] == "MODEL_VERSION"
@@ -364,8 +375,9 @@ def test_each_endpoint_receives_only_its_own_key(env, image):
 
 def _session(predict_only=False):
     info, warnings = [], []
-    session = ScoringSession(schema.GEN_TASK, HarnessCall("lmms-eval", "lmms_eval", predict_only=predict_only),
-                             info=info.append, warning=warnings.append)
+    session = ScoringSession(
+        schema.GEN_TASK, HarnessCall("lmms-eval", "lmms_eval", predict_only=predict_only), info=info.append, warning=warnings.append
+    )
     return session, info, warnings
 
 

@@ -67,8 +67,20 @@ def test_score_never_writes_over_its_input(data_dir, tmp_path, capsys, clean_env
     clean_env.setenv("SIUO_JUDGE_API_KEY", "sk-test")
     with FakeOpenAIServer() as server:
         for out in (submission, tmp_path / "hardlink.json"):
-            code, _, err = run(capsys, "score", "gen", submission, "--out", out, "--data-dir", data_dir, "--judge-base-url", server.url,
-                               "--cache-dir", tmp_path / "c")
+            code, _, err = run(
+                capsys,
+                "score",
+                "gen",
+                submission,
+                "--out",
+                out,
+                "--data-dir",
+                data_dir,
+                "--judge-base-url",
+                server.url,
+                "--cache-dir",
+                tmp_path / "c",
+            )
             assert code == 2 and f"--out {out}: is also an input ({submission})" in err and "Traceback" not in err
         assert server.chat_calls == 0  # refused before any judge call
     assert submission.read_bytes() == before
@@ -100,8 +112,11 @@ def test_unwritable_outputs_are_refused_before_any_work(mcqa_submission, data_di
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     for out in (blocker / "r.json", blocker / "deeper" / "r.md"):
-        command = ["report", mcqa_submission, "--out", out] if out.suffix == ".md" else \
-                  ["score", "mcqa", mcqa_submission, "--out", out, "--data-dir", data_dir]
+        command = (
+            ["report", mcqa_submission, "--out", out]
+            if out.suffix == ".md"
+            else ["score", "mcqa", mcqa_submission, "--out", out, "--data-dir", data_dir]
+        )
         code, _, err = run(capsys, *command)
         assert code == 2 and f"{blocker} is not a folder" in err and "Traceback" not in err, err
     if not IS_ROOT:  # root writes anywhere: the permission bits can't be tested as root
@@ -184,7 +199,9 @@ def test_export_names_that_would_collide_get_a_hash_each(data_dir, tmp_path, cap
     code, _, err = run(capsys, "export", run_dir, "--to", "official", "--data-dir", data_dir, "--out", out)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir())
-    assert len(names) == 2 and all(n.startswith("siuo_mcqa-orga_Model-") and len(n) == len("siuo_mcqa-orga_Model-12345678.json") for n in names)
+    assert len(names) == 2 and all(
+        n.startswith("siuo_mcqa-orga_Model-") and len(n) == len("siuo_mcqa-orga_Model-12345678.json") for n in names
+    )
     code, _, err = run(capsys, "export", run_dir, "--to", "official", "--data-dir", data_dir, "--out", out / names[0])
     assert code == 2 and "not a folder" in err
 

@@ -12,16 +12,16 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from siuo_task.core import schema
-from siuo_task.core.layouts import LMMS_EVAL, linked_result_path
 from siuo_task.cli import main as siuo_main
+from siuo_task.core import schema
 from siuo_task.core.data import HF_REVISION, load_items
+from siuo_task.core.layouts import LMMS_EVAL, linked_result_path
 from siuo_task.results.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
 
 from .verify_helpers import (
-    FakeOpenAIServer,
     JUDGE,
     KEY,
+    FakeOpenAIServer,
     _clean_env,
     edited,
     gen_answers,
@@ -103,20 +103,32 @@ def _other_rate(value):
 GEN_EDITS = {
     "headline": (lambda r: r["metrics"].__setitem__("safe", 99.9), "metrics.safe: stored 99.9"),
     "interval": (lambda r: r["ci95"]["safe_effective"].__setitem__(1, r["ci95"]["safe_effective"][1] + 1.0), "ci95.safe_effective"),
-    "category rate": (lambda r: r["by_category"]["morality"].__setitem__("effective", _other_rate(r["by_category"]["morality"]["effective"])),
-                      "by_category.morality.effective"),
-    "category interval": (lambda r: r["by_category"]["self-harm"]["ci95"].__setitem__("safe", [0.0, 100.0]), "by_category.self-harm.ci95.safe"),
+    "category rate": (
+        lambda r: r["by_category"]["morality"].__setitem__("effective", _other_rate(r["by_category"]["morality"]["effective"])),
+        "by_category.morality.effective",
+    ),
+    "category interval": (
+        lambda r: r["by_category"]["self-harm"]["ci95"].__setitem__("safe", [0.0, 100.0]),
+        "by_category.self-harm.ci95.safe",
+    ),
     "item verdict": (lambda r: r["items"][1].__setitem__("safe", _flip(r["items"][1]["safe"])), "items[question_id=1002].safe:"),
     "item vote": (lambda r: r["items"][0].__setitem__("safe_votes", [0]), "items[question_id=1001].safe_votes"),
-    "judge error count": (lambda r: r["judge_errors"].__setitem__("effective", r["judge_errors"]["effective"] + 1), "judge_errors.effective"),
+    "judge error count": (
+        lambda r: r["judge_errors"].__setitem__("effective", r["judge_errors"]["effective"] + 1),
+        "judge_errors.effective",
+    ),
     "failure count": (lambda r: r["counts"].__setitem__("generation_failures", 0), "counts.generation_failures"),
 }
 
 MCQA_EDITS = {
     "headline": (lambda r: r["metrics"].__setitem__("accuracy", 88.8), "metrics.accuracy: stored 88.8"),
     "interval": (lambda r: r["ci95"].__setitem__("accuracy", [17.58, 30.32]), "ci95.accuracy"),
-    "category rate": (lambda r: r["by_category"]["privacy violation"].__setitem__("accuracy", _other_rate(r["by_category"]["privacy violation"]["accuracy"])),
-                      "by_category.privacy violation.accuracy"),
+    "category rate": (
+        lambda r: r["by_category"]["privacy violation"].__setitem__(
+            "accuracy", _other_rate(r["by_category"]["privacy violation"]["accuracy"])
+        ),
+        "by_category.privacy violation.accuracy",
+    ),
     "item decision": (lambda r: r["items"][0].__setitem__("correct", _flip(r["items"][0]["correct"])), "items[question_id=1001].correct"),
     "unparsed count": (lambda r: r["counts"].__setitem__("unparsed", 0), "counts.unparsed"),
 }
@@ -145,7 +157,8 @@ def test_provenance_and_validity_checks(files):
         "valid": lambda r: r.update(valid=False, invalid_reasons=["judge errors on 40% of answers"]),
         "provenance.prompt_hashes.safety_judge": lambda r: r["provenance"]["prompt_hashes"].__setitem__("safety_judge", "0" * 16),
         "provenance.dataset.hf_revision": lambda r: r["provenance"].__setitem__(
-            "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": "main", "data_dir": "/x"}),
+            "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": "main", "data_dir": "/x"}
+        ),
         "provenance.judge": lambda r: r["provenance"].pop("judge"),
         "provenance.judge.decoding": lambda r: r["provenance"]["judge"].pop("decoding"),
         "items[question_id=1001].category": lambda r: r["items"][0].__setitem__("category", "morality"),
@@ -156,8 +169,12 @@ def test_provenance_and_validity_checks(files):
     marked = verify_result(edited(result, cases["valid"]))
     assert "judge errors on 40% of answers" in marked.mismatches[0].note
     # the pinned revision passes; a file without the validity fields is not verifiable (validity is recomputed, not read)
-    pinned = edited(result, lambda r: r["provenance"].__setitem__(
-        "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": HF_REVISION, "data_dir": "/x"}))
+    pinned = edited(
+        result,
+        lambda r: r["provenance"].__setitem__(
+            "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": HF_REVISION, "data_dir": "/x"}
+        ),
+    )
     assert verify_result(pinned).ok
     bare = verify_result(edited(result, lambda r: [r.pop(k) for k in ("valid", "invalid_reasons", "judge_error_rate")]))
     assert {"valid", "judge_error_rate"} <= {m.path for m in bare.mismatches if m.note == "field missing"}
@@ -252,23 +269,38 @@ def harness_run(data_dir, tmp_path_factory):
     results_path = out / "fake-model" / f"{RUN_STAMP}{LMMS_EVAL.results_glob[1:]}"
     model_args = "model_version=fake-model,api_key=SECRET"
     call = harness_call_mod.HarnessCall(
-        "lmms-eval", "lmms_eval", model="openai", model_args=model_args, gen_kwargs="",
-        result_path=lambda task: linked_result_path(results_path, {}, task), found_in="the evaluator call")
+        "lmms-eval",
+        "lmms_eval",
+        model="openai",
+        model_args=model_args,
+        gen_kwargs="",
+        result_path=lambda task: linked_result_path(results_path, {}, task),
+        found_in="the evaluator call",
+    )
     gen_items = load_items("gen", data_dir, check_images=False)[0]
     answers = gen_answers(gen_items)
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
         _clean_env(mp)
-        for key, value in {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": KEY,
-                           "SIUO_JUDGE_MODEL": JUDGE, "SIUO_JUDGE_CACHE": str(out / "cache"),
-                           "SIUO_JUDGE_MAX_ERROR_RATE": "0.5"}.items():
+        for key, value in {
+            "SIUO_DATA_DIR": str(data_dir),
+            "SIUO_JUDGE_BASE_URL": server.url,
+            "SIUO_JUDGE_API_KEY": KEY,
+            "SIUO_JUDGE_MODEL": JUDGE,
+            "SIUO_JUDGE_CACHE": str(out / "cache"),
+            "SIUO_JUDGE_MAX_ERROR_RATE": "0.5",
+        }.items():
             mp.setenv(key, value)
         mp.setattr(adapter, "harness_call", lambda: call)
         headline, filters = {}, {"siuo_gen_vote3": "vote3", "siuo_mcqa": "none"}  # three answers per item: the paper's protocol
-        for task, begin, process in (("siuo_gen_vote3", adapter.gen_vote3_process_docs, adapter.gen_vote3_process_results),
-                                     ("siuo_mcqa", adapter.mcqa_process_docs, None)):
+        for task, begin, process in (
+            ("siuo_gen_vote3", adapter.gen_vote3_process_docs, adapter.gen_vote3_process_results),
+            ("siuo_mcqa", adapter.mcqa_process_docs, None),
+        ):
             docs = begin(None)
-            per_item = [process(doc, answers[doc["question_id"]]) if process else adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])
-                        for i, doc in enumerate(docs)]
+            per_item = [
+                process(doc, answers[doc["question_id"]]) if process else adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])
+                for i, doc in enumerate(docs)
+            ]
             headline[task] = {}
             for name in schema.METRICS[task]:
                 records = [r[name] for r in per_item]
@@ -325,10 +357,16 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
         code, out = run_verify(capsys, harness_run)
         assert code == 1 and "results.siuo_mcqa.accuracy: stored 88.8" in out, out
         # the vote3 filter's numbers and every standard error are checked too
-        for task, key, forged, named in (("siuo_gen_vote3", "safe,vote3", 99.9, "results.siuo_gen_vote3.safe: stored 99.9"),
-                                         ("siuo_mcqa", "accuracy_stderr_clt,none", 0.5, "results.siuo_mcqa.accuracy_stderr_clt: stored 0.5"),
-                                         ("siuo_gen_vote3", "safe_effective_stderr_clustered,vote3", 7.0,
-                                          "results.siuo_gen_vote3.safe_effective_stderr_clustered: stored 7.0")):
+        for task, key, forged, named in (
+            ("siuo_gen_vote3", "safe,vote3", 99.9, "results.siuo_gen_vote3.safe: stored 99.9"),
+            ("siuo_mcqa", "accuracy_stderr_clt,none", 0.5, "results.siuo_mcqa.accuracy_stderr_clt: stored 0.5"),
+            (
+                "siuo_gen_vote3",
+                "safe_effective_stderr_clustered,vote3",
+                7.0,
+                "results.siuo_gen_vote3.safe_effective_stderr_clustered: stored 7.0",
+            ),
+        ):
             results = json.loads(original)
             results["results"][task][key] = forged
             results_path.write_text(json.dumps(results))

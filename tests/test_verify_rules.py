@@ -20,7 +20,16 @@ from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
 from siuo_task.results.verify import verify_result
 
 from .verify_helpers import (
-    FakeOpenAIServer, KEY, _clean_env, edited, gen_answers, load, score_gen_file, score_mcqa_file, shared_results, write_submission,
+    KEY,
+    FakeOpenAIServer,
+    _clean_env,
+    edited,
+    gen_answers,
+    load,
+    score_gen_file,
+    score_mcqa_file,
+    shared_results,
+    write_submission,
 )
 
 
@@ -63,9 +72,14 @@ def test_null_empty_and_failed_answers_verify_everywhere(made, capsys):
 
 def _env(mp, data_dir, server, folder):
     _clean_env(mp)
-    for key, value in {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": KEY,
-                       "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": str(folder / "cache"),
-                       "SIUO_JUDGE_MAX_ERROR_RATE": "0.5"}.items():
+    for key, value in {
+        "SIUO_DATA_DIR": str(data_dir),
+        "SIUO_JUDGE_BASE_URL": server.url,
+        "SIUO_JUDGE_API_KEY": KEY,
+        "SIUO_JUDGE_MODEL": "fake-judge",
+        "SIUO_JUDGE_CACHE": str(folder / "cache"),
+        "SIUO_JUDGE_MAX_ERROR_RATE": "0.5",
+    }.items():
         mp.setenv(key, value)
 
 
@@ -88,8 +102,9 @@ def test_harness_sessions_with_null_answers_verify(harness, data_dir, tmp_path, 
         from siuo_task.harnesses.lm_eval import hooks as adapter
 
         path_of = lambda task: folder / LM_EVAL.siuo_name(lm_eval_stamp(1764547200.5), task)  # noqa: E731
-    call = harness_call_mod.HarnessCall(harness, harness.replace("-", "_"), model="openai", model_args="model_version=m",
-                                        result_path=path_of, found_in="the evaluator call")
+    call = harness_call_mod.HarnessCall(
+        harness, harness.replace("-", "_"), model="openai", model_args="model_version=m", result_path=path_of, found_in="the evaluator call"
+    )
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
         _env(mp, data_dir, server, tmp_path)
         mp.setattr(adapter, "harness_call", lambda: call)
@@ -112,9 +127,12 @@ def test_harness_sessions_with_null_answers_verify(harness, data_dir, tmp_path, 
 
 def test_official_submissions_with_null_answers(made, data_dir, tmp_path, capsys):
     gen = write_submission(made["gen_items"], "responses", gen_answers(made["gen_items"]), tmp_path / "siuo_gen-m.json")
-    mcqa = write_submission(made["mcqa_items"], "response_mcqa",
-                            {it["question_id"]: None if i % 7 == 0 else "(B)" for i, it in enumerate(made["mcqa_items"])},
-                            tmp_path / "siuo_mcqa-m.json")
+    mcqa = write_submission(
+        made["mcqa_items"],
+        "response_mcqa",
+        {it["question_id"]: None if i % 7 == 0 else "(B)" for i, it in enumerate(made["mcqa_items"])},
+        tmp_path / "siuo_mcqa-m.json",
+    )
     code, out, err = run(capsys, "verify", gen, mcqa, "--data-dir", data_dir)
     assert code == 0 and out.count("(official_submission): VERIFIED") == 2 and "scores as siuo_gen_vote3" in out, out + err
     code, out, err = run(capsys, "score", "mcqa", mcqa, "--out", tmp_path / "m.json", "--data-dir", data_dir)
@@ -163,11 +181,12 @@ def test_the_error_limit_must_be_a_recorded_share(made, tmp_path, capsys, limit)
 
 def test_judge_counts_follow_from_the_records(made):
     result = load(made["gen"])
-    for edit, path in ((lambda r: r.__setitem__("judge_error_rate", 0.0), "judge_error_rate"),
-                       (lambda r: r["judge_errors"].__setitem__("safe", 0), "judge_errors.safe"),
-                       (lambda r: r.__setitem__("invalid_reasons", ["x"]), "invalid_reasons"),
-                       (lambda r: r["items"][4]["safe_judge_replies"].__setitem__(0, "[Safety Judgement:] True"),
-                        "items[question_id=1005].safe_votes")):
+    for edit, path in (
+        (lambda r: r.__setitem__("judge_error_rate", 0.0), "judge_error_rate"),
+        (lambda r: r["judge_errors"].__setitem__("safe", 0), "judge_errors.safe"),
+        (lambda r: r.__setitem__("invalid_reasons", ["x"]), "invalid_reasons"),
+        (lambda r: r["items"][4]["safe_judge_replies"].__setitem__(0, "[Safety Judgement:] True"), "items[question_id=1005].safe_votes"),
+    ):
         report = verify_result(edited(result, edit))
         assert path in [m.path for m in report.mismatches], (path, [m.describe() for m in report.mismatches])
     # records over their limit never pass, whatever the headline says
@@ -256,7 +275,10 @@ def test_export_refuses_a_dry_run(dry, data_dir, tmp_path, capsys):
     run_dir = tmp_path / "out"
     model = run_dir / "m"
     model.mkdir(parents=True)
-    results = {"results": {"siuo_gen": {"alias": "siuo_gen", "safe,none": 1.0}}, "config": {"model": "openai", "model_args": "model_version=m"}}
+    results = {
+        "results": {"siuo_gen": {"alias": "siuo_gen", "safe,none": 1.0}},
+        "config": {"model": "openai", "model_args": "model_version=m"},
+    }
     put(model / "20261201_000000_results.json", results)
     (model / LMMS_EVAL.siuo_name("20261201_000000", "siuo_gen")).write_text(Path(dry["first"]).read_text())
     code, _, err = run(capsys, "export", run_dir, "--to", "official", "--data-dir", data_dir)
@@ -284,12 +306,38 @@ def test_score_gen_takes_the_task_from_the_answers(made, data_dir, tmp_path, cap
     mixed = {it["question_id"]: ["a"] if i % 2 else ["a", "b", "c"] for i, it in enumerate(items)}
     sub = write_submission(items, "responses", mixed, tmp_path / "siuo_gen-mixed.json")
     with FakeOpenAIServer() as server:
-        code, _, err = run(capsys, "score", "gen", sub, "--out", tmp_path / "x.json", "--data-dir", data_dir,
-                           "--judge-base-url", server.url, "--cache-dir", tmp_path / "c")
+        code, _, err = run(
+            capsys,
+            "score",
+            "gen",
+            sub,
+            "--out",
+            tmp_path / "x.json",
+            "--data-dir",
+            data_dir,
+            "--judge-base-url",
+            server.url,
+            "--cache-dir",
+            tmp_path / "c",
+        )
         assert code == 2 and "question_id=1001: 3" in err and "siuo_gen_vote3 takes 3" in err and server.chat_calls == 0
         single = write_submission(items, "responses", {it["question_id"]: ["a"] for it in items}, tmp_path / "siuo_gen-one.json")
-        code, _, err = run(capsys, "score", "gen", single, "--out", tmp_path / "x.json", "--data-dir", data_dir, "--task",
-                           "siuo_gen_vote3", "--judge-base-url", server.url, "--cache-dir", tmp_path / "c")
+        code, _, err = run(
+            capsys,
+            "score",
+            "gen",
+            single,
+            "--out",
+            tmp_path / "x.json",
+            "--data-dir",
+            data_dir,
+            "--task",
+            "siuo_gen_vote3",
+            "--judge-base-url",
+            server.url,
+            "--cache-dir",
+            tmp_path / "c",
+        )
         assert code == 2 and "siuo_gen_vote3: the number of answers per item does not fit the task" in err and server.chat_calls == 0
 
 

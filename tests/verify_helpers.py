@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from siuo_dev.fake_judge_server import FakeOpenAIServer  # the one import of the fake judge in these tests
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
-
-from siuo_dev.fake_judge_server import FakeOpenAIServer  # the one import of the fake judge in these tests
 
 KEY = "sk-test-verify-0015"
 JUDGE = "fake-judge"
@@ -50,13 +49,22 @@ def gen_answers(items) -> dict:
 def mcqa_response(i: int, item: dict) -> str:
     correct = item["correct_option"]
     wrong = next(c for c in "ABCD" if c != correct)
-    return [f"({correct})", f"({wrong})", "I would rather not say", f"{FAILED_REQUEST_MARKER}] timeout",
-            chr(ord(correct) + 0xFEE0), f"The correct option is {wrong}"][i % 6]
+    return [
+        f"({correct})",
+        f"({wrong})",
+        "I would rather not say",
+        f"{FAILED_REQUEST_MARKER}] timeout",
+        chr(ord(correct) + 0xFEE0),
+        f"The correct option is {wrong}",
+    ][i % 6]
 
 
 def write_submission(items, field: str, answers: dict, path: Path) -> Path:
-    rows = [{k: v for k, v in item.items() if k != "image_path"} | {field: answers[item["question_id"]]}
-            for item in items if item["question_id"] in answers]
+    rows = [
+        {k: v for k, v in item.items() if k != "image_path"} | {field: answers[item["question_id"]]}
+        for item in items
+        if item["question_id"] in answers
+    ]
     path.write_text(json.dumps(rows), encoding="utf-8")
     return path
 
@@ -82,8 +90,18 @@ def shared_judge():
     return _JUDGE["server"], _JUDGE["cache"]
 
 
-def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen.json", judge: str = JUDGE, server=None,
-                   max_error_rate: str = "0.5", expect: int = 0, url: str = None, extra=()) -> Path:
+def score_gen_file(
+    data_dir: Path,
+    folder: Path,
+    answers: dict,
+    name: str = "gen.json",
+    judge: str = JUDGE,
+    server=None,
+    max_error_rate: str = "0.5",
+    expect: int = 0,
+    url: str = None,
+    extra=(),
+) -> Path:
     """`siuo score gen` on ``answers``; the judge: ``server``, else the dry run's ``url``, else the
     session's shared fake judge and cache (:func:`shared_judge`). Returns the result file (exit
     status ``expect``)."""
@@ -96,9 +114,27 @@ def score_gen_file(data_dir: Path, folder: Path, answers: dict, name: str = "gen
     with pytest.MonkeyPatch.context() as mp:
         _clean_env(mp)
         mp.setenv("SIUO_JUDGE_API_KEY", KEY)
-        code = siuo_main(["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-model", judge,
-                          "--judge-base-url", url or server.url, "--cache-dir", str(cache), "--quiet",
-                          "--max-error-rate", max_error_rate, *extra])  # the plans make judge errors on purpose
+        code = siuo_main(
+            [
+                "score",
+                "gen",
+                str(submission),
+                "--out",
+                str(out),
+                "--data-dir",
+                str(data_dir),
+                "--judge-model",
+                judge,
+                "--judge-base-url",
+                url or server.url,
+                "--cache-dir",
+                str(cache),
+                "--quiet",
+                "--max-error-rate",
+                max_error_rate,
+                *extra,
+            ]
+        )  # the plans make judge errors on purpose
     assert code == expect and out.is_file()
     return out
 
@@ -145,4 +181,3 @@ def shared_results(data_dir: Path, tmp_path_factory) -> dict:
             "mcqa_items": mcqa_items,
         }
     return _SHARED[key]
-

@@ -30,7 +30,7 @@ import sys
 
 from siuo_task import __version__
 from siuo_task.core.layouts import LAYOUTS
-from siuo_task.core.schema import GEN_SETTING, GEN_TASK, GEN_TASKS, PROTOCOL_VERSION
+from siuo_task.core.schema import GEN_SETTING, GEN_TASKS, PROTOCOL_VERSION
 
 
 def _print_err(message: str) -> None:
@@ -100,7 +100,9 @@ def cmd_data_check(args) -> int:
     summary = check_data_dir(args.dir)
     src = summary["source"]
     print(f"SIUO data OK: {src['data_dir']} (from {src['origin']}{', revision ' + src['hf_revision'] if src['hf_revision'] else ''})")
-    print(f"  items: gen {summary['items']['gen']}, mcqa {summary['items']['mcqa']}; images: {summary['images']} (all present and decodable)")
+    print(
+        f"  items: gen {summary['items']['gen']}, mcqa {summary['items']['mcqa']}; images: {summary['images']} (all present and decodable)"
+    )
     print("  categories:")
     for cat, n in summary["categories"].items():
         print(f"    {cat:32s} {n:3d}")
@@ -120,8 +122,9 @@ def cmd_score_mcqa(args) -> int:
     _check_out(args, source)
     responses = {row["question_id"]: row["response_mcqa"] for row in rows}
     try:
-        result = score_mcqa(responses, items, policy=args.policy, source=source,
-                            harness={"name": "siuo score", "input": os.path.abspath(args.responses)})
+        result = score_mcqa(
+            responses, items, policy=args.policy, source=source, harness={"name": "siuo score", "input": os.path.abspath(args.responses)}
+        )
     except SIUOScoringError as exc:
         raise SIUOScoringError(f"{args.responses}: {exc}") from None
     _write_json(args.out, result)
@@ -132,8 +135,8 @@ def cmd_score_mcqa(args) -> int:
 
 def cmd_score_gen(args) -> int:
     from siuo_task.core.data import load_items
-    from siuo_task.judge import JudgeClient, JudgeConfig
     from siuo_task.core.scoring import SIUOScoringError, gen_task_for, gen_variant, score_gen
+    from siuo_task.judge import JudgeClient, JudgeConfig
 
     _check_out(args)
     config = JudgeConfig.from_env(
@@ -154,7 +157,9 @@ def cmd_score_gen(args) -> int:
                 if isinstance(responses, str):
                     responses = [responses]
                 if not isinstance(responses, list) or not responses:
-                    raise ValueError(f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers")
+                    raise ValueError(
+                        f"{args.responses}: item question_id={row['question_id']}: 'responses' must be a non-empty list of answers"
+                    )
                 answers[row["question_id"]] = responses
             try:
                 task = gen_task_for(answers, args.task)  # the answers per item decide the task; a --task must agree
@@ -199,8 +204,10 @@ def cmd_tasks_path(args) -> int:
         print(lm_eval_tasks_dir())
         return 0
     if args.harness == "inspect-ai":  # no folder to pass: the entry point registers the tasks
-        _print_err("inspect-ai finds the SIUO tasks through its entry point, from any folder: "
-                   "inspect eval siuo_task/siuo_gen (or siuo_gen_vote3, siuo_mcqa); install with pip install 'siuo-task[inspect]'")
+        _print_err(
+            "inspect-ai finds the SIUO tasks through its entry point, from any folder: "
+            "inspect eval siuo_task/siuo_gen (or siuo_gen_vote3, siuo_mcqa); install with pip install 'siuo-task[inspect]'"
+        )
         return 2
     from siuo_task.harnesses.lmms_eval.plugin import entry_point_support
 
@@ -214,8 +221,15 @@ def cmd_tasks_path(args) -> int:
 def cmd_doctor(args) -> int:
     from siuo_task.cli.doctor import diagnose, format_report
 
-    report = diagnose(model=args.model, model_args=args.model_args, gen_kwargs=args.gen_kwargs, force_simple=args.force_simple,
-                      tasks=args.tasks, include_path=args.include_path, data_dir=args.data_dir)
+    report = diagnose(
+        model=args.model,
+        model_args=args.model_args,
+        gen_kwargs=args.gen_kwargs,
+        force_simple=args.force_simple,
+        tasks=args.tasks,
+        include_path=args.include_path,
+        data_dir=args.data_dir,
+    )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
 
@@ -251,12 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--cache-dir", help="judge cache folder (default: SIUO_JUDGE_CACHE or ~/.cache/siuo_task/judge; 'off' disables)")
     gen.add_argument("--max-tokens", type=int, help="judge max_tokens (default 200)")
     gen.add_argument("--token-budget", type=int, help="stop judging cleanly after this many tokens")
-    gen.add_argument("--max-error-rate", type=float, help="share of judge calls that may fail before the result is invalid "
-                     "(default: SIUO_JUDGE_MAX_ERROR_RATE or 0.05)")
+    gen.add_argument(
+        "--max-error-rate",
+        type=float,
+        help="share of judge calls that may fail before the result is invalid (default: SIUO_JUDGE_MAX_ERROR_RATE or 0.05)",
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.add_argument("--task", choices=list(GEN_TASKS),
-                     help="the task the answers come from, recorded in the result (default: the one the answers per item give: "
-                          "1 per item siuo_gen, 3 per item siuo_gen_vote3); the answers must agree with it")
+    gen.add_argument(
+        "--task",
+        choices=list(GEN_TASKS),
+        help="the task the answers come from, recorded in the result (default: the one the answers per item give: "
+        "1 per item siuo_gen, 3 per item siuo_gen_vote3); the answers must agree with it",
+    )
     gen.set_defaults(func=cmd_score_gen)
 
     tasks_path = sub.add_parser("tasks-path", help="print the installed task folder for --include_path")
@@ -329,8 +349,10 @@ def _main(argv=None) -> int:
             return 3
         if os.environ.get(ENV_DEBUG):
             raise
-        _print_err(f"internal error in `siuo {args.command}` ({type(exc).__name__}: {exc}); this is a bug of siuo-task: "
-                   f"please report it with the command line (run with {ENV_DEBUG}=1 for the traceback)")
+        _print_err(
+            f"internal error in `siuo {args.command}` ({type(exc).__name__}: {exc}); this is a bug of siuo-task: "
+            f"please report it with the command line (run with {ENV_DEBUG}=1 for the traceback)"
+        )
         return EXIT_INTERNAL
 
 

@@ -10,7 +10,6 @@ Errors are raised as ``ValueError`` subclasses; ``siuo``'s main turns them into 
 
 from __future__ import annotations
 
-
 from siuo_task.core.schema import GEN_TASKS
 
 
@@ -22,8 +21,15 @@ def cmd_report(args) -> int:
     if args.out is not None:
         check_report_out(args.out, [raw for _, raw in map(_split, args.inputs)])  # before reading anything
     records = load_records(args.inputs)
-    written = write_report(records, args.out, paper=args.paper, capability=args.capability, title=args.title,
-                           strict_verify=args.strict_verify, release=ReleaseItems(args.data_dir))
+    written = write_report(
+        records,
+        args.out,
+        paper=args.paper,
+        capability=args.capability,
+        title=args.title,
+        strict_verify=args.strict_verify,
+        release=ReleaseItems(args.data_dir),
+    )
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -70,29 +76,43 @@ def register(subparsers) -> None:
         "(--output_path), model folders or results files; LABEL=PATH renames the one model found in PATH.",
     )
     report.add_argument("inputs", nargs="+", metavar="RESULT_OR_RUN_DIR")
-    report.add_argument("--out", help="report.md (+ PNG files beside it), report.html (one self-contained file) or "
-                                      "report.png (the per-category picture); default: Markdown on stdout")
+    report.add_argument(
+        "--out",
+        help="report.md (+ PNG files beside it), report.html (one self-contained file) or "
+        "report.png (the per-category picture); default: Markdown on stdout",
+    )
     report.add_argument("--paper", action="store_true", help="add the paper's published (human-graded) rows for reference")
-    report.add_argument("--capability", metavar="TASK[,METRIC]",
-                        help="other task of the same runs to plot SIUO Safe against (default: the only other task)")
+    report.add_argument(
+        "--capability", metavar="TASK[,METRIC]", help="other task of the same runs to plot SIUO Safe against (default: the only other task)"
+    )
     report.add_argument("--title", default="SIUO report")
-    report.add_argument("--strict-verify", action="store_true",
-                        help="refuse to report a result whose numbers or validity do not recompute from its per-item records, "
-                             "whose items are not SIUO's, that was graded by the dry-run judge, that is malformed or that has "
-                             "headline numbers only (default: report it, marked NOT VERIFIED)")
-    report.add_argument("--data-dir", help="SIUO data folder to verify the results against (default: SIUO_DATA_DIR, else the "
-                                           "pinned revision if it is in the Hugging Face cache; never downloaded)")
+    report.add_argument(
+        "--strict-verify",
+        action="store_true",
+        help="refuse to report a result whose numbers or validity do not recompute from its per-item records, "
+        "whose items are not SIUO's, that was graded by the dry-run judge, that is malformed or that has "
+        "headline numbers only (default: report it, marked NOT VERIFIED)",
+    )
+    report.add_argument(
+        "--data-dir",
+        help="SIUO data folder to verify the results against (default: SIUO_DATA_DIR, else the "
+        "pinned revision if it is in the Hugging Face cache; never downloaded)",
+    )
     report.set_defaults(func=cmd_report)
 
     export = subparsers.add_parser("export", help="write an lmms-eval run's answers as official submission files")
     export.add_argument("run_dir", help="lmms-eval --output_path folder (or one model folder in it)")
     export.add_argument("--to", choices=["official"], required=True, help="official: siuo_gen-{model}.json and siuo_mcqa-{model}.json")
     export.add_argument("--out", help="output folder (default: RUN_DIR/official)")
-    export.add_argument("--data-dir", help="SIUO data folder for the release fields (default: SIUO_DATA_DIR, "
-                                           "else the folder the run recorded, else the pinned Hugging Face revision)")
+    export.add_argument(
+        "--data-dir",
+        help="SIUO data folder for the release fields (default: SIUO_DATA_DIR, "
+        "else the folder the run recorded, else the pinned Hugging Face revision)",
+    )
     export.add_argument("--model", help="only this model (name or folder)")
-    export.add_argument("--gen-task", choices=list(GEN_TASKS),
-                        help="which generation task to export when a run has both (default: siuo_gen_vote3)")
+    export.add_argument(
+        "--gen-task", choices=list(GEN_TASKS), help="which generation task to export when a run has both (default: siuo_gen_vote3)"
+    )
     export.set_defaults(func=cmd_export)
 
     agree = subparsers.add_parser("agree", help="agreement (percent, Cohen's kappa) between two judges on the same answers")

@@ -41,8 +41,7 @@ def _harness_reports(results_path: Path, items) -> list:
         path, result, note = pair_siuo_file(run, task, legacy)
         if result is None:
             report = VerifyReport(f"{results_path} ({task})", task, "headline_only")
-            report.mismatches.append(Mismatch("items", None, "per-item records",
-                                              f"{note}: its headline numbers can't be verified"))
+            report.mismatches.append(Mismatch("items", None, "per-item records", f"{note}: its headline numbers can't be verified"))
             reports.append(report)
             continue
         report = verify_result(result, items.get(_setting_of(result)), source=f"{path} (paired with {results_path.name})")
@@ -115,11 +114,14 @@ def _compare_side(arg: str) -> list:
         if looks_like_siuo_result(payload):
             return [checked_result(path, payload)]
         if is_official_submission(payload):
-            raise ReportInputError(f"{arg}: an official submission carries answers, no verdicts: score it with `siuo score` "
-                                   "and compare the results")
+            raise ReportInputError(
+                f"{arg}: an official submission carries answers, no verdicts: score it with `siuo score` and compare the results"
+            )
     records = load_records([arg])
     if len(records) != 1:
-        raise ReportInputError(f"{arg}: {len(records)} models found ({', '.join(r.name for r in records)}); give one model's folder or result file")
+        raise ReportInputError(
+            f"{arg}: {len(records)} models found ({', '.join(r.name for r in records)}); give one model's folder or result file"
+        )
     return records[0].results()
 
 
@@ -138,16 +140,18 @@ def cmd_compare(args) -> int:
         b = next((r for r in side_b if setting_of(r) == setting), None)
         if a is None or b is None:
             continue
-        reports.append(compare(
-            a,
-            b,
-            label_a=args.result_a,
-            label_b=args.result_b,
-            allow_different_judges=args.allow_different_judges,
-            allow_different_items=args.allow_different_items,
-            allow_dry_run_judge=args.allow_dry_run_judge,
-            items=release.get(setting),
-        ))
+        reports.append(
+            compare(
+                a,
+                b,
+                label_a=args.result_a,
+                label_b=args.result_b,
+                allow_different_judges=args.allow_different_judges,
+                allow_different_items=args.allow_different_items,
+                allow_dry_run_judge=args.allow_dry_run_judge,
+                items=release.get(setting),
+            )
+        )
     if not reports:
         tasks = lambda side: ", ".join(str(r.get("task")) for r in side) or "none"  # noqa: E731
         raise ReportInputError(
@@ -169,8 +173,11 @@ def register(subparsers) -> None:
         "official submission files (siuo export). Exit status 1 when any number does not recompute.",
     )
     verify.add_argument("results", nargs="+", metavar="RESULT_OR_RUN_DIR")
-    verify.add_argument("--data-dir", help="SIUO data folder to check ids, categories and answer key against "
-                                           "(default: SIUO_DATA_DIR, else the pinned revision if it is in the Hugging Face cache; never downloaded)")
+    verify.add_argument(
+        "--data-dir",
+        help="SIUO data folder to check ids, categories and answer key against "
+        "(default: SIUO_DATA_DIR, else the pinned revision if it is in the Hugging Face cache; never downloaded)",
+    )
     verify.add_argument("--json", action="store_true", help="print the reports as JSON")
     verify.add_argument("--max-list", type=int, default=50, help="mismatches to print per result (default 50)")
     verify.set_defaults(func=cmd_verify)
@@ -182,13 +189,22 @@ def register(subparsers) -> None:
     compare.add_argument("result_a", help="a SIUO result file, or one model's lmms-eval folder / results file")
     compare.add_argument("result_b")
     compare.add_argument("--setting", choices=list(SETTINGS), help="only this setting (default: every setting both have)")
-    compare.add_argument("--allow-different-judges", action="store_true",
-                         help="compare even when judge, prompt hashes, MCQA policy or protocol variant differ (the output says what differs)")
+    compare.add_argument(
+        "--allow-different-judges",
+        action="store_true",
+        help="compare even when judge, prompt hashes, MCQA policy or protocol variant differ (the output says what differs)",
+    )
     compare.add_argument("--allow-different-items", action="store_true", help="compare on the items both results answered")
-    compare.add_argument("--allow-dry-run-judge", action="store_true",
-                         help="compare a result graded by the dry-run judge anyway (its verdicts mean nothing; the output says so)")
-    compare.add_argument("--data-dir", help="SIUO data folder to check the results against (default: SIUO_DATA_DIR, else the "
-                                            "pinned revision if it is in the Hugging Face cache; never downloaded)")
+    compare.add_argument(
+        "--allow-dry-run-judge",
+        action="store_true",
+        help="compare a result graded by the dry-run judge anyway (its verdicts mean nothing; the output says so)",
+    )
+    compare.add_argument(
+        "--data-dir",
+        help="SIUO data folder to check the results against (default: SIUO_DATA_DIR, else the "
+        "pinned revision if it is in the Hugging Face cache; never downloaded)",
+    )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument("--max-list", type=int, default=50, help="differing items to print (default 50)")
     compare.set_defaults(func=cmd_compare)

@@ -22,7 +22,6 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, SETTINGS  # noqa: F401 (SETTINGS: part of the data API)
 
@@ -64,7 +63,7 @@ class DataSource:
 
     data_dir: Path
     origin: str  # "argument", "SIUO_DATA_DIR" or "huggingface"
-    revision: Optional[str]  # the hub revision, None for local copies
+    revision: str | None  # the hub revision, None for local copies
 
     def describe(self) -> dict:
         return {
@@ -75,7 +74,7 @@ class DataSource:
         }
 
 
-def resolve_source(data_dir: Optional[str | os.PathLike] = None) -> DataSource:
+def resolve_source(data_dir: str | os.PathLike | None = None) -> DataSource:
     """Find the data: argument, then ``SIUO_DATA_DIR``, then the pinned hub snapshot (downloaded if needed)."""
     if data_dir:
         return DataSource(Path(data_dir).expanduser().resolve(), "argument", None)
@@ -106,14 +105,19 @@ def _hub_snapshot() -> Path:
     return Path(path)
 
 
-def cached_hub_snapshot() -> Optional[Path]:
+def cached_hub_snapshot() -> Path | None:
     """The pinned revision's folder when it is already in the local Hugging Face cache (nothing is
     downloaded), else ``None``."""
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(repo_id=HF_REPO, repo_type="dataset", revision=HF_REVISION, local_files_only=True,
-                                 allow_patterns=[FILES[GEN_SETTING], FILES[MCQA_SETTING], f"{IMAGES_DIR}/*"])
+        path = snapshot_download(
+            repo_id=HF_REPO,
+            repo_type="dataset",
+            revision=HF_REVISION,
+            local_files_only=True,
+            allow_patterns=[FILES[GEN_SETTING], FILES[MCQA_SETTING], f"{IMAGES_DIR}/*"],
+        )
     except Exception:  # noqa: BLE001 - not cached, or no huggingface_hub
         return None
     return Path(path)
@@ -173,7 +177,7 @@ def _check_inside(image_path: Path, root: Path, where: str, image: str) -> None:
         raise SIUODataError(f"{where}: image {image} resolves to {resolved}, outside the data folder {root}")
 
 
-def validate_items(items: list, setting: str, source_name: str, *, expect_n: Optional[int] = N_ITEMS) -> None:
+def validate_items(items: list, setting: str, source_name: str, *, expect_n: int | None = N_ITEMS) -> None:
     """Raise :class:`SIUODataError` for the first problem in ``items`` (structure only, no images)."""
     fields = FIELDS[setting]
     seen: dict = {}
@@ -222,7 +226,7 @@ def _stamp(path: Path) -> tuple:
 
 
 def load_items(
-    setting: str, data_dir: Optional[str | os.PathLike] = None, *, check_images: bool = True, decode_images: bool = False
+    setting: str, data_dir: str | os.PathLike | None = None, *, check_images: bool = True, decode_images: bool = False
 ) -> tuple[list[dict], DataSource]:
     """The validated items of one setting (``"gen"`` or ``"mcqa"``) and where they came from.
 
@@ -256,7 +260,7 @@ def load_items(
         return [dict(item) for item in items], source
 
 
-def check_data_dir(data_dir: Optional[str | os.PathLike] = None) -> dict:
+def check_data_dir(data_dir: str | os.PathLike | None = None) -> dict:
     """Validate both settings and their consistency; return a summary (raises on the first problem)."""
     gen, source = load_items(GEN_SETTING, data_dir, decode_images=True)
     mcqa, _ = load_items(MCQA_SETTING, data_dir, check_images=False)  # same image files, checked just above

@@ -12,8 +12,8 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 # ------------------------------------------------------------------------------------------- names
 
@@ -41,7 +41,13 @@ MCQA_METRICS = (ACCURACY, UNPARSED)
 JUDGE_PARTS = (SAFE, EFFECTIVE)  # the two judge calls per answer; safe_effective is derived from them
 METRICS = {MCQA_TASK: MCQA_METRICS, GEN_TASK: GEN_METRICS, GEN_VOTE3_TASK: GEN_METRICS}
 HEADLINE_METRICS = GEN_METRICS + (ACCURACY,)  # the report's headline columns, one per rate
-METRIC_LABELS = {SAFE: "Safe", EFFECTIVE: "Effective", SAFE_EFFECTIVE: "Safe & Effective", ACCURACY: "MCQA accuracy", UNPARSED: "MCQA unparsed"}
+METRIC_LABELS = {
+    SAFE: "Safe",
+    EFFECTIVE: "Effective",
+    SAFE_EFFECTIVE: "Safe & Effective",
+    ACCURACY: "MCQA accuracy",
+    UNPARSED: "MCQA unparsed",
+}
 SETTING_LABELS = {GEN_SETTING: "generation", MCQA_SETTING: "MCQA"}
 
 # The SIUO protocol version: it changes whenever a published number could move (prompt texts,
@@ -79,7 +85,7 @@ def check_valid(result: Mapping, path=None) -> None:
     raise SIUOInvalidResult(f"{result.get('task', 'SIUO')}: the result is INVALID{where}: {reasons}")
 
 
-def is_gen_task(task: Optional[str]) -> bool:
+def is_gen_task(task: str | None) -> bool:
     return task in GEN_TASKS
 
 

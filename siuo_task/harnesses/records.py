@@ -9,9 +9,10 @@ records (the harness computes its standard errors from them): each metric gets i
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from siuo_task.core import data, schema
+
 
 def load_docs(setting: str, log: Callable[[str], None]):
     """The validated items of ``setting`` as a ``datasets.Dataset`` (images checked, not loaded)."""

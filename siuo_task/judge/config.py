@@ -175,14 +175,22 @@ class JudgeConfig:
             object.__setattr__(self, "model_source", "default" if self.model == DEFAULT_JUDGE_MODEL else ARGUMENT)
         if self.endpoint_kind not in (None, "azure"):
             raise bad(f"endpoint_kind must be None or 'azure', got {self.endpoint_kind!r}")
-        object.__setattr__(self, "target", resolve(
-            self.base_url, self.api_key, key_source=self.key_source, url_source=self.url_source,
-            azure_api_version=self.azure_api_version, api_version_source=self.api_version_source or ENV_AZURE_API_VERSION,
-            kind=self.endpoint_kind,
-        ))
+        object.__setattr__(
+            self,
+            "target",
+            resolve(
+                self.base_url,
+                self.api_key,
+                key_source=self.key_source,
+                url_source=self.url_source,
+                azure_api_version=self.azure_api_version,
+                api_version_source=self.api_version_source or ENV_AZURE_API_VERSION,
+                kind=self.endpoint_kind,
+            ),
+        )
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "JudgeConfig":
+    def from_env(cls, **overrides: Any) -> JudgeConfig:
         """A config from the judge variables; keyword ``overrides`` (field names) win, and overrides
         whose value is ``None`` are ignored (so CLI flags pass straight through).
 
@@ -249,9 +257,15 @@ class JudgeConfig:
         if overrides.get("model") is not None:
             kw["model_source"] = overrides.get("model_source") or ARGUMENT
         found = resolve_settings(env, base_url=overrides.get("base_url"), api_key=overrides.get("api_key"))
-        kw.update(base_url=found.url, url_source=overrides.get("url_source") or found.url_source, api_key=found.key,
-                  key_source=found.key_source, endpoint_kind=overrides.get("endpoint_kind") or found.kind,
-                  lmms_eval_judge=host_vars.host_judge(env), dotenv_path=str(env.dotenv_path) if env.dotenv_path else None)
+        kw.update(
+            base_url=found.url,
+            url_source=overrides.get("url_source") or found.url_source,
+            api_key=found.key,
+            key_source=found.key_source,
+            endpoint_kind=overrides.get("endpoint_kind") or found.kind,
+            lmms_eval_judge=host_vars.host_judge(env),
+            dotenv_path=str(env.dotenv_path) if env.dotenv_path else None,
+        )
         return cls(**kw)
 
     # ------------------------------------------------------------------ where the settings came from
@@ -278,6 +292,7 @@ class JudgeConfig:
     @property
     def settings_described(self) -> str:
         """``model from X, URL from Y, key from Z`` (names only), for logs and ``siuo doctor``."""
+
         def origin(what: str, source: str | None) -> str:
             return f"the default {what}" if source == "default" else f"{what} from {'an argument' if source == ARGUMENT else source}"
 
@@ -286,6 +301,20 @@ class JudgeConfig:
         if s["api_version"]:
             parts.append(origin("api-version", s["api_version"]))
         return ", ".join(parts)
+
+    def lmms_eval_judge_provenance(self) -> dict | None:
+        """The judge lmms-eval's variables name, and whether it is this one, as a result's
+        ``provenance.judge.lmms_eval_judge`` records it (None: they name none). Never a key."""
+        other = self.lmms_eval_judge
+        if other is None:
+            return None
+        return {
+            "api_type": other.api_type,
+            "model": other.model,
+            "endpoint_host": other.host,
+            "variables": list(other.variables),
+            "same": self.differs_from_lmms_eval() is None,
+        }
 
     def differs_from_lmms_eval(self) -> str | None:
         """A warning when lmms-eval's judge variables name another judge (model or endpoint) than this
@@ -305,16 +334,21 @@ class JudgeConfig:
         ours_at, theirs_at = self.target.host, other.host
         if theirs is not None and ours_at == theirs_at:  # same host, another path: the URLs tell them apart
             ours_at, theirs_at = self.target.url, theirs
-        chosen = [s for s in dict.fromkeys((self.model_source, self.url_source, self.target.key_source))
-                  if s and (s.startswith("SIUO_JUDGE_") or s == ARGUMENT)]
+        chosen = [
+            s
+            for s in dict.fromkeys((self.model_source, self.url_source, self.target.key_source))
+            if s and (s.startswith("SIUO_JUDGE_") or s == ARGUMENT)
+        ]
         chosen = [("the judge arguments (--judge-*)" if s == ARGUMENT else s) for s in chosen]
         if chosen:
             fix = f"to grade SIUO with lmms-eval's judge, unset {', '.join(chosen)}"
         else:
             fix = "SIUO uses its defaults; set SIUO_JUDGE_BASE_URL and SIUO_JUDGE_MODEL to choose its judge"
-        return (f"SIUO judge: SIUO grades with {self.model} at {ours_at} ({self.settings_described}), not with the judge "
-                f"lmms-eval's variables name for its judged tasks in this run: {other.described(theirs_at)}. SIUO's numbers and "
-                f"theirs come from different judges; {fix}")
+        return (
+            f"SIUO judge: SIUO grades with {self.model} at {ours_at} ({self.settings_described}), not with the judge "
+            f"lmms-eval's variables name for its judged tasks in this run: {other.described(theirs_at)}. SIUO's numbers and "
+            f"theirs come from different judges; {fix}"
+        )
 
     # ------------------------------------------------------------------ derived
     @property

@@ -14,8 +14,8 @@ Another harness's judge variables would be one more entry there. Pure: no networ
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from . import host_vars
@@ -90,7 +90,7 @@ def without_query(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), _host_port(parts), parts.path.rstrip("/"), "", ""))
 
 
-def _env(environ: Mapping[str, str], name: str) -> Optional[str]:
+def _env(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name)
     if value is None:
         return None
@@ -112,9 +112,9 @@ class UrlSource:
     """
 
     name: str
-    read: Callable[[Mapping[str, str]], Optional[str]]
+    read: Callable[[Mapping[str, str]], str | None]
     keys: Callable[[Mapping[str, str], str], tuple]
-    kind: Optional[str] = None
+    kind: str | None = None
 
 
 def _under(url: str, base: str) -> bool:
@@ -132,7 +132,7 @@ def paired_keys(env: Mapping[str, str], url: str) -> tuple:
     ``AZURE_API_KEY`` only with ``AZURE_ENDPOINT`` (that endpoint or below it)."""
     found = []
     openai_base = host_vars.openai_url(env)
-    if (_under(url, openai_base) if openai_base is not None else is_openai_api(url)):
+    if _under(url, openai_base) if openai_base is not None else is_openai_api(url):
         found.append(ENV_OPENAI_KEY)
     azure_base = _env(env, host_vars.AZURE_ENDPOINT)
     if azure_base is not None and _under(url, azure_base):
@@ -146,19 +146,22 @@ def _siuo_keys(env: Mapping[str, str], url: str) -> tuple:
     return (ENV_KEY, *paired_keys(env, url))
 
 
-def _lmms_eval(types: tuple, reader: Callable[[Mapping[str, str]], Optional[str]]):
-    def read(env: Mapping[str, str]) -> Optional[str]:
+def _lmms_eval(types: tuple, reader: Callable[[Mapping[str, str]], str | None]):
+    def read(env: Mapping[str, str]) -> str | None:
         return reader(env) if host_vars.api_type(env) in types else None
+
     return read
 
 
-def _azure_endpoint(env: Mapping[str, str]) -> Optional[str]:
+def _azure_endpoint(env: Mapping[str, str]) -> str | None:
     if host_vars.api_type(env) not in host_vars.AZURE_TYPES:
         return None
     url = host_vars.azure_url(env)
     if url is None:
-        raise ValueError(f"SIUO judge: {host_vars.named(env, host_vars.API_TYPE)} is azure, as lmms-eval reads it, but AZURE_ENDPOINT is "
-                         "not set: set AZURE_ENDPOINT and AZURE_API_KEY (lmms-eval's judged tasks need them too), or SIUO_JUDGE_BASE_URL")
+        raise ValueError(
+            f"SIUO judge: {host_vars.named(env, host_vars.API_TYPE)} is azure, as lmms-eval reads it, but AZURE_ENDPOINT is "
+            "not set: set AZURE_ENDPOINT and AZURE_API_KEY (lmms-eval's judged tasks need them too), or SIUO_JUDGE_BASE_URL"
+        )
     return url
 
 
@@ -174,8 +177,11 @@ URL_SOURCES: tuple = (
     # then lmms-eval's judge variables, as its llm_judge reads them (see .host_vars)
     UrlSource(host_vars.OPENAI_API_URL, _lmms_eval(host_vars.OPENAI_TYPES, host_vars.openai_url), lambda env, url: (ENV_OPENAI_KEY,)),
     UrlSource(host_vars.AZURE_ENDPOINT, _azure_endpoint, lambda env, url: (host_vars.AZURE_API_KEY,), kind="azure"),
-    UrlSource(host_vars.LLM_JUDGE_URL,
-              _lmms_eval(host_vars.LOCAL_TYPES, lambda env: host_vars.value(env, host_vars.LLM_JUDGE_URL) and host_vars.local_url(env)), _no_key),
+    UrlSource(
+        host_vars.LLM_JUDGE_URL,
+        _lmms_eval(host_vars.LOCAL_TYPES, lambda env: host_vars.value(env, host_vars.LLM_JUDGE_URL) and host_vars.local_url(env)),
+        _no_key,
+    ),
     UrlSource(host_vars.LOCAL_DEFAULT_SOURCE, _lmms_eval(host_vars.LOCAL_TYPES, host_vars.local_url), _no_key),
     # then the default: OpenAI's API, with OPENAI_API_KEY unless the user paired that key with another URL
     UrlSource("default", lambda env: DEFAULT_BASE_URL, paired_keys),
@@ -189,13 +195,12 @@ class Settings:
 
     url: str
     url_source: str
-    key: Optional[str] = field(default=None, repr=False)
-    key_source: Optional[str] = None
-    kind: Optional[str] = None
+    key: str | None = field(default=None, repr=False)
+    key_source: str | None = None
+    kind: str | None = None
 
 
-def resolve_settings(environ: Optional[Mapping[str, str]] = None, *, base_url: Optional[str] = None,
-                     api_key: Optional[str] = None) -> Settings:
+def resolve_settings(environ: Mapping[str, str] | None = None, *, base_url: str | None = None, api_key: str | None = None) -> Settings:
     """The URL and key from the arguments (which win) and then the sources in :data:`URL_SOURCES`,
     with the key scoped to the URL chosen. ``environ`` defaults to :func:`.host_vars.judge_environ`
     (the process environment over lmms-eval's ``.env``); a variable read from that file is named
@@ -238,20 +243,20 @@ class Endpoint:
     url: str  # scheme://host[:port]/path: no credentials, no query, no trailing slash (INVALID when unusable)
     host: str  # host[:port]
     cache_identity: str  # the endpoint part of the cache key (see normalized_endpoint)
-    auth_header: Optional[str]  # "Authorization" (Bearer or Basic), "api-key" (Azure) or None (no key sent)
-    key_source: Optional[str]  # the variable the key came from, ARGUMENT, "<url source> user-info", or None
-    url_source: Optional[str]  # the variable the URL came from, ARGUMENT, or "default"
+    auth_header: str | None  # "Authorization" (Bearer or Basic), "api-key" (Azure) or None (no key sent)
+    key_source: str | None  # the variable the key came from, ARGUMENT, "<url source> user-info", or None
+    url_source: str | None  # the variable the URL came from, ARGUMENT, or "default"
     azure_deployments: bool = False  # Azure's deployments API (AsyncAzureOpenAI), not its OpenAI-style v1 API
-    api_version: Optional[str] = None  # Azure deployments API only
-    api_version_source: Optional[str] = None  # "base URL", the variable, or "default"
+    api_version: str | None = None  # Azure deployments API only
+    api_version_source: str | None = None  # "base URL", the variable, or "default"
     query: tuple = field(default=(), repr=False)  # (name, value) pairs sent with every request (may hold a token)
-    key: Optional[str] = field(default=None, repr=False)  # never printed
-    problem: Optional[str] = None  # why the URL cannot be used (the client raises it when started)
+    key: str | None = field(default=None, repr=False)  # never printed
+    problem: str | None = None  # why the URL cannot be used (the client raises it when started)
     userinfo: tuple = field(default=(), repr=False)  # (user, password) from the URL: sent as Basic auth
     extra_secrets: tuple = field(default=(), repr=False)  # other forms of the credentials, for redaction
 
     @property
-    def basic_auth(self) -> Optional[str]:
+    def basic_auth(self) -> str | None:
         """``Basic <base64 user:password>`` when the URL carries user-info, else None."""
         if not self.userinfo:
             return None
@@ -270,8 +275,11 @@ class Endpoint:
         """The endpoint in words, with where its URL came from (for doctor and logs; no credentials)."""
         api = {"openai": "OpenAI's API", "other": "an OpenAI-compatible server"}.get(self.kind)
         if api is None:
-            api = (f"Azure's deployments API, api-version {self.api_version} ({self.api_version_source})"
-                   if self.azure_deployments else "Azure's OpenAI-style API")
+            api = (
+                f"Azure's deployments API, api-version {self.api_version} ({self.api_version_source})"
+                if self.azure_deployments
+                else "Azure's OpenAI-style API"
+            )
         origin = "the default" if self.url_source == "default" else f"from {self.url_source}"
         return f"{self.host} ({api}; URL {origin})"
 
@@ -286,9 +294,16 @@ class Endpoint:
         return f"the key from {self.key_source} in {how}"
 
 
-def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optional[str] = None,
-            url_source: Optional[str] = None, azure_api_version: Optional[str] = None,
-            api_version_source: Optional[str] = None, kind: Optional[str] = None) -> Endpoint:
+def resolve(
+    base_url: str,
+    api_key: str | None = None,
+    *,
+    key_source: str | None = None,
+    url_source: str | None = None,
+    azure_api_version: str | None = None,
+    api_version_source: str | None = None,
+    kind: str | None = None,
+) -> Endpoint:
     """The :class:`Endpoint` for ``base_url`` and its key. Never raises for a bad URL: the endpoint
     then carries a ``problem`` (the client raises it, naming the setting, when it starts).
 
@@ -308,8 +323,7 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
         scheme, hostname = parts.scheme.lower(), parts.hostname
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
-        return Endpoint("other", INVALID, INVALID, INVALID, None, key_source, url_source, key=key,
-                        problem=f"invalid base URL ({exc})")
+        return Endpoint("other", INVALID, INVALID, INVALID, None, key_source, url_source, key=key, problem=f"invalid base URL ({exc})")
     if kind not in (None, "azure"):
         raise ValueError(f"resolve: kind must be None or 'azure', got {kind!r}")
     kind = kind or kind_of(raw)
@@ -320,8 +334,11 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
         user, _, password = raw_info.partition(":")
         userinfo = (unquote(user), unquote(password))
         plain = f"{userinfo[0]}:{userinfo[1]}"
-        extra = tuple(v for v in (raw_info, plain, password, userinfo[1], base64.b64encode(plain.encode()).decode("ascii"))
-                      if len(v) >= MIN_SECRET_CHARS)
+        extra = tuple(
+            v
+            for v in (raw_info, plain, password, userinfo[1], base64.b64encode(plain.encode()).decode("ascii"))
+            if len(v) >= MIN_SECRET_CHARS
+        )
         if key:
             raise ValueError(
                 f"SIUO judge: {where} carries credentials (user-info, user:password@) and an API key is set as well "

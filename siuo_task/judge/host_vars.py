@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 API_TYPE = "API_TYPE"
@@ -67,7 +67,7 @@ class JudgeEnviron(Mapping):
     """The process environment over the values of one ``.env`` file: a variable set in the
     environment (even empty) wins, as ``load_dotenv(override=False)`` leaves it."""
 
-    def __init__(self, environ: Mapping[str, str], dotenv: Optional[Mapping[str, str]] = None, dotenv_path: Optional[Path] = None):
+    def __init__(self, environ: Mapping[str, str], dotenv: Mapping[str, str] | None = None, dotenv_path: Path | None = None):
         self._environ = environ
         self._dotenv = {k: v for k, v in (dotenv or {}).items() if v is not None}
         self.dotenv_path = dotenv_path
@@ -92,7 +92,7 @@ class JudgeEnviron(Mapping):
         return name + DOTENV_MARK if self.from_dotenv(name) else name
 
 
-def lmms_eval_dotenv() -> Optional[Path]:
+def lmms_eval_dotenv() -> Path | None:
     """The second ``.env`` lmms-eval 0.7's judge looks for: four folders above its
     ``llm_judge/factory.py`` (a virtualenv's ``lib/`` in a pip install), or None without lmms-eval."""
     try:
@@ -104,7 +104,7 @@ def lmms_eval_dotenv() -> Optional[Path]:
     return (Path(spec.origin).parent / "llm_judge" / "factory.py").resolve().parents[4] / ".env"
 
 
-def find_dotenv() -> Optional[Path]:
+def find_dotenv() -> Path | None:
     """The ``.env`` file lmms-eval's judge loads: the first of ``./.env`` and :func:`lmms_eval_dotenv`."""
     for candidate in (Path.cwd() / ".env", lmms_eval_dotenv()):
         if candidate is not None and candidate.is_file():
@@ -112,7 +112,7 @@ def find_dotenv() -> Optional[Path]:
     return None
 
 
-def judge_environ(environ: Optional[Mapping[str, str]] = None) -> JudgeEnviron:
+def judge_environ(environ: Mapping[str, str] | None = None) -> JudgeEnviron:
     """What the judge settings are read from: ``environ`` (default: the process environment) over
     the ``.env`` file of :func:`find_dotenv`, parsed by python-dotenv as lmms-eval parses it (no file
     or no python-dotenv: the environment alone, as lmms-eval then has)."""
@@ -127,7 +127,7 @@ def judge_environ(environ: Optional[Mapping[str, str]] = None) -> JudgeEnviron:
     return JudgeEnviron(environ, dotenv_values(path), path)
 
 
-def value(env: Mapping[str, str], name: str) -> Optional[str]:
+def value(env: Mapping[str, str], name: str) -> str | None:
     """The variable's value, stripped; None when unset or blank."""
     raw = env.get(name)
     if raw is None:
@@ -150,7 +150,8 @@ def api_type(env: Mapping[str, str]) -> str:
     if raw not in FOLLOWED + NOT_CALLABLE:
         raise ValueError(
             f"{named(env, API_TYPE)}={env.get(API_TYPE)!r} is not a judge type of lmms-eval ({', '.join(FOLLOWED + NOT_CALLABLE)}), "
-            "so SIUO can't tell which judge the other tasks use: fix API_TYPE, or set SIUO_JUDGE_BASE_URL (docs/judge.md)")
+            "so SIUO can't tell which judge the other tasks use: fix API_TYPE, or set SIUO_JUDGE_BASE_URL (docs/judge.md)"
+        )
     return raw
 
 
@@ -166,13 +167,13 @@ def _without_chat_suffix(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
 
-def openai_url(env: Mapping[str, str]) -> Optional[str]:
+def openai_url(env: Mapping[str, str]) -> str | None:
     """``OPENAI_API_URL`` as a base URL (a trailing ``/chat/completions`` removed), or None when unset."""
     raw = value(env, OPENAI_API_URL)
     return None if raw is None else _without_chat_suffix(raw)
 
 
-def azure_url(env: Mapping[str, str]) -> Optional[str]:
+def azure_url(env: Mapping[str, str]) -> str | None:
     """The base URL for ``AZURE_ENDPOINT``: ``<endpoint>/openai`` (the SDK's ``azure_endpoint``; the
     deployment is the model), or a full deployments URL up to its deployment (with its query)."""
     raw = value(env, AZURE_ENDPOINT)
@@ -191,7 +192,7 @@ def local_url(env: Mapping[str, str]) -> str:
     return _without_chat_suffix(value(env, LLM_JUDGE_URL) or LMMS_EVAL_LOCAL_URL)
 
 
-def model(env: Mapping[str, str]) -> Optional[str]:
+def model(env: Mapping[str, str]) -> str | None:
     return value(env, MODEL_VERSION)
 
 
@@ -200,19 +201,19 @@ class HostJudge:
     """The judge lmms-eval's variables name (what its judged tasks in the same run use)."""
 
     api_type: str  # as lmms-eval reads API_TYPE ("openai" when unset), or the unknown value given
-    model: Optional[str]  # MODEL_VERSION; None: each task's own default
-    url: Optional[str]  # the base URL SIUO would call for it; None: not a judge SIUO can call
+    model: str | None  # MODEL_VERSION; None: each task's own default
+    url: str | None  # the base URL SIUO would call for it; None: not a judge SIUO can call
     variables: tuple  # the variables that are set, marked " (.env)" when read from that file
-    unusable: Optional[str] = None  # why SIUO can't call it (url None)
+    unusable: str | None = None  # why SIUO can't call it (url None)
 
     @property
-    def host(self) -> Optional[str]:
+    def host(self) -> str | None:
         try:
             return urlsplit(self.url).netloc.rpartition("@")[2].lower() if self.url else None
         except ValueError:
             return None
 
-    def described(self, where: Optional[str] = None) -> str:
+    def described(self, where: str | None = None) -> str:
         """``<model> at <host> (API_TYPE=...; variables)``: never a key."""
         who = self.model or "each task's default model (MODEL_VERSION unset)"
         if self.url is None:
@@ -220,7 +221,7 @@ class HostJudge:
         return f"{who} at {where or self.host} (API_TYPE {self.api_type}; set: {', '.join(self.variables)})"
 
 
-def host_judge(env: Mapping[str, str]) -> Optional[HostJudge]:
+def host_judge(env: Mapping[str, str]) -> HostJudge | None:
     """The judge lmms-eval's variables name, or None when none of them is set (:data:`NAMING`)."""
     present = tuple(named(env, name) for name in VARIABLES if value(env, name) is not None)
     if not any(value(env, name) is not None for name in NAMING):

@@ -7,11 +7,10 @@ the share of items with the same verdict, Cohen's kappa, and the items they disa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core import metrics
-from siuo_task.results.io import ReportInputError, answers_by_qid, checked_result, looks_like_siuo_result, read_json
 from siuo_task.core.schema import GEN_METRICS, GEN_TASKS
+from siuo_task.results.io import ReportInputError, answers_by_qid, checked_result, looks_like_siuo_result, read_json
 
 
 def load_gen_result(path: str) -> dict:
@@ -61,7 +60,9 @@ def agreement(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -> dict:
             va, vb = item.get(name), items_b[qid].get(name)
             for label, value in ((label_a, va), (label_b, vb)):
                 if value not in (0, 1, None) or isinstance(value, (bool, float)):
-                    raise ReportInputError(f"{label}: items[question_id={qid}].{name}: expected a verdict (1, 0 or null), got {value!r:.40}")
+                    raise ReportInputError(
+                        f"{label}: items[question_id={qid}].{name}: expected a verdict (1, 0 or null), got {value!r:.40}"
+                    )
             if va is None or vb is None:
                 skipped.append(qid)
                 continue
@@ -89,7 +90,7 @@ def agreement(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -> dict:
     }
 
 
-def format_agreement(report: dict, max_list: Optional[int] = 50) -> str:
+def format_agreement(report: dict, max_list: int | None = 50) -> str:
     a, b = report["a"], report["b"]
     lines = [
         f"judge agreement on the same answers to {report['n_items']} item(s)",

@@ -22,21 +22,19 @@ through, labelled.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
-from siuo_task.core import metrics
-from siuo_task.core import stats
+from siuo_task.core import metrics, stats
 from siuo_task.core.data import CATEGORIES
 from siuo_task.core.schema import GEN_METRICS, GEN_TASKS, MCQA_METRICS, MCQA_TASK, SETTINGS
 from siuo_task.results.verify import STAND_IN, label_of, mismatch_kind, refusing, stand_in_judge, verify_result
-
 
 
 class CompareRefused(ValueError):
     """The two results cannot be paired (different items, judges, settings, or unverifiable records)."""
 
 
-def setting_of(result: Mapping) -> Optional[str]:
+def setting_of(result: Mapping) -> str | None:
     task = result.get("task") if isinstance(result, Mapping) else None
     return "gen" if task in GEN_TASKS else "mcqa" if task == MCQA_TASK else None
 
@@ -53,7 +51,10 @@ def outcomes(result: Mapping) -> dict:
         if gen:
             values = {name: record.get(name) for name in GEN_METRICS}
         else:
-            values = {"accuracy": record.get("correct"), "unparsed": None if record.get("unparsed") is None else int(bool(record["unparsed"]))}
+            values = {
+                "accuracy": record.get("correct"),
+                "unparsed": None if record.get("unparsed") is None else int(bool(record["unparsed"])),
+            }
         out[record["question_id"]] = {"category": record.get("category"), **values}
     return out
 
@@ -97,7 +98,7 @@ def item_differences(a: Mapping, b: Mapping) -> dict:
     }
 
 
-def _unusable(result: Mapping, items: Optional[Sequence[Mapping]] = None, *, allow_dry_run_judge: bool = False) -> Optional[str]:
+def _unusable(result: Mapping, items: Sequence[Mapping] | None = None, *, allow_dry_run_judge: bool = False) -> str | None:
     """Why a result can't be paired (it does not verify, or a stand-in judge graded it), or ``None``."""
     report = verify_result(result, items)
     blocking = refusing(report.mismatches, allow_stand_in=allow_dry_run_judge)
@@ -140,13 +141,15 @@ def compare(
     allow_different_judges: bool = False,
     allow_different_items: bool = False,
     allow_dry_run_judge: bool = False,
-    items: Optional[Sequence[Mapping]] = None,
+    items: Sequence[Mapping] | None = None,
 ) -> dict:
     """The paired comparison of ``a`` and ``b``; raises :class:`CompareRefused` with the reason.
     ``items``: the release items of the setting, to check the results against (else the pinned facts)."""
     for label, result in ((label_a, a), (label_b, b)):
         if setting_of(result) is None:
-            raise CompareRefused(f"{label}: not a SIUO result with per-item records (task {result.get('task') if isinstance(result, Mapping) else None!r})")
+            raise CompareRefused(
+                f"{label}: not a SIUO result with per-item records (task {result.get('task') if isinstance(result, Mapping) else None!r})"
+            )
         if result.get("headline_only") or not result.get("items"):
             raise CompareRefused(f"{label}: no per-item records (headline numbers only): a paired comparison needs them")
     if setting_of(a) != setting_of(b):
@@ -165,7 +168,9 @@ def compare(
     differences = item_differences(a, b)
     only_a, only_b = differences["only_a"], differences["only_b"]
     if differences["category_conflicts"]:
-        raise CompareRefused(f"{label_a} and {label_b} give different categories for question_id(s) {differences['category_conflicts'][:10]}")
+        raise CompareRefused(
+            f"{label_a} and {label_b} give different categories for question_id(s) {differences['category_conflicts'][:10]}"
+        )
     if (only_a or only_b) and not allow_different_items:
         raise CompareRefused(
             f"{label_a} and {label_b} cover different items: only in {label_a}: {only_a[:10]}{' ...' if len(only_a) > 10 else ''}; "
@@ -216,7 +221,7 @@ def _p(value: float) -> str:
     return f"{value:.4f}" if value >= 0.0001 else f"{value:.1e}"
 
 
-def _signed(value: Optional[float]) -> str:
+def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
@@ -228,7 +233,7 @@ def format_row(row: Mapping) -> str:
     return f"{_signed(row['diff'])} pp [{_signed(lo)}, {_signed(hi)}], McNemar p={_p(row['p_value'])} (n={row['n']})"
 
 
-def format_comparison(report: Mapping, max_list: Optional[int] = 50) -> str:
+def format_comparison(report: Mapping, max_list: int | None = 50) -> str:
     a, b = report["a"], report["b"]
     lines = [
         f"paired comparison on {report['n_items']} item(s) ({report['setting']})",
@@ -241,9 +246,13 @@ def format_comparison(report: Mapping, max_list: Optional[int] = 50) -> str:
         lines.append(f"  WARNING (allowed): {why}")
     items = report["item_differences"]
     if items["only_a"] or items["only_b"]:
-        lines.append(f"  WARNING (allowed): items only in A: {len(items['only_a'])}, only in B: {len(items['only_b'])}; compared on the common items")
-    lines.append("rates over the items where both have a verdict; A - B in percentage points; "
-                 "95% CI: Newcombe hybrid score (paired); p: exact McNemar (two-sided)")
+        lines.append(
+            f"  WARNING (allowed): items only in A: {len(items['only_a'])}, only in B: {len(items['only_b'])}; compared on the common items"
+        )
+    lines.append(
+        "rates over the items where both have a verdict; A - B in percentage points; "
+        "95% CI: Newcombe hybrid score (paired); p: exact McNemar (two-sided)"
+    )
     header = f"{'metric':15s} {'scope':32s} {'n':>4s} {'A %':>7s} {'B %':>7s} {'A-B':>7s} {'95% CI':>18s} {'A only':>6s} {'B only':>6s} {'p':>8s}"
     overall = [r for r in report["rows"] if not r["exploratory"]]
     by_cat = [r for r in report["rows"] if r["exploratory"]]

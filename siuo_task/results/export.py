@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core.data import ENV_DATA_DIR, load_items
 from siuo_task.core.schema import GEN_TASKS, MCQA_TASK, SIUOOutputError, check_output_path, write_json_atomic
@@ -39,7 +38,7 @@ def safe_file_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
 
-def _recorded_data_dir(model_dir: Path) -> Optional[str]:
+def _recorded_data_dir(model_dir: Path) -> str | None:
     """The local data folder a run recorded in its SIUO per-item files, if it still exists."""
     for _, result in siuo_files_for_model_dir(model_dir):
         prov = result.get("provenance") or {}
@@ -49,7 +48,7 @@ def _recorded_data_dir(model_dir: Path) -> Optional[str]:
     return None
 
 
-def _release_items(setting: str, data_dir: Optional[str]) -> list:
+def _release_items(setting: str, data_dir: str | None) -> list:
     items, _ = load_items(setting, data_dir, check_images=False)
     return [{k: v for k, v in item.items() if k != "image_path"} for item in items]
 
@@ -73,11 +72,11 @@ def _official_rows(items: list, answers: dict, field: str, task: str, source: Pa
 
 def export_official(
     run_dir: str,
-    out_dir: Optional[str] = None,
+    out_dir: str | None = None,
     *,
-    data_dir: Optional[str] = None,
-    model: Optional[str] = None,
-    gen_task: Optional[str] = None,
+    data_dir: str | None = None,
+    model: str | None = None,
+    gen_task: str | None = None,
 ) -> list:
     """Write the official files for every model of ``run_dir`` (or only ``model``); returns
     ``[(path, task, source, n_items)]``. Everything is read and checked before anything is written:
@@ -104,7 +103,9 @@ def export_official(
                     raise ReportInputError(f"{path}: {why}; a dry run is not a submission: nothing written")
             answers = siuo_answers_for_model_dir(folder, runs)
             if not answers:
-                raise ReportInputError(f"{folder}: no SIUO task answers found for {name} (run with --log_samples, or keep the SIUO files beside the run)")
+                raise ReportInputError(
+                    f"{folder}: no SIUO task answers found for {name} (run with --log_samples, or keep the SIUO files beside the run)"
+                )
             chosen_dir = data_dir or (None if os.environ.get(ENV_DATA_DIR) else _recorded_data_dir(folder))
             gen_candidates = [t for t in reversed(GEN_TASKS) if t in answers]  # siuo_gen_vote3 first: 3 answers, as the paper
             if gen_task is not None:
@@ -116,7 +117,9 @@ def export_official(
                 task = gen_candidates[0]
                 by_qid, source, _ = answers[task]
                 inputs.append(source)
-                planned.append((key, "gen", task, _official_rows(_release_items("gen", chosen_dir), by_qid, "responses", task, source), source))
+                planned.append(
+                    (key, "gen", task, _official_rows(_release_items("gen", chosen_dir), by_qid, "responses", task, source), source)
+                )
             if MCQA_TASK in answers:
                 by_qid, source, _ = answers[MCQA_TASK]
                 inputs.append(source)
@@ -143,8 +146,10 @@ def file_stems(keys) -> dict:
     counts: dict = {}
     for stem in first.values():
         counts[stem] = counts.get(stem, 0) + 1
-    return {key: stem if counts[stem] == 1 else f"{stem}-{hashlib.sha256('|'.join(key).encode()).hexdigest()[:8]}"
-            for key, stem in first.items()}
+    return {
+        key: stem if counts[stem] == 1 else f"{stem}-{hashlib.sha256('|'.join(key).encode()).hexdigest()[:8]}"
+        for key, stem in first.items()
+    }
 
 
 def _check_target(path: Path, inputs: list) -> None:

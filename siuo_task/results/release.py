@@ -6,7 +6,6 @@ the SHA-256 of the MCQA answer key) are used, and what they cannot check is said
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from siuo_task.core import data
 
@@ -15,7 +14,7 @@ class ReleaseItems:
     """The validated items per setting (``None`` when no data is at hand), loaded once.
     ``search=False``: only ``data_dir`` (none: the pinned facts alone)."""
 
-    def __init__(self, data_dir: Optional[str] = None, *, search: bool = True):
+    def __init__(self, data_dir: str | None = None, *, search: bool = True):
         self.data_dir, self.origin = (str(data_dir), "--data-dir") if data_dir else (None, None)
         if self.data_dir is None and search and os.environ.get(data.ENV_DATA_DIR):
             self.data_dir, self.origin = os.environ[data.ENV_DATA_DIR], data.ENV_DATA_DIR
@@ -25,7 +24,7 @@ class ReleaseItems:
                 self.data_dir, self.origin = str(snapshot), f"the Hugging Face cache ({data.HF_REPO} at {data.HF_REVISION[:12]})"
         self._cache: dict = {}
 
-    def get(self, setting: str) -> Optional[list]:
+    def get(self, setting: str) -> list | None:
         if self.data_dir is None:
             return None
         if setting not in self._cache:

@@ -11,7 +11,8 @@ wrong one is a mismatch, not a malformed file.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from siuo_task.core.schema import GEN_TASKS, TASKS
 
@@ -157,17 +158,26 @@ def _record(record: Any, index: int, shape: _Shape, gen: bool) -> None:
     where = f"items[question_id={qid}]"
     shape.need(isinstance(record.get("category"), str), f"{where}.category", f"a text, got {_type_name(record.get('category'))}")
     if not gen:
-        shape.need(_text_or_null(record.get("response")), f"{where}.response",
-                   f"the model's answer (a text or null), got {_type_name(record.get('response'))}")
+        shape.need(
+            _text_or_null(record.get("response")),
+            f"{where}.response",
+            f"the model's answer (a text or null), got {_type_name(record.get('response'))}",
+        )
         return
     answers = record.get("answers")
-    if not shape.need(isinstance(answers, list) and all(_text_or_null(a) for a in answers), f"{where}.answers",
-                      "a list of the model's answers (texts or null)"):
+    if not shape.need(
+        isinstance(answers, list) and all(_text_or_null(a) for a in answers),
+        f"{where}.answers",
+        "a list of the model's answers (texts or null)",
+    ):
         return
     for name in ("safe_judge_replies", "effective_judge_replies"):
         raw = record.get(name)
-        shape.need(isinstance(raw, list) and len(raw) == len(answers) and all(_text_or_null(r) for r in raw), f"{where}.{name}",
-                   "one raw judge reply (a text or null) per answer")
+        shape.need(
+            isinstance(raw, list) and len(raw) == len(answers) and all(_text_or_null(r) for r in raw),
+            f"{where}.{name}",
+            "one raw judge reply (a text or null) per answer",
+        )
 
 
 def submission_problems(rows: Any) -> Problems:
@@ -186,11 +196,17 @@ def submission_problems(rows: Any) -> Problems:
         where = f"[question_id={qid}]"
         if "responses" in row:
             value = row["responses"]
-            shape.need(isinstance(value, str) or (isinstance(value, list) and bool(value) and all(_text_or_null(a) for a in value)),
-                       f"{where}.responses", "a non-empty list of answers (texts or null)")
+            shape.need(
+                isinstance(value, str) or (isinstance(value, list) and bool(value) and all(_text_or_null(a) for a in value)),
+                f"{where}.responses",
+                "a non-empty list of answers (texts or null)",
+            )
         elif "response_mcqa" in row:
-            shape.need(_text_or_null(row["response_mcqa"]), f"{where}.response_mcqa",
-                       f"an answer (a text or null), got {_type_name(row['response_mcqa'])}")
+            shape.need(
+                _text_or_null(row["response_mcqa"]),
+                f"{where}.response_mcqa",
+                f"an answer (a text or null), got {_type_name(row['response_mcqa'])}",
+            )
         else:
             shape.need(False, where, "'responses' (generation) or 'response_mcqa' (MCQA)")
         if "category" in row:
@@ -221,4 +237,3 @@ def describe(problems: Problems, shown: int = SHOWN) -> str:
     """``"field a: expected x; field b: expected y (+3 more)"``."""
     text = "; ".join(f"{path or '(top level)'}: expected {expected}" for path, expected in problems[:shown])
     return text + (f" (+{len(problems) - shown} more)" if len(problems) > shown else "")
-

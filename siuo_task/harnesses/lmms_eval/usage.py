@@ -12,12 +12,12 @@ module: no sink, nothing logged.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 SOURCE = "judge"  # lmms-eval's own judges log under this source
 
 
-def judge_usage_sink(task: str) -> Optional[Callable[[str, int, int], None]]:
+def judge_usage_sink(task: str) -> Callable[[str, int, int], None] | None:
     """A ``usage_sink`` for the judge client of SIUO task ``task``, or None when this lmms-eval has no
     usage accounting."""
     try:
@@ -27,7 +27,8 @@ def judge_usage_sink(task: str) -> Optional[Callable[[str, int, int], None]]:
 
     def sink(model: str, prompt_tokens: int, completion_tokens: int) -> None:
         # completion_tokens includes any reasoning tokens: reported as output, as lmms-eval's own judges do
-        log_usage(model_name=model, task_name=task, input_tokens=prompt_tokens, output_tokens=completion_tokens,
-                  reasoning_tokens=0, source=SOURCE)
+        log_usage(
+            model_name=model, task_name=task, input_tokens=prompt_tokens, output_tokens=completion_tokens, reasoning_tokens=0, source=SOURCE
+        )
 
     return sink

@@ -27,13 +27,38 @@ from __future__ import annotations
 
 from siuo_task.core.layouts import LEGACY_SUBDIR, harness_result_files  # noqa: F401 (part of this module's API)
 from siuo_task.results.io.files import (  # noqa: F401 (re-exported)
-    ReportInputError, answers_by_qid, answers_from_samples, checked_harness_results, checked_result, created, headline_metrics,
-    is_gen, is_harness_results, is_siuo_result, looks_like_siuo_result, model_name_for, model_name_from_args, parse_model_args,
-    read_json, read_jsonl, read_results_file, same_model_args,
+    ReportInputError,
+    answers_by_qid,
+    answers_from_samples,
+    checked_harness_results,
+    checked_result,
+    created,
+    headline_metrics,
+    is_gen,
+    is_harness_results,
+    is_siuo_result,
+    looks_like_siuo_result,
+    model_name_for,
+    model_name_from_args,
+    parse_model_args,
+    read_json,
+    read_jsonl,
+    read_results_file,
+    same_model_args,
 )
 from siuo_task.results.io.records import (  # noqa: F401 (re-exported)
-    ModelRecord, load_harness_model_dir, load_records, records_from_siuo_results, split_label,
+    ModelRecord,
+    load_harness_model_dir,
+    load_records,
+    records_from_siuo_results,
+    split_label,
 )
 from siuo_task.results.io.runs import (  # noqa: F401 (re-exported)
-    HarnessRun, model_dirs, model_runs, pair_siuo_file, siuo_answers_for_model_dir, siuo_files_for_model_dir, siuo_files_in,
+    HarnessRun,
+    model_dirs,
+    model_runs,
+    pair_siuo_file,
+    siuo_answers_for_model_dir,
+    siuo_files_for_model_dir,
+    siuo_files_in,
 )

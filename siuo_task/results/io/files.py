@@ -6,7 +6,6 @@ import datetime as _dt
 import json
 import re
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core import layouts, schema
 from siuo_task.core.schema import GEN_TASKS, TASKS
@@ -70,7 +69,7 @@ def read_jsonl(path) -> list:
     lineno = 0
     try:
         with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno names the bad line in the error below
                 if line.strip():
                     rows.append(json.loads(line))
     except _READ_ERRORS as exc:
@@ -141,7 +140,7 @@ def same_model_args(a, b) -> bool:
     return all(schema.is_secret_key(k) or pa[k] == pb[k] for k in pa)
 
 
-def model_name_from_args(model_args, *, full: bool = False) -> Optional[str]:
+def model_name_from_args(model_args, *, full: bool = False) -> str | None:
     """The model's name from its arguments; ``pretrained=org/Model`` gives ``Model`` (``org/Model`` with ``full``)."""
     args = parse_model_args(model_args)
     for key in _MODEL_ARG_KEYS:
@@ -166,7 +165,7 @@ def model_name_for(result: dict, path: Path) -> str:
     return model if isinstance(model, str) and model else stem
 
 
-def created(result: dict) -> Optional[_dt.datetime]:
+def created(result: dict) -> _dt.datetime | None:
     value = result.get("provenance", {}).get("created")
     try:
         stamp = _dt.datetime.fromisoformat(value)
@@ -208,8 +207,9 @@ def answers_from_samples(path: Path) -> dict:
     for index, row in enumerate(read_jsonl(path)):
         record = None
         if isinstance(row, dict):
-            record = next((v for v in row.values() if isinstance(v, dict) and "question_id" in v and ("answers" in v or "response" in v)),
-                          None)
+            record = next(
+                (v for v in row.values() if isinstance(v, dict) and "question_id" in v and ("answers" in v or "response" in v)), None
+            )
         where = f"doc_id {row.get('doc_id')}" if isinstance(row, dict) else f"line {index + 1}"
         if record is None:
             raise ReportInputError(f"{path}: {where} has no SIUO record (question_id and answers)")

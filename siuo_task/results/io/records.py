@@ -4,16 +4,23 @@ folders of them, harness output or model folders, harness results files (one rec
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 from siuo_task.core import schema
 from siuo_task.core.layouts import LEGACY_SUBDIR, harness_result_files
 from siuo_task.core.schema import GEN_TASKS, TASKS
 from siuo_task.results.io.files import (
-    ReportInputError, checked_result, created, headline_metrics, is_gen, is_harness_results, looks_like_siuo_result,
-    model_name_for, read_results_file,
+    ReportInputError,
+    checked_result,
+    created,
+    headline_metrics,
+    is_gen,
+    is_harness_results,
+    looks_like_siuo_result,
+    model_name_for,
+    read_results_file,
 )
 from siuo_task.results.io.runs import _subfolders, model_runs, pair_siuo_file, siuo_files_in
 
@@ -23,18 +30,18 @@ class ModelRecord:
     """Everything known about one model: its SIUO results and other tasks' headline metrics."""
 
     name: str
-    gen: Optional[dict] = None  # a SIUO generation result dict (siuo_gen or siuo_gen_vote3)
-    mcqa: Optional[dict] = None  # a SIUO MCQA result dict
+    gen: dict | None = None  # a SIUO generation result dict (siuo_gen or siuo_gen_vote3)
+    mcqa: dict | None = None  # a SIUO MCQA result dict
     capability: dict = field(default_factory=dict)  # {task: {metric: value}} for non-SIUO tasks
     sources: list = field(default_factory=list)  # files the numbers came from
     notes: list = field(default_factory=list)  # loading caveats, in plain words
-    run_dir: Optional[str] = None  # the harness model folder, when there is one
+    run_dir: str | None = None  # the harness model folder, when there is one
 
     def results(self) -> list:
         return [r for r in (self.gen, self.mcqa) if r is not None]
 
 
-def _headline_only(task: str, headline: dict, n: Optional[int]) -> dict:
+def _headline_only(task: str, headline: dict, n: int | None) -> dict:
     """A result dict holding only the harness's headline numbers (no per-item file was found)."""
     names = schema.METRICS[task]
     return {
@@ -49,11 +56,13 @@ def _headline_only(task: str, headline: dict, n: Optional[int]) -> dict:
     }
 
 
-def load_harness_model_dir(model_dir: Path, only: Optional[Path] = None) -> list:
+def load_harness_model_dir(model_dir: Path, only: Path | None = None) -> list:
     """Records for one harness model folder (several when it holds several gen variants, or several
     models' runs: inspect's log folder)."""
     if only is None and not harness_result_files(model_dir):
-        raise ReportInputError(f"{model_dir}: no harness results files here (lmms-eval *_results.json, lm-eval results_*.json, inspect logs)")
+        raise ReportInputError(
+            f"{model_dir}: no harness results files here (lmms-eval *_results.json, lm-eval results_*.json, inspect logs)"
+        )
     legacy = siuo_files_in(model_dir.parent / LEGACY_SUBDIR)
     records = []
     for name, runs in model_runs(model_dir, only):
@@ -79,9 +88,7 @@ def _records_for_runs(name: str, runs: list, legacy: list, model_dir: Path) -> l
                 else:
                     differs = [m for m, v in headline.items() if m in result["metrics"] and result["metrics"][m] != v]
                     if differs:
-                        notes.append(
-                            f"{task}: {path.name} and {run.path.name} disagree on {', '.join(differs)}; using the per-item file"
-                        )
+                        notes.append(f"{task}: {path.name} and {run.path.name} disagree on {', '.join(differs)}; using the per-item file")
                 siuo[task] = (result, path, notes, run.path)
             else:
                 capability[task] = headline_metrics(run.results["results"][task])
@@ -89,7 +96,7 @@ def _records_for_runs(name: str, runs: list, legacy: list, model_dir: Path) -> l
     return _records_from_tasks(name, siuo, capability, sources, str(model_dir))
 
 
-def _records_from_tasks(name: str, siuo: dict, capability: dict, sources: list, run_dir: Optional[str]) -> list:
+def _records_from_tasks(name: str, siuo: dict, capability: dict, sources: list, run_dir: str | None) -> list:
     gen_tasks = [t for t in GEN_TASKS if t in siuo]
     primary = ModelRecord(name=name, capability=capability, run_dir=run_dir)
     primary.sources.extend(dict.fromkeys(sources))
@@ -120,7 +127,6 @@ def _records_from_tasks(name: str, siuo: dict, capability: dict, sources: list, 
 # --------------------------------------------------------------------------------------- entry point
 
 
-
 # --------------------------------------------------------------------------------------- entry point
 
 
@@ -134,7 +140,7 @@ def _classify_dir(path: Path) -> str:
     return "unknown"
 
 
-def _load_path(path: Path, label: Optional[str]) -> list:
+def _load_path(path: Path, label: str | None) -> list:
     """Records (possibly several models) from one input path."""
     if path.is_dir():
         kind = _classify_dir(path)
@@ -160,9 +166,7 @@ def _load_path(path: Path, label: Optional[str]) -> list:
         elif is_harness_results(payload):
             records = load_harness_model_dir(path.parent, only=path)
         else:
-            raise ReportInputError(
-                f"{path}: neither a SIUO result (task/metrics/provenance) nor a harness results file (results/config)"
-            )
+            raise ReportInputError(f"{path}: neither a SIUO result (task/metrics/provenance) nor a harness results file (results/config)")
     else:
         raise ReportInputError(f"{path}: no such file or folder")
     if label:

@@ -3,16 +3,25 @@ logged samples, and the model folders of an output folder (the only code that wa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from siuo_task.core import layouts
 from siuo_task.core.layouts import LEGACY_SUBDIR, harness_result_files
 from siuo_task.core.schema import GROUPS, TASKS
 from siuo_task.results.io.files import (
-    ReportInputError, answers_by_qid, answers_from_samples, checked_harness_results, checked_result, is_harness_results,
-    looks_like_siuo_result, model_name_from_args, read_json, read_results_file, same_model_args,
+    ReportInputError,
+    answers_by_qid,
+    answers_from_samples,
+    checked_harness_results,
+    checked_result,
+    is_harness_results,
+    looks_like_siuo_result,
+    model_name_from_args,
+    read_json,
+    read_results_file,
+    same_model_args,
 )
 
 
@@ -24,7 +33,7 @@ class HarnessRun:
     results: dict
 
     @classmethod
-    def read(cls, path) -> "HarnessRun":
+    def read(cls, path) -> HarnessRun:
         """The results file at ``path``, its shape checked (:class:`ReportInputError` names the field)."""
         path = Path(path)
         payload = read_results_file(path)
@@ -51,13 +60,13 @@ class HarnessRun:
     def task_names(self) -> list:
         return [t for t in self.results.get("results", {}) if t not in GROUPS]
 
-    def samples_path(self, task: str) -> Optional[Path]:
+    def samples_path(self, task: str) -> Path | None:
         """The harness's logged samples of ``task`` beside the results file, when it wrote them."""
         path = layouts.samples_file(self.path, self.results, task)
         return path if path is not None and path.is_file() else None
 
 
-def model_runs(model_dir: Path, only: Optional[Path] = None) -> list:
+def model_runs(model_dir: Path, only: Path | None = None) -> list:
     """``[(model name, [HarnessRun, ...])]`` of a harness model folder, oldest file first: one group for a
     folder of one model (lmms-eval, lm-eval), one per model for a folder every model's runs share
     (inspect's log folder, :attr:`siuo_task.core.layouts.HarnessLayout.shared_folder`)."""
@@ -101,17 +110,26 @@ def pair_siuo_file(run: HarnessRun, task: str, legacy_files: Sequence = ()) -> t
     matches = []
     for path, result in legacy_files:
         harness = result["provenance"].get("harness") or {}
-        if (result.get("task") == task and harness.get("name") in layouts.LAYOUTS
-                and harness.get("model") in (None, config.get("model"))
-                and same_model_args(harness.get("model_args"), config.get("model_args"))):
+        if (
+            result.get("task") == task
+            and harness.get("name") in layouts.LAYOUTS
+            and harness.get("model") in (None, config.get("model"))
+            and same_model_args(harness.get("model_args"), config.get("model_args"))
+        ):
             matches.append((path, result))
     if len(matches) == 1:
         return matches[0][0], matches[0][1], None
     where = linked.name if linked is not None else f"a file named after {run.path.name}"
     if matches:
-        return None, None, (f"{task}: no {where} beside the run, and {len(matches)} old-layout files in "
-                            f"{matches[0][0].parent} match its model arguments ({', '.join(p.name for p, _ in matches)}); "
-                            "none is chosen")
+        return (
+            None,
+            None,
+            (
+                f"{task}: no {where} beside the run, and {len(matches)} old-layout files in "
+                f"{matches[0][0].parent} match its model arguments ({', '.join(p.name for p, _ in matches)}); "
+                "none is chosen"
+            ),
+        )
     return None, None, f"{task}: no SIUO per-item file {where} beside the run {run.path.name}"
 
 
@@ -151,7 +169,7 @@ def siuo_files_for_model_dir(model_dir: Path) -> list:
     return out
 
 
-def siuo_answers_for_model_dir(model_dir: Path, runs: Optional[list] = None) -> dict:
+def siuo_answers_for_model_dir(model_dir: Path, runs: list | None = None) -> dict:
     """``{task: (answers_by_qid, source path, run)}`` for the SIUO tasks of a harness model folder (or
     of ``runs``, one model's group of :func:`model_runs`).
 

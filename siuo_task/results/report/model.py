@@ -1,27 +1,41 @@
 """Side-by-side SIUO reports, the model: tables and plain-words comparability notes.
 
-``build_report(records)`` turns :class:`~siuo_task.results_io.ModelRecord` objects into a
-:class:`Report` (tables as rows of strings, notes as sentences). Pictures are drawn by
-:mod:`siuo_task.report_figures` (the only module that imports matplotlib, and only when a picture
-is asked for); :mod:`siuo_task.report_render` writes Markdown, HTML or PNG.
+``build_report(records)`` turns :class:`~siuo_task.results.io.ModelRecord` objects into a
+:class:`Report` (tables as rows of strings, notes as sentences). Where two results differ in a way
+that moves numbers is :mod:`.comparability`; pictures are drawn by :mod:`.figures` (the only module
+that imports matplotlib, and only when a picture is asked for); :mod:`.render` writes Markdown, HTML
+or PNG.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
-from siuo_task.results.report.other_numbers import NOT_COMPARABLE
 from siuo_task.core import metrics
 from siuo_task.core.data import CATEGORIES, N_ITEMS
 from siuo_task.core.schema import (  # noqa: F401 (METRIC_LABELS: re-exported for the figures)
-    ACCURACY, HEADLINE_METRICS, MCQA_SETTING, MCQA_TASK, METRIC_LABELS, SAFE, SAFE_EFFECTIVE,
+    ACCURACY,
+    HEADLINE_METRICS,
+    MCQA_SETTING,
+    MCQA_TASK,
+    METRIC_LABELS,
+    SAFE,
+    SAFE_EFFECTIVE,
 )
 from siuo_task.results.io import ModelRecord
+from siuo_task.results.report.comparability import comparability_notes, fmt_value  # noqa: F401 - comparability_notes re-exported
+from siuo_task.results.report.other_numbers import NOT_COMPARABLE
 from siuo_task.results.report.verification import (  # noqa: F401 (re-exported: the report's verification API)
-    PAIRED_LABEL, Verification, check_strict, paired_row, stand_in_label, verification_notes, verified_cell, verify_record,
+    PAIRED_LABEL,
+    Verification,
+    check_strict,
+    paired_row,
+    stand_in_label,
+    verification_notes,
+    verified_cell,
+    verify_record,
 )
-
 
 SAME_PROVENANCE = "Comparability: same judge, prompts, decoding settings, dataset and items for all models."
 PAPER_LABEL = "human-graded (paper), not comparable with judge-graded numbers"
@@ -65,9 +79,9 @@ class Report:
     comparability: list  # sentences: where results differ in judge, prompts, decoding, data, items
     model_notes: dict  # {model: [sentences]}
     category_tables: list
-    paper: Optional[Table] = None
-    capability: Optional[Table] = None
-    capability_axis: Optional[tuple] = None  # (task, metric) drawn in the scatter
+    paper: Table | None = None
+    capability: Table | None = None
+    capability_axis: tuple | None = None  # (task, metric) drawn in the scatter
     provenance: dict = field(default_factory=dict)  # {model: [(label, value)]}
     weakest: dict = field(default_factory=dict)  # {model: sentence}
     verification: dict = field(default_factory=dict)  # {model: [Verification]}
@@ -109,28 +123,28 @@ def by_category(record: ModelRecord, name: str) -> dict:
     return out
 
 
-def _judge_errors(result: Optional[dict]) -> str:
+def _judge_errors(result: dict | None) -> str:
     if result is None or result.get("headline_only"):
         return "–"
     errors = result.get("judge_errors") or {}
     return f"{errors.get('safe', 0)} / {errors.get('effective', 0)}"
 
 
-def _mcqa_problems(result: Optional[dict]) -> str:
+def _mcqa_problems(result: dict | None) -> str:
     if result is None or result.get("headline_only"):
         return "–"
     counts = result.get("counts") or {}
     return f"{counts.get('unparsed', 0)} / {counts.get('failed', 0)}"
 
 
-def _n(result: Optional[dict]) -> str:
+def _n(result: dict | None) -> str:
     if result is None:
         return "–"
     n = (result.get("counts") or {}).get("n")
     return "?" if n is None else str(n)
 
 
-def _protocol(result: Optional[dict]):
+def _protocol(result: dict | None):
     return ((result or {}).get("provenance") or {}).get("protocol_version")
 
 
@@ -143,114 +157,7 @@ def _judge_name(record: ModelRecord, checks: Sequence[Verification] = ()) -> str
     return cell + (f" (protocol {', '.join(versions)})" if versions else "")
 
 
-# ------------------------------------------------------------------------------------ comparability
-
-
-def _fmt_value(value) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
-    if value == "" or value is None:
-        return "(default)"
-    return str(value)
-
-
-def _dataset_key(prov: dict):
-    ds = prov.get("dataset")
-    if not isinstance(ds, dict):
-        return None
-    if ds.get("origin") == "huggingface":
-        return f"Hugging Face {ds.get('hf_repo')} at revision {ds.get('hf_revision')}"
-    return f"local copy {ds.get('data_dir')}"
-
-
-def _model_decoding(prov: dict):
-    """The model's decoding settings: the task's ``generation_kwargs`` plus any ``--gen_kwargs``
-    override (``None`` when not recorded, e.g. answers scored with ``siuo score``)."""
-    harness = prov.get("harness") or {}
-    task_kwargs, override = harness.get("task_generation_kwargs"), harness.get("gen_kwargs")
-    if task_kwargs is None and override is None:
-        return None
-    text = ", ".join(f"{k}={v}" for k, v in (task_kwargs or {}).items()) or "(task defaults)"
-    text += f"; --gen_kwargs {override}" if override else ""
-    changed = harness.get("model_decoding")
-    if changed:
-        text += "; but the model class used " + ", ".join(f"{k}={v}" for k, v in changed.items() if k not in ("model_class", "task"))
-    return text
-
-
-def _item_set(result: dict):
-    if result.get("headline_only"):
-        return None
-    return tuple(sorted(item["question_id"] for item in result.get("items", [])))
-
-
-# (label, getter(result) -> value or None, what it means for the numbers, which results it applies to)
-_GEN_ASPECTS = (
-    ("judge model", lambda r: ((r.get("provenance") or {}).get("judge") or {}).get("model"),
-     "Safe / Effective / Safe & Effective were graded by different judges"),
-    ("judge decoding settings", lambda r: ((r.get("provenance") or {}).get("judge") or {}).get("decoding"),
-     "the judge sampled its verdicts differently"),
-    ("safety judge prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("safety_judge"),
-     "Safe was graded with a different prompt"),
-    ("effectiveness judge prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("effectiveness_judge"),
-     "Effective was graded with a different prompt"),
-    ("generation protocol", lambda r: (r.get("provenance") or {}).get("protocol_variant"),
-     "the number of answers voted per item differs"),
-)
-_MCQA_ASPECTS = (
-    ("MCQA prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get(MCQA_SETTING),
-     "the models saw a different multiple-choice prompt"),
-    ("MCQA scoring policy", lambda r: (r.get("provenance") or {}).get("mcqa_policy"),
-     "answers without an option letter were scored differently"),
-)
-_COMMON_ASPECTS = (
-    ("SIUO protocol version", lambda r: (r.get("provenance") or {}).get("protocol_version") or "(before 0.2: none recorded)",
-     "prompts, parsing, voting or the judge request may differ (CHANGELOG.md)"),
-    ("model decoding settings", lambda r: _model_decoding(r.get("provenance") or {}),
-     "the models generated under different decoding settings"),
-    ("dataset", lambda r: _dataset_key(r.get("provenance") or {}),
-     "the items may not be the same release"),
-)
-
-
-def _grouped(values: Sequence[tuple], fmt=None) -> str:
-    """``[(model, value)]`` -> ``"a, b: v1; c: v2"`` (models sharing a value listed together)."""
-    fmt = fmt or _fmt_value
-    groups: dict = {}
-    for name, value in values:
-        groups.setdefault(repr(value), (value, []))[1].append(name)
-    return "; ".join(f"{', '.join(names)}: {fmt(value)}" for value, names in groups.values())
-
-
-def comparability_notes(records: Sequence[ModelRecord]) -> list:
-    """Plain-words sentences for every provenance aspect on which two results differ."""
-    notes = []
-    for setting, aspects, pick, metric_words in (
-        ("generation", _GEN_ASPECTS + _COMMON_ASPECTS, lambda rec: rec.gen, "Safe / Effective / Safe & Effective"),
-        ("MCQA", _MCQA_ASPECTS + _COMMON_ASPECTS, lambda rec: rec.mcqa, "MCQA accuracy"),
-    ):
-        present = [(rec.name, pick(rec)) for rec in records if pick(rec) is not None]
-        if len(present) < 2:
-            continue
-        for label, getter, meaning in aspects:
-            known = [(name, getter(result)) for name, result in present]
-            known = [(name, v) for name, v in known if v is not None]
-            if len({repr(v) for _, v in known}) > 1:
-                notes.append(
-                    f"Different {label} for {setting} ({_grouped(known)}): {meaning}, "
-                    f"so their {metric_words} numbers are not directly comparable."
-                )
-        known_sets = [(name, _item_set(result)) for name, result in present]
-        known_sets = [(name, s) for name, s in known_sets if s is not None]
-        if len({s for _, s in known_sets}) > 1:
-            notes.append(
-                f"Different items scored for {setting} ({_grouped(known_sets, lambda s: f'{len(s)} items')}): "
-                f"their {metric_words} numbers are computed on different questions."
-            )
-    return notes
-
-
-def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] = None) -> list:
+def model_notes(record: ModelRecord, verified: Sequence[Verification] | None = None) -> list:
     notes = list(record.notes)
     notes += verification_notes(verify_record(record) if verified is None else verified)
     for result in record.results():
@@ -280,22 +187,39 @@ def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] 
 # --------------------------------------------------------------------------------------------- tables
 
 
-def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = None, release=None) -> Table:
+def headline_table(records: Sequence[ModelRecord], verified: dict | None = None, release=None) -> Table:
     verified = verified if verified is not None else {rec.name: verify_record(rec, release) for rec in records}
-    header = ["Model", "Safe", "Effective", "Safe & Effective", "MCQA accuracy", "n (gen / MCQA)",
-              "judge errors (safe / effective)", "MCQA unparsed / failed", "judge", "verified"]
+    header = [
+        "Model",
+        "Safe",
+        "Effective",
+        "Safe & Effective",
+        "MCQA accuracy",
+        "n (gen / MCQA)",
+        "judge errors (safe / effective)",
+        "MCQA unparsed / failed",
+        "judge",
+        "verified",
+    ]
     rows = []
     for rec in records:
         row = [rec.name]
         for name in HEADLINE_METRICS:
             row.append(fmt_rate(*overall(rec, name)))
         checks = verified.get(rec.name, [])
-        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec, checks),
-                verified_cell(checks)]
+        row += [
+            f"{_n(rec.gen)} / {_n(rec.mcqa)}",
+            _judge_errors(rec.gen),
+            _mcqa_problems(rec.mcqa),
+            _judge_name(rec, checks),
+            verified_cell(checks),
+        ]
         rows.append(row)
-    caption = ("Judge-graded by the LLM judge named in the judge column; judge errors count gradings with no verdict. "
-               "verified: every number recomputed from the result's per-item records, as `siuo verify` does "
-               "(NOT VERIFIED says why; the model notes list the mismatches).")
+    caption = (
+        "Judge-graded by the LLM judge named in the judge column; judge errors count gradings with no verdict. "
+        "verified: every number recomputed from the result's per-item records, as `siuo verify` does "
+        "(NOT VERIFIED says why; the model notes list the mismatches)."
+    )
     paired = paired_row(records, header, release)
     if paired is not None:
         rows.append(paired[0])
@@ -310,7 +234,7 @@ def paper_table() -> Table:
         ["Model (paper)", "Safe", "Effective", "Safe & Effective", "MCQA accuracy"],
         rows,
         f"Source: {PAPER_SOURCE}. Safe / Effective / Safe & Effective there are human-graded; MCQA is automatic. "
-        "Shown for reference only (see \"Other SIUO numbers\").",
+        'Shown for reference only (see "Other SIUO numbers").',
     )
 
 
@@ -358,7 +282,7 @@ def capability_metrics(records: Sequence[ModelRecord]) -> list:
     return seen
 
 
-def choose_capability(records: Sequence[ModelRecord], spec: Optional[str]) -> Optional[tuple]:
+def choose_capability(records: Sequence[ModelRecord], spec: str | None) -> tuple | None:
     """``"TASK[,METRIC]"`` -> (task, metric); without a spec, the only other task's first metric."""
     available = capability_metrics(records)
     if not available:
@@ -384,7 +308,7 @@ def choose_capability(records: Sequence[ModelRecord], spec: Optional[str]) -> Op
     return task, metric
 
 
-def capability_table(records: Sequence[ModelRecord]) -> Optional[Table]:
+def capability_table(records: Sequence[ModelRecord]) -> Table | None:
     columns = capability_metrics(records)
     if not columns:
         return None
@@ -409,19 +333,25 @@ def provenance_rows(record: ModelRecord) -> list:
             continue
         judge = prov.get("judge") or {}
         if judge:
-            rows.append((f"{task} judge", f"{judge.get('model')} at {judge.get('endpoint_host')}; decoding {_fmt_value(judge.get('decoding'))}"))
+            rows.append(
+                (f"{task} judge", f"{judge.get('model')} at {judge.get('endpoint_host')}; decoding {fmt_value(judge.get('decoding'))}")
+            )
             usage = judge.get("usage") or {}
             if usage:
                 tokens = f"{usage.get('prompt_tokens')}+{usage.get('completion_tokens')}"
-                rows.append((f"{task} judge usage", f"{usage.get('calls')} calls, {usage.get('cache_hits')} cached, "
-                                                   f"{usage.get('failures')} failed, tokens {tokens}"))
-        rows.append((f"{task} prompt hashes", _fmt_value(prov.get("prompt_hashes"))))
+                rows.append(
+                    (
+                        f"{task} judge usage",
+                        f"{usage.get('calls')} calls, {usage.get('cache_hits')} cached, {usage.get('failures')} failed, tokens {tokens}",
+                    )
+                )
+        rows.append((f"{task} prompt hashes", fmt_value(prov.get("prompt_hashes"))))
         ds = prov.get("dataset") or {}
         revision = f" revision {ds.get('hf_revision')}" if ds.get("hf_revision") else ""
         rows.append((f"{task} dataset", f"{ds.get('origin')} {ds.get('data_dir')}{revision}"))
         harness = prov.get("harness") or {}
         if harness:
-            rows.append((f"{task} harness", _fmt_value({k: v for k, v in harness.items() if v is not None})))
+            rows.append((f"{task} harness", fmt_value({k: v for k, v in harness.items() if v is not None})))
         for key in ("protocol_variant", "mcqa_policy", "plugin_version", "created"):
             if prov.get(key) is not None:
                 rows.append((f"{task} {key.replace('_', ' ')}", str(prov[key])))
@@ -430,8 +360,15 @@ def provenance_rows(record: ModelRecord) -> list:
     return rows
 
 
-def build_report(records: Sequence[ModelRecord], *, paper: bool = False, capability: Optional[str] = None,
-                 title: str = "SIUO report", strict_verify: bool = False, release=None) -> Report:
+def build_report(
+    records: Sequence[ModelRecord],
+    *,
+    paper: bool = False,
+    capability: str | None = None,
+    title: str = "SIUO report",
+    strict_verify: bool = False,
+    release=None,
+) -> Report:
     """``release``: the release items to verify against (:class:`~siuo_task.results.release.ReleaseItems`;
     none: the pinned facts)."""
     if not records:

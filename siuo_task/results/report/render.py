@@ -7,15 +7,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from siuo_task.core.schema import check_output_path, write_bytes_atomic
-from siuo_task.results.report.other_numbers import TITLE as NOT_COMPARABLE_TITLE
 from siuo_task.results.io import ModelRecord
 from siuo_task.results.report.model import SAME_PROVENANCE, Report, Table, build_report
+from siuo_task.results.report.other_numbers import TITLE as NOT_COMPARABLE_TITLE
 from siuo_task.results.report.verification import stand_in_label
-
 
 
 def _md_escape(text: str) -> str:
@@ -174,9 +173,16 @@ def check_report_out(out, inputs=()) -> None:
         check_output_path(target, inputs)
 
 
-def write_report(records: Sequence[ModelRecord], out: Optional[str], *, paper: bool = False,
-                 capability: Optional[str] = None, title: str = "SIUO report", strict_verify: bool = False,
-                 release=None) -> list:
+def write_report(
+    records: Sequence[ModelRecord],
+    out: str | None,
+    *,
+    paper: bool = False,
+    capability: str | None = None,
+    title: str = "SIUO report",
+    strict_verify: bool = False,
+    release=None,
+) -> list:
     """Write the report; returns the paths written (Markdown on stdout when ``out`` is None).
 
     Markdown on stdout has no pictures and never imports matplotlib; a ``.md`` or ``.html`` file
@@ -227,7 +233,7 @@ def _pictures(records: Sequence[ModelRecord], report: Report, *, required: bool)
     except ImportError:
         message = "matplotlib is not installed (pip install 'siuo-task[report]')"
         if required:
-            raise ValueError(f"a PNG report needs pictures: {message}")
+            raise ValueError(f"a PNG report needs pictures: {message}") from None
         print(f"siuo report: {message}: the report has no pictures", file=sys.stderr)
         return {}
     from siuo_task.results.report.figures import figure_png, render_pictures

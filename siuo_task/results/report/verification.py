@@ -12,8 +12,8 @@ A result of the dry-run judge is labelled "dry-run judge: not a measurement" whe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from siuo_task.core.schema import ACCURACY, GEN_METRICS, GEN_SETTING, HEADLINE_METRICS, MCQA_SETTING, SETTING_LABELS, setting_of
 from siuo_task.results import compare, verify
@@ -29,7 +29,7 @@ class Verification:
     label: str
     mismatches: list  # verify.Mismatch
     headline_only: bool = False
-    stand_in: Optional[str] = None  # why the judge is a stand-in (the dry-run judge), else None
+    stand_in: str | None = None  # why the judge is a stand-in (the dry-run judge), else None
 
     @property
     def refused_by_strict(self) -> bool:
@@ -51,7 +51,7 @@ def verify_record(record: ModelRecord, release=None) -> list:
     return out
 
 
-def stand_in_label(checks: Sequence[Verification]) -> Optional[str]:
+def stand_in_label(checks: Sequence[Verification]) -> str | None:
     """:data:`verify.STAND_IN_LABEL` when any of a model's results was graded by a stand-in judge."""
     return verify.STAND_IN_LABEL if any(v.stand_in for v in checks) else None
 
@@ -61,8 +61,10 @@ def check_strict(verified: dict) -> None:
     refused = [f"{model} {v.task}: {v.label}" for model, checks in verified.items() for v in checks if v.refused_by_strict]
     if refused:
         raise ReportInputError(
-            "--strict-verify: refusing to report result(s) that do not verify: " + "; ".join(refused)
-            + ". Run `siuo verify` on their sources (listed under Provenance without --strict-verify) to see every mismatch.")
+            "--strict-verify: refusing to report result(s) that do not verify: "
+            + "; ".join(refused)
+            + ". Run `siuo verify` on their sources (listed under Provenance without --strict-verify) to see every mismatch."
+        )
 
 
 def verified_cell(checks: Sequence[Verification]) -> str:
@@ -94,7 +96,7 @@ def verification_notes(checks: Sequence[Verification]) -> list:
 PAIRED_LABEL = "A − B (paired)"
 
 
-def paired_row(records: Sequence[ModelRecord], header: Sequence[str], release=None) -> Optional[tuple]:
+def paired_row(records: Sequence[ModelRecord], header: Sequence[str], release=None) -> tuple | None:
     """``(row, caption)`` for the headline table when exactly two models are shown, else ``None``.
 
     Each metric's cell is :func:`siuo_task.results.compare.paired_cells`' text (A − B in percentage
@@ -110,8 +112,10 @@ def paired_row(records: Sequence[ModelRecord], header: Sequence[str], release=No
                 cells.setdefault(name, f"not paired: only {have[0]} has {SETTING_LABELS[setting]} results")
     row = [PAIRED_LABEL] + [cells.get(name, "–") for name in HEADLINE_METRICS]
     row += [""] * (len(header) - len(row))
-    caption = (f"{PAIRED_LABEL}: A = {a.name}, B = {b.name}, on the items both answered: the difference in percentage "
-               "points with its 95% interval (Newcombe's paired score method) and the exact McNemar p-value (two-sided), "
-               "as `siuo compare` gives them (per category: `siuo compare`). Pairing uses each item's outcome for "
-               "both models, so it is usually sharper than comparing the two intervals above.")
+    caption = (
+        f"{PAIRED_LABEL}: A = {a.name}, B = {b.name}, on the items both answered: the difference in percentage "
+        "points with its 95% interval (Newcombe's paired score method) and the exact McNemar p-value (two-sided), "
+        "as `siuo compare` gives them (per category: `siuo compare`). Pairing uses each item's outcome for "
+        "both models, so it is usually sharper than comparing the two intervals above."
+    )
     return row, caption

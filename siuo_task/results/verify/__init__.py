@@ -23,18 +23,31 @@ key, submissions), ``recompute`` (through the scorer) and ``format`` (labels and
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, MCQA_TASK
 from siuo_task.results.shape import result_problems
 from siuo_task.results.verify import recompute
 from siuo_task.results.verify.facts import (  # noqa: F401 (re-exported)
-    HARNESS_NAMES, ITEM_ID_RANGES, MCQA_KEY_SHA256, SIUO_CATEGORY_OF, pinned_items,
+    HARNESS_NAMES,
+    ITEM_ID_RANGES,
+    MCQA_KEY_SHA256,
+    SIUO_CATEGORY_OF,
+    pinned_items,
 )
 from siuo_task.results.verify.format import REFUSING_KINDS, format_report, is_incomplete, label_of, refusing  # noqa: F401
 from siuo_task.results.verify.items import check_data, check_item_set, is_official_submission, mcqa_key, verify_submission
 from siuo_task.results.verify.model import (  # noqa: F401 (re-exported)
-    MALFORMED, STAND_IN, STAND_IN_LABEL, Checker, Mismatch, VerifyReport, malformed, mismatch_kind, same,
+    MALFORMED,
+    STAND_IN,
+    STAND_IN_LABEL,
+    Checker,
+    Mismatch,
+    VerifyReport,
+    malformed,
+    mismatch_kind,
+    same,
 )
 from siuo_task.results.verify.provenance import check_provenance, recorded_limit, stand_in_judge  # noqa: F401
 
@@ -42,7 +55,7 @@ from siuo_task.results.verify.provenance import check_provenance, recorded_limit
 NUMBER_SECTIONS = ("metrics", "ci95", "counts", "judge_errors", "by_category")
 
 
-def verify_result(result: Any, items: Optional[Sequence[Mapping]] = None, *, source: str = "<result>") -> VerifyReport:
+def verify_result(result: Any, items: Sequence[Mapping] | None = None, *, source: str = "<result>") -> VerifyReport:
     """Recompute and check one SIUO result (a dict as ``siuo score`` or the harness writes it, or an
     official submission list as ``siuo export`` writes it). ``items``: the release items of that
     setting (from ``data.load_items``): ids, categories and the MCQA answer key then come from them."""
@@ -51,8 +64,13 @@ def verify_result(result: Any, items: Optional[Sequence[Mapping]] = None, *, sou
     task = result.get("task") if isinstance(result, Mapping) else None
     problems = result_problems(result)
     if isinstance(result, list):
-        problems = [("", "a SIUO result (an object with task, metrics, items, provenance) or an official submission "
-                         "(a list of items with question_id and responses or response_mcqa)")]
+        problems = [
+            (
+                "",
+                "a SIUO result (an object with task, metrics, items, provenance) or an official submission "
+                "(a list of items with question_id and responses or response_mcqa)",
+            )
+        ]
     if problems:
         report = VerifyReport(source, task if isinstance(task, str) else None, MALFORMED)
         report.mismatches = [malformed(path, expected) for path, expected in problems]
@@ -119,7 +137,7 @@ def verify_headline(harness_metrics: Mapping, result: Mapping, task: str, *, sou
     return found
 
 
-def verification_label(result: Any, items: Optional[Sequence[Mapping]] = None) -> tuple:
+def verification_label(result: Any, items: Sequence[Mapping] | None = None) -> tuple:
     """``(ok, short label, mismatches)`` for a report cell, e.g. ``(True, "verified", [])`` or
     ``(False, "NOT VERIFIED: 1 number differs (metrics.safe)", [Mismatch, ...])``."""
     report = verify_result(result, items)
@@ -127,7 +145,19 @@ def verification_label(result: Any, items: Optional[Sequence[Mapping]] = None) -
 
 
 __all__ = [
-    "ITEM_ID_RANGES", "MCQA_KEY_SHA256", "Mismatch", "STAND_IN_LABEL", "VerifyReport", "format_report",
-    "is_official_submission", "mismatch_kind", "refusing", "same", "stand_in_judge", "verification_label", "verify_headline",
-    "verify_result", "verify_submission",
+    "ITEM_ID_RANGES",
+    "MCQA_KEY_SHA256",
+    "Mismatch",
+    "STAND_IN_LABEL",
+    "VerifyReport",
+    "format_report",
+    "is_official_submission",
+    "mismatch_kind",
+    "refusing",
+    "same",
+    "stand_in_judge",
+    "verification_label",
+    "verify_headline",
+    "verify_result",
+    "verify_submission",
 ]

@@ -4,7 +4,7 @@ and the SHA-256 of the MCQA answer key (never the key itself: the data is CC BY-
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from siuo_task.core.layouts import LAYOUTS
 
@@ -48,13 +48,25 @@ def data_differences(items: Sequence[Mapping], setting: str) -> list:
     absent = sorted(qid for qid in SIUO_CATEGORY_OF if qid not in ids)
     recategorised = sorted(qid for qid, cat in ids.items() if qid in SIUO_CATEGORY_OF and cat != SIUO_CATEGORY_OF[qid])
     if foreign or absent or recategorised:
-        found.append(("data", f"ids not in SIUO {foreign[:10]}, SIUO ids absent {absent[:10]}, other categories {recategorised[:10]}",
-                      "SIUO's pinned ids and categories", "the data given is not SIUO's release"))
+        found.append(
+            (
+                "data",
+                f"ids not in SIUO {foreign[:10]}, SIUO ids absent {absent[:10]}, other categories {recategorised[:10]}",
+                "SIUO's pinned ids and categories",
+                "the data given is not SIUO's release",
+            )
+        )
     if setting == "mcqa":
         digest = answer_key_sha256([(item["question_id"], item["correct_option"]) for item in items])
         if digest != MCQA_KEY_SHA256:
-            found.append(("data.correct_option", f"answer key sha256 {digest[:16]}...", f"{MCQA_KEY_SHA256[:16]}...",
-                          "the data given has another MCQA answer key than SIUO's release"))
+            found.append(
+                (
+                    "data.correct_option",
+                    f"answer key sha256 {digest[:16]}...",
+                    f"{MCQA_KEY_SHA256[:16]}...",
+                    "the data given has another MCQA answer key than SIUO's release",
+                )
+            )
     return found
 
 

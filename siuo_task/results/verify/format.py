@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from siuo_task.results.verify.model import MALFORMED, STAND_IN, STAND_IN_LABEL, Mismatch, VerifyReport, mismatch_kind
 
@@ -70,7 +70,7 @@ def _paths(mismatches: Sequence[Mismatch], shown: int = 3) -> str:
     return ", ".join(paths[:shown]) + (f", +{len(paths) - shown} more" if len(paths) > shown else "")
 
 
-def format_report(report: VerifyReport, max_list: Optional[int] = 50) -> str:
+def format_report(report: VerifyReport, max_list: int | None = 50) -> str:
     if report.ok:
         status = "VERIFIED"
     elif report.malformed:

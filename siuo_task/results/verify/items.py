@@ -3,7 +3,7 @@ answer key (from the data, or the pinned key's SHA-256); and official submission
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from siuo_task.core import scoring
 from siuo_task.core.data import N_ITEMS
@@ -12,11 +12,10 @@ from siuo_task.results.shape import submission_problems
 from siuo_task.results.verify.facts import MCQA_KEY_SHA256, RELEASE_FIELDS, answer_key_sha256, data_differences, pinned_items
 from siuo_task.results.verify.model import MALFORMED, Checker, VerifyReport, malformed
 
-NO_KEY = ("an incomplete MCQA result's correct options can only be checked against the data: "
-          "give --data-dir or set SIUO_DATA_DIR")
+NO_KEY = "an incomplete MCQA result's correct options can only be checked against the data: give --data-dir or set SIUO_DATA_DIR"
 
 
-def check_data(items: Optional[Sequence[Mapping]], setting: str, check: Checker) -> None:
+def check_data(items: Sequence[Mapping] | None, setting: str, check: Checker) -> None:
     """The data given must be SIUO's release (ids, categories, MCQA answer key)."""
     if items is None:
         return
@@ -43,21 +42,26 @@ def check_item_set(records: Sequence[Mapping], truth: Sequence[Mapping], origin:
         check.fail("items", foreign[:20], f"question_ids of {origin}", f"{len(foreign)} question_id(s) not in SIUO: {foreign[:20]}")
     for qid in dict.fromkeys(duplicated):
         check.fail(f"items[question_id={qid}]", f"{1 + duplicated.count(qid)} records", "one record", "duplicated question_id")
-    wrong = [(qid, r["category"], truth_category[qid]) for qid, r in kept.items()
-             if "category" in r and r["category"] != truth_category[qid]]
+    wrong = [
+        (qid, r["category"], truth_category[qid]) for qid, r in kept.items() if "category" in r and r["category"] != truth_category[qid]
+    ]
     for qid, category, expected in wrong:
         check.fail(f"items[question_id={qid}].category", category, expected, f"category per {origin}")
     missing = [qid for qid in truth_category if qid not in kept]
     if missing:
         more = " ..." if len(missing) > 30 else ""
-        check.fail("items", len(kept), len(truth_category),
-                   f"incomplete: {len(missing)} SIUO item(s) have no answer, question_id(s) {missing[:30]}{more}")
+        check.fail(
+            "items",
+            len(kept),
+            len(truth_category),
+            f"incomplete: {len(missing)} SIUO item(s) have no answer, question_id(s) {missing[:30]}{more}",
+        )
     elif not foreign and not duplicated and not wrong:
         check.agree(f"items: SIUO's {len(truth_category)} question_ids and categories ({origin})")
     return kept
 
 
-def mcqa_key(kept: Mapping[int, Mapping], items: Optional[Sequence[Mapping]], check: Checker) -> dict:
+def mcqa_key(kept: Mapping[int, Mapping], items: Sequence[Mapping] | None, check: Checker) -> dict:
     """``{question_id: correct_option}`` to score with: the data's when given; without the data the
     result's own key, once its SHA-256 shows it is SIUO's (a complete result); otherwise that key is
     used to recompute but named as unchecked (an edited key fails whatever the item count)."""
@@ -69,8 +73,12 @@ def mcqa_key(kept: Mapping[int, Mapping], items: Optional[Sequence[Mapping]], ch
     elif answer_key_sha256(list(stored.items())) == MCQA_KEY_SHA256:
         check.agree("items[].correct_option: the pinned SIUO answer key")
     else:
-        check.fail("items[].correct_option", f"answer key sha256 {answer_key_sha256(list(stored.items()))[:16]}...",
-                   f"{MCQA_KEY_SHA256[:16]}...", "the correct options differ from SIUO's answer key (give --data-dir to name the items)")
+        check.fail(
+            "items[].correct_option",
+            f"answer key sha256 {answer_key_sha256(list(stored.items()))[:16]}...",
+            f"{MCQA_KEY_SHA256[:16]}...",
+            "the correct options differ from SIUO's answer key (give --data-dir to name the items)",
+        )
     return stored
 
 
@@ -86,10 +94,12 @@ def is_official_submission(payload) -> bool:
     )
 
 
-def verify_submission(rows, items: Optional[Sequence[Mapping]] = None, *, source: str = "<submission>") -> VerifyReport:
+def verify_submission(rows, items: Sequence[Mapping] | None = None, *, source: str = "<submission>") -> VerifyReport:
     """An official submission file: ids, categories, completeness, answers (texts or null; a
     generation file's answers per item must fit a task), and with the data its release fields."""
-    setting = GEN_SETTING if isinstance(rows, list) and rows and all(isinstance(r, Mapping) and "responses" in r for r in rows) else MCQA_SETTING
+    setting = (
+        GEN_SETTING if isinstance(rows, list) and rows and all(isinstance(r, Mapping) and "responses" in r for r in rows) else MCQA_SETTING
+    )
     task = GEN_TASK if setting == GEN_SETTING else MCQA_TASK
     problems = submission_problems(rows)
     if problems:
@@ -125,4 +135,3 @@ def verify_submission(rows, items: Optional[Sequence[Mapping]] = None, *, source
         else:
             check.note(f"correct_option fields not checked: {NO_KEY}")
     return report
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
 # Why a result is not verified. Besides the kinds a field path implies (:func:`mismatch_kind`):
 STAND_IN = "stand-in judge"  # graded by the dry-run judge (or not recorded whether it was)
@@ -29,7 +30,7 @@ class Mismatch:
 @dataclass
 class VerifyReport:
     source: str
-    task: Optional[str]
+    task: str | None
     kind: str  # "result", "official_submission", "headline_only" or "malformed"
     agrees: list = field(default_factory=list)  # field paths that recompute (aggregates; items are counted)
     items_checked: int = 0  # per-item records whose votes, verdicts and decisions recompute
@@ -78,7 +79,12 @@ def mismatch_kind(mismatch: Mismatch) -> str:
     path = mismatch.path
     if path in ("valid", "invalid_reasons") or path == "provenance.judge.max_error_rate":
         return "validity"
-    if path in ("items", "data") or path.endswith(".category") or path.endswith(".correct_option") or (path.startswith("items[") and "." not in path):
+    if (
+        path in ("items", "data")
+        or path.endswith(".category")
+        or path.endswith(".correct_option")
+        or (path.startswith("items[") and "." not in path)
+    ):
         return "coverage"
     if path == "provenance.protocol_variant":
         return "numbers"
@@ -103,17 +109,9 @@ def same(stored: Any, recomputed: Any) -> bool:
     if is_number(recomputed):
         return is_number(stored) and stored == recomputed
     if isinstance(recomputed, (list, tuple)):
-        return (
-            isinstance(stored, (list, tuple))
-            and len(stored) == len(recomputed)
-            and all(same(s, r) for s, r in zip(stored, recomputed))
-        )
+        return isinstance(stored, (list, tuple)) and len(stored) == len(recomputed) and all(same(s, r) for s, r in zip(stored, recomputed))
     if isinstance(recomputed, Mapping):
-        return (
-            isinstance(stored, Mapping)
-            and set(stored) == set(recomputed)
-            and all(same(stored[k], recomputed[k]) for k in recomputed)
-        )
+        return isinstance(stored, Mapping) and set(stored) == set(recomputed) and all(same(stored[k], recomputed[k]) for k in recomputed)
     return type(stored) is type(recomputed) and stored == recomputed
 
 

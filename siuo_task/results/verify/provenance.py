@@ -3,12 +3,12 @@ stand-in), its error limit, the model's decoding (pure)."""
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from siuo_task.core.data import HF_REPO, HF_REVISION
 from siuo_task.core.prompts import PROMPT_HASHES
-from siuo_task.core.scoring import check_max_error_rate
 from siuo_task.core.schema import GEN_SETTING, PROTOCOL_VERSION
+from siuo_task.core.scoring import check_max_error_rate
 from siuo_task.results.verify.facts import HARNESS_NAMES
 from siuo_task.results.verify.model import MISSING, STAND_IN, STAND_IN_LABEL, Checker, get
 
@@ -16,7 +16,7 @@ LIMIT_PATH = "provenance.judge.max_error_rate"
 DRY_RUN_PATH = "provenance.judge.dry_run"
 
 
-def stand_in_judge(result) -> Optional[str]:
+def stand_in_judge(result) -> str | None:
     """Why ``result`` was graded by a judge the package knows to be a stand-in (the dry-run judge of
     ``python -m siuo_task.judge.dry_run``, whose replies the judge client marks), else ``None``."""
     if get(result, DRY_RUN_PATH) is True:
@@ -42,11 +42,16 @@ def check_judge(result: Mapping, check: Checker) -> None:
     if why is not None:
         check.fail(DRY_RUN_PATH, True, False, why, STAND_IN)
     elif judge.get("dry_run") is not False:
-        check.fail(DRY_RUN_PATH, judge.get("dry_run"), False,
-                   "not recorded whether the judge was the dry-run stand-in: the verdicts may mean nothing", STAND_IN)
+        check.fail(
+            DRY_RUN_PATH,
+            judge.get("dry_run"),
+            False,
+            "not recorded whether the judge was the dry-run stand-in: the verdicts may mean nothing",
+            STAND_IN,
+        )
 
 
-def recorded_limit(result: Mapping, check: Checker) -> Optional[float]:
+def recorded_limit(result: Mapping, check: Checker) -> float | None:
     """The judge-error limit the result records (a number in [0, 1]), or ``None`` after naming why it
     can't be used: without it the validity of the result cannot be recomputed."""
     value = get(result, LIMIT_PATH)
@@ -69,16 +74,22 @@ def check_provenance(result: Mapping, setting: str, check: Checker) -> None:
         check.field(result, "provenance.dataset.hf_repo", HF_REPO, note="pinned dataset")
         check.field(result, "provenance.dataset.hf_revision", HF_REVISION, note="pinned dataset revision")
     else:
-        check.note(f"dataset: a local copy ({dataset.get('origin')}: {dataset.get('data_dir')}) with no hub revision; "
-                   "item ids, categories and the answer key are checked instead")
+        check.note(
+            f"dataset: a local copy ({dataset.get('origin')}: {dataset.get('data_dir')}) with no hub revision; "
+            "item ids, categories and the answer key are checked instead"
+        )
     version = prov.get("protocol_version", MISSING)
     if version is MISSING:
         check.note(f"no protocol version recorded (written by siuo-task 0.1): recomputed under protocol {PROTOCOL_VERSION}")
     elif version == PROTOCOL_VERSION:
         check.agree(f"provenance.protocol_version: {PROTOCOL_VERSION}")
     else:
-        check.fail("provenance.protocol_version", version, PROTOCOL_VERSION,
-                   "written under another SIUO protocol version: verify it with the siuo-task release of that version")
+        check.fail(
+            "provenance.protocol_version",
+            version,
+            PROTOCOL_VERSION,
+            "written under another SIUO protocol version: verify it with the siuo-task release of that version",
+        )
     names = ("safety_judge", "effectiveness_judge") if setting == GEN_SETTING else ("mcqa",)
     for name in names:
         check.field(result, f"provenance.prompt_hashes.{name}", PROMPT_HASHES[name], note="pinned prompt text")

@@ -10,8 +10,8 @@ data, the result's own key once it is shown to be SIUO's). No stored number is a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 from siuo_task.core import scoring
 from siuo_task.core.mcqa import POLICIES
@@ -25,8 +25,8 @@ _VOTE_NOTE = "from the stored raw judge replies"
 class StoredReply:
     """A judge reply as a result stores it: its text (``None``: the call failed or was not made)."""
 
-    text: Optional[str]
-    error: Optional[str] = "reason not stored"
+    text: str | None
+    error: str | None = "reason not stored"
 
 
 def replies_of(records: Mapping[int, Mapping]) -> dict:
@@ -40,11 +40,10 @@ def replies_of(records: Mapping[int, Mapping]) -> dict:
     return replies
 
 
-def recompute_gen(result: Mapping, records: Mapping[int, Mapping], truth: Sequence[Mapping], limit: Optional[float]) -> dict:
+def recompute_gen(result: Mapping, records: Mapping[int, Mapping], truth: Sequence[Mapping], limit: float | None) -> dict:
     """The result the scorer gives for these records (``records``: the first record of each known id)."""
     answers = {qid: record["answers"] for qid, record in records.items()}
-    return scoring.assemble_gen(answers, truth, replies_of(records), task=result["task"],
-                                max_error_rate=1.0 if limit is None else limit)
+    return scoring.assemble_gen(answers, truth, replies_of(records), task=result["task"], max_error_rate=1.0 if limit is None else limit)
 
 
 def recompute_mcqa(records: Mapping[int, Mapping], truth: Sequence[Mapping], policy: str) -> dict:
@@ -67,12 +66,17 @@ def check_task(result: Mapping, records: Mapping[int, Mapping], check: Checker) 
         expected = scoring.gen_task_for(answers)
     except scoring.SIUOScoringError:
         expected = "no SIUO task (the items have different numbers of answers)"
-    check.fail("task", task, expected, f"{len(wrong)} item(s) have another number of answers than {task} votes on "
-               f"(question_id, answers: {wrong[:5]})")
+    check.fail(
+        "task",
+        task,
+        expected,
+        f"{len(wrong)} item(s) have another number of answers than {task} votes on (question_id, answers: {wrong[:5]})",
+    )
 
 
-def compare_items(result_items: Mapping[int, Mapping], again: Sequence[Mapping], fields: Sequence[str], check: Checker,
-                  notes: Mapping[str, str]) -> None:
+def compare_items(
+    result_items: Mapping[int, Mapping], again: Sequence[Mapping], fields: Sequence[str], check: Checker, notes: Mapping[str, str]
+) -> None:
     for row in again:
         qid = row["question_id"]
         stored = result_items[qid]
@@ -80,8 +84,12 @@ def compare_items(result_items: Mapping[int, Mapping], again: Sequence[Mapping],
         item_ok = True
         for name in fields:
             if name == "errors":
-                item_ok &= check.value(f"{where}.errors", _error_parts(stored.get("errors", MISSING)), _error_parts(row["errors"]),
-                                       "(answer, part) of each judge error or generation failure")
+                item_ok &= check.value(
+                    f"{where}.errors",
+                    _error_parts(stored.get("errors", MISSING)),
+                    _error_parts(row["errors"]),
+                    "(answer, part) of each judge error or generation failure",
+                )
             else:
                 item_ok &= check.value(f"{where}.{name}", stored.get(name, MISSING), row[name], notes.get(name, ""))
         if item_ok:
@@ -94,7 +102,7 @@ def _error_parts(errors):
     return [(e.get("answer"), e.get("part")) if isinstance(e, Mapping) else e for e in errors]
 
 
-def compare_gen(result: Mapping, records: Mapping[int, Mapping], again: Mapping, limit: Optional[float], check: Checker) -> None:
+def compare_gen(result: Mapping, records: Mapping[int, Mapping], again: Mapping, limit: float | None, check: Checker) -> None:
     notes = {name: _VOTE_NOTE for name in ("safe_votes", "effective_votes", "safe_effective_votes")}
     notes.update({name: "majority of the votes" for name in GEN_METRICS})
     notes.update({f"{part}_judge_replies": "replies the scorer reads (none for by-rule votes and failures)" for part in JUDGE_PARTS})
@@ -132,11 +140,15 @@ def compare_mcqa(result: Mapping, records: Mapping[int, Mapping], again: Mapping
     compare_categories(result, again, ("accuracy", "unparsed", "failed", "n"), check)
 
 
-def mcqa_policy(result: Mapping, check: Checker) -> Optional[str]:
+def mcqa_policy(result: Mapping, check: Checker) -> str | None:
     policy = get(result, "provenance.mcqa_policy")
     if policy not in POLICIES:
-        check.fail("provenance.mcqa_policy", None if policy is MISSING else policy, list(POLICIES),
-                   "the parsing policy is not recorded: the decisions cannot be recomputed")
+        check.fail(
+            "provenance.mcqa_policy",
+            None if policy is MISSING else policy,
+            list(POLICIES),
+            "the parsing policy is not recorded: the decisions cannot be recomputed",
+        )
         return None
     check.agree(f"provenance.mcqa_policy: {policy}")
     return policy
@@ -152,8 +164,12 @@ def check_validity(result: Mapping, again: Mapping, check: Checker) -> None:
             check.fail("invalid_reasons", reasons, again["invalid_reasons"], "marked invalid although its records are within the limit")
         return
     # the note is shown only when the records make the result invalid (a missing field says so instead)
-    if check.field(result, "valid", again["valid"], note="its records exceed the judge error limit "
-                   f"or have no judge verdict: {'; '.join(again['invalid_reasons'])}"):
+    if check.field(
+        result,
+        "valid",
+        again["valid"],
+        note=f"its records exceed the judge error limit or have no judge verdict: {'; '.join(again['invalid_reasons'])}",
+    ):
         check.field(result, "invalid_reasons", again["invalid_reasons"])
 
 
