@@ -13,12 +13,14 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import siuo_task.judge.cache as cache_module
+import siuo_task.judge.client as client_module
 import siuo_task.judge.host_vars as host_vars
 import siuo_task.judge.images as images_module
 from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder
@@ -602,6 +604,29 @@ def test_key_rejected_mid_run_stops_at_once_and_keeps_what_was_judged(tmp_path, 
             with pytest.raises(JudgeFatal):
                 c.run(reqs, progress=False)
             assert srv.chat_calls == calls
+
+
+def test_a_call_in_flight_when_judging_stops_lands_and_is_cached(tmp_path, images):
+    """The third call is still being answered when the fourth gets a 401: its reply is paid for, so
+    it lands (within the grace) and is cached; no further call starts."""
+    reqs = [JudgeRequest(f"k{i}", f"prompt {i}", images[i % 3]) for i in range(12)]
+    with FakeOpenAIServer(faults=[None, None, {"stall_s": 0.6}, {"status": 401}]) as srv:
+        with client_for(srv, tmp_path, concurrency=2) as c:
+            with pytest.raises(JudgeFatal, match="rejected the API key"):
+                c.run(reqs, progress=False)
+    assert srv.chat_calls == 4 and len(cache_files(tmp_path)) == 3
+
+
+def test_the_grace_for_calls_in_flight_is_bounded(tmp_path, images, monkeypatch):
+    monkeypatch.setattr(client_module, "_FATAL_GRACE_S", 0.3)
+    reqs = [JudgeRequest(f"k{i}", f"prompt {i}", images[i % 3]) for i in range(12)]
+    with FakeOpenAIServer(faults=[None, None, {"stall_s": 60}, {"status": 401}]) as srv:
+        with client_for(srv, tmp_path, concurrency=2) as c:
+            started = time.monotonic()
+            with pytest.raises(JudgeFatal, match="rejected the API key"):
+                c.run(reqs, progress=False)
+            assert time.monotonic() - started < 20  # the grace, not the stalled call's 60 s
+    assert srv.chat_calls == 4 and len(cache_files(tmp_path)) == 2
 
 
 def test_every_request_refused_stops_judging(tmp_path, images):

@@ -25,7 +25,7 @@ from siuo_task.core.data import load_items
 from siuo_task.core.schema import PROTOCOL_VERSION
 from siuo_task.core.scoring import assemble_gen, score_mcqa
 from siuo_task.judge import JudgeReply
-from siuo_task.results.agree import agreement
+from siuo_task.results.agree import agreement, format_agreement
 from siuo_task.results.io import ModelRecord, ReportInputError, load_records
 from siuo_task.results.release import ReleaseItems
 from siuo_task.results.report.figures import capability_figure, category_figure
@@ -602,6 +602,13 @@ def test_agree_on_two_fabricated_judges(data_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "judge-a" in printed and "judge-b" in printed and re.search(r"^safe\s+10\s+80\.00\s+0\.600", printed, re.M)
     assert json.loads((tmp_path / "agree.json").read_text())["metrics"]["safe"]["kappa"] == 0.6
+    n_dis = len(report["disagreements"])
+    first = report["disagreements"][0]
+    assert f"{n_dis} disagreement(s) (question_id, category, metric: A vs B):" in printed
+    assert f"  {first['question_id']}  {first['category']}  {first['metric']}: {first['a']} vs {first['b']}" in printed
+    cut = format_agreement(report, max_list=1).splitlines()
+    assert cut[-2].startswith(f"  {first['question_id']}  ") and cut[-1] == f"  ... {n_dis - 1} more (use --json for all)"
+    assert "more (use --json" not in format_agreement(report, max_list=n_dis)
     # different answers: refused, naming the item
     changed = dict(answers)
     changed[items[3]["question_id"]] = ["another answer"]

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _SHARD_SIZE = 4  # workers per SDK client
+_FATAL_GRACE_S = 5.0  # when judging stops, how long the calls already sent may take to land
 PREFLIGHT_PROMPT = "This is a connection check of an image-grading judge. Reply with the single word OK."
 
 
@@ -332,19 +333,27 @@ class JudgeClient:
 
     async def _drive(self, pending: list, out: queue.SimpleQueue) -> None:
         todo = iter(pending)
+        stopping = []  # non-empty once a worker failed
 
         async def worker(shard: int) -> None:
             for ckey, req in todo:  # one iterator shared by the workers (one thread: no lock)
+                if stopping or self._caller.fatal is not None:
+                    return  # judging stops: no new call
                 reply, to_cache = await self._call(req, shard)
                 out.put((ckey, reply, to_cache))
 
         n = min(self.config.concurrency, len(pending))
         tasks = [asyncio.ensure_future(worker(i % len(self._shards))) for i in range(n)]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if task.exception() is not None:
-                    raise task.exception()
+            done, running = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [task.exception() for task in done if task.exception() is not None]
+            if failed:
+                stopping.append(failed[0])
+                # The calls already sent are paid for: give them a bounded grace to land (no new call
+                # or retry starts once judging stops), so their replies are cached, then stop.
+                if running:
+                    await asyncio.wait(running, timeout=_FATAL_GRACE_S)
+                raise failed[0]
         finally:
             for task in tasks:
                 task.cancel()

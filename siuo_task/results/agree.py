@@ -10,6 +10,7 @@ from pathlib import Path
 
 from siuo_task.core import metrics
 from siuo_task.core.schema import GEN_METRICS, GEN_TASKS
+from siuo_task.results.compare import item_verdict_lines
 from siuo_task.results.io import ReportInputError, answers_by_qid, checked_result, looks_like_siuo_result, read_json
 
 
@@ -104,10 +105,5 @@ def format_agreement(report: dict, max_list: int | None = 50) -> str:
         lines.append(
             f"{name:16s} {row['n']:4d} {agreement:>8s} {kappa:>7s} {row['only_a_1']:8d} {row['only_b_1']:8d} {len(row['without_verdict']):11d}"
         )
-    dis = report["disagreements"]
-    lines.append(f"{len(dis)} disagreement(s) (question_id, category, metric: A vs B):")
-    for row in dis[: max_list if max_list is not None else len(dis)]:
-        lines.append(f"  {row['question_id']}  {row['category']}  {row['metric']}: {row['a']} vs {row['b']}")
-    if max_list is not None and len(dis) > max_list:
-        lines.append(f"  ... {len(dis) - max_list} more (use --json for all)")
+    lines += item_verdict_lines(report["disagreements"], "disagreement(s)", max_list)
     return "\n".join(lines)

@@ -266,13 +266,19 @@ def format_comparison(report: Mapping, max_list: int | None = 50) -> str:
     for name, skipped in report["without_verdict"].items():
         if skipped:
             lines.append(f"  {name}: {len(skipped)} item(s) left out (no verdict in A or B): {skipped[:20]}")
-    differ = report["differing_items"]
-    lines.append(f"{len(differ)} item verdict(s) differ (question_id, category, metric: A vs B):")
-    for row in differ[: max_list if max_list is not None else len(differ)]:
-        lines.append(f"  {row['question_id']}  {row['category']}  {row['metric']}: {row['a']} vs {row['b']}")
-    if max_list is not None and len(differ) > max_list:
-        lines.append(f"  ... {len(differ) - max_list} more (use --json for all)")
+    lines += item_verdict_lines(report["differing_items"], "item verdict(s) differ", max_list)
     return "\n".join(lines)
+
+
+def item_verdict_lines(rows: Sequence[Mapping], what: str, max_list: int | None) -> list:
+    """``N <what> (question_id, category, metric: A vs B):`` and one line per item, at most
+    ``max_list`` of them (None: all), then how many more there are."""
+    lines = [f"{len(rows)} {what} (question_id, category, metric: A vs B):"]
+    for row in rows[: max_list if max_list is not None else len(rows)]:
+        lines.append(f"  {row['question_id']}  {row['category']}  {row['metric']}: {row['a']} vs {row['b']}")
+    if max_list is not None and len(rows) > max_list:
+        lines.append(f"  ... {len(rows) - max_list} more (use --json for all)")
+    return lines
 
 
 def _row_line(row: Mapping) -> str:
