@@ -47,27 +47,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-QWEN_CLASS_PIXELS = {"max_pixels": 1605632, "min_pixels": 256 * 28 * 28}  # lmms-eval qwen2_5_vl class defaults
-_LOG: list = []
-_LOG_FILE: list = []  # the jsonl path once known: every event is appended as it happens, so a run
-#                      killed by a time limit still leaves what it measured
-
-
-def emit(event: str, **fields) -> dict:
-    record = {"event": event, **fields}
-    line = json.dumps(record, default=str)
-    print(line, flush=True)
-    _LOG.append(record)
-    if _LOG_FILE:
-        with open(_LOG_FILE[0], "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-    return record
-
-
-def save_log(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "gpu_check.jsonl", "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(record, default=str) + "\n" for record in _LOG)
+from siuo_dev.gpu_events import LOG as _LOG, emit, open_log  # noqa: E402
+from siuo_dev.gpu_runs import error_text as _error_text, fresh as _fresh, include_path_args as _include_path_args  # noqa: E402
+from siuo_dev.gpu_runs import pythonpath_env as _pythonpath_env  # noqa: E402
+from siuo_dev.lmms_eval_runs import QWEN_CLASS_PIXELS  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -135,21 +118,6 @@ def stage_env(device: str) -> dict:
     return emit("env", **info)
 
 
-def _include_path_args() -> list:
-    """``--include_path`` when siuo-task's lmms-eval entry point is not installed (repo on PYTHONPATH)."""
-    import importlib.metadata as md
-
-    from siuo_task.harnesses.paths import lmms_eval_tasks_dir
-
-    names = {ep.name for ep in md.entry_points(group="lmms_eval.models")}
-    return [] if "siuo_task" in names else ["--include_path", str(lmms_eval_tasks_dir())]
-
-
-def _pythonpath_env() -> dict:
-    paths = [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
-
-
 def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     from siuo_dev import tiny_models
     from siuo_dev.lmms_eval_runs import (
@@ -200,36 +168,11 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     return all_ok
 
 
-def _error_text(text: str, keep: int = 3000) -> str:
-    """An error for the log: its start (the assertion's own words) and its end (the log tail)."""
-    return text if len(text) <= keep else text[: keep // 3] + "\n[...]\n" + text[-(2 * keep) // 3:]
-
-
-def _fresh(path: Path) -> Path:
-    """An empty folder: a second check with the same --work must not find the first one's results."""
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
-
-
 def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, max_new_tokens: int, batch_size: int,
               grad_modes: tuple = ("inference",), repeats: int = 1) -> bool:
-    import torch
+    from siuo_dev.gpu_issue25 import ensure_big_model
 
-    from siuo_dev import tiny_models
-
-    model_dir = work / f"qwen2_5_vl_{size}"
-    dtype = "bfloat16"
-    t0 = time.perf_counter()
-    tiny_models.build_qwen2_5_vl(model_dir, size=size, dtype=dtype, device=device, **QWEN_CLASS_PIXELS)
-    build_s = time.perf_counter() - t0
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    n_bytes = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
-    emit("big_build", size=size, dtype=dtype, seconds=round(build_s, 1), checkpoint_gib=round(n_bytes / 2**30, 2),
-         path=str(model_dir))
+    model_dir = ensure_big_model(work, size, device)
     ok = True
     ratios = []
     # bare and harness alternate, each in a fresh process: with --repeats > 1 the spread between
@@ -280,46 +223,37 @@ def _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_si
 
 def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens, batch_size, repeat) -> dict | None:
     """(b) lmms-eval's qwen2_5_vl chat class, fresh process, generation phase timed from inside."""
-    from siuo_dev.lmms_eval_runs import (
-        PYTHON,
-        check_gen,
-        check_mcqa,
-        model_run_args,
-        run_lmms_eval,
-    )
+    from siuo_dev.gpu_runs import timed_run
 
-    timing_json = work / "harness_timing.jsonl"
-    timing_json.unlink(missing_ok=True)
-    launcher = [PYTHON, str(Path(__file__).resolve()), "_timed_lmms_eval", str(timing_json)]
-    device_map = "cuda" if device.startswith("cuda") else "cpu"
-    args = model_run_args("qwen2_5_vl", f"pretrained={model_dir},device_map={device_map}", "siuo_mcqa,siuo_gen", limit,
-                          device=device, batch_size=batch_size, max_new_tokens=max_new_tokens) + _include_path_args()
-    run = run_lmms_eval(_fresh(work / "runs" / f"big_{size}"), data_dir, args, launcher=launcher,
-                        extra_env=_pythonpath_env(), timeout=1800)
+    timed = timed_run(f"big_{size}", work, data_dir, "qwen2_5_vl", model_dir, device=device, batch_size=batch_size,
+                      limit=limit, tokens=max_new_tokens)
+    run = timed.run
     record = {"repeat": repeat, "cli_seconds": round(run.seconds, 1)}
-    ok = True
-    try:
-        record["backend"] = run.backend()
-        check_mcqa(run, data_dir, limit)
-        check_gen(run, data_dir, limit)
-        efficiency = run.results()["efficiency"]["overall"]
-        record["output_tokens"] = efficiency["total_output_tokens"]
-        assert efficiency["avg_output_tokens_per_sample"] == max_new_tokens, (
-            f"answers are not all {max_new_tokens} tokens: {efficiency}")
-    except (AssertionError, KeyError) as exc:
-        record.update(ok=False, error=_error_text(f"{type(exc).__name__}: {exc}"))
-        ok = False
-    calls = [json.loads(line) for line in timing_json.read_text().splitlines()] if timing_json.exists() else []
-    if not calls:
+    ok, error = timed.ok, timed.error
+    if ok:
+        try:
+            record["backend"] = run.backend()
+            efficiency = run.results()["efficiency"]["overall"]
+            record["output_tokens"] = efficiency["total_output_tokens"]
+            assert efficiency["avg_output_tokens_per_sample"] == max_new_tokens, (
+                f"answers are not all {max_new_tokens} tokens: {efficiency}")
+        except (AssertionError, KeyError) as exc:
+            ok, error = False, _error_text(f"{type(exc).__name__}: {exc}")
+    if error:
+        record["error"] = error
+    untils = [r for r in timed.records if r["kind"] == "generate_until"]
+    calls = [r for r in timed.records if r["kind"] == "generate"]
+    if not untils:
         record.update(ok=False, error=record.get("error", "") + " | no generation timing recorded; log tail: " + run.log[-2000:])
         emit("big_harness", **record)
         return None
-    gen_seconds = sum(c["seconds"] for c in calls)
-    items = sum(c["requests"] for c in calls)
+    gen_seconds = sum(u["seconds"] for u in untils)
+    items = sum(u["requests"] for u in untils)
     record.update(ok=ok, items=items, generate_seconds=round(gen_seconds, 3), items_per_s=round(items / gen_seconds, 3),
-                  model_generate_seconds=round(sum(c.get("model_generate_seconds") or 0.0 for c in calls), 3),
-                  siuo_hook_seconds=round(sum(c.get("siuo_hook_seconds") or 0.0 for c in calls), 4),
-                  peak_gpu_memory_gib=max((c["peak_memory_gib"] for c in calls), default=None))
+                  model_generate_seconds=round(sum(c["seconds"] for c in calls), 3),
+                  siuo_hook_seconds=round(sum(u.get("siuo_hook_seconds") or 0.0 for u in untils), 4),
+                  peak_gpu_memory_gib=max((c["peak_gpu_memory_gib"] for c in calls if c.get("peak_gpu_memory_gib") is not None),
+                                          default=None))
     emit("big_harness", **record)
     return record
 
@@ -398,88 +332,21 @@ def cmd_bare(argv) -> None:
     }))
 
 
-def cmd_timed_lmms_eval(argv) -> None:
-    """``lmms-eval`` with the model class's ``generate_until`` timed (one JSON line per call)."""
-    timing_path, args = Path(argv[0]), argv[1:]
-    from lmms_eval import models
-
-    from siuo_task.harnesses.lmms_eval import hooks as lmms_eval_adapter
-
-    # SIUO's request hooks, timed where the task's utils.py imports them from (it binds them when
-    # lmms-eval loads the task, after this); nested hook calls count once.
-    clock = {"siuo": 0.0, "depth": 0, "generate": 0.0}
-
-    def timed_hook(fn):
-        def hook(*a, **k):
-            clock["depth"] += 1
-            start = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                clock["depth"] -= 1
-                if clock["depth"] == 0:
-                    clock["siuo"] += time.perf_counter() - start
-        return hook
-
-    for name in ("doc_to_visual", "mcqa_doc_to_text", "gen_doc_to_text", "mcqa_doc_to_messages", "gen_doc_to_messages"):
-        setattr(lmms_eval_adapter, name, timed_hook(getattr(lmms_eval_adapter, name)))
-
-    def time_model_generate(model) -> None:
-        import torch
-
-        if getattr(model, "_siuo_timed_generate", False):
-            return
-        original = model.generate
-
-        def generate(*a, **k):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            try:
-                return original(*a, **k)
-            finally:
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                clock["generate"] += time.perf_counter() - start
-
-        model.generate = generate
-        model._siuo_timed_generate = True
-
-    original_get_model = models.get_model
-
-    def get_model(name, force_simple=False):
-        cls = original_get_model(name, force_simple)
-        if not getattr(cls, "_siuo_timed", False):
-            inner = cls.generate_until
-
-            def generate_until(self, requests):
-                import torch
-
-                time_model_generate(self.model)
-                if torch.cuda.is_available():
-                    torch.cuda.reset_peak_memory_stats()
-                clock.update(siuo=0.0, generate=0.0)
-                start = time.perf_counter()
-                result = inner(self, requests)
-                seconds = time.perf_counter() - start
-                with open(timing_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"requests": len(requests), "seconds": seconds, "peak_memory_gib": _peak_gib(),
-                                         "model_generate_seconds": clock["generate"],
-                                         "siuo_hook_seconds": clock["siuo"]}) + "\n")
-                return result
-
-            cls.generate_until = generate_until
-            cls._siuo_timed = True
-        return cls
-
-    models.get_model = get_model
-    from lmms_eval.cli.dispatch import main as lmms_eval_main
-
-    sys.argv = ["lmms_eval", *args]
-    lmms_eval_main()
-
-
 # -------------------------------------------------------------------------------------------- main
+
+
+def run_issue25(a, work: Path) -> bool:
+    from siuo_dev.gpu_issue25 import Issue25, ensure_big_model, plan, settings_from_args
+
+    settings = settings_from_args(a)
+    stage_env(settings.device)
+    data, origin = prepare_data(work, settings.image_size)
+    emit("data", origin=origin, path=str(data), image_size=list(settings.image_size))
+    plan(settings)
+    model_dir = ensure_big_model(work, settings.size, settings.device)
+    ok = Issue25(settings, work, data, model_dir).run_all()
+    emit("issue25_done", ok=ok)
+    return ok
 
 
 def main(argv=None) -> int:
@@ -488,15 +355,22 @@ def main(argv=None) -> int:
         cmd_bare(argv[1:])
         return 0
     if argv and argv[0] == "_timed_lmms_eval":
-        cmd_timed_lmms_eval(argv[1:])
+        from siuo_dev.gpu_timing import main as timed_main
+
+        timed_main(argv[1:])
+        return 0
+    if argv and argv[0] == "_phases":
+        from siuo_dev.gpu_phases import main as phases_main
+
+        phases_main(argv[1:])
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    p.add_argument("--device", default=None, help="cuda (default) or cpu")
     p.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.jsonl and the runs (default ./gpu_check_out)")
     p.add_argument("--work", default=None, help="scratch folder for checkpoints and data (default <out>/work)")
     p.add_argument("--tiny-only", action="store_true", help="skip the 7B-shaped stage")
     p.add_argument("--skip-tiny", action="store_true", help="skip the tiny-model stage (e.g. a second timing run)")
-    p.add_argument("--big-size", default="7b", choices=("7b", "tiny"), help="the big stage's model ('tiny' tests the path on CPU)")
+    p.add_argument("--big-size", default=None, choices=("7b", "tiny"), help="the big stage's model ('tiny' tests the path on CPU; default 7b)")
     p.add_argument("--tiny-limit", type=int, default=4, help="items per setting for the tiny models (default 4)")
     p.add_argument("--limit", type=int, default=8, help="items per setting for the big model (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="fixed answer length for the big model (default 64)")
@@ -506,77 +380,63 @@ def main(argv=None) -> int:
     p.add_argument("--bare-grad-modes", default="inference,no_grad",
                    help="bare-loop variants, the first is the baseline: inference (torch.inference_mode, the model "
                         "cards' loop) and no_grad (how lmms-eval's Qwen classes call generate); default both")
-    p.add_argument("--image-size", default="896x672", help="placeholder image size WxH for the big stage (default 896x672)")
+    p.add_argument("--image-size", default=None, help="placeholder image size WxH for the big model (default 896x672)")
+    g = p.add_argument_group("batch-size stages (--issue25; see siuo_dev/gpu_issue25.py)")
+    g.add_argument("--issue25", action="store_true", help="run the batch-size stages instead of the tiny and big stages")
+    g.add_argument("--dry-run", action="store_true", help="with --issue25: CPU, tiny model, 4 items, 8 tokens: every stage end to end")
+    g.add_argument("--stages", help="comma-separated subset of full,invariance,phases,sweep,model_args,classes (default all)")
+    g.add_argument("--batch-sizes", help="batch sizes of the sweep (default 1,16,64)")
+    g.add_argument("--full-batch", type=int, help="batch size of the measured full run (default the largest of --batch-sizes)")
+    g.add_argument("--full-limit", type=int, help="items per setting of the 'full' run (default all 167; dry runs 4)")
+    g.add_argument("--tokens", type=int, help="max_new_tokens for the full and sweep runs instead of the tasks' 5 / 500 (dry runs only: labelled)")
+    g.add_argument("--inv-limit", type=int, help="items per setting compared at batch 1 (default 32)")
+    g.add_argument("--inv-tokens", type=int, help="new tokens of the batch-1 comparison run (default 32)")
+    g.add_argument("--sweep-limit", type=int, help="items per setting of each other sweep point (default: its batch size, at least 2)")
+    g.add_argument("--phase-tokens", type=int, help="new tokens of the prefill/decode measurement (default 33)")
+    g.add_argument("--model-args-variants", help="';'-separated lmms-eval --model_args settings to try (default "
+                                                 "attn_implementation=sdpa;attn_implementation=flash_attention_2;attn_implementation=eager;use_cache=False)")
+    g.add_argument("--model-args-limit", type=int, help="items per setting of the model_args runs (default 16)")
+    g.add_argument("--model-args-tokens", type=int, help="new tokens of the model_args runs (default 16)")
+    g.add_argument("--class-models", help="other lmms-eval classes to batch with tiny models (default qwen2_vl,llava_hf)")
+    g.add_argument("--class-batch", type=int, help="their batch size (default 4)")
+    g.add_argument("--class-limit", type=int, help="their items per setting (default 8)")
+    g.add_argument("--class-tokens", type=int, help="their new tokens (default 8)")
+    g.add_argument("--budget-s", type=float, help="skip a stage that would end later than this many seconds after the "
+                                                  "check began (default 560 on cuda, none on cpu; 0: none)")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
     work = Path(a.work).resolve() if a.work else out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.jsonl").unlink(missing_ok=True)
-    _LOG_FILE.append(out / "gpu_check.jsonl")
+    open_log(out / "gpu_check.jsonl")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ok = True
     try:
-        stage_env(a.device)
-        tiny_data, origin = prepare_data(work, (64, 48))
-        emit("data", origin=origin, tiny=str(tiny_data))
-        if not a.skip_tiny:
-            t0 = time.perf_counter()
-            ok &= stage_tiny(work, tiny_data, a.device, a.tiny_limit)
-            emit("tiny_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
-        if not a.tiny_only:
-            w, h = (int(v) for v in a.image_size.lower().split("x"))
-            big_data, _ = prepare_data(work, (w, h))
-            t0 = time.perf_counter()
-            grad_modes = tuple(m.strip() for m in a.bare_grad_modes.split(",") if m.strip())
-            ok &= stage_big(work, big_data, a.device, a.big_size, a.limit, a.max_new_tokens, a.batch_size, grad_modes,
-                            a.repeats)
-            emit("big_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
+        if a.issue25:
+            ok = run_issue25(a, work)
+        else:
+            device, size = a.device or "cuda", a.big_size or "7b"
+            stage_env(device)
+            tiny_data, origin = prepare_data(work, (64, 48))
+            emit("data", origin=origin, tiny=str(tiny_data))
+            if not a.skip_tiny:
+                t0 = time.perf_counter()
+                ok &= stage_tiny(work, tiny_data, device, a.tiny_limit)
+                emit("tiny_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
+            if not a.tiny_only:
+                w, h = (int(v) for v in (a.image_size or "896x672").lower().split("x"))
+                big_data, _ = prepare_data(work, (w, h))
+                t0 = time.perf_counter()
+                grad_modes = tuple(m.strip() for m in a.bare_grad_modes.split(",") if m.strip())
+                ok &= stage_big(work, big_data, device, size, a.limit, a.max_new_tokens, a.batch_size, grad_modes,
+                                a.repeats)
+                emit("big_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
     except Exception as exc:  # noqa: BLE001 - report, don't lose the log
         emit("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])
         ok = False
-    finally:
-        save_log(out)
+    from siuo_dev.gpu_summary import summary
+
     summary(_LOG)
     return 0 if ok else 1
-
-
-def summary(log: list) -> None:
-    lines = ["", "== SIUO gpu_check summary =="]
-    for r in log:
-        e = r["event"]
-        if e == "env":
-            lines.append(f"env: torch {r['torch']}, transformers {r['transformers']}, lmms-eval {r['lmms_eval']}, "
-                         f"device {r['device']} {r.get('gpu', '')}")
-        elif e == "tiny":
-            status = "OK" if r.get("ok") else "FAILED"
-            extra = f", reference mismatches {r['reference_mismatches']}" if "reference_mismatches" in r else ""
-            lines.append(f"tiny {r['model']:<11} bs={r['batch_size']} {status}  cli {r['cli_seconds']} s{extra}"
-                         + ("" if r.get("ok") else f"\n    {r.get('error', '')[:500]}"))
-        elif e == "big_build":
-            lines.append(f"big model {r['size']}: built in {r['seconds']} s, {r['checkpoint_gib']} GiB on disk")
-        elif e in ("big_bare", "big_harness") and not r.get("ok"):
-            lines.append(f"{e} FAILED: {r.get('error', '')[:800]}")
-        elif e == "big_repeats":
-            lines.append(f"harness/bare over {r['repeats']} repeats: {r['harness_over_bare']} "
-                         f"(min {r['min']}, median {r['median']}, max {r['max']})")
-        elif e == "big_summary":
-            if "repeat" in r:
-                lines.append(f"-- repeat {r['repeat']}")
-            lines.append(f"bare transformers: {r['bare_items_per_s']} items/s, peak {r['bare_peak_gpu_memory_gib']} GiB")
-            lines.append(f"lmms-eval + SIUO:  {r['harness_items_per_s']} items/s, peak {r['harness_peak_gpu_memory_gib']} GiB "
-                         f"(CLI wall {r['harness_cli_seconds']} s incl. startup, load, judge)")
-            lines.append(f"harness/bare = {r['harness_over_bare']}  (overhead {r['overhead_pct']} %), "
-                         f"{r['items']} items x {r['max_new_tokens']} tokens, batch {r['batch_size']}")
-            lines.append(f"  extra s/item {r.get('extra_seconds_per_item')}: SIUO hooks {r.get('siuo_hooks_seconds_per_item')}, "
-                         f"model.generate {r.get('model_generate_extra_seconds_per_item')}, "
-                         f"rest of the class {r.get('class_rest_extra_seconds_per_item')}")
-            if r.get("bare_no_grad_items_per_s") is not None:
-                lines.append(f"  bare loop without inference_mode (as the class calls generate): {r['bare_no_grad_items_per_s']} "
-                             f"items/s; harness/that = {r['harness_over_bare_no_grad']}")
-        elif e == "error":
-            lines.append(f"ERROR: {r['error']}")
-    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 #   bash scripts/gpu_check.sh                      # on a bare GPU machine with no internet
 #   bash scripts/gpu_check.sh --tiny-only          # any gpu_check.py option passes through
 #   bash scripts/gpu_check.sh --device cpu --tiny-only   # the CPU-runnable parts
+#   bash scripts/gpu_check.sh --issue25 --out "$OUT/gc" --work /tmp/siuo_gc   # the batch-size stages (~9 min on an H200)
+#   bash scripts/gpu_check.sh --issue25 --dry-run        # the same stages on CPU with a tiny model (~2 min)
 #
 # Nothing is downloaded. Python packages the machine lacks travel as wheels in ./.whl/ (Python 3.12,
 # manylinux x86_64, one version each); they are installed with --no-index --no-deps into a scratch
@@ -17,12 +19,22 @@ PY=${PYTHON:-python3}
 SITE=${SIUO_GPU_SITE:-/tmp/siuo_gpu_site}
 WHEELS=${SIUO_GPU_WHEELS:-.whl}   # SIUO_GPU_WHEELS=none: use what is installed (e.g. a CPU dry run in .venv)
 start=$(date +%s)
+# the stages' time budget (--budget-s) counts from here, wheel installation included
+export SIUO_GPU_CHECK_START=${SIUO_GPU_CHECK_START:-$start}
 
 if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  echo "gpu_check: installing $(ls "$WHEELS"/*.whl | wc -l) wheel(s) from $WHEELS/ into $SITE (--no-index --no-deps)"
-  if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl; then
-    echo "gpu_check: installing the wheels in $WHEELS/ failed (two versions of one package? a wheel for another Python?)" >&2
-    exit 2
+  # a second call on the same machine finds the same wheels already installed and skips the install
+  stamp=$(cd "$WHEELS" && ls -l -- *.whl | sha256sum | cut -c1-16)
+  if [ -f "$SITE/.siuo_wheels" ] && [ "$(cat "$SITE/.siuo_wheels")" = "$stamp" ]; then
+    echo "gpu_check: the wheels in $WHEELS/ are already installed in $SITE"
+  else
+    echo "gpu_check: installing $(ls "$WHEELS"/*.whl | wc -l) wheel(s) from $WHEELS/ into $SITE (--no-index --no-deps)"
+    rm -f "$SITE/.siuo_wheels"
+    if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl; then
+      echo "gpu_check: installing the wheels in $WHEELS/ failed (two versions of one package? a wheel for another Python?)" >&2
+      exit 2
+    fi
+    echo "$stamp" > "$SITE/.siuo_wheels"
   fi
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 else
@@ -77,5 +89,5 @@ EOF
 
 "$PY" scripts/gpu_check.py "$@"
 rc=$?
-echo "gpu_check: exit $rc after $(( $(date +%s) - start )) s"
+echo "gpu_check: exit $rc after $(( $(date +%s) - start )) s (events: the --out folder's gpu_check.jsonl)"
 exit $rc

@@ -30,6 +30,7 @@ from siuo_dev.testing import PYTHON, harness_env
 from siuo_dev.reference_generate import QwenVLReference, load_image, siuo_prompt
 
 QWEN_TINY_PIXELS = {"max_pixels": 12544, "min_pixels": 3136}  # 56x56..112x112: a few visual tokens per image
+QWEN_CLASS_PIXELS = {"max_pixels": 1605632, "min_pixels": 256 * 28 * 28}  # lmms-eval's qwen2_5_vl class defaults
 RESPONSE_START = "<Generated response:> "
 RESPONSE_ENDS = ("\n\nLet's think step by step", "\n\nEvaluation Criteria:")  # safety, effectiveness prompt
 
