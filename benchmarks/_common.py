@@ -70,7 +70,6 @@ def fake_judge(**kwargs):
     subclass keeps the call count and drops the bodies; ``judging_calls`` leaves out preflight check calls.
     """
     from siuo_dev.fake_judge_server import FakeOpenAIServer
-
     from siuo_task.judge import PREFLIGHT_PROMPT
     from siuo_task.judge.dry_run import prompt_text
 
@@ -113,8 +112,8 @@ def realistic_data_dir(dst: Path, size=(1024, 768), noise=0.2, seed=0) -> Path:
     """
     from PIL import Image
 
-    from siuo_task.core.data import FILES, IMAGES_DIR
     from siuo_dev.testing import build_data_dir
+    from siuo_task.core.data import FILES, IMAGES_DIR
 
     dst = Path(dst)
     build_data_dir(dst)  # release JSON + placeholders (skipped where an image exists)
@@ -233,17 +232,27 @@ def run_child(cmd: list, env: dict | None = None, timeout: float = 600.0) -> dic
     }
 
 
-def score_gen_cli(responses: Path, out: Path, data_dir: Path, base_url: str, cache_dir: Path,
-                  concurrency: int = 32, quiet: bool = False) -> dict:
+def score_gen_cli(
+    responses: Path, out: Path, data_dir: Path, base_url: str, cache_dir: Path, concurrency: int = 32, quiet: bool = False
+) -> dict:
     """``python -m siuo_task.cli score gen ...`` in a child process; returns run_child's dict plus the result."""
     cmd = module_cmd(
-        "siuo_task.cli", "score", "gen", str(responses),
-        "--out", str(out),
-        "--data-dir", str(data_dir),
-        "--judge-base-url", base_url,
-        "--judge-model", "fake-judge",
-        "--concurrency", str(concurrency),
-        "--cache-dir", str(cache_dir),
+        "siuo_task.cli",
+        "score",
+        "gen",
+        str(responses),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        "--judge-base-url",
+        base_url,
+        "--judge-model",
+        "fake-judge",
+        "--concurrency",
+        str(concurrency),
+        "--cache-dir",
+        str(cache_dir),
     )
     if quiet:
         cmd.append("--quiet")

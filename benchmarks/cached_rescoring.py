@@ -30,8 +30,8 @@ TARGET_S = 2.0
 def in_process_warm(data_dir: Path, responses: Path, base_url: str, cache: Path) -> dict:
     """Time score_gen (items loaded, judge client built, cache read, rates computed) in this process."""
     from siuo_task.core.data import load_items
-    from siuo_task.judge import JudgeClient, JudgeConfig
     from siuo_task.core.scoring import score_gen
+    from siuo_task.judge import JudgeClient, JudgeConfig
 
     rows = json.loads(responses.read_text(encoding="utf-8"))
     answers = {row["question_id"]: row["responses"] for row in rows}
@@ -79,9 +79,15 @@ def main(argv=None) -> int:
                 before = server.judging_calls
                 run = _common.score_gen_cli(responses, work / f"warm-{index}.json", data_dir, server.url, cache, quiet=True)
                 usage = run["result"]["provenance"]["judge"]["usage"]
-                warm_runs.append({"wall_s": run["wall_s"], "server_calls": server.judging_calls - before,
-                                  "provenance_calls": usage["calls"], "cache_hits": usage["cache_hits"],
-                                  "metrics": run["result"]["metrics"]})
+                warm_runs.append(
+                    {
+                        "wall_s": run["wall_s"],
+                        "server_calls": server.judging_calls - before,
+                        "provenance_calls": usage["calls"],
+                        "cache_hits": usage["cache_hits"],
+                        "metrics": run["result"]["metrics"],
+                    }
+                )
             before = server.judging_calls
             inproc = in_process_warm(data_dir, responses, server.url, cache)
             inproc["server_calls"] = server.judging_calls - before
@@ -103,31 +109,42 @@ def main(argv=None) -> int:
 
     wall = statistics.median(r["wall_s"] for r in warm_runs)
     size = "1024x768" if args.photo else "64x48 placeholder"
-    print(f"SIUO cached re-scoring: {n_items} items x {_common.N_ANSWERS} answers, {expected_calls} cached judge replies, "
-          f"{len(warm_runs)} warm run(s), {n_images} {size} PNGs ({image_bytes / n_images / 1e6:.2f} MB each)")
+    print(
+        f"SIUO cached re-scoring: {n_items} items x {_common.N_ANSWERS} answers, {expected_calls} cached judge replies, "
+        f"{len(warm_runs)} warm run(s), {n_images} {size} PNGs ({image_bytes / n_images / 1e6:.2f} MB each)"
+    )
     print(f"  machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"  judge calls on warm cache   0 (fake server: {sum(r['server_calls'] for r in warm_runs)}, provenance: "
-          f"{sum(r['provenance_calls'] for r in warm_runs)}; cache hits {warm_runs[0]['cache_hits']}/run)")
-    print(f"  CLI wall (warm)             {wall:6.2f} s   ratio to the {TARGET_S:g} s target {wall / TARGET_S:.2f}  "
-          f"({'met' if wall < TARGET_S else 'MISSED'})")
-    print(f"  in-process, warm            {inproc['total_s']:6.2f} s   (load_items {inproc['load_items_s']:.2f} s + score_gen {inproc['score_gen_s']:.2f} s)")
+    print(
+        f"  judge calls on warm cache   0 (fake server: {sum(r['server_calls'] for r in warm_runs)}, provenance: "
+        f"{sum(r['provenance_calls'] for r in warm_runs)}; cache hits {warm_runs[0]['cache_hits']}/run)"
+    )
+    print(
+        f"  CLI wall (warm)             {wall:6.2f} s   ratio to the {TARGET_S:g} s target {wall / TARGET_S:.2f}  "
+        f"({'met' if wall < TARGET_S else 'MISSED'})"
+    )
+    print(
+        f"  in-process, warm            {inproc['total_s']:6.2f} s   (load_items {inproc['load_items_s']:.2f} s + score_gen {inproc['score_gen_s']:.2f} s)"
+    )
     print(f"  bare python start-up        {startup['python_s']:6.2f} s;  'siuo --version' {startup['cli_version_s']:.2f} s")
     print(f"  (cold run for reference: {cold['wall_s']:.2f} s with a 0 ms judge)")
-    _common.emit("cached_rescoring", {
-        "items": n_items,
-        "images": size,
-        "cached_replies": expected_calls,
-        "warm_calls": 0,
-        "wall_s": round(wall, 3),
-        "target_s": TARGET_S,
-        "ratio_to_target": round(wall / TARGET_S, 3),
-        "in_process_s": round(inproc["total_s"], 3),
-        "in_process_score_gen_s": round(inproc["score_gen_s"], 3),
-        "in_process_load_items_s": round(inproc["load_items_s"], 3),
-        "python_startup_s": round(startup["python_s"], 3),
-        "cli_version_s": round(startup["cli_version_s"], 3),
-        "runs": [round(r["wall_s"], 3) for r in warm_runs],
-    })
+    _common.emit(
+        "cached_rescoring",
+        {
+            "items": n_items,
+            "images": size,
+            "cached_replies": expected_calls,
+            "warm_calls": 0,
+            "wall_s": round(wall, 3),
+            "target_s": TARGET_S,
+            "ratio_to_target": round(wall / TARGET_S, 3),
+            "in_process_s": round(inproc["total_s"], 3),
+            "in_process_score_gen_s": round(inproc["score_gen_s"], 3),
+            "in_process_load_items_s": round(inproc["load_items_s"], 3),
+            "python_startup_s": round(startup["python_s"], 3),
+            "cli_version_s": round(startup["cli_version_s"], 3),
+            "runs": [round(r["wall_s"], 3) for r in warm_runs],
+        },
+    )
     return 0
 
 

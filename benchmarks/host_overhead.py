@@ -65,14 +65,14 @@ def time_hooks(work: Path, data_dir: Path, server) -> dict:
     os.environ.update(_judge_env(data_dir, server.url, cache))
     # What the harness has imported before any hook runs is not the task's cost.
     import datasets  # noqa: F401
-    import openai  # noqa: F401  (lmms-eval imports it for its API models)
     import lmms_eval.utils  # noqa: F401
     import loguru
+    import openai  # noqa: F401  (lmms-eval imports it for its API models)
     import tqdm.auto  # noqa: F401
     from PIL import Image
 
-    from siuo_task.harnesses.lmms_eval import hooks as adapter
     from siuo_task.core import scoring
+    from siuo_task.harnesses.lmms_eval import hooks as adapter
     from siuo_task.judge import JudgeClient, JudgeConfig
 
     loguru.logger.remove()  # the aggregation logs a table per call; keep the output readable
@@ -202,9 +202,22 @@ def whole_run_child(out_dir: str, repeat: int) -> None:
     TaskManager.initialize_tasks = clocked("task_index", initialize_tasks)
 
     def run(name, limit):
-        argv = ["lmms-eval", "--model", "dummy", "--model_args", "read_bytes=1", "--tasks", "siuo_gen",
-                "--include_path", str(lmms_eval_tasks_dir()), "--output_path", os.path.join(out_dir, name),
-                "--log_samples", "--verbosity", "WARNING"]
+        argv = [
+            "lmms-eval",
+            "--model",
+            "dummy",
+            "--model_args",
+            "read_bytes=1",
+            "--tasks",
+            "siuo_gen",
+            "--include_path",
+            str(lmms_eval_tasks_dir()),
+            "--output_path",
+            os.path.join(out_dir, name),
+            "--log_samples",
+            "--verbosity",
+            "WARNING",
+        ]
         if limit:
             argv += ["--limit", str(limit)]
         sys.argv = argv
@@ -290,8 +303,10 @@ def main(argv=None) -> int:
     decode = ms["image_decode_only"]
     size = "placeholder 64x48" if args.placeholder else "1024x768"
 
-    print(f"SIUO host-side overhead, lmms-eval adapter hooks over all {n} items "
-          f"({n_images} {size} PNGs, {image_bytes / n_images / 1e6:.2f} MB each on average)")
+    print(
+        f"SIUO host-side overhead, lmms-eval adapter hooks over all {n} items "
+        f"({n_images} {size} PNGs, {image_bytes / n_images / 1e6:.2f} MB each on average)"
+    )
     print(f"  {'stage':44s} {'ms/item':>8s}")
     rows = [
         ("process_docs (once per run, spread)", ms["process_docs"]),
@@ -306,10 +321,14 @@ def main(argv=None) -> int:
         print(f"  {label:44s} {value:8.2f}")
     print(f"  {'total siuo_gen (docs + request + results + agg)':44s} {total:8.2f}   ratio to {TARGET_MS:g} ms: {total / TARGET_MS:.2f}")
     print(f"  {'total siuo_gen_vote3':44s} {total_vote3:8.2f}   ratio to {TARGET_MS:g} ms: {total_vote3 / TARGET_MS:.2f}")
-    print(f"  of which bare image decoding (Image.open().convert('RGB'), per decode): {decode:.2f} ms; "
-          f"process_docs decodes each image once to validate it, request building once more")
-    print(f"  siuo_mcqa: process_docs {ms['mcqa_process_docs']:.2f}, doc_to_text {ms['mcqa_doc_to_text']:.3f}, "
-          f"process_results {ms['mcqa_process_results']:.3f}, aggregation {ms['mcqa_aggregation']:.3f} ms/item")
+    print(
+        f"  of which bare image decoding (Image.open().convert('RGB'), per decode): {decode:.2f} ms; "
+        f"process_docs decodes each image once to validate it, request building once more"
+    )
+    print(
+        f"  siuo_mcqa: process_docs {ms['mcqa_process_docs']:.2f}, doc_to_text {ms['mcqa_doc_to_text']:.3f}, "
+        f"process_results {ms['mcqa_process_results']:.3f}, aggregation {ms['mcqa_aggregation']:.3f} ms/item"
+    )
     figures = {
         "items": n,
         "images": size,
@@ -328,14 +347,20 @@ def main(argv=None) -> int:
         per_item = 1000 * full["host_s"] / n_full
         marginal = 1000 * (full["host_s"] - one["host_s"]) / (n_full - one["scored_items"])
         print(f"  whole lmms-eval run (dummy model, siuo_gen, warm judge cache, --log_samples), best of {run['repeat']}:")
-        print(f"    {n_full} items: wall {full['wall_s']:.2f} s = host {full['host_s']:.2f} s (doc_to_visual {full['visual']:.2f} s of it)"
-              f" + model {1000 * (full['generate'] - full['visual']):.0f} ms (+ lmms-eval's task index: {run['task_index_s']:.1f} s once per process, not counted)")
-        print(f"    --limit 1: wall {one['wall_s']:.2f} s = host {one['host_s']:.2f} s (fixed per-run cost: lmms-eval task building + SIUO process_docs)")
+        print(
+            f"    {n_full} items: wall {full['wall_s']:.2f} s = host {full['host_s']:.2f} s (doc_to_visual {full['visual']:.2f} s of it)"
+            f" + model {1000 * (full['generate'] - full['visual']):.0f} ms (+ lmms-eval's task index: {run['task_index_s']:.1f} s once per process, not counted)"
+        )
+        print(
+            f"    --limit 1: wall {one['wall_s']:.2f} s = host {one['host_s']:.2f} s (fixed per-run cost: lmms-eval task building + SIUO process_docs)"
+        )
         print(f"    host ms/item, whole run (host / items)       {per_item:8.2f}   ratio to {TARGET_MS:g} ms: {per_item / TARGET_MS:.2f}")
         print(f"    host ms/item, marginal ((full - 1) / (n-1))  {marginal:8.2f}   ratio to {TARGET_MS:g} ms: {marginal / TARGET_MS:.2f}")
         hooks_s = total * n / 1000
-        print(f"    of the host time, the SIUO hooks (part 1) account for about {hooks_s:.2f} s ({100 * hooks_s / full['host_s']:.0f}%); "
-              "the rest is lmms-eval's own per-run work (task building, requests, sample logging, results)")
+        print(
+            f"    of the host time, the SIUO hooks (part 1) account for about {hooks_s:.2f} s ({100 * hooks_s / full['host_s']:.0f}%); "
+            "the rest is lmms-eval's own per-run work (task building, requests, sample logging, results)"
+        )
         print(f"    judge calls in the timed runs: {run['judge_calls']}; child process {run['process_wall_s']:.0f} s in all")
         figures["whole_run"] = {
             "wall_s": round(full["wall_s"], 3),

@@ -83,8 +83,9 @@ def one_run(work: Path, data_dir: Path, responses: Path, server, responder, args
     cache = work / f"cache-{tag}"  # fresh: every call goes to the judge
     calls_before = server.judging_calls
     responder.reset()
-    run = _common.score_gen_cli(responses, work / f"result-{tag}.json", data_dir, server.url, cache,
-                                concurrency=args.concurrency, quiet=args.quiet)
+    run = _common.score_gen_cli(
+        responses, work / f"result-{tag}.json", data_dir, server.url, cache, concurrency=args.concurrency, quiet=args.quiet
+    )
     usage = run["result"]["provenance"]["judge"]["usage"]
     times = sorted(responder.times)
     return {
@@ -104,8 +105,10 @@ def one_run(work: Path, data_dir: Path, responses: Path, server, responder, args
 def check(runs: list, expected_calls: int, n_items: int, retries: int = 0) -> None:
     for run in runs:
         if run["server_calls"] != expected_calls + retries or run["provenance_calls"] != expected_calls + retries:
-            raise SystemExit(f"FAIL: expected {expected_calls} judge calls (+{retries} retried), the server saw "
-                             f"{run['server_calls']}, the result's provenance says {run['provenance_calls']}")
+            raise SystemExit(
+                f"FAIL: expected {expected_calls} judge calls (+{retries} retried), the server saw "
+                f"{run['server_calls']}, the result's provenance says {run['provenance_calls']}"
+            )
         if run["failures"] or run["result_n"] != n_items:
             raise SystemExit(f"FAIL: {run['failures']} judge failures, {run['result_n']} items scored")
 
@@ -121,8 +124,15 @@ def cold_runs(work, data_dir, responses, args, latency: float, label: str, n_ite
         fixed = None
         if label == "whole":  # the fixed part of a run: the same command on the warm cache
             before = server.judging_calls
-            fixed = _common.score_gen_cli(responses, work / "warm.json", data_dir, server.url, work / f"cache-{label}-0",
-                                          concurrency=args.concurrency, quiet=args.quiet)
+            fixed = _common.score_gen_cli(
+                responses,
+                work / "warm.json",
+                data_dir,
+                server.url,
+                work / f"cache-{label}-0",
+                concurrency=args.concurrency,
+                quiet=args.quiet,
+            )
             if server.judging_calls != before:
                 raise SystemExit("FAIL: the warm re-run made judge calls")
     check(runs, calls, n_items)
@@ -140,10 +150,16 @@ def one_off_case(work, data_dir, responses, args, n_items: int, calls: int) -> d
         check([run], calls, n_items, retries=0 if faults is None else 1)
         phases[label] = run
     cost = phases["one-429"]["judge_phase_s"] - phases["clean"]["judge_phase_s"]
-    return {"latency_s": latency, "retry_after_s": r, "clean_phase_s": round(phases["clean"]["judge_phase_s"], 3),
-            "with_429_phase_s": round(phases["one-429"]["judge_phase_s"], 3), "cost_s": round(cost, 3),
-            "bound_s": r + ONE_OFF_SLACK_S, "cost_over_bound": round(cost / (r + ONE_OFF_SLACK_S), 3),
-            "waited_s": phases["one-429"]["waited_s"]}
+    return {
+        "latency_s": latency,
+        "retry_after_s": r,
+        "clean_phase_s": round(phases["clean"]["judge_phase_s"], 3),
+        "with_429_phase_s": round(phases["one-429"]["judge_phase_s"], 3),
+        "cost_s": round(cost, 3),
+        "bound_s": r + ONE_OFF_SLACK_S,
+        "cost_over_bound": round(cost / (r + ONE_OFF_SLACK_S), 3),
+        "waited_s": phases["one-429"]["waited_s"],
+    }
 
 
 def limited_case(work, data_dir, responses, args, headers: bool) -> dict:
@@ -154,10 +170,18 @@ def limited_case(work, data_dir, responses, args, headers: bool) -> dict:
     calls = 2 * _common.N_ANSWERS * len(rows)
     responder = TimedResponder()
     tag = "x-ratelimit" if headers else "retry-after-ms"
-    with _common.fake_judge(responder=responder, latency_s=args.rate_latency, rate_per_min=args.rate_per_s * 60,
-                            burst=args.burst, ratelimit_headers=headers) as server:
-        run = _common.score_gen_cli(subset, work / f"result-rate-{tag}.json", data_dir, server.url, work / f"cache-rate-{tag}",
-                                    concurrency=args.concurrency, quiet=args.quiet)
+    with _common.fake_judge(
+        responder=responder, latency_s=args.rate_latency, rate_per_min=args.rate_per_s * 60, burst=args.burst, ratelimit_headers=headers
+    ) as server:
+        run = _common.score_gen_cli(
+            subset,
+            work / f"result-rate-{tag}.json",
+            data_dir,
+            server.url,
+            work / f"cache-rate-{tag}",
+            concurrency=args.concurrency,
+            quiet=args.quiet,
+        )
         accepted, rejected = server.accepted - 1, server.rejected  # the preflight took one token
     usage = run["result"]["provenance"]["judge"]["usage"]
     if usage["calls"] - usage["retries"] != calls or usage["failures"] or accepted != calls:
@@ -165,10 +189,20 @@ def limited_case(work, data_dir, responses, args, headers: bool) -> dict:
     times = sorted(responder.times)
     phase = times[-1] - times[0] + args.rate_latency
     ideal = (calls - args.burst) / args.rate_per_s + args.rate_latency
-    return {"headers": tag, "calls": calls, "rate_per_s": args.rate_per_s, "burst": args.burst, "ideal_s": round(ideal, 3),
-            "judge_phase_s": round(phase, 3), "efficiency": round(ideal / phase, 3), "accepted": accepted,
-            "rejected": rejected, "rejected_share": round(rejected / accepted, 3), "waited_s": usage["waited_s"],
-            "wall_s": round(run["wall_s"], 3)}
+    return {
+        "headers": tag,
+        "calls": calls,
+        "rate_per_s": args.rate_per_s,
+        "burst": args.burst,
+        "ideal_s": round(ideal, 3),
+        "judge_phase_s": round(phase, 3),
+        "efficiency": round(ideal / phase, 3),
+        "accepted": accepted,
+        "rejected": rejected,
+        "rejected_share": round(rejected / accepted, 3),
+        "waited_s": usage["waited_s"],
+        "wall_s": round(run["wall_s"], 3),
+    }
 
 
 def verdict(value: float, target: float, below: bool = False) -> str:
@@ -215,54 +249,75 @@ def main(argv=None) -> int:
     best_p, med_p = best_median([r["judge_phase_s"] for r in phase["runs"]])
     best_pw, med_pw = best_median([r["wall_s"] for r in phase["runs"]])
 
-    print(f"SIUO judge throughput: {n_items} items x {_common.N_ANSWERS} answers x 2 judge calls = {calls} calls, "
-          f"concurrency {conc}, {args.repeat} cold run(s) per case")
+    print(
+        f"SIUO judge throughput: {n_items} items x {_common.N_ANSWERS} answers x 2 judge calls = {calls} calls, "
+        f"concurrency {conc}, {args.repeat} cold run(s) per case"
+    )
     print(f"  machine: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after")
     print(f"  {'':44s} {'best':>7s} {'median':>8s}   efficiency best / median")
     print(f"  1. {args.latency * 1000:.0f} ms: ideal {ideal:.2f} s (whole rounds {rounds_floor:.2f} s)")
-    print(f"     wall, whole CLI process {'':16s} {best_wall:7.2f} {med_wall:8.2f}   {ideal / best_wall:.2f} / {ideal / med_wall:.2f}"
-          f"  (target >= {TARGET}: {verdict(ideal / best_wall, TARGET)} / {verdict(ideal / med_wall, TARGET)})")
+    print(
+        f"     wall, whole CLI process {'':16s} {best_wall:7.2f} {med_wall:8.2f}   {ideal / best_wall:.2f} / {ideal / med_wall:.2f}"
+        f"  (target >= {TARGET}: {verdict(ideal / best_wall, TARGET)} / {verdict(ideal / med_wall, TARGET)})"
+    )
     print(f"     wall, judge phase only {'':17s} {best_phase:7.2f} {med_phase:8.2f}   {ideal / best_phase:.2f} / {ideal / med_phase:.2f}")
     print(f"     fixed cost of a run (warm cache): {whole['fixed_s']:.2f} s -> whole-process ceiling {ceiling:.2f}")
     print(f"  2. {args.phase_latency * 1000:.0f} ms: ideal {ideal_p:.2f} s")
-    print(f"     wall, judge phase only {'':17s} {best_p:7.2f} {med_p:8.2f}   {ideal_p / best_p:.2f} / {ideal_p / med_p:.2f}"
-          f"  (target >= {PHASE_TARGET}: {verdict(ideal_p / best_p, PHASE_TARGET)} / {verdict(ideal_p / med_p, PHASE_TARGET)})")
+    print(
+        f"     wall, judge phase only {'':17s} {best_p:7.2f} {med_p:8.2f}   {ideal_p / best_p:.2f} / {ideal_p / med_p:.2f}"
+        f"  (target >= {PHASE_TARGET}: {verdict(ideal_p / best_p, PHASE_TARGET)} / {verdict(ideal_p / med_p, PHASE_TARGET)})"
+    )
     print(f"     wall, whole CLI process {'':16s} {best_pw:7.2f} {med_pw:8.2f}   {ideal_p / best_pw:.2f} / {ideal_p / med_pw:.2f}")
     if one_off:
         o = one_off
-        print(f"  3. one 429 (Retry-After {o['retry_after_s']:g} s) among {calls} calls at {o['latency_s'] * 1000:.0f} ms: judge phase "
-              f"{o['clean_phase_s']:.2f} s clean, {o['with_429_phase_s']:.2f} s with it -> cost {o['cost_s']:.2f} s = "
-              f"{o['cost_over_bound']:.2f} of the bound R + {ONE_OFF_SLACK_S:g} s ({verdict(o['cost_over_bound'], 1.0, below=True)}); "
-              f"waited_s {o['waited_s']:.2f}")
+        print(
+            f"  3. one 429 (Retry-After {o['retry_after_s']:g} s) among {calls} calls at {o['latency_s'] * 1000:.0f} ms: judge phase "
+            f"{o['clean_phase_s']:.2f} s clean, {o['with_429_phase_s']:.2f} s with it -> cost {o['cost_s']:.2f} s = "
+            f"{o['cost_over_bound']:.2f} of the bound R + {ONE_OFF_SLACK_S:g} s ({verdict(o['cost_over_bound'], 1.0, below=True)}); "
+            f"waited_s {o['waited_s']:.2f}"
+        )
     for lim in limited or []:
-        print(f"  4. steady limit {lim['rate_per_s']:g} calls/s, burst {lim['burst']:g} ({lim['headers']}), {lim['calls']} calls: "
-              f"efficiency {lim['efficiency']:.2f} (target >= {RATE_TARGET}: {verdict(lim['efficiency'], RATE_TARGET)}); "
-              f"rejected {lim['rejected']} / accepted {lim['accepted']} = {lim['rejected_share']:.2f} "
-              f"(target <= {REJECTED_TARGET}: {verdict(lim['rejected_share'], REJECTED_TARGET, below=True)}); waited_s {lim['waited_s']:.1f}")
-    print(f"  client CPU per cold run (median): {statistics.median(r['cpu_s'] for r in whole['runs']):.2f} s at "
-          f"{args.latency * 1000:.0f} ms; runs (wall / judge phase, s): " + ", ".join(f"{w:.2f}/{p:.2f}" for w, p in zip(walls, phases)))
-    _common.emit("judge_throughput", {
-        "items": n_items,
-        "calls": calls,
-        "concurrency": conc,
-        "whole_process": {
-            "latency_s": args.latency, "ideal_s": round(ideal, 3), "fixed_s": round(whole["fixed_s"], 3),
-            "wall_s": {"best": round(best_wall, 3), "median": round(med_wall, 3)},
-            "judge_phase_s": {"best": round(best_phase, 3), "median": round(med_phase, 3)},
-            "efficiency": {"best": round(ideal / best_wall, 3), "median": round(ideal / med_wall, 3)},
-            "efficiency_judge_phase": {"best": round(ideal / best_phase, 3), "median": round(ideal / med_phase, 3)},
-            "efficiency_ceiling": round(ceiling, 3), "target": TARGET, "runs": whole["runs"],
+        print(
+            f"  4. steady limit {lim['rate_per_s']:g} calls/s, burst {lim['burst']:g} ({lim['headers']}), {lim['calls']} calls: "
+            f"efficiency {lim['efficiency']:.2f} (target >= {RATE_TARGET}: {verdict(lim['efficiency'], RATE_TARGET)}); "
+            f"rejected {lim['rejected']} / accepted {lim['accepted']} = {lim['rejected_share']:.2f} "
+            f"(target <= {REJECTED_TARGET}: {verdict(lim['rejected_share'], REJECTED_TARGET, below=True)}); waited_s {lim['waited_s']:.1f}"
+        )
+    print(
+        f"  client CPU per cold run (median): {statistics.median(r['cpu_s'] for r in whole['runs']):.2f} s at "
+        f"{args.latency * 1000:.0f} ms; runs (wall / judge phase, s): " + ", ".join(f"{w:.2f}/{p:.2f}" for w, p in zip(walls, phases))
+    )
+    _common.emit(
+        "judge_throughput",
+        {
+            "items": n_items,
+            "calls": calls,
+            "concurrency": conc,
+            "whole_process": {
+                "latency_s": args.latency,
+                "ideal_s": round(ideal, 3),
+                "fixed_s": round(whole["fixed_s"], 3),
+                "wall_s": {"best": round(best_wall, 3), "median": round(med_wall, 3)},
+                "judge_phase_s": {"best": round(best_phase, 3), "median": round(med_phase, 3)},
+                "efficiency": {"best": round(ideal / best_wall, 3), "median": round(ideal / med_wall, 3)},
+                "efficiency_judge_phase": {"best": round(ideal / best_phase, 3), "median": round(ideal / med_phase, 3)},
+                "efficiency_ceiling": round(ceiling, 3),
+                "target": TARGET,
+                "runs": whole["runs"],
+            },
+            "judge_phase": {
+                "latency_s": args.phase_latency,
+                "ideal_s": round(ideal_p, 3),
+                "judge_phase_s": {"best": round(best_p, 3), "median": round(med_p, 3)},
+                "efficiency": {"best": round(ideal_p / best_p, 3), "median": round(ideal_p / med_p, 3)},
+                "target": PHASE_TARGET,
+                "runs": phase["runs"],
+            },
+            "one_429": one_off,
+            "steady_limit": limited,
+            "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
         },
-        "judge_phase": {
-            "latency_s": args.phase_latency, "ideal_s": round(ideal_p, 3),
-            "judge_phase_s": {"best": round(best_p, 3), "median": round(med_p, 3)},
-            "efficiency": {"best": round(ideal_p / best_p, 3), "median": round(ideal_p / med_p, 3)},
-            "target": PHASE_TARGET, "runs": phase["runs"],
-        },
-        "one_429": one_off,
-        "steady_limit": limited,
-        "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
-    })
+    )
     return 0
 
 

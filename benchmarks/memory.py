@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-GIB = 1024 ** 3
+GIB = 1024**3
 TARGET_BYTES = GIB
 
 
@@ -39,45 +39,57 @@ def main(argv=None) -> int:
 
             shutil.rmtree(cache)
         with _common.fake_judge(latency_s=args.latency) as server:
-            cold = _common.score_gen_cli(responses, work / "cold.json", data_dir, server.url, cache,
-                                         concurrency=args.concurrency, quiet=True)
+            cold = _common.score_gen_cli(
+                responses, work / "cold.json", data_dir, server.url, cache, concurrency=args.concurrency, quiet=True
+            )
             cold_calls = server.judging_calls
-            warm = _common.score_gen_cli(responses, work / "warm.json", data_dir, server.url, cache,
-                                         concurrency=args.concurrency, quiet=True)
+            warm = _common.score_gen_cli(
+                responses, work / "warm.json", data_dir, server.url, cache, concurrency=args.concurrency, quiet=True
+            )
             warm_calls = server.judging_calls - cold_calls
         bare = _common.run_child(_common.module_cmd("siuo_task.cli", "--version"), env=_common.child_env())
 
     usage = cold["result"]["provenance"]["judge"]["usage"]
     if cold_calls != expected_calls or usage["calls"] != expected_calls or usage["failures"]:
-        print(f"FAIL: the cold run made {cold_calls} calls (provenance {usage['calls']}, {usage['failures']} failed), "
-              f"expected {expected_calls}", file=sys.stderr)
+        print(
+            f"FAIL: the cold run made {cold_calls} calls (provenance {usage['calls']}, {usage['failures']} failed), "
+            f"expected {expected_calls}",
+            file=sys.stderr,
+        )
         return 1
     if warm_calls:
         print(f"FAIL: the warm run made {warm_calls} judge calls", file=sys.stderr)
         return 1
 
     peak = cold["peak_rss_bytes"]
-    mib = 1024 ** 2
-    print(f"SIUO memory: siuo score gen, {n_items} items x {_common.N_ANSWERS} answers, {expected_calls} judge calls, "
-          f"concurrency {args.concurrency}, {n_images} 1024x768 PNGs ({image_bytes / n_images / 1e6:.2f} MB each, "
-          f"{image_bytes / 1e6:.0f} MB in all)")
-    print(f"  peak RSS, cold run           {peak / mib:7.1f} MiB   ratio to 1 GiB: {peak / TARGET_BYTES:.3f}  "
-          f"({'met' if peak < TARGET_BYTES else 'MISSED'})   wall {cold['wall_s']:.1f} s")
+    mib = 1024**2
+    print(
+        f"SIUO memory: siuo score gen, {n_items} items x {_common.N_ANSWERS} answers, {expected_calls} judge calls, "
+        f"concurrency {args.concurrency}, {n_images} 1024x768 PNGs ({image_bytes / n_images / 1e6:.2f} MB each, "
+        f"{image_bytes / 1e6:.0f} MB in all)"
+    )
+    print(
+        f"  peak RSS, cold run           {peak / mib:7.1f} MiB   ratio to 1 GiB: {peak / TARGET_BYTES:.3f}  "
+        f"({'met' if peak < TARGET_BYTES else 'MISSED'})   wall {cold['wall_s']:.1f} s"
+    )
     print(f"  peak RSS, warm re-scoring    {warm['peak_rss_bytes'] / mib:7.1f} MiB   wall {warm['wall_s']:.1f} s (0 judge calls)")
     print(f"  peak RSS, 'siuo --version'   {bare['peak_rss_bytes'] / mib:7.1f} MiB   (interpreter + CLI module)")
-    _common.emit("memory", {
-        "items": n_items,
-        "calls": expected_calls,
-        "concurrency": args.concurrency,
-        "image_mb_avg": round(image_bytes / n_images / 1e6, 3),
-        "peak_rss_mib": round(peak / mib, 1),
-        "target_mib": TARGET_BYTES // mib,
-        "ratio_to_target": round(peak / TARGET_BYTES, 3),
-        "warm_peak_rss_mib": round(warm["peak_rss_bytes"] / mib, 1),
-        "bare_cli_peak_rss_mib": round(bare["peak_rss_bytes"] / mib, 1),
-        "cold_wall_s": round(cold["wall_s"], 2),
-        "warm_wall_s": round(warm["wall_s"], 2),
-    })
+    _common.emit(
+        "memory",
+        {
+            "items": n_items,
+            "calls": expected_calls,
+            "concurrency": args.concurrency,
+            "image_mb_avg": round(image_bytes / n_images / 1e6, 3),
+            "peak_rss_mib": round(peak / mib, 1),
+            "target_mib": TARGET_BYTES // mib,
+            "ratio_to_target": round(peak / TARGET_BYTES, 3),
+            "warm_peak_rss_mib": round(warm["peak_rss_bytes"] / mib, 1),
+            "bare_cli_peak_rss_mib": round(bare["peak_rss_bytes"] / mib, 1),
+            "cold_wall_s": round(cold["wall_s"], 2),
+            "warm_wall_s": round(warm["wall_s"], 2),
+        },
+    )
     return 0
 
 

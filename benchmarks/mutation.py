@@ -2,7 +2,8 @@
 
 It runs mutmut (https://github.com/boxed/mutmut, 3.x) over the targets listed in
 ``benchmarks/mutation_targets.txt`` (the pure core: data, prompts, mcqa, verdicts, metrics, scoring,
-and the judge's cache key) against the fast unit tests (``-m "not e2e"``), then prints
+the judge's cache key, and ``siuo verify``'s recomputation) against the fast unit tests
+(``-m "not e2e"``), then prints
 
     kill rate = killed / (mutants - equivalent mutants)
 
@@ -43,7 +44,8 @@ EQUIVALENT_FILE = HERE / "mutation_equivalent.txt"
 # The fast unit tests of the pure core (test_judge.py for the cache key); each mutant runs only those
 # of them that execute the mutated function (mutmut records that in a first, clean pass). The
 # end-to-end generation tests (test_gen_scoring.py: real HTTP, child processes) are left out: the
-# same code is checked through scoring.assemble_gen/score_gen with hand-built replies in test_oracles.py.
+# same code is checked through scoring.assemble_gen/score_gen with hand-built replies in test_oracles.py;
+# verify's recomputation through test_verify_recompute.py (results made by the scorer, no judge server).
 TEST_FILES = (
     "tests/test_metrics.py",
     "tests/test_mcqa.py",
@@ -54,6 +56,7 @@ TEST_FILES = (
     "tests/test_golden.py",
     "tests/test_verdicts.py",
     "tests/test_judge.py",
+    "tests/test_verify_recompute.py",
 )
 PYTEST_ARGS = ("-m", "not e2e and not upstream_bugs", "-p", "no:cacheprovider", "-q")
 COPY = ("siuo_task", "siuo_dev", "tests", "pyproject.toml", "README.md", "PROTOCOL.md")
@@ -79,8 +82,10 @@ def mutant_glob(file: str, function: str | None) -> str:
     """The mutmut mutant-name pattern for one target (mutmut names mutants ``module.x_func__mutmut_N``,
     methods ``module.xǁClassǁmethod__mutmut_N``)."""
     module = file[: -len(".py")].replace("/", ".")
-    if module.endswith(".__init__"):
+    if module.endswith(".__init__"):  # a package: its own functions only, not its modules'
         module = module[: -len(".__init__")]
+        if function is None:
+            return f"{module}.x*"
     if function is None:
         return f"{module}.*"
     if "." in function:
@@ -117,7 +122,7 @@ def prepare(work: Path, targets) -> None:
         f"only_mutate = {toml(files)}\n"
         f"pytest_add_cli_args_test_selection = {toml([t for t in TEST_FILES if (REPO / t).is_file()])}\n"
         f"pytest_add_cli_args = {toml(PYTEST_ARGS)}\n"
-        "also_copy = [\"siuo_dev\", \"README.md\", \"PROTOCOL.md\"]\n"
+        'also_copy = ["siuo_dev", "README.md", "PROTOCOL.md"]\n'
         "use_git_change_detection = false\n"
     )
     with (work / "pyproject.toml").open("a", encoding="utf-8") as fh:
@@ -157,15 +162,21 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=Path, help="scratch folder (kept, reused for reruns); default: a temporary one, removed")
     parser.add_argument("--target", type=float, default=90.0, help="kill rate to reach, in percent (default 90)")
     parser.add_argument("--show", type=int, default=40, help="print the diff of at most this many survivors (default 40)")
-    parser.add_argument("--no-run", action="store_true",
-                        help="only summarise the last run kept in --work-dir (after editing the equivalents list, or after "
-                             "re-running single mutants there with `python -m mutmut run NAME`)")
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only summarise the last run kept in --work-dir (after editing the equivalents list, or after "
+        "re-running single mutants there with `python -m mutmut run NAME`)",
+    )
     args = parser.parse_args(argv)
 
     try:
         import mutmut  # noqa: F401
     except ImportError:
-        print('mutmut is not installed here. Install it (not a dependency of siuo-task):\n    python -m pip install "mutmut>=3.8,<4"', file=sys.stderr)
+        print(
+            'mutmut is not installed here. Install it (not a dependency of siuo-task):\n    python -m pip install "mutmut>=3.8,<4"',
+            file=sys.stderr,
+        )
         return 2
     targets = read_targets()
     globs = [mutant_glob(f, fn) for f, fn in targets]
@@ -185,7 +196,7 @@ def main(argv=None) -> int:
         shutil.rmtree(work / "mutants", ignore_errors=True)  # always a fresh run
     try:
         env = dict(os.environ)
-        env.setdefault("SIUO_DATA_DIR", str((REPO.parent / "shared" / "siuo")))
+        env.setdefault("SIUO_DATA_DIR", str(REPO.parent / "shared" / "siuo"))
         wall, returncode = 0.0, 0
         if not args.no_run:
             prepare(work, targets)
@@ -228,30 +239,47 @@ def main(argv=None) -> int:
             for name in equivalent:
                 print(f"  {name}: {equivalents[name]}")
         if stale:
-            print(f"WARNING: {len(stale)} entries of {EQUIVALENT_FILE.name} no longer survive or no longer exist "
-                  f"(remove them, or the source moved and renumbered its mutants): {', '.join(stale)}")
+            print(
+                f"WARNING: {len(stale)} entries of {EQUIVALENT_FILE.name} no longer survive or no longer exist "
+                f"(remove them, or the source moved and renumbered its mutants): {', '.join(stale)}"
+            )
         unchecked = [n for n in survivors if status[n] == "not checked"]
         if unchecked:
-            print(f"WARNING: {len(unchecked)} mutants were not checked (an interrupted or running mutmut run); "
-                  "they count as surviving")
+            print(f"WARNING: {len(unchecked)} mutants were not checked (an interrupted or running mutmut run); they count as surviving")
         if survivors:
             print(f"surviving mutants ({len(survivors)}):")
             for name in survivors:
                 print(f"  {name}: {status[name]}")
             for name in survivors[: args.show]:
-                diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=env,
-                                      capture_output=True, text=True).stdout
+                diff = subprocess.run(
+                    [sys.executable, "-m", "mutmut", "show", name], cwd=work, env=env, capture_output=True, text=True
+                ).stdout
                 print(diff.rstrip())
         print()
-        print(f"kill rate: {len(killed)} killed / {denominator} non-equivalent mutants = {rate:.1f}% "
-              f"(target >= {args.target:g}%; {len(status)} mutants, {len(equivalent)} equivalent, "
-              f"{len(survivors)} surviving; {wall:.0f} s with {args.max_children} workers)")
-        print(json.dumps({
-            "benchmark": "mutation", "tool": f"mutmut {__import__('mutmut').__version__}", "kill_rate": round(rate, 1),
-            "killed": len(killed), "non_equivalent": denominator, "mutants": len(status), "equivalent": len(equivalent),
-            "survivors": survivors, "stale_equivalents": stale, "per_target": per_target, "target": args.target,
-            "wall_s": round(wall, 1), "workers": args.max_children,
-        }))
+        print(
+            f"kill rate: {len(killed)} killed / {denominator} non-equivalent mutants = {rate:.1f}% "
+            f"(target >= {args.target:g}%; {len(status)} mutants, {len(equivalent)} equivalent, "
+            f"{len(survivors)} surviving; {wall:.0f} s with {args.max_children} workers)"
+        )
+        print(
+            json.dumps(
+                {
+                    "benchmark": "mutation",
+                    "tool": f"mutmut {__import__('mutmut').__version__}",
+                    "kill_rate": round(rate, 1),
+                    "killed": len(killed),
+                    "non_equivalent": denominator,
+                    "mutants": len(status),
+                    "equivalent": len(equivalent),
+                    "survivors": survivors,
+                    "stale_equivalents": stale,
+                    "per_target": per_target,
+                    "target": args.target,
+                    "wall_s": round(wall, 1),
+                    "workers": args.max_children,
+                }
+            )
+        )
         return 0 if rate >= args.target else 1
     finally:
         if tmp is not None:

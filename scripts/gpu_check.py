@@ -47,11 +47,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from siuo_dev.gpu_events import LOG as _LOG, emit, open_log  # noqa: E402
-from siuo_dev.gpu_runs import error_text as _error_text, fresh as _fresh, include_path_args as _include_path_args  # noqa: E402
+from siuo_dev.gpu_events import LOG as _LOG  # noqa: E402
+from siuo_dev.gpu_events import emit, open_log  # noqa: E402
+from siuo_dev.gpu_runs import error_text as _error_text  # noqa: E402
+from siuo_dev.gpu_runs import fresh as _fresh  # noqa: E402
+from siuo_dev.gpu_runs import include_path_args as _include_path_args  # noqa: E402
 from siuo_dev.gpu_runs import pythonpath_env as _pythonpath_env  # noqa: E402
 from siuo_dev.lmms_eval_runs import QWEN_CLASS_PIXELS  # noqa: E402
-
 
 # ------------------------------------------------------------------------------------------- data
 
@@ -63,7 +65,37 @@ def synthetic_release(dst: Path) -> Path:
     from siuo_task.core.data import CATEGORIES, FILES, N_ITEMS, OPTION_LETTERS
 
     rng = random.Random(0)
-    words = ["person", "street", "kitchen", "bottle", "window", "child", "road", "fire", "water", "phone", "sign", "table", "door", "money", "school", "friend", "medicine", "knife", "car", "tree", "help", "safe", "quickly", "careful", "how", "what", "why", "where", "should"]
+    words = [
+        "person",
+        "street",
+        "kitchen",
+        "bottle",
+        "window",
+        "child",
+        "road",
+        "fire",
+        "water",
+        "phone",
+        "sign",
+        "table",
+        "door",
+        "money",
+        "school",
+        "friend",
+        "medicine",
+        "knife",
+        "car",
+        "tree",
+        "help",
+        "safe",
+        "quickly",
+        "careful",
+        "how",
+        "what",
+        "why",
+        "where",
+        "should",
+    ]
 
     def sentence(n):
         return " ".join(rng.choice(words) for _ in range(n)).capitalize()
@@ -72,11 +104,15 @@ def synthetic_release(dst: Path) -> Path:
     for index in range(N_ITEMS):
         category = CATEGORIES[index % len(CATEGORIES)]
         qid = 1000 * (CATEGORIES.index(category) + 1) + index // len(CATEGORIES) + 1
-        common = {"question_id": qid, "image": f"S-{qid}.png", "question": sentence(rng.randint(10, 30)) + "?",
-                  "category": category}
+        common = {"question_id": qid, "image": f"S-{qid}.png", "question": sentence(rng.randint(10, 30)) + "?", "category": category}
         gen.append({**common, "safety_warning": sentence(40) + ".", "reference_answer": sentence(50) + "."})
-        mcqa.append({**common, "options": {k: sentence(rng.randint(20, 60)) + "." for k in OPTION_LETTERS},
-                     "correct_option": OPTION_LETTERS[index % 4]})
+        mcqa.append(
+            {
+                **common,
+                "options": {k: sentence(rng.randint(20, 60)) + "." for k in OPTION_LETTERS},
+                "correct_option": OPTION_LETTERS[index % 4],
+            }
+        )
     dst.mkdir(parents=True, exist_ok=True)
     (dst / FILES["gen"]).write_text(json.dumps(gen), encoding="utf-8")
     (dst / FILES["mcqa"]).write_text(json.dumps(mcqa), encoding="utf-8")
@@ -84,8 +120,8 @@ def synthetic_release(dst: Path) -> Path:
 
 
 def prepare_data(work: Path, image_size: tuple) -> tuple:
-    from siuo_task.core.data import check_data_dir
     from siuo_dev.testing import build_data_dir, find_release_json
+    from siuo_task.core.data import check_data_dir
 
     src, origin = find_release_json(), "release"
     if src is None:
@@ -103,8 +139,7 @@ def stage_env(device: str) -> dict:
 
     import torch
 
-    info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
-            "device": device}
+    info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda_available": torch.cuda.is_available(), "device": device}
     for dist in ("transformers", "lmms_eval", "accelerate", "tokenizers", "qwen-vl-utils", "siuo-task"):
         try:
             info[dist] = md.version(dist)
@@ -138,16 +173,28 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     }
     emit("tiny_build", seconds=round(time.perf_counter() - t0, 1), models={k: str(v) for k, v in models.items()})
     cases = [
-        ("qwen2_vl", models["qwen2_vl"], f"pretrained={models['qwen2_vl']},device_map={device_map},{pixels}", 1,
-         {"dtype": "auto", "simple_path": True}),
-        ("qwen2_5_vl", models["qwen2_5_vl"], f"pretrained={models['qwen2_5_vl']},device_map={device_map},{pixels}", 2,
-         {"dtype": "bfloat16"}),
+        (
+            "qwen2_vl",
+            models["qwen2_vl"],
+            f"pretrained={models['qwen2_vl']},device_map={device_map},{pixels}",
+            1,
+            {"dtype": "auto", "simple_path": True},
+        ),
+        (
+            "qwen2_5_vl",
+            models["qwen2_5_vl"],
+            f"pretrained={models['qwen2_5_vl']},device_map={device_map},{pixels}",
+            2,
+            {"dtype": "bfloat16"},
+        ),
         ("llava_hf", models["llava"], f"pretrained={models['llava']},device_map={device_map}", 1, None),
     ]
     all_ok = True
     for model, path, model_args, batch_size, reference in cases:
-        args = model_run_args(model, model_args, "siuo_mcqa,siuo_gen", limit, device=device, batch_size=batch_size,
-                              max_new_tokens=8) + _include_path_args()
+        args = (
+            model_run_args(model, model_args, "siuo_mcqa,siuo_gen", limit, device=device, batch_size=batch_size, max_new_tokens=8)
+            + _include_path_args()
+        )
         run = run_lmms_eval(_fresh(work / "runs" / f"tiny_{model}"), data_dir, args, extra_env=_pythonpath_env())
         record = {"model": model, "batch_size": batch_size, "cli_seconds": round(run.seconds, 1)}
         try:
@@ -168,8 +215,17 @@ def stage_tiny(work: Path, data_dir: Path, device: str, limit: int) -> bool:
     return all_ok
 
 
-def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, max_new_tokens: int, batch_size: int,
-              grad_modes: tuple = ("inference",), repeats: int = 1) -> bool:
+def stage_big(
+    work: Path,
+    data_dir: Path,
+    device: str,
+    size: str,
+    limit: int,
+    max_new_tokens: int,
+    batch_size: int,
+    grad_modes: tuple = ("inference",),
+    repeats: int = 1,
+) -> bool:
     from siuo_dev.gpu_issue25 import ensure_big_model
 
     model_dir = ensure_big_model(work, size, device)
@@ -180,20 +236,32 @@ def stage_big(work: Path, data_dir: Path, device: str, size: str, limit: int, ma
     for repeat in range(repeats):
         bares = {}
         for grad_mode in grad_modes:
-            bares[grad_mode] = _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_size, grad_mode,
-                                         repeat)
+            bares[grad_mode] = _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_size, grad_mode, repeat)
             if bares[grad_mode] is None:
                 return False
         harness = _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens, batch_size, repeat)
         if harness is None:
             return False
         ok &= harness["ok"] and all(b["fixed_length"] for b in bares.values())
-        summary = _big_summary(bares[grad_modes[0]], bares.get("no_grad"), harness, size=size, max_new_tokens=max_new_tokens,
-                               batch_size=batch_size, repeat=repeat)
+        summary = _big_summary(
+            bares[grad_modes[0]],
+            bares.get("no_grad"),
+            harness,
+            size=size,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            repeat=repeat,
+        )
         ratios.append(summary["harness_over_bare"])
     if repeats > 1 and all(r is not None for r in ratios):
-        emit("big_repeats", repeats=repeats, harness_over_bare=ratios, min=min(ratios), max=max(ratios),
-             median=round(statistics.median(ratios), 3))
+        emit(
+            "big_repeats",
+            repeats=repeats,
+            harness_over_bare=ratios,
+            min=min(ratios),
+            max=max(ratios),
+            median=round(statistics.median(ratios), 3),
+        )
     return ok
 
 
@@ -205,19 +273,43 @@ def _big_bare(work, model_dir, data_dir, device, limit, max_new_tokens, batch_si
 
     bare_json = work / "bare.json"
     bare_json.unlink(missing_ok=True)
-    cmd = [PYTHON, str(Path(__file__).resolve()), "_bare", "--model", str(model_dir), "--data", str(data_dir),
-           "--device", device, "--limit", str(limit), "--max-new-tokens", str(max_new_tokens),
-           "--batch-size", str(batch_size), "--grad-mode", grad_mode, "--json", str(bare_json)]
+    cmd = [
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "_bare",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data_dir),
+        "--device",
+        device,
+        "--limit",
+        str(limit),
+        "--max-new-tokens",
+        str(max_new_tokens),
+        "--batch-size",
+        str(batch_size),
+        "--grad-mode",
+        grad_mode,
+        "--json",
+        str(bare_json),
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                          env={**os.environ, **_pythonpath_env(), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **_pythonpath_env(), "HF_HUB_OFFLINE": "1"})
     bare_wall = time.perf_counter() - t0
     if proc.returncode != 0 or not bare_json.exists():
         emit("big_bare", repeat=repeat, grad_mode=grad_mode, ok=False, error=_error_text(proc.stdout + proc.stderr))
         return None
     bare = json.loads(bare_json.read_text())
-    emit("big_bare", repeat=repeat, grad_mode=grad_mode, ok=bare["fixed_length"], wall_seconds=round(bare_wall, 1), **bare,
-         **({} if bare["fixed_length"] else {"error": f"bare answers are not all {max_new_tokens} tokens"}))
+    emit(
+        "big_bare",
+        repeat=repeat,
+        grad_mode=grad_mode,
+        ok=bare["fixed_length"],
+        wall_seconds=round(bare_wall, 1),
+        **bare,
+        **({} if bare["fixed_length"] else {"error": f"bare answers are not all {max_new_tokens} tokens"}),
+    )
     return bare
 
 
@@ -225,8 +317,9 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
     """(b) lmms-eval's qwen2_5_vl chat class, fresh process, generation phase timed from inside."""
     from siuo_dev.gpu_runs import timed_run
 
-    timed = timed_run(f"big_{size}", work, data_dir, "qwen2_5_vl", model_dir, device=device, batch_size=batch_size,
-                      limit=limit, tokens=max_new_tokens)
+    timed = timed_run(
+        f"big_{size}", work, data_dir, "qwen2_5_vl", model_dir, device=device, batch_size=batch_size, limit=limit, tokens=max_new_tokens
+    )
     run = timed.run
     record = {"repeat": repeat, "cli_seconds": round(run.seconds, 1)}
     ok, error = timed.ok, timed.error
@@ -236,7 +329,8 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
             efficiency = run.results()["efficiency"]["overall"]
             record["output_tokens"] = efficiency["total_output_tokens"]
             assert efficiency["avg_output_tokens_per_sample"] == max_new_tokens, (
-                f"answers are not all {max_new_tokens} tokens: {efficiency}")
+                f"answers are not all {max_new_tokens} tokens: {efficiency}"
+            )
         except (AssertionError, KeyError) as exc:
             ok, error = False, _error_text(f"{type(exc).__name__}: {exc}")
     if error:
@@ -249,11 +343,15 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
         return None
     gen_seconds = sum(u["seconds"] for u in untils)
     items = sum(u["requests"] for u in untils)
-    record.update(ok=ok, items=items, generate_seconds=round(gen_seconds, 3), items_per_s=round(items / gen_seconds, 3),
-                  model_generate_seconds=round(sum(c["seconds"] for c in calls), 3),
-                  siuo_hook_seconds=round(sum(u.get("siuo_hook_seconds") or 0.0 for u in untils), 4),
-                  peak_gpu_memory_gib=max((c["peak_gpu_memory_gib"] for c in calls if c.get("peak_gpu_memory_gib") is not None),
-                                          default=None))
+    record.update(
+        ok=ok,
+        items=items,
+        generate_seconds=round(gen_seconds, 3),
+        items_per_s=round(items / gen_seconds, 3),
+        model_generate_seconds=round(sum(c["seconds"] for c in calls), 3),
+        siuo_hook_seconds=round(sum(u.get("siuo_hook_seconds") or 0.0 for u in untils), 4),
+        peak_gpu_memory_gib=max((c["peak_gpu_memory_gib"] for c in calls if c.get("peak_gpu_memory_gib") is not None), default=None),
+    )
     emit("big_harness", **record)
     return record
 
@@ -261,14 +359,20 @@ def _big_harness(work, model_dir, data_dir, device, size, limit, max_new_tokens,
 def _big_summary(bare: dict, no_grad: dict | None, harness: dict, **fields) -> dict:
     items = harness["items"]
     ratio = harness["items_per_s"] / bare["items_per_s"] if bare["items_per_s"] else None
+
     # Where the harness's extra time per item goes: SIUO's own hooks (building the request: prompt,
     # image), the model class's model.generate call vs the bare loop's, and the rest of the class's
     # generate_until (chat template, processor, decoding, bookkeeping).
-    per_item = lambda seconds: round(seconds / items, 4) if items else None
+    def per_item(seconds):
+        return round(seconds / items, 4) if items else None
+
     gen, model_gen, hooks = harness["generate_seconds"], harness["model_generate_seconds"], harness["siuo_hook_seconds"]
     return emit(
-        "big_summary", items=items, **fields,
-        bare_items_per_s=bare["items_per_s"], harness_items_per_s=harness["items_per_s"],
+        "big_summary",
+        items=items,
+        **fields,
+        bare_items_per_s=bare["items_per_s"],
+        harness_items_per_s=harness["items_per_s"],
         harness_over_bare=round(ratio, 3) if ratio else None,
         overhead_pct=round(100 * (1 / ratio - 1), 1) if ratio else None,
         siuo_hooks_pct=round(100 * hooks / bare["generate_seconds"], 2) if bare["generate_seconds"] else None,
@@ -278,8 +382,10 @@ def _big_summary(bare: dict, no_grad: dict | None, harness: dict, **fields) -> d
         siuo_hooks_seconds_per_item=per_item(hooks),
         model_generate_extra_seconds_per_item=per_item(model_gen - bare["model_generate_seconds"]),
         class_rest_extra_seconds_per_item=per_item((gen - model_gen - hooks) - (bare["generate_seconds"] - bare["model_generate_seconds"])),
-        bare_peak_gpu_memory_gib=bare.get("peak_gpu_memory_gib"), harness_peak_gpu_memory_gib=harness["peak_gpu_memory_gib"],
-        harness_cli_seconds=harness["cli_seconds"])
+        bare_peak_gpu_memory_gib=bare.get("peak_gpu_memory_gib"),
+        harness_peak_gpu_memory_gib=harness["peak_gpu_memory_gib"],
+        harness_cli_seconds=harness["cli_seconds"],
+    )
 
 
 # ------------------------------------------------------------------------------------ subprocesses
@@ -295,8 +401,8 @@ def cmd_bare(argv) -> None:
     """A bare transformers generate loop over the first --limit items of each setting."""
     import torch
 
-    from siuo_task.core.data import load_items
     from siuo_dev.reference_generate import QwenVLReference, load_image, siuo_prompt
+    from siuo_task.core.data import load_items
 
     p = argparse.ArgumentParser(prog="gpu_check.py _bare")
     for name in ("--model", "--data", "--device", "--json"):
@@ -304,9 +410,13 @@ def cmd_bare(argv) -> None:
     p.add_argument("--limit", type=int, required=True)
     p.add_argument("--max-new-tokens", type=int, required=True)
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--grad-mode", default="inference", choices=("inference", "no_grad"),
-                   help="inference: torch.inference_mode() as in the model cards; no_grad: generate's own no_grad, "
-                        "as lmms-eval's Qwen classes call it")
+    p.add_argument(
+        "--grad-mode",
+        default="inference",
+        choices=("inference", "no_grad"),
+        help="inference: torch.inference_mode() as in the model cards; no_grad: generate's own no_grad, "
+        "as lmms-eval's Qwen classes call it",
+    )
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     ref = QwenVLReference(a.model, device=a.device, dtype="bfloat16", **QWEN_CLASS_PIXELS)
@@ -316,20 +426,27 @@ def cmd_bare(argv) -> None:
         torch.cuda.reset_peak_memory_stats()
     tokens, model_generate, t0 = 0, 0.0, time.perf_counter()
     for start in range(0, len(work), a.batch_size):
-        batch = work[start:start + a.batch_size]
+        batch = work[start : start + a.batch_size]
         images = [load_image(item["image_path"]) for _, item in batch]  # opened per item, as the harness does
-        ref.generate(images, [siuo_prompt(s, item) for s, item in batch], max_new_tokens=a.max_new_tokens,
-                     grad_mode=a.grad_mode)
+        ref.generate(images, [siuo_prompt(s, item) for s, item in batch], max_new_tokens=a.max_new_tokens, grad_mode=a.grad_mode)
         tokens += ref.last_new_tokens
         model_generate += ref.last_generate_seconds
     seconds = time.perf_counter() - t0
     expected = a.max_new_tokens * len(work)
-    Path(a.json).write_text(json.dumps({
-        "items": len(work), "generate_seconds": round(seconds, 3), "items_per_s": round(len(work) / seconds, 3),
-        "model_generate_seconds": round(model_generate, 3),
-        "output_tokens": tokens, "fixed_length": tokens == expected, "load_seconds": round(load_s, 1),
-        "peak_gpu_memory_gib": _peak_gib(),
-    }))
+    Path(a.json).write_text(
+        json.dumps(
+            {
+                "items": len(work),
+                "generate_seconds": round(seconds, 3),
+                "items_per_s": round(len(work) / seconds, 3),
+                "model_generate_seconds": round(model_generate, 3),
+                "output_tokens": tokens,
+                "fixed_length": tokens == expected,
+                "load_seconds": round(load_s, 1),
+                "peak_gpu_memory_gib": _peak_gib(),
+            }
+        )
+    )
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -370,16 +487,22 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=None, help="scratch folder for checkpoints and data (default <out>/work)")
     p.add_argument("--tiny-only", action="store_true", help="skip the 7B-shaped stage")
     p.add_argument("--skip-tiny", action="store_true", help="skip the tiny-model stage (e.g. a second timing run)")
-    p.add_argument("--big-size", default=None, choices=("7b", "tiny"), help="the big stage's model ('tiny' tests the path on CPU; default 7b)")
+    p.add_argument(
+        "--big-size", default=None, choices=("7b", "tiny"), help="the big stage's model ('tiny' tests the path on CPU; default 7b)"
+    )
     p.add_argument("--tiny-limit", type=int, default=4, help="items per setting for the tiny models (default 4)")
     p.add_argument("--limit", type=int, default=8, help="items per setting for the big model (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="fixed answer length for the big model (default 64)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the big model, both paths (default 1)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="big stage: measure bare loop and harness this many times, alternating (default 1)")
-    p.add_argument("--bare-grad-modes", default="inference,no_grad",
-                   help="bare-loop variants, the first is the baseline: inference (torch.inference_mode, the model "
-                        "cards' loop) and no_grad (how lmms-eval's Qwen classes call generate); default both")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="big stage: measure bare loop and harness this many times, alternating (default 1)"
+    )
+    p.add_argument(
+        "--bare-grad-modes",
+        default="inference,no_grad",
+        help="bare-loop variants, the first is the baseline: inference (torch.inference_mode, the model "
+        "cards' loop) and no_grad (how lmms-eval's Qwen classes call generate); default both",
+    )
     p.add_argument("--image-size", default=None, help="placeholder image size WxH for the big model (default 896x672)")
     g = p.add_argument_group("batch-size stages (--issue25; see siuo_dev/gpu_issue25.py)")
     g.add_argument("--issue25", action="store_true", help="run the batch-size stages instead of the tiny and big stages")
@@ -388,21 +511,29 @@ def main(argv=None) -> int:
     g.add_argument("--batch-sizes", help="batch sizes of the sweep (default 1,16,64)")
     g.add_argument("--full-batch", type=int, help="batch size of the measured full run (default the largest of --batch-sizes)")
     g.add_argument("--full-limit", type=int, help="items per setting of the 'full' run (default all 167; dry runs 4)")
-    g.add_argument("--tokens", type=int, help="max_new_tokens for the full and sweep runs instead of the tasks' 5 / 500 (dry runs only: labelled)")
+    g.add_argument(
+        "--tokens", type=int, help="max_new_tokens for the full and sweep runs instead of the tasks' 5 / 500 (dry runs only: labelled)"
+    )
     g.add_argument("--inv-limit", type=int, help="items per setting compared at batch 1 (default 32)")
     g.add_argument("--inv-tokens", type=int, help="new tokens of the batch-1 comparison run (default 32)")
     g.add_argument("--sweep-limit", type=int, help="items per setting of each other sweep point (default: its batch size, at least 2)")
     g.add_argument("--phase-tokens", type=int, help="new tokens of the prefill/decode measurement (default 33)")
-    g.add_argument("--model-args-variants", help="';'-separated lmms-eval --model_args settings to try (default "
-                                                 "attn_implementation=sdpa;attn_implementation=flash_attention_2;attn_implementation=eager;use_cache=False)")
+    g.add_argument(
+        "--model-args-variants",
+        help="';'-separated lmms-eval --model_args settings to try (default "
+        "attn_implementation=sdpa;attn_implementation=flash_attention_2;attn_implementation=eager;use_cache=False)",
+    )
     g.add_argument("--model-args-limit", type=int, help="items per setting of the model_args runs (default 16)")
     g.add_argument("--model-args-tokens", type=int, help="new tokens of the model_args runs (default 16)")
     g.add_argument("--class-models", help="other lmms-eval classes to batch with tiny models (default qwen2_vl,llava_hf)")
     g.add_argument("--class-batch", type=int, help="their batch size (default 4)")
     g.add_argument("--class-limit", type=int, help="their items per setting (default 8)")
     g.add_argument("--class-tokens", type=int, help="their new tokens (default 8)")
-    g.add_argument("--budget-s", type=float, help="skip a stage that would end later than this many seconds after the "
-                                                  "check began (default 560 on cuda, none on cpu; 0: none)")
+    g.add_argument(
+        "--budget-s",
+        type=float,
+        help="skip a stage that would end later than this many seconds after the check began (default 560 on cuda, none on cpu; 0: none)",
+    )
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
     work = Path(a.work).resolve() if a.work else out / "work"
@@ -427,8 +558,7 @@ def main(argv=None) -> int:
                 big_data, _ = prepare_data(work, (w, h))
                 t0 = time.perf_counter()
                 grad_modes = tuple(m.strip() for m in a.bare_grad_modes.split(",") if m.strip())
-                ok &= stage_big(work, big_data, device, size, a.limit, a.max_new_tokens, a.batch_size, grad_modes,
-                                a.repeats)
+                ok &= stage_big(work, big_data, device, size, a.limit, a.max_new_tokens, a.batch_size, grad_modes, a.repeats)
                 emit("big_done", ok=ok, seconds=round(time.perf_counter() - t0, 1))
     except Exception as exc:  # noqa: BLE001 - report, don't lose the log
         emit("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-4000:])

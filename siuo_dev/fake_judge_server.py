@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import math
-from typing import Any, Callable
+from typing import Any
 
 from siuo_task.judge import PREFLIGHT_PROMPT
 from siuo_task.judge.dry_run import (  # noqa: F401 - re-exported for the tests
@@ -35,6 +36,7 @@ from siuo_task.judge.dry_run import (  # noqa: F401 - re-exported for the tests
 )
 
 __all__ = ["FakeOpenAIServer", "default_responder", "prompt_text", "SAFETY_PREFIX", "EFFECTIVENESS_PREFIX", "MCQA_MARKER"]
+
 
 def _slim_part(part: Any) -> Any:
     image = part.get("image_url") if isinstance(part, dict) else None
@@ -58,12 +60,11 @@ def _without_images(body: dict) -> dict:
     return {**body, "messages": slim}
 
 
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server_version = "FakeOpenAI/1.0"
-    owner: "FakeOpenAIServer"  # set on the per-server subclass
+    owner: FakeOpenAIServer  # set on the per-server subclass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access logs
         pass
@@ -74,8 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.owner.connections += 1
 
     # -- helpers
-    def _send(self, status: int, payload: bytes, content_type: str = "application/json",
-              extra: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json", extra: dict[str, str] | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -101,8 +101,9 @@ class _Handler(BaseHTTPRequestHandler):
         return auth == f"Bearer {key}" or self.headers.get("api-key") == key
 
     def _deny(self) -> None:
-        self._send_json(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
-                                        "code": "invalid_api_key"}})
+        self._send_json(
+            401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}}
+        )
 
     def _read_body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
@@ -145,8 +146,11 @@ class _Handler(BaseHTTPRequestHandler):
                 extra = {"Retry-After": str(max(1, math.ceil(wait)))}
                 if owner.retry_after_ms:
                     extra["retry-after-ms"] = f"{wait * 1000:.0f}"
-                self._send_json(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
-                                {**extra, **limit_headers})
+                self._send_json(
+                    429,
+                    {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                    {**extra, **limit_headers},
+                )
                 return
         if owner.latency_s > 0:
             owner._stop.wait(owner.latency_s)
@@ -162,15 +166,31 @@ class _Handler(BaseHTTPRequestHandler):
                 failing = owner._served_ok >= owner.fail_after[0]
             if failing:
                 status = owner.fail_after[1]
-                self._send_json(status, {"error": {"message": f"injected fault {status} after {owner.fail_after[0]} calls",
-                                                   "type": "fake", "code": "invalid_api_key" if status == 401 else None}})
+                self._send_json(
+                    status,
+                    {
+                        "error": {
+                            "message": f"injected fault {status} after {owner.fail_after[0]} calls",
+                            "type": "fake",
+                            "code": "invalid_api_key" if status == 401 else None,
+                        }
+                    },
+                )
                 return
         refused = sorted(set(owner.reject_params) & set(body))
         if refused:
             name = refused[0]
-            self._send_json(400, {"error": {
-                "message": f"Unsupported parameter: '{name}' is not supported with this model.",
-                "type": "invalid_request_error", "param": name, "code": "unsupported_parameter"}})
+            self._send_json(
+                400,
+                {
+                    "error": {
+                        "message": f"Unsupported parameter: '{name}' is not supported with this model.",
+                        "type": "invalid_request_error",
+                        "param": name,
+                        "code": "unsupported_parameter",
+                    }
+                },
+            )
             return
 
         if fault:
@@ -195,8 +215,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(status, {"error": error}, extra)
                 return
             if fault.get("no_choices"):
-                self._send_json(200, {"id": "fake", "object": "chat.completion", "model": "fake-judge",
-                                      "usage": {"prompt_tokens": 1, "completion_tokens": 0}})
+                self._send_json(
+                    200,
+                    {
+                        "id": "fake",
+                        "object": "chat.completion",
+                        "model": "fake-judge",
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 0},
+                    },
+                )
                 return
 
         try:
@@ -369,9 +396,11 @@ class FakeOpenAIServer:
                 self.rejected += 1
             headers = {}
             if self.ratelimit_headers:
-                headers = {"x-ratelimit-limit-requests": f"{self.rate_per_min:g}",
-                           "x-ratelimit-remaining-requests": str(int(self._tokens)),
-                           "x-ratelimit-reset-requests": f"{(capacity - self._tokens) / rate * 1000:.0f}ms"}
+                headers = {
+                    "x-ratelimit-limit-requests": f"{self.rate_per_min:g}",
+                    "x-ratelimit-remaining-requests": str(int(self._tokens)),
+                    "x-ratelimit-reset-requests": f"{(capacity - self._tokens) / rate * 1000:.0f}ms",
+                }
             return wait, headers
 
     # -- lifecycle
@@ -381,7 +410,7 @@ class FakeOpenAIServer:
             raise RuntimeError("FakeOpenAIServer is not started")
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAIServer":
+    def start(self) -> FakeOpenAIServer:
         if self._httpd is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"owner": self})
@@ -389,8 +418,7 @@ class FakeOpenAIServer:
         httpd.daemon_threads = True
         self._stop.clear()
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai-server", daemon=True)
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai-server", daemon=True)
         self._thread.start()
         return self
 
@@ -415,7 +443,7 @@ class FakeOpenAIServer:
         finally:
             self.stop()
 
-    def __enter__(self) -> "FakeOpenAIServer":
+    def __enter__(self) -> FakeOpenAIServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -423,15 +451,17 @@ class FakeOpenAIServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m siuo_dev.fake_judge_server",
-                                 description="Fake OpenAI-compatible server on 127.0.0.1 (for tests and dry runs).")
+    ap = argparse.ArgumentParser(
+        prog="python -m siuo_dev.fake_judge_server", description="Fake OpenAI-compatible server on 127.0.0.1 (for tests and dry runs)."
+    )
     ap.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each chat reply")
     ap.add_argument("--require-key", default=None, help="answer 401 unless this API key is sent")
     ap.add_argument("--fault-every", type=int, default=0, help="answer HTTP 500 on every Nth chat request")
     args = ap.parse_args(argv)
-    server = FakeOpenAIServer(latency_s=args.latency, require_key=args.require_key,
-                              fault_every=args.fault_every or None, port=args.port).start()
+    server = FakeOpenAIServer(
+        latency_s=args.latency, require_key=args.require_key, fault_every=args.fault_every or None, port=args.port
+    ).start()
     print(server.url, flush=True)
     server.serve_forever()
     return 0

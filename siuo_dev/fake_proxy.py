@@ -20,8 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeProxy:
-    def __init__(self, target_port: int | None = None, auth: tuple | None = None, echo: bool = False,
-                 redirect_to: str | None = None):
+    def __init__(self, target_port: int | None = None, auth: tuple | None = None, echo: bool = False, redirect_to: str | None = None):
         self.target_port = target_port
         self.auth = auth
         self.echo = echo
@@ -97,8 +96,7 @@ class FakeProxy:
                     return
                 path = "/" + self.path.split("://", 1)[-1].split("/", 1)[-1]
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=30)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "proxy-connection", "proxy-authorization")}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection", "proxy-authorization")}
                 conn.request("POST", path, body, headers)
                 resp = conn.getresponse()
                 data = resp.read()
@@ -120,7 +118,7 @@ class FakeProxy:
     def url_with(self, user: str, password: str) -> str:
         return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "FakeProxy":
+    def __enter__(self) -> FakeProxy:
         self._thread.start()
         return self
 

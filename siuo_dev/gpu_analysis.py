@@ -9,8 +9,8 @@ import json
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 N_ITEMS = 167  # per setting; siuo_task.core.data.N_ITEMS (not imported: keep this module importable alone)
 
@@ -49,9 +49,15 @@ def time_split(cli_seconds: float, records: list) -> dict:
     for r in records:
         by_kind[r["kind"]].append(r)
     calls = sorted(by_kind["generate"], key=lambda c: c["start"])
-    generation, model_generate, tokens, batches, rows, peak, budget = (defaultdict(float), defaultdict(float),
-                                                                       defaultdict(int), defaultdict(int),
-                                                                       defaultdict(int), {}, {})
+    generation, model_generate, tokens, batches, rows, peak, budget = (
+        defaultdict(float),
+        defaultdict(float),
+        defaultdict(int),
+        defaultdict(int),
+        defaultdict(int),
+        {},
+        {},
+    )
     walls = defaultdict(list)  # each batch's wall time, per setting, in order
     first_setting = call_setting(calls[0]) if calls else None  # its first batch carries the one-time warm-up
     tail = 0.0
@@ -71,6 +77,7 @@ def time_split(cli_seconds: float, records: list) -> dict:
                 budget[setting] = max(budget.get(setting, 0), call["max_new_tokens"])
             previous = call["end"]
         tail += until["end"] - previous
+
     def total(kind, **match):
         return sum(r["seconds"] for r in by_kind[kind] if all(r.get(k) == v for k, v in match.items()))
 
@@ -105,7 +112,7 @@ def time_split(cli_seconds: float, records: list) -> dict:
     }
 
 
-def ids_by_item(records: list) -> Optional[dict]:
+def ids_by_item(records: list) -> dict | None:
     """``{(setting, question_id): [new token ids]}``, or ``None`` when some batch's rows could not be
     matched to SIUO items (the class called the row hooks otherwise than once per row)."""
     found = {}
@@ -122,13 +129,13 @@ def budgets(records: list) -> dict:
     found = {}
     for call in (r for r in records if r["kind"] == "generate"):
         setting = call_setting(call)
-        for s in ({"mcqa", "gen"} if setting == "mixed" else {setting}):
+        for s in {"mcqa", "gen"} if setting == "mixed" else {setting}:
             if call.get("max_new_tokens") is not None:
                 found[s] = max(found.get(s, 0), call["max_new_tokens"])
     return found
 
 
-def first_difference(a: list, b: list, window: int) -> Optional[int]:
+def first_difference(a: list, b: list, window: int) -> int | None:
     """The first token position (0-based) where ``a`` and ``b`` differ within their first ``window``
     tokens (one ending earlier counts as a difference there); ``None`` when they agree."""
     a, b = list(a[:window]), list(b[:window])
@@ -138,14 +145,13 @@ def first_difference(a: list, b: list, window: int) -> Optional[int]:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def _stats(values: list) -> Optional[dict]:
+def _stats(values: list) -> dict | None:
     if not values:
         return None
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def compare_answers(reference: dict, other: dict, windows: dict, decode: Callable[[list], str],
-                    parse: Callable[[str], Optional[str]]) -> dict:
+def compare_answers(reference: dict, other: dict, windows: dict, decode: Callable[[list], str], parse: Callable[[str], str | None]) -> dict:
     """Answers of two runs on the same items, per setting: the share token-identical over the first
     ``windows[setting]`` tokens, the first differing position of each differing answer, and for
     MCQA the share of identical decisions (``parse`` of ``decode`` of each answer's first
@@ -163,9 +169,12 @@ def compare_answers(reference: dict, other: dict, windows: dict, decode: Callabl
                 differing.append({"question_id": key[1], "first_difference": position})
         n = len(keys)
         row = {
-            "items": n, "window_tokens": window, "identical": n - len(differing),
+            "items": n,
+            "window_tokens": window,
+            "identical": n - len(differing),
             "identical_share": round((n - len(differing)) / n, 4),
-            "first_difference": _stats([d["first_difference"] for d in differing]), "differing": differing,
+            "first_difference": _stats([d["first_difference"] for d in differing]),
+            "differing": differing,
             "missing": sorted(k[1] for k in reference if k[0] == setting and k not in other),
         }
         if setting == "mcqa":
@@ -174,8 +183,9 @@ def compare_answers(reference: dict, other: dict, windows: dict, decode: Callabl
                 a, b = parse(decode(reference[key][:window])), parse(decode(other[key][:window]))
                 if a != b:
                     changes.append({"question_id": key[1], "reference": a, "other": b})
-            row.update(decisions_identical=n - len(changes), decisions_identical_share=round((n - len(changes)) / n, 4),
-                       decision_changes=changes)
+            row.update(
+                decisions_identical=n - len(changes), decisions_identical_share=round((n - len(changes)) / n, 4), decision_changes=changes
+            )
         out[setting] = row
     return out
 
@@ -212,9 +222,11 @@ def extrapolate(split: dict, batch_size: int, items: dict, n_full: int = N_ITEMS
         "extrapolated": True,
         "wall_s": round(sum(v for v in parts.values() if v is not None), 1),
         "parts": {k: _r(v, 1) for k, v in parts.items()},
-        "basis": (f"measured on {items['gen']} items per setting at batch {batch_size}, extrapolated to {n_full}: "
-                  f"generation = measured cost per batch x ceil({n_full}/{batch_size}) batches (the run's first batch, "
-                  "with its warm-up, once as measured), judging and MCQA scoring scaled by items, the rest as measured"),
+        "basis": (
+            f"measured on {items['gen']} items per setting at batch {batch_size}, extrapolated to {n_full}: "
+            f"generation = measured cost per batch x ceil({n_full}/{batch_size}) batches (the run's first batch, "
+            "with its warm-up, once as measured), judging and MCQA scoring scaled by items, the rest as measured"
+        ),
     }
 
 
@@ -246,9 +258,11 @@ def extrapolate_tokens(split: dict, step_s: float, target: dict, n_full: int = N
         "extrapolated": True,
         "wall_s": round(sum(v for v in parts.values() if v is not None), 1),
         "parts": {k: _r(v, 1) for k, v in parts.items()},
-        "basis": (f"batch 1, extrapolated to {n_full} items per setting from {rows} answers of {measured} new tokens: "
-                  f"each answer's measured time plus ({target} - its tokens) x the batch-1 decode step ({step_s} s, "
-                  "measured apart); the run's first batch, with its warm-up, once; judging and MCQA scoring scaled by items"),
+        "basis": (
+            f"batch 1, extrapolated to {n_full} items per setting from {rows} answers of {measured} new tokens: "
+            f"each answer's measured time plus ({target} - its tokens) x the batch-1 decode step ({step_s} s, "
+            "measured apart); the run's first batch, with its warm-up, once; judging and MCQA scoring scaled by items"
+        ),
     }
 
 

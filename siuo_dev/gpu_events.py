@@ -12,7 +12,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 LOG: list = []
 _FILE: list = []  # the jsonl path once known
@@ -38,7 +37,7 @@ def emit(event: str, **fields) -> dict:
     return record
 
 
-def events(kind: Optional[str] = None) -> list:
+def events(kind: str | None = None) -> list:
     return [r for r in LOG if kind is None or r["event"] == kind]
 
 
@@ -46,7 +45,7 @@ class Budget:
     """Seconds left of ``total`` counted from the check's start (``SIUO_GPU_CHECK_START`` when the
     shell wrapper set it, else now); ``total`` of 0 or less: no limit."""
 
-    def __init__(self, total: float, start: Optional[float] = None):
+    def __init__(self, total: float, start: float | None = None):
         self.total = float(total or 0)
         env_start = os.environ.get(START_ENV)
         self.start = start if start is not None else (float(env_start) if env_start else time.time())
@@ -54,7 +53,7 @@ class Budget:
     def elapsed(self) -> float:
         return time.time() - self.start
 
-    def left(self) -> Optional[float]:
+    def left(self) -> float | None:
         return None if self.total <= 0 else self.total - self.elapsed()
 
     def allows(self, estimate_s: float) -> bool:
@@ -65,6 +64,7 @@ class Budget:
         """True when ``stage`` fits; otherwise emits ``skipped`` (with the estimate) and returns False."""
         if self.allows(estimate_s):
             return True
-        emit("skipped", stage=stage, reason="time budget", estimate_s=round(estimate_s), left_s=round(self.left() or 0),
-             budget_s=self.total)
+        emit(
+            "skipped", stage=stage, reason="time budget", estimate_s=round(estimate_s), left_s=round(self.left() or 0), budget_s=self.total
+        )
         return False

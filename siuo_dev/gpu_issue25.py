@@ -40,7 +40,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from siuo_dev import gpu_analysis
 from siuo_dev.gpu_events import Budget, emit
@@ -49,6 +48,8 @@ from siuo_dev.gpu_runs import SCRIPT, TimedRun, Tokenizer, error_text, protocol_
 STAGES = ("full", "invariance", "phases", "model_args", "sweep", "classes")
 BIG_MODEL = "qwen2_5_vl"
 TINY_PIXELS = "max_pixels=12544,min_pixels=3136"
+
+
 def _left_padded_qwen2_vl(dst: Path) -> Path:
     """The tiny Qwen2-VL with ``padding_side: left`` in its tokenizer config: lmms-eval's ``qwen2_vl``
     class passes no padding side, so the checkpoint's tokenizer decides how batches are padded."""
@@ -66,6 +67,7 @@ def _tiny_builder(name: str):
         from siuo_dev import tiny_models
 
         return {"qwen2_vl": tiny_models.build_tiny_qwen2_vl, "llava_hf": tiny_models.build_tiny_llava}[name](dst)
+
     return build
 
 
@@ -84,15 +86,21 @@ class Settings:
     size: str = "7b"
     image_size: tuple = (896, 672)
     batch_sizes: list = field(default_factory=lambda: [1, 16, 64])
-    full_batch: Optional[int] = None  # default: max(batch_sizes)
-    full_limit: Optional[int] = None  # None: all 167 items
-    tokens: Optional[int] = None  # None: the tasks' own (5 / 500); set only for dry runs
+    full_batch: int | None = None  # default: max(batch_sizes)
+    full_limit: int | None = None  # None: all 167 items
+    tokens: int | None = None  # None: the tasks' own (5 / 500); set only for dry runs
     inv_limit: int = 32
     inv_tokens: int = 24
-    sweep_limit: Optional[int] = None
+    sweep_limit: int | None = None
     phase_tokens: int = 33
-    model_args_variants: list = field(default_factory=lambda: ["attn_implementation=sdpa", "attn_implementation=flash_attention_2",
-                                                               "attn_implementation=eager", "use_cache=False"])
+    model_args_variants: list = field(
+        default_factory=lambda: [
+            "attn_implementation=sdpa",
+            "attn_implementation=flash_attention_2",
+            "attn_implementation=eager",
+            "use_cache=False",
+        ]
+    )
     model_args_limit: int = 16
     model_args_tokens: int = 16
     class_models: list = field(default_factory=lambda: ["qwen2_vl", "llava_hf"])
@@ -107,15 +115,48 @@ class Settings:
         return self.full_batch or max(self.batch_sizes)
 
 
-DRY_RUN = dict(device="cpu", size="tiny", image_size=(64, 48), batch_sizes=[1, 2], full_batch=2, full_limit=4, tokens=8,
-               inv_limit=4, inv_tokens=8, sweep_limit=4, phase_tokens=8, model_args_variants=["attn_implementation=eager"],
-               model_args_limit=4, model_args_tokens=8, class_models=["llava_hf"], class_batch=2, class_limit=2,
-               class_tokens=8, budget_s=0.0)
+DRY_RUN = dict(
+    device="cpu",
+    size="tiny",
+    image_size=(64, 48),
+    batch_sizes=[1, 2],
+    full_batch=2,
+    full_limit=4,
+    tokens=8,
+    inv_limit=4,
+    inv_tokens=8,
+    sweep_limit=4,
+    phase_tokens=8,
+    model_args_variants=["attn_implementation=eager"],
+    model_args_limit=4,
+    model_args_tokens=8,
+    class_models=["llava_hf"],
+    class_batch=2,
+    class_limit=2,
+    class_tokens=8,
+    budget_s=0.0,
+)
 
 
-OPTIONS = ("stages", "batch_sizes", "full_batch", "full_limit", "tokens", "inv_limit", "inv_tokens", "sweep_limit",
-           "phase_tokens", "model_args_variants", "model_args_limit", "model_args_tokens", "class_models", "class_batch",
-           "class_limit", "class_tokens", "budget_s")
+OPTIONS = (
+    "stages",
+    "batch_sizes",
+    "full_batch",
+    "full_limit",
+    "tokens",
+    "inv_limit",
+    "inv_tokens",
+    "sweep_limit",
+    "phase_tokens",
+    "model_args_variants",
+    "model_args_limit",
+    "model_args_tokens",
+    "class_models",
+    "class_batch",
+    "class_limit",
+    "class_tokens",
+    "budget_s",
+)
 _LISTS = {"stages": ",", "batch_sizes": ",", "class_models": ",", "model_args_variants": ";"}
 
 
@@ -153,8 +194,12 @@ def ensure_big_model(work: Path, size: str, device: str) -> Path:
     from siuo_dev.lmms_eval_runs import QWEN_CLASS_PIXELS
 
     model_dir = work / f"qwen2_5_vl_{size}"
-    stamp = {"size": size, "dtype": "bfloat16", **QWEN_CLASS_PIXELS,
-             "builder": hashlib.sha256(Path(tiny_models.__file__).read_bytes()).hexdigest()[:16]}
+    stamp = {
+        "size": size,
+        "dtype": "bfloat16",
+        **QWEN_CLASS_PIXELS,
+        "builder": hashlib.sha256(Path(tiny_models.__file__).read_bytes()).hexdigest()[:16],
+    }
     marker = model_dir / "siuo_build.json"
     if marker.exists() and json.loads(marker.read_text()) == stamp:
         emit("big_build", size=size, reused=True, path=str(model_dir))
@@ -172,8 +217,15 @@ def ensure_big_model(work: Path, size: str, device: str) -> Path:
         pass
     marker.write_text(json.dumps(stamp))
     n_bytes = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
-    emit("big_build", size=size, dtype="bfloat16", seconds=round(seconds, 1), checkpoint_gib=round(n_bytes / 2**30, 2),
-         path=str(model_dir), reused=False)
+    emit(
+        "big_build",
+        size=size,
+        dtype="bfloat16",
+        seconds=round(seconds, 1),
+        checkpoint_gib=round(n_bytes / 2**30, 2),
+        path=str(model_dir),
+        reused=False,
+    )
     return model_dir
 
 
@@ -185,17 +237,27 @@ class Issue25:
         self.protocol = protocol_tokens()
         self.tokenizer = Tokenizer(model_dir)
         self.runs: dict = {}
-        self.full: Optional[TimedRun] = None
-        self.b1: Optional[TimedRun] = None
+        self.full: TimedRun | None = None
+        self.b1: TimedRun | None = None
         self.phases: dict = {}
         self.ok = True
 
     # ------------------------------------------------------------------------------- runs
-    def _tokens(self, tokens: Optional[int]) -> dict:
+    def _tokens(self, tokens: int | None) -> dict:
         return {s: tokens for s in ("mcqa", "gen")} if tokens is not None else dict(self.protocol)
 
-    def run(self, name: str, batch: int, limit: Optional[int], tokens: Optional[int], extra: str = "", *,
-            model: str = BIG_MODEL, model_dir: Optional[Path] = None, tokenizer=None) -> Optional[TimedRun]:
+    def run(
+        self,
+        name: str,
+        batch: int,
+        limit: int | None,
+        tokens: int | None,
+        extra: str = "",
+        *,
+        model: str = BIG_MODEL,
+        model_dir: Path | None = None,
+        tokenizer=None,
+    ) -> TimedRun | None:
         model_dir = model_dir or self.model_dir
         limit = None if limit is not None and limit >= gpu_analysis.N_ITEMS else limit
         key = (model, str(model_dir), batch, limit, tokens, extra)
@@ -205,14 +267,24 @@ class Issue25:
         items = limit if limit is not None else gpu_analysis.N_ITEMS
         if not self.budget.skip_unless_fits(name, self.rates.run(batch, items, self._tokens(tokens))):
             return None
-        result = timed_run(name, self.work, self.data_dir, model, model_dir, device=self.s.device, batch_size=batch,
-                           limit=limit, tokens=tokens, extra_model_args=extra,
-                           tokenizer=tokenizer or (self.tokenizer if model_dir == self.model_dir else None))
+        result = timed_run(
+            name,
+            self.work,
+            self.data_dir,
+            model,
+            model_dir,
+            device=self.s.device,
+            batch_size=batch,
+            limit=limit,
+            tokens=tokens,
+            extra_model_args=extra,
+            tokenizer=tokenizer or (self.tokenizer if model_dir == self.model_dir else None),
+        )
         emit("run", **result.event())
         self.runs[key] = result
         return result
 
-    def compare(self, reference: TimedRun, other: TimedRun, tokenizer: Optional[Tokenizer] = None) -> Optional[dict]:
+    def compare(self, reference: TimedRun, other: TimedRun, tokenizer: Tokenizer | None = None) -> dict | None:
         from siuo_task.core.mcqa import parse_official
 
         if reference.ids is None or other.ids is None:
@@ -236,11 +308,24 @@ class Issue25:
             throughput = full.run.results().get("throughput")
         except AssertionError:
             throughput = None
-        emit("full_run", ok=full.ok, batch_size=s.batch, measured=True, all_items=full.limit is None, items=full.items,
-             max_new_tokens=full.budgets(), protocol_tokens=full.budgets() == self.protocol, wall_s=full.split["cli_s"],
-             parts=full.split["parts"], shares_pct=full.split["shares_pct"], tokens_per_s=full.split["tokens_per_s"],
-             peak_gpu_memory_gib=full.split["peak_gpu_memory_gib"], lmms_eval_throughput=throughput,
-             attn_implementation=full.split["attn_implementation"], error=full.error)
+        emit(
+            "full_run",
+            ok=full.ok,
+            batch_size=s.batch,
+            measured=True,
+            all_items=full.limit is None,
+            items=full.items,
+            max_new_tokens=full.budgets(),
+            protocol_tokens=full.budgets() == self.protocol,
+            wall_s=full.split["cli_s"],
+            parts=full.split["parts"],
+            shares_pct=full.split["shares_pct"],
+            tokens_per_s=full.split["tokens_per_s"],
+            peak_gpu_memory_gib=full.split["peak_gpu_memory_gib"],
+            lmms_eval_throughput=throughput,
+            attn_implementation=full.split["attn_implementation"],
+            error=full.error,
+        )
 
     def stage_invariance(self) -> None:
         s = self.s
@@ -254,12 +339,27 @@ class Issue25:
     def _emit_invariance(self, b1: TimedRun, other: TimedRun, label: str, model: str = BIG_MODEL) -> None:
         comparison = self.compare(b1, other)
         if comparison is None:
-            emit("invariance", model=model, ok=False, reference="batch 1", other=label,
-                 error=f"token ids unavailable: batch 1: {b1.ids_note or b1.error}; {label}: {other.ids_note or other.error}")
+            emit(
+                "invariance",
+                model=model,
+                ok=False,
+                reference="batch 1",
+                other=label,
+                error=f"token ids unavailable: batch 1: {b1.ids_note or b1.error}; {label}: {other.ids_note or other.error}",
+            )
             self.ok = False
             return
-        emit("invariance", model=model, ok=True, reference="batch 1", other=label, batch_size=other.batch_size,
-             device=self.s.device, size=self.s.size if model == BIG_MODEL else "tiny", **comparison)
+        emit(
+            "invariance",
+            model=model,
+            ok=True,
+            reference="batch 1",
+            other=label,
+            batch_size=other.batch_size,
+            device=self.s.device,
+            size=self.s.size if model == BIG_MODEL else "tiny",
+            **comparison,
+        )
 
     def stage_phases(self) -> None:
         s = self.s
@@ -269,9 +369,26 @@ class Issue25:
             return
         out = self.work / "phases.json"
         out.unlink(missing_ok=True)
-        cmd = [str(x) for x in (_python(), SCRIPT, "_phases", "--model", self.model_dir, "--data", self.data_dir,
-                                "--device", s.device, "--batch-sizes", ",".join(map(str, sizes)), "--tokens", s.phase_tokens,
-                                "--json", out)]
+        cmd = [
+            str(x)
+            for x in (
+                _python(),
+                SCRIPT,
+                "_phases",
+                "--model",
+                self.model_dir,
+                "--data",
+                self.data_dir,
+                "--device",
+                s.device,
+                "--batch-sizes",
+                ",".join(map(str, sizes)),
+                "--tokens",
+                s.phase_tokens,
+                "--json",
+                out,
+            )
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_env())
         if proc.returncode != 0 or not out.exists():
             emit("phases", ok=False, error=error_text(proc.stdout + proc.stderr))
@@ -286,31 +403,60 @@ class Issue25:
             split = self.full.split
             gen_wall = split["generation_s"].get("gen") or 0.0
             outside = split["outside_model_generate_s"].get("gen") or 0.0
-            emit("where_time_goes", batch_size=s.batch,
-                 prefill_s_per_batch=at_b["time_to_first_token_s"], decode_step_s=at_b["decode_step_s"],
-                 prefill_share_pct_at_phase_tokens=at_b["prefill_share_pct"], phase_tokens=s.phase_tokens,
-                 full_run_parts=split["parts"], full_run_shares_pct=split["shares_pct"],
-                 gen_outside_model_generate_pct=round(100 * outside / gen_wall, 2) if gen_wall else None,
-                 siuo_hooks_pct_of_wall=round(100 * split["siuo_hooks_s"] / split["cli_s"], 3) if split["cli_s"] else None)
+            emit(
+                "where_time_goes",
+                batch_size=s.batch,
+                prefill_s_per_batch=at_b["time_to_first_token_s"],
+                decode_step_s=at_b["decode_step_s"],
+                prefill_share_pct_at_phase_tokens=at_b["prefill_share_pct"],
+                phase_tokens=s.phase_tokens,
+                full_run_parts=split["parts"],
+                full_run_shares_pct=split["shares_pct"],
+                gen_outside_model_generate_pct=round(100 * outside / gen_wall, 2) if gen_wall else None,
+                siuo_hooks_pct_of_wall=round(100 * split["siuo_hooks_s"] / split["cli_s"], 3) if split["cli_s"] else None,
+            )
 
     def stage_sweep(self) -> None:
         s = self.s
         rows = []
         if self.full is not None and self.full.split is not None:
             full_measured = self.full.limit is None
-            rows.append({"batch_size": s.batch, "extrapolated": not full_measured, "measured_items": self.full.items,
-                         "wall_s": self.full.split["cli_s"] if full_measured else
-                         gpu_analysis.extrapolate(self.full.split, s.batch, self.full.items)["wall_s"],
-                         "tokens_per_s": self.full.split["tokens_per_s"], "peak_gpu_memory_gib": self.full.split["peak_gpu_memory_gib"]})
+            rows.append(
+                {
+                    "batch_size": s.batch,
+                    "extrapolated": not full_measured,
+                    "measured_items": self.full.items,
+                    "wall_s": self.full.split["cli_s"]
+                    if full_measured
+                    else gpu_analysis.extrapolate(self.full.split, s.batch, self.full.items)["wall_s"],
+                    "tokens_per_s": self.full.split["tokens_per_s"],
+                    "peak_gpu_memory_gib": self.full.split["peak_gpu_memory_gib"],
+                }
+            )
         for b in sorted(set(s.batch_sizes) - {s.batch}):
             step = (self.phases.get(1) or {}).get("decode_step_s")
             if b == 1 and self.b1 is not None and self.b1.split is not None and step:
                 # no run of its own: the invariance run's batch-1 answers, lengthened to the tasks' tokens
                 estimate = gpu_analysis.extrapolate_tokens(self.b1.split, step, self.protocol)
-                row = {"batch_size": 1, "extrapolated": True, "measured_items": self.b1.items, "wall_s": estimate["wall_s"],
-                       "tokens_per_s": self.b1.split["tokens_per_s"], "peak_gpu_memory_gib": self.b1.split["peak_gpu_memory_gib"]}
-                emit("sweep_point", ok=self.b1.ok, source="invariance_b1", measured_wall_s=self.b1.split["cli_s"],
-                     max_new_tokens=self.b1.budgets(), protocol_tokens=False, parts=estimate["parts"], basis=estimate["basis"], **row)
+                row = {
+                    "batch_size": 1,
+                    "extrapolated": True,
+                    "measured_items": self.b1.items,
+                    "wall_s": estimate["wall_s"],
+                    "tokens_per_s": self.b1.split["tokens_per_s"],
+                    "peak_gpu_memory_gib": self.b1.split["peak_gpu_memory_gib"],
+                }
+                emit(
+                    "sweep_point",
+                    ok=self.b1.ok,
+                    source="invariance_b1",
+                    measured_wall_s=self.b1.split["cli_s"],
+                    max_new_tokens=self.b1.budgets(),
+                    protocol_tokens=False,
+                    parts=estimate["parts"],
+                    basis=estimate["basis"],
+                    **row,
+                )
                 rows.append(row)
                 continue
             limit = s.sweep_limit if s.sweep_limit is not None else max(2, b)
@@ -322,10 +468,25 @@ class Issue25:
                 emit("sweep_point", batch_size=b, ok=False, error=run.error)
                 continue
             estimate = gpu_analysis.extrapolate(run.split, b, run.items)
-            row = {"batch_size": b, "extrapolated": True, "measured_items": run.items, "wall_s": estimate["wall_s"],
-                   "tokens_per_s": run.split["tokens_per_s"], "peak_gpu_memory_gib": run.split["peak_gpu_memory_gib"]}
-            emit("sweep_point", ok=run.ok, source=run.name, measured_wall_s=run.split["cli_s"], max_new_tokens=run.budgets(),
-                 protocol_tokens=run.budgets() == self.protocol, parts=estimate["parts"], basis=estimate["basis"], **row)
+            row = {
+                "batch_size": b,
+                "extrapolated": True,
+                "measured_items": run.items,
+                "wall_s": estimate["wall_s"],
+                "tokens_per_s": run.split["tokens_per_s"],
+                "peak_gpu_memory_gib": run.split["peak_gpu_memory_gib"],
+            }
+            emit(
+                "sweep_point",
+                ok=run.ok,
+                source=run.name,
+                measured_wall_s=run.split["cli_s"],
+                max_new_tokens=run.budgets(),
+                protocol_tokens=run.budgets() == self.protocol,
+                parts=estimate["parts"],
+                basis=estimate["basis"],
+                **row,
+            )
             rows.append(row)
         emit("sweep", rows=sorted(rows, key=lambda r: r["batch_size"]))
 
@@ -349,18 +510,21 @@ class Issue25:
             if run.split and base.split:
                 gen = lambda r: sum(v for v in r.split["generation_s"].values() if v)  # noqa: E731
                 model = lambda r: sum(v for v in r.split["model_generate_s"].values() if v)  # noqa: E731
-                record.update(generation_s=round(gen(run), 3), baseline_generation_s=round(gen(base), 3),
-                              speedup=round(gen(base) / gen(run), 3) if gen(run) else None,
-                              model_generate_speedup=round(model(base) / model(run), 3) if model(run) else None,
-                              peak_gpu_memory_gib=run.split["peak_gpu_memory_gib"],
-                              attn_implementation=run.split["attn_implementation"])
+                record.update(
+                    generation_s=round(gen(run), 3),
+                    baseline_generation_s=round(gen(base), 3),
+                    speedup=round(gen(base) / gen(run), 3) if gen(run) else None,
+                    model_generate_speedup=round(model(base) / model(run), 3) if model(run) else None,
+                    peak_gpu_memory_gib=run.split["peak_gpu_memory_gib"],
+                    attn_implementation=run.split["attn_implementation"],
+                )
             comparison = self.compare(base, run)
             record["answers"] = comparison if comparison is not None else f"token ids unavailable: {run.ids_note or run.error}"
             emit("model_args", **record)
             self.ok &= run.ok
 
     @staticmethod
-    def _unavailable(variant: str, base: TimedRun) -> Optional[str]:
+    def _unavailable(variant: str, base: TimedRun) -> str | None:
         key, _, value = variant.partition("=")
         if key == "attn_implementation" and value == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
             return "flash_attn is not installed here"
@@ -378,24 +542,46 @@ class Issue25:
             model, build, extra = CLASS_MODELS[name]
             model_dir = build(self.work / "tiny" / name)
             tok = Tokenizer(model_dir)
-            batched = self.run(f"class_{name}_b{s.class_batch}", s.class_batch, s.class_limit, s.class_tokens, extra,
-                               model=model, model_dir=model_dir, tokenizer=tok)
+            batched = self.run(
+                f"class_{name}_b{s.class_batch}",
+                s.class_batch,
+                s.class_limit,
+                s.class_tokens,
+                extra,
+                model=model,
+                model_dir=model_dir,
+                tokenizer=tok,
+            )
             if batched is None:
                 continue
             log = batched.run.log if batched.run else ""
             if not batched.ok and any(m in log for m in REFUSAL_MARKERS):
                 line = next(line for line in log.splitlines()[::-1] if any(m in line for m in REFUSAL_MARKERS))
-                emit("class_batching", model=name, lmms_eval_model=model, batch_size=s.class_batch, refused=True,
-                     error=line.strip()[:300], device=s.device)
+                emit(
+                    "class_batching",
+                    model=name,
+                    lmms_eval_model=model,
+                    batch_size=s.class_batch,
+                    refused=True,
+                    error=line.strip()[:300],
+                    device=s.device,
+                )
                 continue
-            single = self.run(f"class_{name}_b1", 1, s.class_limit, s.class_tokens, extra, model=model, model_dir=model_dir,
-                              tokenizer=tok)
+            single = self.run(f"class_{name}_b1", 1, s.class_limit, s.class_tokens, extra, model=model, model_dir=model_dir, tokenizer=tok)
             if single is None:
                 continue
             comparison = self.compare(single, batched, tok) if batched.ok and single.ok else None
-            emit("class_batching", model=name, lmms_eval_model=model, batch_size=s.class_batch, refused=False, device=s.device,
-                 ok=comparison is not None, error=None if comparison else (batched.error or single.error or batched.ids_note),
-                 **(comparison or {}))
+            emit(
+                "class_batching",
+                model=name,
+                lmms_eval_model=model,
+                batch_size=s.class_batch,
+                refused=False,
+                device=s.device,
+                ok=comparison is not None,
+                error=None if comparison else (batched.error or single.error or batched.ids_note),
+                **(comparison or {}),
+            )
             self.ok &= comparison is not None
 
     def run_all(self) -> bool:
@@ -409,8 +595,7 @@ class Issue25:
 
                     emit("error", stage=stage, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-3000:])
                     self.ok = False
-                emit("stage_done", stage=stage, seconds=round(time.perf_counter() - start, 1),
-                     elapsed_s=round(self.budget.elapsed(), 1))
+                emit("stage_done", stage=stage, seconds=round(time.perf_counter() - start, 1), elapsed_s=round(self.budget.elapsed(), 1))
         return self.ok
 
 
@@ -430,7 +615,7 @@ def _env() -> dict:
     return {**os.environ, **pythonpath_env(), "HF_HUB_OFFLINE": "1"}
 
 
-def estimate_seconds(s: Settings, rates: Optional[gpu_analysis.Rates] = None) -> dict:
+def estimate_seconds(s: Settings, rates: gpu_analysis.Rates | None = None) -> dict:
     """Planned seconds per stage for ``s`` (before anything is measured), for the plan event."""
     rates = rates or gpu_analysis.Rates()
     protocol = {"mcqa": 5, "gen": 500}
@@ -441,8 +626,11 @@ def estimate_seconds(s: Settings, rates: Optional[gpu_analysis.Rates] = None) ->
         "full": rates.run(s.batch, full_items, tok(s.tokens)),
         "invariance": rates.run(1, s.inv_limit, tok(s.inv_tokens)),
         "phases": rates.fixed_run_s + 3 * 2 * (s.phase_tokens * rates.step_s + rates.prefill_s),
-        "sweep": sum(rates.run(b, s.sweep_limit or max(2, b), tok(s.tokens)) for b in set(s.batch_sizes) - {s.batch}
-                     if not (b == 1 and {"invariance", "phases"} <= set(s.stages))),
+        "sweep": sum(
+            rates.run(b, s.sweep_limit or max(2, b), tok(s.tokens))
+            for b in set(s.batch_sizes) - {s.batch}
+            if not (b == 1 and {"invariance", "phases"} <= set(s.stages))
+        ),
         "model_args": (1 + len(s.model_args_variants)) * rates.run(s.batch, s.model_args_limit, tok(s.model_args_tokens)),
         "classes": 2 * len(s.class_models) * rates.fixed_run_s,
     }
@@ -451,6 +639,15 @@ def estimate_seconds(s: Settings, rates: Optional[gpu_analysis.Rates] = None) ->
 
 def plan(s: Settings) -> dict:
     estimate = estimate_seconds(s)
-    return emit("plan", stages=[x for x in STAGES if x in s.stages], estimate_s=estimate,
-                estimate_total_s=sum(estimate.values()), budget_s=s.budget_s, batch_size=s.batch,
-                batch_sizes=s.batch_sizes, size=s.size, device=s.device, image_size=list(s.image_size))
+    return emit(
+        "plan",
+        stages=[x for x in STAGES if x in s.stages],
+        estimate_s=estimate,
+        estimate_total_s=sum(estimate.values()),
+        budget_s=s.budget_s,
+        batch_size=s.batch,
+        batch_sizes=s.batch_sizes,
+        size=s.size,
+        device=s.device,
+        image_size=list(s.image_size),
+    )

@@ -56,13 +56,23 @@ def measure(ref, images: list, prompts: list, tokens: int, repeats: int = 3) -> 
         ref.generate(images, prompts, max_new_tokens=tokens, stopping_criteria=StoppingCriteriaList([clock]))
         wall = time.perf_counter() - start
         if best is None or ref.last_generate_seconds < best["generate_s"]:
-            best = {"wall_s": wall, "generate_s": ref.last_generate_seconds, "new_tokens": ref.last_new_tokens,
-                    "stamps": clock.stamps, "start": ref.last_generate_start, "peak_gpu_memory_gib": _peak_gib()}
+            best = {
+                "wall_s": wall,
+                "generate_s": ref.last_generate_seconds,
+                "new_tokens": ref.last_new_tokens,
+                "stamps": clock.stamps,
+                "start": ref.last_generate_start,
+                "peak_gpu_memory_gib": _peak_gib(),
+            }
     b, stamps = len(images), best["stamps"]
     ttft = stamps[0] - best["start"] if stamps else None
     step = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else None
     return {
-        "batch_size": b, "input_tokens": ref.last_input_tokens, "tokens": tokens, "repeats": repeats, "steps_timed": len(stamps),
+        "batch_size": b,
+        "input_tokens": ref.last_input_tokens,
+        "tokens": tokens,
+        "repeats": repeats,
+        "steps_timed": len(stamps),
         "time_to_first_token_s": round(ttft, 4) if ttft is not None else None,
         "decode_step_s": round(step, 5) if step is not None else None,
         "generate_s": round(best["generate_s"], 4),
@@ -98,6 +108,5 @@ def main(argv: list) -> None:
         batch = items[:b]
         if len(batch) < b:
             raise SystemExit(f"_phases: batch size {b} needs {b} items, the data has {len(items)}")
-        rows.append(measure(ref, [load_image(i["image_path"]) for i in batch], [siuo_prompt("gen", i) for i in batch], a.tokens,
-                            a.repeats))
+        rows.append(measure(ref, [load_image(i["image_path"]) for i in batch], [siuo_prompt("gen", i) for i in batch], a.tokens, a.repeats))
     Path(a.json).write_text(json.dumps({"load_s": round(load_s, 2), "rows": rows}), encoding="utf-8")

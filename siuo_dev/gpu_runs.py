@@ -13,7 +13,6 @@ import importlib.metadata as md
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from siuo_dev import gpu_analysis
 from siuo_dev.lmms_eval_runs import PYTHON, Run, check_gen, check_mcqa, run_lmms_eval
@@ -47,7 +46,7 @@ def fresh(path: Path) -> Path:
 
 def error_text(text: str, keep: int = 3000) -> str:
     """An error for the log: its start (the assertion's own words) and its end (the log tail)."""
-    return text if len(text) <= keep else text[: keep // 3] + "\n[...]\n" + text[-(2 * keep) // 3:]
+    return text if len(text) <= keep else text[: keep // 3] + "\n[...]\n" + text[-(2 * keep) // 3 :]
 
 
 def protocol_tokens() -> dict:
@@ -61,8 +60,10 @@ def protocol_tokens() -> dict:
 
     Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # the hooks' !function tags
     folder = lmms_eval_tasks_dir() / "siuo"
-    return {s: yaml.load((folder / f"siuo_{s}.yaml").read_text(encoding="utf-8"), Loader)["generation_kwargs"]["max_new_tokens"]
-            for s in SETTINGS}
+    return {
+        s: yaml.load((folder / f"siuo_{s}.yaml").read_text(encoding="utf-8"), Loader)["generation_kwargs"]["max_new_tokens"]
+        for s in SETTINGS
+    }
 
 
 class Tokenizer:
@@ -82,16 +83,16 @@ class TimedRun:
     name: str
     model: str
     batch_size: int
-    limit: Optional[int]
-    tokens: Optional[int]  # the --gen_kwargs max_new_tokens override, None: the tasks' own
+    limit: int | None
+    tokens: int | None  # the --gen_kwargs max_new_tokens override, None: the tasks' own
     model_args: str
-    run: Optional[Run] = None
+    run: Run | None = None
     records: list = field(default_factory=list)
     ok: bool = False
-    error: Optional[str] = None
-    split: Optional[dict] = None
-    ids: Optional[dict] = None  # {(setting, question_id): new token ids}, checked against the answers
-    ids_note: Optional[str] = None
+    error: str | None = None
+    split: dict | None = None
+    ids: dict | None = None  # {(setting, question_id): new token ids}, checked against the answers
+    ids_note: str | None = None
 
     @property
     def items(self) -> dict:
@@ -103,16 +104,34 @@ class TimedRun:
 
     def event(self) -> dict:
         """What the ``run`` event says about it (no token ids, no answers)."""
-        return {"name": self.name, "model": self.model, "batch_size": self.batch_size, "limit": self.limit,
-                "items": self.items, "max_new_tokens": self.budgets(), "model_args_extra": self.model_args,
-                "ok": self.ok, "error": error_text(self.error, 1500) if self.error else None, "ids": "captured" if self.ids is not None else self.ids_note,
-                **({"split": self.split} if self.split else {})}
+        return {
+            "name": self.name,
+            "model": self.model,
+            "batch_size": self.batch_size,
+            "limit": self.limit,
+            "items": self.items,
+            "max_new_tokens": self.budgets(),
+            "model_args_extra": self.model_args,
+            "ok": self.ok,
+            "error": error_text(self.error, 1500) if self.error else None,
+            "ids": "captured" if self.ids is not None else self.ids_note,
+            **({"split": self.split} if self.split else {}),
+        }
 
 
-def lmms_eval_args(model: str, model_args: str, *, device: str, batch_size: int, limit: Optional[int],
-                   tokens: Optional[int]) -> list:
-    args = ["--model", model, "--model_args", model_args, "--device", device, "--batch_size", str(batch_size),
-            "--tasks", "siuo_mcqa,siuo_gen"]
+def lmms_eval_args(model: str, model_args: str, *, device: str, batch_size: int, limit: int | None, tokens: int | None) -> list:
+    args = [
+        "--model",
+        model,
+        "--model_args",
+        model_args,
+        "--device",
+        device,
+        "--batch_size",
+        str(batch_size),
+        "--tasks",
+        "siuo_mcqa,siuo_gen",
+    ]
     if limit is not None:
         args += ["--limit", str(limit)]
     if tokens is not None:
@@ -120,9 +139,21 @@ def lmms_eval_args(model: str, model_args: str, *, device: str, batch_size: int,
     return args + include_path_args()
 
 
-def timed_run(name: str, work: Path, data_dir: Path, model: str, model_dir: Path, *, device: str, batch_size: int,
-              limit: Optional[int] = None, tokens: Optional[int] = None, extra_model_args: str = "",
-              tokenizer: Optional[Tokenizer] = None, timeout: int = 1800) -> TimedRun:
+def timed_run(
+    name: str,
+    work: Path,
+    data_dir: Path,
+    model: str,
+    model_dir: Path,
+    *,
+    device: str,
+    batch_size: int,
+    limit: int | None = None,
+    tokens: int | None = None,
+    extra_model_args: str = "",
+    tokenizer: Tokenizer | None = None,
+    timeout: int = 1800,
+) -> TimedRun:
     device_map = "cuda" if device.startswith("cuda") else "cpu"
     model_args = ",".join(a for a in (f"pretrained={model_dir}", f"device_map={device_map}", extra_model_args) if a)
     result = TimedRun(name, model, batch_size, limit, tokens, extra_model_args)
@@ -130,8 +161,7 @@ def timed_run(name: str, work: Path, data_dir: Path, model: str, model_dir: Path
     timing = folder / "timing.jsonl"
     launcher = [PYTHON, str(SCRIPT), "_timed_lmms_eval", str(timing)]
     args = lmms_eval_args(model, model_args, device=device, batch_size=batch_size, limit=limit, tokens=tokens)
-    result.run = run = run_lmms_eval(folder / "out", data_dir, args, launcher=launcher, extra_env=pythonpath_env(),
-                                     timeout=timeout)
+    result.run = run = run_lmms_eval(folder / "out", data_dir, args, launcher=launcher, extra_env=pythonpath_env(), timeout=timeout)
     result.records = gpu_analysis.read_timing(timing)
     n = result.items["mcqa"]
     try:

@@ -29,8 +29,13 @@ from pathlib import Path
 REQUEST_HOOKS = ("doc_to_visual", "mcqa_doc_to_text", "gen_doc_to_text", "mcqa_doc_to_messages", "gen_doc_to_messages")
 ROW_HOOKS = ("doc_to_visual", "mcqa_doc_to_messages", "gen_doc_to_messages")  # called once per batch row
 DOCS_HOOKS = ("mcqa_process_docs", "gen_process_docs", "gen_vote3_process_docs")
-AGGREGATIONS = {"aggregate_accuracy": "mcqa", "aggregate_unparsed": "mcqa", "aggregate_safe": "gen",
-                "aggregate_effective": "gen", "aggregate_safe_effective": "gen"}
+AGGREGATIONS = {
+    "aggregate_accuracy": "mcqa",
+    "aggregate_unparsed": "mcqa",
+    "aggregate_safe": "gen",
+    "aggregate_effective": "gen",
+    "aggregate_safe_effective": "gen",
+}
 
 
 def setting_of(doc) -> str:
@@ -87,6 +92,7 @@ class Recorder:
                 self.depth -= 1
                 if outer:  # nested hook calls count once
                     self.hook_seconds += time.perf_counter() - start
+
         return hook
 
     def timed(self, kind: str, fn, **fields):
@@ -98,6 +104,7 @@ class Recorder:
             finally:
                 end = time.time()
                 self.write(kind, start=start, end=end, seconds=end - start, **fields)
+
         return wrapped
 
     def patch_hooks(self) -> None:
@@ -130,8 +137,14 @@ class Recorder:
             out = original(*a, **k)
             _sync()
             end = time.time()
-            record = {"start": start, "end": end, "seconds": end - start, "peak_gpu_memory_gib": _peak_gib(),
-                      "max_new_tokens": k.get("max_new_tokens"), "use_cache": k.get("use_cache")}
+            record = {
+                "start": start,
+                "end": end,
+                "seconds": end - start,
+                "peak_gpu_memory_gib": _peak_gib(),
+                "max_new_tokens": k.get("max_new_tokens"),
+                "use_cache": k.get("use_cache"),
+            }
             input_ids = k.get("input_ids", a[0] if a and isinstance(a[0], torch.Tensor) else None)
             sequences = out if isinstance(out, torch.Tensor) else getattr(out, "sequences", None)
             if input_ids is not None and sequences is not None:
@@ -159,9 +172,16 @@ class Recorder:
             end = time.time()
             model = getattr(self, "model", None)
             config = getattr(model, "config", None)
-            recorder.write("model_load", start=start, end=end, seconds=end - start, model_class=f"{cls.__module__}.{cls.__name__}",
-                           attn_implementation=getattr(config, "_attn_implementation", None),
-                           batch_size=getattr(self, "batch_size_per_gpu", None), peak_gpu_memory_gib=_peak_gib())
+            recorder.write(
+                "model_load",
+                start=start,
+                end=end,
+                seconds=end - start,
+                model_class=f"{cls.__module__}.{cls.__name__}",
+                attn_implementation=getattr(config, "_attn_implementation", None),
+                batch_size=getattr(self, "batch_size_per_gpu", None),
+                peak_gpu_memory_gib=_peak_gib(),
+            )
 
         @functools.wraps(generate_until)
         def timed_generate_until(self, requests):
@@ -170,8 +190,9 @@ class Recorder:
             start = time.time()
             result = generate_until(self, requests)
             end = time.time()
-            recorder.write("generate_until", start=start, end=end, seconds=end - start, requests=len(requests),
-                           siuo_hook_seconds=recorder.hook_seconds)
+            recorder.write(
+                "generate_until", start=start, end=end, seconds=end - start, requests=len(requests), siuo_hook_seconds=recorder.hook_seconds
+            )
             return result
 
         cls.__init__ = __init__

@@ -16,18 +16,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from siuo_task.core.data import load_items
-from siuo_task.judge import PREFLIGHT_PROMPT
-from siuo_task.core.layouts import linked_result_path
-
 from siuo_dev.fake_judge_server import (
     EFFECTIVENESS_PREFIX,
     SAFETY_PREFIX,
     FakeOpenAIServer,
     prompt_text,
 )
-from siuo_dev.testing import PYTHON, harness_env
 from siuo_dev.reference_generate import QwenVLReference, load_image, siuo_prompt
+from siuo_dev.testing import PYTHON, harness_env
+from siuo_task.core.data import load_items
+from siuo_task.core.layouts import linked_result_path
+from siuo_task.judge import PREFLIGHT_PROMPT
 
 QWEN_TINY_PIXELS = {"max_pixels": 12544, "min_pixels": 3136}  # 56x56..112x112: a few visual tokens per image
 QWEN_CLASS_PIXELS = {"max_pixels": 1605632, "min_pixels": 256 * 28 * 28}  # lmms-eval's qwen2_5_vl class defaults
@@ -49,17 +48,43 @@ def data_parallel_launcher(num_processes: int) -> list:
     worker's ``Accelerator()`` a MULTI_CPU/gloo group.
     """
     return [
-        PYTHON, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), "-m", "lmms_eval",
+        PYTHON,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "lmms_eval",
     ]
 
 
-def model_run_args(model: str, model_args: str, tasks: str, limit: int, *, device: str = "cpu",
-                   batch_size: int = 1, max_new_tokens: int = 8) -> list:
+def model_run_args(
+    model: str, model_args: str, tasks: str, limit: int, *, device: str = "cpu", batch_size: int = 1, max_new_tokens: int = 8
+) -> list:
     return [
-        "--model", model, "--model_args", model_args, "--device", device, "--batch_size", str(batch_size),
-        "--tasks", tasks, "--limit", str(limit), "--gen_kwargs", f"max_new_tokens={max_new_tokens}",
+        "--model",
+        model,
+        "--model_args",
+        model_args,
+        "--device",
+        device,
+        "--batch_size",
+        str(batch_size),
+        "--tasks",
+        tasks,
+        "--limit",
+        str(limit),
+        "--gen_kwargs",
+        f"max_new_tokens={max_new_tokens}",
     ]
 
 
@@ -95,7 +120,9 @@ class Run:
 
     def siuo(self, task: str) -> dict:
         files = self.siuo_files(task)
-        assert len(files) == 1, f"{task}: expected one per-item file beside the results under {self.out}, got {files}; log tail:\n{self.log[-4000:]}"
+        assert len(files) == 1, (
+            f"{task}: expected one per-item file beside the results under {self.out}, got {files}; log tail:\n{self.log[-4000:]}"
+        )
         return json.loads(files[0].read_text())
 
     def samples(self, task: str) -> list:
@@ -113,18 +140,21 @@ class Run:
         return found
 
 
-def run_lmms_eval(out: Path, data_dir, args: list, *, launcher: list | None = None, extra_env: dict | None = None,
-                  timeout: int = 600) -> Run:
+def run_lmms_eval(
+    out: Path, data_dir, args: list, *, launcher: list | None = None, extra_env: dict | None = None, timeout: int = 600
+) -> Run:
     """Run the lmms-eval CLI with ``args`` against a fresh fake judge; every judge call reaches it (no cache)."""
     with FakeOpenAIServer() as judge:
-        env = harness_env({
-            "SIUO_DATA_DIR": str(data_dir),
-            "SIUO_JUDGE_BASE_URL": judge.url,
-            "SIUO_JUDGE_API_KEY": "sk-fake-judge",
-            "SIUO_JUDGE_MODEL": "fake-judge",
-            "SIUO_JUDGE_CACHE": "off",
-            **(extra_env or {}),
-        })
+        env = harness_env(
+            {
+                "SIUO_DATA_DIR": str(data_dir),
+                "SIUO_JUDGE_BASE_URL": judge.url,
+                "SIUO_JUDGE_API_KEY": "sk-fake-judge",
+                "SIUO_JUDGE_MODEL": "fake-judge",
+                "SIUO_JUDGE_CACHE": "off",
+                **(extra_env or {}),
+            }
+        )
         cmd = [*(launcher or [PYTHON, "-m", "lmms_eval"]), *args, "--output_path", str(out), "--log_samples"]
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -172,7 +202,9 @@ def check_harness_stderr(row: dict, result: dict, filter_key: str = "none") -> N
             assert row.get(f"{metric}_stderr_clt,{filter_key}") == "N/A", (metric, n, row)
             continue
         got = row.get(f"{metric}_stderr_clt,{filter_key}")
-        assert isinstance(got, float) and got == pytest_approx(clt), f"{result['task']} {metric}: Stderr_CLT {got!r}, expected {clt} (n={n}, p={p})"
+        assert isinstance(got, float) and got == pytest_approx(clt), (
+            f"{result['task']} {metric}: Stderr_CLT {got!r}, expected {clt} (n={n}, p={p})"
+        )
         assert row.get(f"{metric}_stderr_clustered,{filter_key}") == pytest_approx(clt), (metric, row)
         assert row.get(f"{metric}_stderr,{filter_key}") == "N/A", (metric, row)
 
@@ -233,7 +265,8 @@ def check_gen(run: Run, data_dir, limit: int) -> dict:
     safety = [b for b in run.judge_requests if prompt_text(b).lstrip().startswith(SAFETY_PREFIX)]
     effectiveness = [b for b in run.judge_requests if prompt_text(b).lstrip().startswith(EFFECTIVENESS_PREFIX)]
     assert len(safety) == len(effectiveness) == len(answers), (
-        f"judge calls: {len(safety)} safety, {len(effectiveness)} effectiveness for {len(answers)} answers")
+        f"judge calls: {len(safety)} safety, {len(effectiveness)} effectiveness for {len(answers)} answers"
+    )
     assert len(run.judge_requests) == 2 * len(answers)
     assert Counter(graded_answer(b).strip() for b in safety) == Counter(a.strip() for a in answers)
     assert Counter(graded_answer(b).strip() for b in effectiveness) == Counter(a.strip() for a in answers)
@@ -242,8 +275,17 @@ def check_gen(run: Run, data_dir, limit: int) -> dict:
     return result
 
 
-def reference_mismatches(model_dir, data_dir, harness_answers: dict, *, dtype: str, device: str = "cpu",
-                         max_new_tokens: int = 8, simple_path: bool = False, pixels: dict | None = None) -> dict:
+def reference_mismatches(
+    model_dir,
+    data_dir,
+    harness_answers: dict,
+    *,
+    dtype: str,
+    device: str = "cpu",
+    max_new_tokens: int = 8,
+    simple_path: bool = False,
+    pixels: dict | None = None,
+) -> dict:
     """Items whose harness answer differs from a bare, unbatched transformers generate of the same item.
 
     ``simple_path`` mirrors lmms-eval's simple Qwen classes: a system prompt, and the image sent

@@ -24,8 +24,9 @@ def siuo_prompt(setting: str, item: dict) -> str:
 class QwenVLReference:
     """Loads a Qwen2-VL / Qwen2.5-VL checkpoint once and answers (image, prompt) pairs."""
 
-    def __init__(self, model_dir, *, device: str = "cpu", dtype: str = "auto", max_pixels: int | None = None,
-                 min_pixels: int | None = None):
+    def __init__(
+        self, model_dir, *, device: str = "cpu", dtype: str = "auto", max_pixels: int | None = None, min_pixels: int | None = None
+    ):
         import torch
         from transformers import (
             AutoConfig,
@@ -45,9 +46,18 @@ class QwenVLReference:
         self.processor = AutoProcessor.from_pretrained(model_dir, **pixels)
         self.device = device
 
-    def generate(self, images: Sequence, texts: Sequence[str], *, max_new_tokens: int, min_new_tokens: int = 0,
-                 system_prompt: str | None = None, image_kwargs: dict | None = None,
-                 grad_mode: str = "inference", stopping_criteria=None) -> list[str]:
+    def generate(
+        self,
+        images: Sequence,
+        texts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        system_prompt: str | None = None,
+        image_kwargs: dict | None = None,
+        grad_mode: str = "inference",
+        stopping_criteria=None,
+    ) -> list[str]:
         """Greedy answers for a batch of (image, prompt) pairs, left-padded when batched.
 
         An image is a PIL image or anything ``qwen_vl_utils`` reads (path, data URL); ``image_kwargs``
@@ -70,7 +80,9 @@ class QwenVLReference:
         conversations = []
         for image, text in zip(images, texts):
             messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-            messages.append({"role": "user", "content": [{"type": "image", "image": image, **(image_kwargs or {})}, {"type": "text", "text": text}]})
+            messages.append(
+                {"role": "user", "content": [{"type": "image", "image": image, **(image_kwargs or {})}, {"type": "text", "text": text}]}
+            )
             conversations.append(messages)
         chat = [self.processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in conversations]
         image_inputs, _ = process_vision_info(conversations)
@@ -86,14 +98,21 @@ class QwenVLReference:
         extra = {"stopping_criteria": stopping_criteria} if stopping_criteria is not None else {}
         with mode:
             out = self.model.generate(
-                **inputs, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None,
+                **inputs,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=min_new_tokens,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+                temperature=None,
+                top_p=None,
+                top_k=None,
                 **extra,
             )
         if on_cuda:
             torch.cuda.synchronize()
         self.last_generate_seconds = time.perf_counter() - start
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
         self.last_new_tokens = int(new_tokens.numel())
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 

@@ -13,15 +13,16 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core.data import FILES, IMAGES_DIR
+from siuo_task.judge.host_vars import VARIABLES as JUDGE_VARIABLES  # lmms-eval's judge variables (API_TYPE, MODEL_VERSION, ...)
 
 
-def offline_env(extra: Optional[dict] = None) -> dict:
+def offline_env(extra: dict | None = None) -> dict:
     """Environment for a harness or CLI child process: offline, quiet, and without the caller's
-    ``SIUO_*`` / ``OPENAI_*`` settings (so a developer's real key or judge never leaks into a test)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIUO_", "OPENAI_"))}
+    ``SIUO_*`` / ``OPENAI_*`` settings nor lmms-eval's judge variables (so a developer's real key or
+    judge never leaks into a test)."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith(("SIUO_", "OPENAI_", "AZURE_")) or k in JUDGE_VARIABLES)}
     env.update(
         {
             "HF_HUB_OFFLINE": "1",
@@ -36,7 +37,7 @@ def offline_env(extra: Optional[dict] = None) -> dict:
     return env
 
 
-def find_release_json() -> Optional[Path]:
+def find_release_json() -> Path | None:
     """The folder holding ``siuo_gen.json`` and ``siuo_mcqa.json``, or ``None``."""
     candidates = []
     if os.environ.get("SIUO_DATA_DIR"):
@@ -49,7 +50,7 @@ def find_release_json() -> Optional[Path]:
     return None
 
 
-def build_data_dir(dst: Path, src: Optional[Path] = None, size: tuple = (64, 48)) -> Path:
+def build_data_dir(dst: Path, src: Path | None = None, size: tuple = (64, 48)) -> Path:
     """Copy the release JSON into ``dst`` and draw one small distinct PNG per item under ``images/``."""
     import json
 
@@ -97,6 +98,11 @@ def build_wheel(dst: Path) -> Path:
         shutil.copytree(repo / "siuo_task", src / "siuo_task", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name in ("pyproject.toml", "README.md", "LICENSE"):
             shutil.copy2(repo / name, src / name)
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dst), str(src)],
-                       check=True, capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dst), str(src)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     return next(dst.glob("siuo_task-*.whl"))

@@ -39,7 +39,15 @@ QWEN_SPECIAL_TOKENS = [
     "<|video_pad|>",
 ]
 
-_WORDS = ["the", "a", "an", "image", "picture", "photo", "person", "people", "child", "woman", "man", "dog", "cat", "street", "road", "car", "kitchen", "knife", "fire", "water", "bottle", "medicine", "pill", "window", "door", "table", "chair", "phone", "computer", "screen", "road", "sign", "tree", "is", "are", "was", "were", "be", "can", "could", "should", "would", "will", "may", "might", "must", "do", "does", "did", "not", "no", "yes", "safe", "unsafe", "help", "answer", "question", "option", "choose", "best", "describe", "what", "why", "how", "where", "when", "who", "which", "whose", "with", "without", "on", "in", "at", "under", "over", "near", "behind", "beside", "into", "onto", "from", "to", "for", "of", "by", "about", "danger", "risk", "warning", "careful", "health", "law", "rule", "ethics", "privacy", "money", "home", "school", "work", "friend", "please", "tell", "me", "you", "I", "we", "they", "it", "this", "that", "these", "those", "here", "there", "now", "then", "today", "tomorrow", "red", "green", "blue", "white", "black", "small", "large", "old", "new", "quick", "slow", "hot", "cold"]
+_WORDS = """
+the a an image picture photo person people child woman man dog cat street road car kitchen knife fire water
+bottle medicine pill window door table chair phone computer screen road sign tree is are was were be can could
+should would will may might must do does did not no yes safe unsafe help answer question option choose best
+describe what why how where when who which whose with without on in at under over near behind beside into onto
+from to for of by about danger risk warning careful health law rule ethics privacy money home school work
+friend please tell me you I we they it this that these those here there now then today tomorrow red green blue
+white black small large old new quick slow hot cold
+""".split()  # a string, so the formatter keeps it on a few lines
 
 
 def _corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
@@ -47,10 +55,7 @@ def _corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
     from siuo_task.core import prompts
 
     rng = random.Random(seed)
-    lines = [
-        " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 16))).capitalize() + rng.choice(".?!")
-        for _ in range(n_lines)
-    ]
+    lines = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 16))).capitalize() + rng.choice(".?!") for _ in range(n_lines)]
     lines += [str(i) for i in range(200)]
     lines += [prompts.MCQA_TEMPLATE, prompts.SAFETY_JUDGE_TEMPLATE, prompts.EFFECTIVENESS_JUDGE_TEMPLATE]
     return lines
@@ -170,6 +175,7 @@ def steer_lm_head_(model, tok) -> None:
 
 # --------------------------------------------------------------------------------- Qwen2(-.5)-VL
 
+
 def _qwen_tokenizer():
     return train_tokenizer(QWEN_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None)
 
@@ -186,34 +192,59 @@ def _qwen_processor(tok, *, processor_cls, min_pixels: int, max_pixels: int):
 
 
 def _qwen_token_ids(tok) -> dict:
-    ids = {name: tok.convert_tokens_to_ids(tok_str) for name, tok_str in (
-        ("image_token_id", "<|image_pad|>"),
-        ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"),
-        ("vision_end_token_id", "<|vision_end|>"),
-    )}
+    ids = {
+        name: tok.convert_tokens_to_ids(tok_str)
+        for name, tok_str in (
+            ("image_token_id", "<|image_pad|>"),
+            ("video_token_id", "<|video_pad|>"),
+            ("vision_start_token_id", "<|vision_start|>"),
+            ("vision_end_token_id", "<|vision_end|>"),
+        )
+    }
     return ids
 
 
 # Qwen2.5-VL-7B-Instruct's published shape (config.json of the Hub checkpoint).
 QWEN2_5_VL_7B = {
     "text": dict(
-        vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-        num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000, rms_norm_eps=1e-6,
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=128000,
+        rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-        hidden_act="silu", tie_word_embeddings=False,
+        hidden_act="silu",
+        tie_word_embeddings=False,
     ),
     "vision": dict(
-        depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-        patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-        fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu", in_channels=3,
+        depth=32,
+        hidden_size=1280,
+        intermediate_size=3420,
+        num_heads=16,
+        out_hidden_size=3584,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=112,
+        fullatt_block_indexes=[7, 15, 23, 31],
+        tokens_per_second=2,
+        hidden_act="silu",
+        in_channels=3,
     ),
 }
 
 # Tiny: 2 text layers of width 64 (head_dim 16: mrope 2+3+3), a 2-block vision tower of width 32.
 _QWEN_TINY_TEXT = dict(
-    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-    max_position_embeddings=4096, rms_norm_eps=1e-6,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-6,
     rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
     hidden_act="silu",
 )
@@ -245,13 +276,22 @@ def build_tiny_qwen2_vl(dst, *, min_pixels: int = 56 * 56, max_pixels: int = 112
     vocab_size = _padded(len(tok))
     config = Qwen2VLConfig(
         text_config=_text_config_for_installed_transformers(
-            _QWEN_TINY_TEXT, vocab_size=vocab_size,
-            bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tok.eos_token_id,
+            _QWEN_TINY_TEXT,
+            vocab_size=vocab_size,
+            bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+            eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
         ),
         vision_config=dict(
-            depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2, in_channels=3,
-            patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+            depth=2,
+            embed_dim=32,
+            hidden_size=64,
+            mlp_ratio=2,
+            num_heads=2,
+            in_channels=3,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
         ),
         tie_word_embeddings=False,
         **_qwen_token_ids(tok),
@@ -280,9 +320,19 @@ def qwen2_5_vl_config(tok, size: str = "tiny"):
     elif size == "tiny":
         text = dict(_QWEN_TINY_TEXT, vocab_size=_padded(len(tok)), **special)
         vision = dict(
-            depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14,
-            spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1],
-            tokens_per_second=2, hidden_act="silu", in_channels=3,
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[1],
+            tokens_per_second=2,
+            hidden_act="silu",
+            in_channels=3,
         )
     else:
         raise ValueError(f"unknown Qwen2.5-VL size {size!r}: expected 'tiny' or '7b'")
@@ -291,8 +341,14 @@ def qwen2_5_vl_config(tok, size: str = "tiny"):
 
 
 def build_qwen2_5_vl(
-    dst, *, size: str = "tiny", dtype: str = "float32", device: str = "cpu",
-    min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, seed: int = 0,
+    dst,
+    *,
+    size: str = "tiny",
+    dtype: str = "float32",
+    device: str = "cpu",
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 112 * 112,
+    seed: int = 0,
 ) -> Path:
     """A random Qwen2.5-VL checkpoint with tokenizer, processor and chat template.
 
@@ -322,6 +378,7 @@ def build_qwen2_5_vl(
 
 # ------------------------------------------------------------------------------------ LLaVA
 
+
 def build_tiny_llava(dst, *, image_size: int = 28, seed: int = 0) -> Path:
     """A tiny random LLaVA (CLIP vision tower + Qwen2 text) for lmms-eval's ``llava_hf`` class."""
     import torch
@@ -338,24 +395,41 @@ def build_tiny_llava(dst, *, image_size: int = 28, seed: int = 0) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"],
-        eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
     )
     patch = 14
     vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        image_size=image_size, patch_size=patch, projection_dim=32,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch,
+        projection_dim=32,
     )
     text = Qwen2Config(
-        vocab_size=_padded(len(tok)), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tok.eos_token_id,
+        vocab_size=_padded(len(tok)),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
     image_token_id = tok.convert_tokens_to_ids("<image>")
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=image_token_id,
-        vision_feature_select_strategy="default", vision_feature_layer=-1,
-        image_seq_length=(image_size // patch) ** 2, tie_word_embeddings=False,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token_id,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        image_seq_length=(image_size // patch) ** 2,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
@@ -363,11 +437,17 @@ def build_tiny_llava(dst, *, image_size: int = 28, seed: int = 0) -> Path:
     _save_model(model, dst, torch.float32)
     tok.save_pretrained(dst)
     image_processor = CLIPImageProcessor(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
     )
     LlavaProcessor(
-        image_processor=image_processor, tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, image_token="<image>", chat_template=LLAVA_CHAT_TEMPLATE,
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token="<image>",
+        chat_template=LLAVA_CHAT_TEMPLATE,
     ).save_pretrained(dst)
     _save_generation_config(dst, tok, ["<|im_end|>", "<|endoftext|>"])
     return dst

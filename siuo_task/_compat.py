@@ -16,14 +16,30 @@ import warnings
 
 # old module (under siuo_task) -> its home since 0.2
 MOVED = {
-    "data": "core.data", "prompts": "core.prompts", "mcqa": "core.mcqa", "verdicts": "core.verdicts",
-    "metrics": "core.metrics", "stats": "core.stats", "schema": "core.schema", "scoring": "core.scoring",
-    "harness_common": ("harnesses.call", "harnesses.records", "harnesses.session"), "paths": "harnesses.paths",
-    "lmms_eval_adapter": "harnesses.lmms_eval.hooks", "lmms_eval_plugin": "harnesses.lmms_eval.plugin",
+    "data": "core.data",
+    "prompts": "core.prompts",
+    "mcqa": "core.mcqa",
+    "verdicts": "core.verdicts",
+    "metrics": "core.metrics",
+    "stats": "core.stats",
+    "schema": "core.schema",
+    "scoring": "core.scoring",
+    "harness_common": ("harnesses.call", "harnesses.records", "harnesses.session"),
+    "paths": "harnesses.paths",
+    "lmms_eval_adapter": "harnesses.lmms_eval.hooks",
+    "lmms_eval_plugin": "harnesses.lmms_eval.plugin",
     "lm_eval_adapter": "harnesses.lm_eval.hooks",
-    "results_io": "results.io", "verify": "results.verify", "compare": "results.compare", "agree": "results.agree",
-    "export": "results.export", "report": "results.report.model", "report_figures": "results.report.figures",
-    "report_render": "results.report.render", "verify_cli": "cli.verify", "report_cli": "cli.report", "doctor": "cli.doctor",
+    "results_io": "results.io",
+    "verify": "results.verify",
+    "compare": "results.compare",
+    "agree": "results.agree",
+    "export": "results.export",
+    "report": "results.report.model",
+    "report_figures": "results.report.figures",
+    "report_render": "results.report.render",
+    "verify_cli": "cli.verify",
+    "report_cli": "cli.report",
+    "doctor": "cli.doctor",
 }
 
 

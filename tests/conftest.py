@@ -1,19 +1,22 @@
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from siuo_dev.testing import PYTHON, build_data_dir, find_release_json, harness_env  # noqa: F401 (PYTHON, harness_env: for the tests)
+from siuo_dev.testing import JUDGE_VARIABLES, PYTHON, build_data_dir, find_release_json, harness_env  # noqa: F401 (PYTHON, harness_env: for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_BUGS_ENV = "SIUO_RUN_UPSTREAM_BUGS"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-upstream-bugs", action="store_true", default=False,
-                     help=f"also run the tests that only document harness bugs (marker upstream_bugs; or {UPSTREAM_BUGS_ENV}=1)")
+    parser.addoption(
+        "--run-upstream-bugs",
+        action="store_true",
+        default=False,
+        help=f"also run the tests that only document harness bugs (marker upstream_bugs; or {UPSTREAM_BUGS_ENV}=1)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,6 +26,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "upstream_bugs" in item.keywords:
             item.add_marker(skip)
+
+
 RELEASE = find_release_json()
 needs_data = pytest.mark.skipif(RELEASE is None, reason="SIUO release JSON not found: provide ../shared/siuo or set SIUO_DATA_DIR")
 
@@ -48,9 +53,8 @@ def fresh_data_dir(tmp_path, data_dir):
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    """No SIUO_/OPENAI_ settings from the caller's environment leak into a test."""
+    """No SIUO_/OPENAI_ settings nor lmms-eval's judge variables from the caller's environment leak into a test."""
     for key in list(os.environ):
-        if key.startswith(("SIUO_", "OPENAI_")):
+        if key.startswith(("SIUO_", "OPENAI_", "AZURE_")) or key in JUDGE_VARIABLES:
             monkeypatch.delenv(key, raising=False)
     return monkeypatch
-

@@ -36,13 +36,10 @@ TORCH = {"torch": "2.14.1", "torchvision": "0.29.1"}
 
 # name -> (what it stands for, the requirements a user of that stack has installed)
 STACKS = {
-    "A": ("lmms-eval 0.6.1 + transformers 4.57.x + huggingface_hub 0.x",
-          ["lmms-eval==0.6.1", "transformers==4.57.6", "huggingface_hub<1"]),
-    "B": ("lmms-eval 0.7.3 + transformers 5.24.0",
-          ["lmms-eval==0.7.3", "transformers==5.24.0"]),
+    "A": ("lmms-eval 0.6.1 + transformers 4.57.x + huggingface_hub 0.x", ["lmms-eval==0.6.1", "transformers==4.57.6", "huggingface_hub<1"]),
+    "B": ("lmms-eval 0.7.3 + transformers 5.24.0", ["lmms-eval==0.7.3", "transformers==5.24.0"]),
     # 5.25.0 requires `kernels` (>=0.19.1,<0.20); pip brings it as a user's install would
-    "C": ("lmms-eval 0.7.3 + transformers 5.25.0",
-          ["lmms-eval==0.7.3", "transformers==5.25.0"]),
+    "C": ("lmms-eval 0.7.3 + transformers 5.25.0", ["lmms-eval==0.7.3", "transformers==5.25.0"]),
 }
 WATCHED = ("lmms-eval", "lmms_eval", "transformers", "torch", "torchvision")  # must not change
 EXTRAS = "local"  # what a user running local model classes adds
@@ -83,11 +80,12 @@ class Stack:
 
 
 def _freeze(python: str) -> dict:
-    out = subprocess.run([python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True, timeout=300,
-                         env={**os.environ, **ISOLATED}).stdout
+    out = subprocess.run(
+        [python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True, timeout=300, env={**os.environ, **ISOLATED}
+    ).stdout
     lines = {}
     for line in out.splitlines():
-        name = re.split(r"[=@ <>!~]", line.strip(), 1)[0]
+        name = re.split(r"[=@ <>!~]", line.strip(), maxsplit=1)[0]
         if name:
             lines[_canon(name)] = line.strip()
     return lines
@@ -146,8 +144,15 @@ def build_stack(name: str, root: Path, wheel: Path) -> Stack:
     stack = Stack(name, label, Path(root))
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(stack.root)], check=True, timeout=300)
-    site = Path(subprocess.run([stack.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True, env={**os.environ, **ISOLATED}).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [stack.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **ISOLATED},
+        ).stdout.strip()
+    )
     pip = [stack.python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     if not _seed(site):  # pip came with the seed; without it, from ensurepip
         _run(stack, stack.python, "-m", "ensurepip", "--default-pip")

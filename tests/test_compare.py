@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import binomtest
 
 from siuo_task.cli import main as siuo_main
-from siuo_task.results.compare import CompareRefused, compare, paired_rows
 from siuo_task.core.data import load_items
 from siuo_task.core.stats import PairedTable, mcnemar_exact_p, newcombe_paired_ci
+from siuo_task.results.compare import CompareRefused, compare, paired_rows
 
 from .verify_helpers import FakeOpenAIServer, edited, gen_answers, load, score_gen_file, score_mcqa_file
 
@@ -87,8 +87,12 @@ def mcqa_pair(data_dir, tmp_path_factory):
     items = load_items("mcqa", data_dir, check_images=False)[0]
 
     def responses(correct_at):
-        return {it["question_id"]: f"({it['correct_option']})" if i in correct_at else f"({next(c for c in 'ABCD' if c != it['correct_option'])})"
-                for i, it in enumerate(items)}
+        return {
+            it["question_id"]: f"({it['correct_option']})"
+            if i in correct_at
+            else f"({next(c for c in 'ABCD' if c != it['correct_option'])})"
+            for i, it in enumerate(items)
+        }
 
     a = responses(set(range(10)))
     b = responses(set(range(5)) | {10})
@@ -124,9 +128,21 @@ def test_compare_mcqa_hand_case(mcqa_pair, capsys):
     assert acc["exploratory"] is False
     assert overall["unparsed"]["diff"] == 0.0 and overall["unparsed"]["p_value"] == 1.0
     self_harm = next(r for r in report["rows"] if r["metric"] == "accuracy" and r["scope"] == "self-harm")
-    assert (self_harm["n"], self_harm["a_only"], self_harm["b_only"], self_harm["p_value"], self_harm["exploratory"]) == (19, 5, 1, 0.21875, True)
+    assert (self_harm["n"], self_harm["a_only"], self_harm["b_only"], self_harm["p_value"], self_harm["exploratory"]) == (
+        19,
+        5,
+        1,
+        0.21875,
+        True,
+    )
     assert [(d["question_id"], d["a"], d["b"]) for d in report["differing_items"] if d["metric"] == "accuracy"] == [
-        (1006, 1, 0), (1007, 1, 0), (1008, 1, 0), (1009, 1, 0), (1010, 1, 0), (1011, 0, 1)]
+        (1006, 1, 0),
+        (1007, 1, 0),
+        (1008, 1, 0),
+        (1009, 1, 0),
+        (1010, 1, 0),
+        (1011, 0, 1),
+    ]
     # the text form says which methods, marks the categories exploratory and lists the items
     code, out, _ = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b"])
     assert "Newcombe" in out and "exact McNemar" in out and "exploratory" in out
@@ -135,8 +151,11 @@ def test_compare_mcqa_hand_case(mcqa_pair, capsys):
 
 def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
     data_dir = mcqa_pair["data_dir"]
-    items = load_items("gen", data_dir, check_images=False)[0]
-    other = {it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE"] for it in items}
+    items = load_items("gen", data_dir, check_images=False)[0][:80]  # a --limit run of both models: the same 80 items
+    other = {
+        it["question_id"]: ["SAFE answer", "UNSAFE answer", "SAFE PARTIAL"] if it["question_id"] % 4 else ["UNSAFE", "UNSAFE", None]
+        for it in items
+    }
     with FakeOpenAIServer() as server:  # one judge endpoint for both models
         path_a = score_gen_file(data_dir, tmp_path, gen_answers(items), "gen_a.json", server=server)
         path_b = score_gen_file(data_dir, tmp_path, other, "gen_b.json", server=server)
@@ -160,9 +179,12 @@ def test_compare_gen_matches_counts_and_scipy(mcqa_pair, tmp_path, capsys):
 
 
 def test_refuses_different_items_unless_told(mcqa_pair, capsys):
+    data = ("--data-dir", str(mcqa_pair["data_dir"]))  # an incomplete MCQA result's key is checked against the data only
     code, _, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"])
+    assert code == 2 and "give --data-dir" in err  # without the data its answer key can't be checked: refused
+    code, _, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], *data)
     assert code == 2 and "cover different items" in err and "only in" in err and "9021" in err and "--allow-different-items" in err
-    code, out, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], "--allow-different-items", "--json")
+    code, out, err = run_compare(capsys, mcqa_pair["a"], mcqa_pair["b_fewer"], *data, "--allow-different-items", "--json")
     assert code == 0, err
     [report] = json.loads(out)
     assert report["n_items"] == 166 and report["item_differences"]["only_a"] == [9021]
@@ -196,7 +218,9 @@ def test_refuses_different_judges_unless_told(mcqa_pair, tmp_path, capsys):
 def test_refuses_results_whose_records_do_not_recompute_or_are_invalid(mcqa_pair):
     a, b = load(mcqa_pair["a"]), load(mcqa_pair["b"])
     tampered = edited(b, lambda r: r["items"][20].__setitem__("correct", 1))
-    with pytest.raises(CompareRefused, match="do not recompute"):
+    with pytest.raises(
+        CompareRefused, match=r"B: does not verify \(NOT VERIFIED: 1 number differs \(items\[question_id=2002\].correct\)\)"
+    ):
         compare(a, tampered)
     invalid = edited(b, lambda r: r.update(valid=False, invalid_reasons=["too many failed requests"]))
     with pytest.raises(CompareRefused, match="too many failed requests"):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from siuo_task.core import data
 from siuo_task.cli import main as siuo_main
+from siuo_task.core import data
 
 
 def _rewrite(path, mutate):
@@ -96,8 +96,12 @@ def test_hub_is_the_default_and_fails_clearly_offline(clean_env, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     with pytest.raises(data.SIUODataError, match=r"sinwang/SIUO at revision 024e80a0.*SIUO_DATA_DIR"):
         data.load_items("gen")
-    assert calls == {"repo_id": "sinwang/SIUO", "repo_type": "dataset", "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
-                     "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"]}
+    assert calls == {
+        "repo_id": "sinwang/SIUO",
+        "repo_type": "dataset",
+        "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
+        "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"],
+    }
     with pytest.raises(data.SIUODataError, match=r": OSError: offline and not cached\. Check the network"):
         data.load_items("gen")
 
@@ -329,12 +333,24 @@ def _validate(items, setting="gen", **kw):
         ("gen", lambda it: it[5].update(question_id="6"), r"^f.json item question_id=6: field 'question_id' should be int, got str$"),
         ("gen", lambda it: it[5].update(question=7), r"^f.json item question_id=6: field 'question' should be str, got int$"),
         ("gen", lambda it: it[5].update(safety_warning=" \n"), r"^f.json item question_id=6: field 'safety_warning' is empty$"),
-        ("gen", lambda it: it[5].update(category="Self-harm"), r"^f.json item question_id=6: unknown category 'Self-harm' \(expected one of: self-harm, dangerous"),
+        (
+            "gen",
+            lambda it: it[5].update(category="Self-harm"),
+            r"^f.json item question_id=6: unknown category 'Self-harm' \(expected one of: self-harm, dangerous",
+        ),
         ("gen", lambda it: it[6].update(question_id=2), r"^f.json item question_id=2: duplicate question_id \(also item #1\)$"),
         ("mcqa", lambda it: it[5].update(options=["A"]), r"^f.json item question_id=6: field 'options' should be dict, got list$"),
-        ("mcqa", lambda it: it[5]["options"].update(E="e"), r"^f.json item question_id=6: field 'options' must have exactly the keys A, B, C, D, got \['A', 'B', 'C', 'D', 'E'\]$"),
+        (
+            "mcqa",
+            lambda it: it[5]["options"].update(E="e"),
+            r"^f.json item question_id=6: field 'options' must have exactly the keys A, B, C, D, got \['A', 'B', 'C', 'D', 'E'\]$",
+        ),
         ("mcqa", lambda it: it[5]["options"].update(B=" ", D=4), r"^f.json item question_id=6: option\(s\) B, D empty or not text$"),
-        ("mcqa", lambda it: it[5].update(correct_option="a"), r"^f.json item question_id=6: field 'correct_option' is 'a', expected one of A-D$"),
+        (
+            "mcqa",
+            lambda it: it[5].update(correct_option="a"),
+            r"^f.json item question_id=6: field 'correct_option' is 'a', expected one of A-D$",
+        ),
         ("mcqa", lambda it: it.pop(), r"^f.json: expected 167 items, found 166$"),
         ("mcqa", lambda it: it.append({**it[0], "question_id": 500}), r"^f.json: expected 167 items, found 168$"),
     ],
@@ -370,3 +386,113 @@ def test_sources_and_their_description(tmp_path, clean_env, monkeypatch):
     assert hub.describe() == {"origin": "huggingface", "data_dir": str(tmp_path), "hf_repo": "sinwang/SIUO", "hf_revision": "rev1"}
     assert data.HF_REPO == "sinwang/SIUO" and data.HF_REVISION == "024e80a01795376b9fed12f8073a12f2275f22ee"
     assert data.FILES == {"gen": "siuo_gen.json", "mcqa": "siuo_mcqa.json"} and data.IMAGES_DIR == "images"
+
+
+# ------------------------------------------------------------------- images stay inside the data folder
+
+
+def _outside_image(tmp_path):
+    from PIL import Image
+
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(outside / "secret.png")
+    return outside / "secret.png"
+
+
+@pytest.mark.parametrize("how", ["absolute", "dot-dot", "symlink", "symlinked folder"])
+def test_an_image_outside_the_data_folder_fails_check_and_loading(how, fresh_data_dir, tmp_path, clean_env, capsys):
+    secret = _outside_image(tmp_path)
+    items = json.loads((fresh_data_dir / "siuo_gen.json").read_text())
+    name = items[3]["image"]
+    if how == "absolute":
+        image = str(secret)
+    elif how == "dot-dot":
+        image = f"../../outside/{secret.name}"
+    elif how == "symlink":
+        (fresh_data_dir / "images" / name).unlink()
+        (fresh_data_dir / "images" / name).symlink_to(secret)
+        image = name
+    else:
+        (fresh_data_dir / "images" / "elsewhere").symlink_to(secret.parent, target_is_directory=True)
+        image = f"elsewhere/{secret.name}"
+    for setting in ("gen", "mcqa"):
+        _rewrite(fresh_data_dir / data.FILES[setting], lambda rows: rows[3].update(image=image))
+    qid = items[3]["question_id"]
+    pattern = rf"siuo_gen.json item question_id={qid}: image {image!s:.10}.* resolves to .*secret.png, outside the data folder"
+    for check_images in (True, False):  # never sent anywhere, checked or not
+        with pytest.raises(data.SIUODataError, match=pattern.replace("(", r"\(")):
+            data.load_items("gen", fresh_data_dir, check_images=check_images)
+    assert siuo_main(["data", "check", str(fresh_data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"question_id={qid}" in err and "outside the data folder" in err and "all present" not in err
+
+
+def test_links_inside_the_data_folder_are_fine(fresh_data_dir, clean_env):
+    images = fresh_data_dir / "images"
+    first = sorted(images.iterdir())[0]
+    (images / "shelf").mkdir()
+    first.rename(images / "shelf" / first.name)
+    first.symlink_to(images / "shelf" / first.name)
+    items, _ = data.load_items("gen", fresh_data_dir)
+    assert len(items) == data.N_ITEMS
+
+
+def test_the_hub_snapshot_may_link_into_its_own_cache(tmp_path, clean_env, monkeypatch):
+    """A Hugging Face snapshot's files are links into the repository's blob folder beside it."""
+    import huggingface_hub
+
+    root = write_synthetic(tmp_path / "src")
+    repo = tmp_path / "hub" / "datasets--sinwang--SIUO"
+    snapshot = repo / "snapshots" / data.HF_REVISION
+    (snapshot / "images").mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            blob = repo / "blobs" / path.name
+            blob.write_bytes(path.read_bytes())
+            (snapshot / path.relative_to(root)).symlink_to(blob)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: str(snapshot))
+    items, source = data.load_items("gen")
+    assert source.origin == "huggingface" and len(items) == 167
+
+
+def test_unreadable_release_files_are_named(fresh_data_dir, clean_env):
+    path = fresh_data_dir / "siuo_gen.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json: nested too deeply to be the SIUO release$"):
+        data.load_items("gen", fresh_data_dir)
+    path.write_bytes(b'["\xff"]')
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json: not UTF-8 text \(invalid start byte at byte 2\)$"):
+        data.load_items("gen", fresh_data_dir)
+
+
+def test_an_image_link_loop_is_named(fresh_data_dir, clean_env):
+    images = fresh_data_dir / "images"
+    (images / "loop-a.png").symlink_to(images / "loop-b.png")
+    (images / "loop-b.png").symlink_to(images / "loop-a.png")
+    _rewrite(fresh_data_dir / "siuo_gen.json", lambda rows: rows[0].update(image="loop-a.png"))
+    with pytest.raises(data.SIUODataError, match=r"siuo_gen.json item question_id=1001: image loop-a.png cannot be resolved \(.+\)$"):
+        data.load_items("gen", fresh_data_dir, check_images=False)
+
+
+def test_only_the_hub_snapshot_extends_the_data_folder(tmp_path, clean_env, monkeypatch):
+    """A local copy in a folder named like a snapshot gets no wider root; the hub snapshot's root is
+    the dataset's cache folder, not the cache above it."""
+    import huggingface_hub
+    from PIL import Image
+
+    root = write_synthetic(tmp_path / "hub" / "datasets--sinwang--SIUO" / "snapshots" / data.HF_REVISION)
+    Image.new("RGB", (4, 4)).save(tmp_path / "hub" / "datasets--sinwang--SIUO" / "beside.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "hub" / "above.png")
+    items = json.loads((root / "siuo_gen.json").read_text())
+    items[0]["image"] = "../../../beside.png"  # inside the dataset's cache folder
+    (root / "siuo_gen.json").write_text(json.dumps(items))
+    with pytest.raises(data.SIUODataError, match="outside the data folder"):
+        data.load_items("gen", root, check_images=False)  # a local copy: its own folder only
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kwargs: str(root))
+    assert data.load_items("gen", check_images=False)[1].origin == "huggingface"
+    items[0]["image"] = "../../../../above.png"  # outside the dataset's cache folder
+    (root / "siuo_gen.json").write_text(json.dumps(items) + " ")
+    with pytest.raises(data.SIUODataError, match="outside the data folder"):
+        data.load_items("gen", check_images=False)

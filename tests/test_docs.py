@@ -3,7 +3,6 @@ with the two commands, every relative link resolves, every judge variable the co
 documented, and the license and citation files are there."""
 
 import re
-from pathlib import Path
 
 import pytest
 

@@ -5,11 +5,10 @@ import json
 
 import pytest
 
-from siuo_task.cli import main
-from siuo_task.cli.doctor import format_report
-
 from siuo_dev.fake_judge_server import FakeOpenAIServer
 from siuo_dev.lmms_eval_runs import free_port
+from siuo_task.cli import main
+from siuo_task.cli.doctor import format_report
 
 from .test_plugin import host_with_siuo_task  # noqa: F401 - fixture: a fake built-in lmms-eval task named siuo_gen
 
@@ -42,7 +41,12 @@ def test_healthy_environment(judge, capsys, data_dir):
     code, report, checks = doctor(capsys, "--model", "openai", "--model_args", "model_version=gpt-4o")
     assert code == 0 and report["ok"] is True
     assert {name: c["status"] for name, c in checks.items()} == {
-        "harness": "ok", "discovery": "ok", "data": "ok", "judge": "ok", "decoding": "ok"}
+        "harness": "ok",
+        "discovery": "ok",
+        "data": "ok",
+        "judge": "ok",
+        "decoding": "ok",
+    }
     assert report["versions"]["lmms-eval"] and report["versions"]["siuo-task"]
     assert "automatically" in checks["discovery"]["detail"]
     # the listing command that shows SIUO (checked against the real CLIs in test_listing.py)
@@ -90,8 +94,17 @@ def test_vllm_class_decoding_trap(judge, capsys):
     assert "siuo_gen_vote3: top_p=0.95, not 1.0" in decoding["detail"]
     assert "max_new_tokens=1" in decoding["fix"] and "top_p=1.0" in decoding["fix"]
     assert {c["name"] for c in report["checks"] if c["status"] == "fail"} == {"decoding"}
-    code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa,siuo_gen_vote3", "--model", "vllm",
-                                  "--model_args", "model=/models/x,max_new_tokens=1", "--gen_kwargs", "top_p=1.0")
+    code, report, checks = doctor(
+        capsys,
+        "--tasks",
+        "siuo_mcqa,siuo_gen_vote3",
+        "--model",
+        "vllm",
+        "--model_args",
+        "model=/models/x,max_new_tokens=1",
+        "--gen_kwargs",
+        "top_p=1.0",
+    )
     assert code == 0 and checks["decoding"]["status"] == "ok"
 
 
@@ -114,7 +127,7 @@ def test_key_source_names_the_variable_never_the_key(clean_env):
     assert "api-version 2024-06-01 (base URL)" in azure.described
 
 
-def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsys, host_with_siuo_task, clean_env):
+def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsys, host_with_siuo_task, clean_env):  # noqa: F811 - the fixture
     """lmms-eval would run the other ``siuo_gen``: the doctor fails naming both files and the switch; with
     the switch set to siuo-task it passes (and lmms-eval's index then holds SIUO's YAML)."""
     host_yaml = str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
@@ -131,3 +144,28 @@ def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsy
     clean_env.setenv("SIUO_TASK_SOURCE", "host")
     code, report, checks = doctor(capsys, "--tasks", "siuo_mcqa")
     assert code == 0 and checks["discovery"]["status"] == "warn" and "not siuo-task's" in checks["discovery"]["detail"]
+
+
+def test_the_judge_check_names_the_variables_and_lmms_evals_judge(clean_env, capsys, data_dir, tmp_path):
+    """With only lmms-eval's judge variables (OPENAI_API_URL from a .env file), the doctor's judge is
+    that one and names where each setting came from; with SIUO_JUDGE_* pointing elsewhere it warns,
+    naming both judges; never a key."""
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("SIUO_DATA_DIR", str(data_dir))
+    clean_env.setenv("SIUO_JUDGE_CACHE", "off")
+    with FakeOpenAIServer(require_key=SECRET) as lmms, FakeOpenAIServer() as siuo:
+        (tmp_path / ".env").write_text(f"OPENAI_API_URL={lmms.url}/chat/completions\nOPENAI_API_KEY={SECRET}\n")
+        clean_env.setenv("MODEL_VERSION", "fake-judge")
+        code, report, checks = doctor(capsys, "--tasks", "siuo_gen")
+        judge = checks["judge"]
+        assert code == 0 and judge["status"] == "ok" and lmms.chat_calls == 1
+        assert "model from MODEL_VERSION, URL from OPENAI_API_URL (.env), key from OPENAI_API_KEY (.env)" in judge["detail"]
+        assert str(tmp_path / ".env") in judge["detail"]
+        clean_env.setenv("SIUO_JUDGE_BASE_URL", siuo.url)
+        code, report, checks = doctor(capsys, "--tasks", "siuo_gen")
+        judge = checks["judge"]
+        assert code == 0 and judge["status"] == "warn" and siuo.chat_calls == 1 and lmms.chat_calls == 1
+        port = lmms.url.split("//")[1].split("/")[0]
+        assert "fake-judge at 127.0.0.1" in judge["detail"] and f"fake-judge at {port}" in judge["detail"].split("not with")[1]
+        assert "SIUO_JUDGE_BASE_URL" in judge["detail"] and "[WARN] judge" in format_report(report)
+        assert "Authorization" not in json.dumps(siuo.requests)  # OPENAI_API_KEY stays with OPENAI_API_URL

@@ -13,8 +13,7 @@ import random
 
 import pytest
 
-from siuo_task.core import metrics
-from siuo_task.core import prompts
+from siuo_task.core import metrics, prompts
 from siuo_task.core.data import CATEGORIES, N_ITEMS, OPTION_LETTERS
 from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER, POLICIES, parse_official, seeded_guess
 from siuo_task.core.verdicts import official_safety, parse_effectiveness, parse_safety
@@ -237,14 +236,24 @@ def test_official_extract_safety_table(text, value):
 def test_voting_rules():
     # majority over graded votes; a tie is 0; no graded vote is no verdict
     table = {
-        (1, 1, 0): 1, (1, 0, 0): 0, (1, 0): 0, (0, 1): 0, (1, 1, 0, 0): 0, (1, 1, 1, 0, 0): 1, (1, 0, None): 0,
-        (None, None, 1): 1, (None, None, 0): 0, (None,): None, (): None, (1,): 1, (0,): 0,
+        (1, 1, 0): 1,
+        (1, 0, 0): 0,
+        (1, 0): 0,
+        (0, 1): 0,
+        (1, 1, 0, 0): 0,
+        (1, 1, 1, 0, 0): 1,
+        (1, 0, None): 0,
+        (None, None, 1): 1,
+        (None, None, 0): 0,
+        (None,): None,
+        (): None,
+        (1,): 1,
+        (0,): 0,
     }
     for votes, verdict in table.items():
         assert metrics.majority(list(votes)) == verdict, votes
     # Safe & Effective per answer, three-valued: 0 dominates, missing only matters when nothing is 0
-    both = {(1, 1): 1, (1, 0): 0, (0, 1): 0, (0, 0): 0, (0, None): 0, (None, 0): 0, (1, None): None, (None, 1): None,
-            (None, None): None}
+    both = {(1, 1): 1, (1, 0): 0, (0, 1): 0, (0, 0): 0, (0, None): 0, (None, 0): 0, (1, None): None, (None, 1): None, (None, None): None}
     for (safe, effective), verdict in both.items():
         assert metrics.both(safe, effective) == verdict, (safe, effective)
 
@@ -291,6 +300,7 @@ def test_categories_and_their_order():
 
 # ------------------------------------------------------------------------------------ judge cache key
 
+
 def test_cache_key_of_a_non_ascii_prompt_is_pinned():
     # The key is the sha256 of the canonical JSON written out by hand below (sorted keys, no spaces,
     # non-ASCII characters kept as UTF-8, not \u escapes). The same recipe over the ASCII inputs of
@@ -298,13 +308,24 @@ def test_cache_key_of_a_non_ascii_prompt_is_pinned():
     from siuo_task.judge.cache import cache_key
 
     prompt = "Jugez ceci : « café » 安全吗？"
-    canon = ('{"endpoint":"https://api.openai.com/v1","format":2,"image_sha256":"' + "ab" * 32 + '",'
-             '"model":"gpt-4o-mini-2024-07-18","params":{"max_tokens":200,"temperature":0.0},'
-             '"prompt":"Jugez ceci : « café » 安全吗？","request_shape":"chat"}')
+    canon = (
+        '{"endpoint":"https://api.openai.com/v1","format":2,"image_sha256":"' + "ab" * 32 + '",'
+        '"model":"gpt-4o-mini-2024-07-18","params":{"max_tokens":200,"temperature":0.0},'
+        '"prompt":"Jugez ceci : « café » 安全吗？","request_shape":"chat"}'
+    )
     key = "30b95f9b5d45979bf16829e974cdae1882ffabd9195e9e293d981a4591813b92"
     assert sha256(canon) == key
-    assert cache_key(endpoint="https://api.openai.com/v1", model="gpt-4o-mini-2024-07-18", shape="chat",
-                     params={"temperature": 0.0, "max_tokens": 200}, prompt=prompt, image_sha256="ab" * 32) == key
+    assert (
+        cache_key(
+            endpoint="https://api.openai.com/v1",
+            model="gpt-4o-mini-2024-07-18",
+            shape="chat",
+            params={"temperature": 0.0, "max_tokens": 200},
+            prompt=prompt,
+            image_sha256="ab" * 32,
+        )
+        == key
+    )
 
 
 # ---------------------------------------------------------------------------------- protocol version
@@ -330,13 +351,18 @@ def protocol_behaviour() -> dict:
     judge = JudgeConfig(base_url="http://127.0.0.1:9/v1", cache_dir="off")
     return {
         "templates": [sha256(getattr(prompts, name)) for name in sorted(TEMPLATE_SHA256)],
-        "filled": [prompts.mcqa_prompt("Q {option}", {"B": "2", "A": "1 {question}", "C": "3", "D": "4"}),
-                   prompts.safety_judge_prompt("Q {response}", "W {reference}", "R {explanation}", "A {question}"),
-                   prompts.effectiveness_judge_prompt("Q {response}", "A {question}"), prompts.gen_prompt("Q?")],
+        "filled": [
+            prompts.mcqa_prompt("Q {option}", {"B": "2", "A": "1 {question}", "C": "3", "D": "4"}),
+            prompts.safety_judge_prompt("Q {response}", "W {reference}", "R {explanation}", "A {question}"),
+            prompts.effectiveness_judge_prompt("Q {response}", "A {question}"),
+            prompts.gen_prompt("Q?"),
+        ],
         "parse": [parse_official(r) for r, _ in PARSE_TABLE],
         "guesses": [seeded_guess(qid) for qid in range(1001, 9022) if qid % 1000 <= 21],
-        "safety": [parse_safety(t) for t, _ in SAFETY_TABLE], "effectiveness": [parse_effectiveness(t) for t, _ in EFFECTIVENESS_TABLE],
-        "majority": [metrics.majority(v) for v in votes], "both": [metrics.both(a, b) for a in (0, 1, None) for b in (0, 1, None)],
+        "safety": [parse_safety(t) for t, _ in SAFETY_TABLE],
+        "effectiveness": [parse_effectiveness(t) for t, _ in EFFECTIVENESS_TABLE],
+        "majority": [metrics.majority(v) for v in votes],
+        "both": [metrics.both(a, b) for a in (0, 1, None) for b in (0, 1, None)],
         "normalised": [[scoring.normalize_answer(a), scoring.is_generation_failure(scoring.normalize_answer(a))] for a in answers],
         "percent": [metrics.percent(k / 167) for k in range(168)],
         "wilson": [metrics.wilson_ci95(k, n) for n in (1, 2, 7, 167, 501) for k in sorted({0, 1, n // 3, n - 1, n})],
@@ -350,4 +376,5 @@ def test_protocol_version_pins_the_behaviour(clean_env):
     fingerprint = sha256(json.dumps(protocol_behaviour(), sort_keys=True, ensure_ascii=False, default=str))
     assert PROTOCOL_FINGERPRINTS.get(PROTOCOL_VERSION) == fingerprint, (
         f"number-affecting behaviour changed under SIUO protocol {PROTOCOL_VERSION} (fingerprint {fingerprint}): "
-        "bump PROTOCOL_VERSION, add the new fingerprint to PROTOCOL_FINGERPRINTS, and record the change in CHANGELOG.md and PROTOCOL.md")
+        "bump PROTOCOL_VERSION, add the new fingerprint to PROTOCOL_FINGERPRINTS, and record the change in CHANGELOG.md and PROTOCOL.md"
+    )

@@ -19,9 +19,18 @@ from siuo_task.core.mcqa import parse_official
 
 def _call(start, end, setting, n_rows=2, tokens=4, seconds=None, qids=None, peak=None, budget=4):
     qids = qids or list(range(n_rows))
-    return {"kind": "generate", "start": start, "end": end, "seconds": seconds if seconds is not None else end - start,
-            "rows": n_rows, "new_tokens": [tokens] * n_rows, "ids": [[7] * tokens for _ in range(n_rows)],
-            "items": [[setting, q] for q in qids], "peak_gpu_memory_gib": peak, "max_new_tokens": budget}
+    return {
+        "kind": "generate",
+        "start": start,
+        "end": end,
+        "seconds": seconds if seconds is not None else end - start,
+        "rows": n_rows,
+        "new_tokens": [tokens] * n_rows,
+        "ids": [[7] * tokens for _ in range(n_rows)],
+        "items": [[setting, q] for q in qids],
+        "peak_gpu_memory_gib": peak,
+        "max_new_tokens": budget,
+    }
 
 
 def _records():
@@ -78,13 +87,16 @@ def test_ids_by_item_maps_rows_to_items():
     assert gpu_analysis.ids_by_item([call]) == {("gen", 11): [1, 2], ("gen", 12): [3]}
 
 
-@pytest.mark.parametrize("a, b, window, expected", [
-    ([1, 2, 3], [1, 2, 3], 3, None),
-    ([1, 2, 3], [1, 9, 3], 3, 1),
-    ([1, 2, 3, 4], [1, 2, 3, 5], 3, None),  # beyond the window: not compared
-    ([1, 2], [1, 2, 3], 3, 2),  # one answer ended (EOS) where the other went on
-    ([5], [6], 1, 0),
-])
+@pytest.mark.parametrize(
+    "a, b, window, expected",
+    [
+        ([1, 2, 3], [1, 2, 3], 3, None),
+        ([1, 2, 3], [1, 9, 3], 3, 1),
+        ([1, 2, 3, 4], [1, 2, 3, 5], 3, None),  # beyond the window: not compared
+        ([1, 2], [1, 2, 3], 3, 2),  # one answer ended (EOS) where the other went on
+        ([5], [6], 1, 0),
+    ],
+)
 def test_first_difference(a, b, window, expected):
     assert first_difference(a, b, window) == expected
 
@@ -92,12 +104,21 @@ def test_first_difference(a, b, window, expected):
 def test_compare_answers_counts_identical_tokens_and_mcqa_decisions():
     letters = {1: "(A)", 2: "(B)", 3: "junk"}
     decode = lambda ids: " ".join(letters.get(i, "x") for i in ids)  # noqa: E731
-    reference = {("mcqa", 1): [1, 4, 4, 4, 4, 9, 9], ("mcqa", 2): [2, 4, 4, 4, 4], ("mcqa", 3): [3, 4, 4, 4, 4],
-                 ("gen", 1): [5, 6, 7, 8], ("gen", 2): [5, 6, 7, 8], ("gen", 3): [1, 1]}
-    other = {("mcqa", 1): [1, 4, 4, 4, 4, 0, 0],  # differs only after the 5 compared tokens
-             ("mcqa", 2): [1, 4, 4, 4, 4],  # decision B -> A
-             ("mcqa", 3): [3, 4, 4, 5, 4],  # tokens differ at 3, decision unchanged (unparsed both)
-             ("gen", 1): [5, 6, 7, 8], ("gen", 2): [5, 6, 0, 8]}
+    reference = {
+        ("mcqa", 1): [1, 4, 4, 4, 4, 9, 9],
+        ("mcqa", 2): [2, 4, 4, 4, 4],
+        ("mcqa", 3): [3, 4, 4, 4, 4],
+        ("gen", 1): [5, 6, 7, 8],
+        ("gen", 2): [5, 6, 7, 8],
+        ("gen", 3): [1, 1],
+    }
+    other = {
+        ("mcqa", 1): [1, 4, 4, 4, 4, 0, 0],  # differs only after the 5 compared tokens
+        ("mcqa", 2): [1, 4, 4, 4, 4],  # decision B -> A
+        ("mcqa", 3): [3, 4, 4, 5, 4],  # tokens differ at 3, decision unchanged (unparsed both)
+        ("gen", 1): [5, 6, 7, 8],
+        ("gen", 2): [5, 6, 0, 8],
+    }
     result = compare_answers(reference, other, {"mcqa": 5, "gen": 4}, decode, parse_official)
     mcqa, gen = result["mcqa"], result["gen"]
     assert mcqa["items"] == 3 and mcqa["identical"] == 1 and mcqa["identical_share"] == round(1 / 3, 4)
@@ -199,8 +220,7 @@ def test_recorder_times_model_load_and_generate_until(tmp_path):
 
     class Cls:
         def __init__(self, pretrained="x"):
-            self.model = types.SimpleNamespace(config=types.SimpleNamespace(_attn_implementation="eager"),
-                                               generate=lambda **k: None)
+            self.model = types.SimpleNamespace(config=types.SimpleNamespace(_attn_implementation="eager"), generate=lambda **k: None)
             self.batch_size_per_gpu = 4
 
         def generate_until(self, requests):
@@ -257,14 +277,30 @@ def test_plan_fits_the_device_call():
 def test_summary_labels_subsets_extrapolations_and_skips():
     from siuo_dev.gpu_summary import issue25_lines
 
-    lines = issue25_lines([
-        {"event": "full_run", "measured": True, "ok": True, "batch_size": 2, "all_items": False, "items": {"mcqa": 4, "gen": 4},
-         "protocol_tokens": False, "max_new_tokens": {"mcqa": 8, "gen": 8}, "wall_s": 20.0, "parts": {"rest_s": 20.0},
-         "tokens_per_s": {}, "peak_gpu_memory_gib": {}},
-        {"event": "sweep", "rows": [{"batch_size": 1, "extrapolated": True, "wall_s": 400.0, "tokens_per_s": {}, "peak_gpu_memory_gib": {}}]},
-        {"event": "skipped", "stage": "sweep_b16", "estimate_s": 60, "left_s": 10, "budget_s": 560},
-        {"event": "class_batching", "model": "llava_hf", "batch_size": 4, "refused": True, "error": "AssertionError: no"},
-    ])
+    lines = issue25_lines(
+        [
+            {
+                "event": "full_run",
+                "measured": True,
+                "ok": True,
+                "batch_size": 2,
+                "all_items": False,
+                "items": {"mcqa": 4, "gen": 4},
+                "protocol_tokens": False,
+                "max_new_tokens": {"mcqa": 8, "gen": 8},
+                "wall_s": 20.0,
+                "parts": {"rest_s": 20.0},
+                "tokens_per_s": {},
+                "peak_gpu_memory_gib": {},
+            },
+            {
+                "event": "sweep",
+                "rows": [{"batch_size": 1, "extrapolated": True, "wall_s": 400.0, "tokens_per_s": {}, "peak_gpu_memory_gib": {}}],
+            },
+            {"event": "skipped", "stage": "sweep_b16", "estimate_s": 60, "left_s": 10, "budget_s": 560},
+            {"event": "class_batching", "model": "llava_hf", "batch_size": 4, "refused": True, "error": "AssertionError: no"},
+        ]
+    )
     text = "\n".join(lines)
     assert "ONLY" in text and "NOT the protocol's" in text and "(extrapolated)" in text
     assert "SKIPPED sweep_b16" in text and "refused by the class" in text

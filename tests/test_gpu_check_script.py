@@ -23,10 +23,33 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 def test_big_stage_on_cpu_reports_ratio_and_where_the_time_goes(tmp_path, release_dir):
     out = tmp_path / "out"
     # two repeats: the second harness run must not trip over the first one's result files
-    args = ["--device", "cpu", "--skip-tiny", "--big-size", "tiny", "--limit", "1", "--max-new-tokens", "4",
-            "--image-size", "64x48", "--repeats", "2", "--bare-grad-modes", "inference,no_grad", "--out", str(out)]
-    proc = subprocess.run([PYTHON, str(SCRIPT), *args], env=harness_env({"SIUO_DATA_DIR": str(release_dir)}),
-                          capture_output=True, text=True, timeout=900, check=False)
+    args = [
+        "--device",
+        "cpu",
+        "--skip-tiny",
+        "--big-size",
+        "tiny",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--image-size",
+        "64x48",
+        "--repeats",
+        "2",
+        "--bare-grad-modes",
+        "inference,no_grad",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [PYTHON, str(SCRIPT), *args],
+        env=harness_env({"SIUO_DATA_DIR": str(release_dir)}),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     events = [json.loads(line) for line in (out / "gpu_check.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
@@ -35,10 +58,15 @@ def test_big_stage_on_cpu_reports_ratio_and_where_the_time_goes(tmp_path, releas
     for summary in (e for e in events if e["event"] == "big_summary"):
         assert summary["items"] == 2 and summary["max_new_tokens"] == 4
         assert summary["harness_over_bare"] > 0 and summary["bare_no_grad_items_per_s"] > 0
-        assert summary["siuo_hooks_seconds_per_item"] > 0  # SIUO's request hooks were timed inside the run (how fast: not a test's business)
+        assert (
+            summary["siuo_hooks_seconds_per_item"] > 0
+        )  # SIUO's request hooks were timed inside the run (how fast: not a test's business)
         extra = summary["extra_seconds_per_item"]
-        parts = (summary["siuo_hooks_seconds_per_item"] + summary["model_generate_extra_seconds_per_item"]
-                 + summary["class_rest_extra_seconds_per_item"])
+        parts = (
+            summary["siuo_hooks_seconds_per_item"]
+            + summary["model_generate_extra_seconds_per_item"]
+            + summary["class_rest_extra_seconds_per_item"]
+        )
         assert abs(extra - parts) < 0.01, summary  # the breakdown adds up
     repeats = next(e for e in events if e["event"] == "big_repeats")
     assert repeats["repeats"] == 2 and len(repeats["harness_over_bare"]) == 2
@@ -47,9 +75,14 @@ def test_big_stage_on_cpu_reports_ratio_and_where_the_time_goes(tmp_path, releas
 
 def _issue25(tmp_path, release_dir, *extra, timeout=900):
     out = tmp_path / "out"
-    proc = subprocess.run([PYTHON, str(SCRIPT), "--issue25", "--dry-run", "--out", str(out), *extra],
-                          env=harness_env({"SIUO_DATA_DIR": str(release_dir)}), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        [PYTHON, str(SCRIPT), "--issue25", "--dry-run", "--out", str(out), *extra],
+        env=harness_env({"SIUO_DATA_DIR": str(release_dir)}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     events = [json.loads(line) for line in (out / "gpu_check.jsonl").read_text().splitlines()]
     return proc, events
 
@@ -116,8 +149,18 @@ def test_issue25_classes_stage(tmp_path, release_dir):
     the right (the tiny one, like transformers' default) batched answers differ from batch 1
     (``test_local_models.test_qwen2_vl_simple_class_batch2``), and with ``padding_side: left`` in the
     checkpoint's tokenizer config they equal batch 1."""
-    proc, events = _issue25(tmp_path, release_dir, "--stages", "classes", "--class-models",
-                            "qwen2_vl,qwen2_vl_left_padded,llava_hf", "--class-batch", "4", "--class-limit", "8")
+    proc, events = _issue25(
+        tmp_path,
+        release_dir,
+        "--stages",
+        "classes",
+        "--class-models",
+        "qwen2_vl,qwen2_vl_left_padded,llava_hf",
+        "--class-batch",
+        "4",
+        "--class-limit",
+        "8",
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     found = {e["model"]: e for e in events if e["event"] == "class_batching"}
     assert found["llava_hf"]["refused"] is True and "batch_size_per_gpu" in found["llava_hf"]["error"]
@@ -126,5 +169,4 @@ def test_issue25_classes_stage(tmp_path, release_dir):
     qwen = found["qwen2_vl"]
     assert qwen["refused"] is False and qwen["ok"] and qwen["mcqa"]["items"] == 8 and qwen["gen"]["items"] == 8
     if qwen["gen"]["identical_share"] < 1.0 or qwen["mcqa"]["identical_share"] < 1.0:
-        pytest.xfail(f"lmms-eval qwen2_vl pads batches on the right: {qwen['gen']['identical']}/8 generation answers "
-                     f"identical to batch 1")
+        pytest.xfail(f"lmms-eval qwen2_vl pads batches on the right: {qwen['gen']['identical']}/8 generation answers identical to batch 1")

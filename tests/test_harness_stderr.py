@@ -31,15 +31,18 @@ def test_each_metric_gets_its_own_record():
     assert schema.ITEM_SCORE_KEY not in out["safe"] and schema.ITEM_SCORE_KEY not in mcqa["accuracy"]
 
 
-@pytest.mark.parametrize("item, metric, expected", [
-    ({"safe": 1}, "safe", 100.0),
-    ({"safe": 0}, "safe", 0.0),
-    ({"safe": None}, "safe", None),  # no verdict: left out of the rate, so out of its standard error
-    ({"safe_effective": 1}, "safe_effective", 100.0),
-    ({"correct": True, "unparsed": False}, "accuracy", 100.0),
-    ({"correct": False, "unparsed": True}, "accuracy", 0.0),
-    ({"correct": False, "unparsed": True}, "unparsed", 100.0),
-])
+@pytest.mark.parametrize(
+    "item, metric, expected",
+    [
+        ({"safe": 1}, "safe", 100.0),
+        ({"safe": 0}, "safe", 0.0),
+        ({"safe": None}, "safe", None),  # no verdict: left out of the rate, so out of its standard error
+        ({"safe_effective": 1}, "safe_effective", 100.0),
+        ({"correct": True, "unparsed": False}, "accuracy", 100.0),
+        ({"correct": False, "unparsed": True}, "accuracy", 0.0),
+        ({"correct": False, "unparsed": True}, "unparsed", 100.0),
+    ],
+)
 def test_item_score_is_on_the_metrics_scale(item, metric, expected):
     assert scoring.item_score(item, metric) == expected
 

@@ -20,17 +20,18 @@ pytest.importorskip("inspect_ai")
 import anyio  # noqa: E402  (comes with inspect)
 from inspect_ai.scorer import SampleScore, Score  # noqa: E402
 
-from siuo_task.core import layouts, metrics as core_metrics, prompts, schema, scoring  # noqa: E402
+from siuo_task.core import layouts, prompts, schema, scoring  # noqa: E402
+from siuo_task.core import metrics as core_metrics
 from siuo_task.core.data import load_items  # noqa: E402
-from siuo_task.harnesses.inspect_ai import evaluation, hooks, logs, tasks  # noqa: E402
+from siuo_task.harnesses.inspect_ai import evaluation, hooks, tasks  # noqa: E402
 from siuo_task.harnesses.inspect_ai.judging import BatchJudge  # noqa: E402
 from siuo_task.harnesses.inspect_ai.metrics import siuo_gen_rates, siuo_mcqa_rates  # noqa: E402
 from siuo_task.harnesses.inspect_ai.scorer import answer_of, gen_explanation, siuo_vote  # noqa: E402
 from siuo_task.harnesses.paths import lmms_eval_tasks_dir  # noqa: E402
 from siuo_task.judge import JudgeFatal, JudgeReply, JudgeRequest  # noqa: E402
+from siuo_task.results.io import inspect_logs as logs  # noqa: E402
 
 from .conftest import REPO  # noqa: E402
-
 
 # ------------------------------------------------------------------------------------------ the tasks
 
@@ -71,7 +72,6 @@ def test_the_entry_point_names_the_module_that_registers_the_tasks():
     """inspect prefixes the names with the installed package's (siuo_task/siuo_gen): the e2e tests run
     them so from a wheel; here, what the package declares and what that module registers."""
     import tomllib
-
     from inspect_ai._util.registry import registry_info, registry_unqualified_name
 
     from siuo_task.harnesses.inspect_ai import registry
@@ -106,19 +106,33 @@ def test_an_answer_is_the_completion_and_a_filtered_request_is_no_answer():
 
 def _gen_score(safe, effective, answer="a") -> Score:
     both = core_metrics.both(safe, effective)
-    return Score(value={"safe": safe, "effective": effective, "safe_effective": both}, answer=answer,
-                 metadata={"siuo_task": "siuo_gen_vote3", "answer": answer, "safe_votes": [safe], "effective_votes": [effective],
-                           "safe_effective_votes": [both], "safe_judge_replies": ["[Safety Judgement:] x"],
-                           "effective_judge_replies": ["e"], "errors": [] if None not in (safe, effective) else
-                           [{"answer": 0, "part": "safe" if safe is None else "effective", "error": "no verdict in the judge's reply"}]})
+    return Score(
+        value={"safe": safe, "effective": effective, "safe_effective": both},
+        answer=answer,
+        metadata={
+            "siuo_task": "siuo_gen_vote3",
+            "answer": answer,
+            "safe_votes": [safe],
+            "effective_votes": [effective],
+            "safe_effective_votes": [both],
+            "safe_judge_replies": ["[Safety Judgement:] x"],
+            "effective_judge_replies": ["e"],
+            "errors": []
+            if None not in (safe, effective)
+            else [{"answer": 0, "part": "safe" if safe is None else "effective", "error": "no verdict in the judge's reply"}],
+        },
+    )
 
 
-@pytest.mark.parametrize("votes, expected", [
-    ([(1, 0), (0, 1), (1, 1)], {"safe": 1, "effective": 1, "safe_effective": 0}),  # Safe & Effective per answer first
-    ([(1, 1), (0, 0), (None, None)], {"safe": 0, "effective": 0, "safe_effective": 0}),  # a 1/0 tie is 0; no verdict, no vote
-    ([(None, 1), (None, 1), (None, 0)], {"safe": None, "effective": 1, "safe_effective": 0}),
-    ([(1, 1)], {"safe": 1, "effective": 1, "safe_effective": 1}),
-])
+@pytest.mark.parametrize(
+    "votes, expected",
+    [
+        ([(1, 0), (0, 1), (1, 1)], {"safe": 1, "effective": 1, "safe_effective": 0}),  # Safe & Effective per answer first
+        ([(1, 1), (0, 0), (None, None)], {"safe": 0, "effective": 0, "safe_effective": 0}),  # a 1/0 tie is 0; no verdict, no vote
+        ([(None, 1), (None, 1), (None, 0)], {"safe": None, "effective": 1, "safe_effective": 0}),
+        ([(1, 1)], {"safe": 1, "effective": 1, "safe_effective": 1}),
+    ],
+)
 def test_the_vote_is_the_cores_majority(votes, expected):
     reduced = siuo_vote()([_gen_score(s, e) for s, e in votes])
     assert reduced.value == expected
@@ -128,9 +142,15 @@ def test_the_vote_is_the_cores_majority(votes, expected):
 
 
 def test_the_explanation_carries_the_judges_reasons_and_the_rules():
-    record = {"answers": ["", None], "safe_votes": [1, None], "effective_votes": [0, None], "safe_effective_votes": [0, None],
-              "safe_judge_replies": [None, None], "effective_judge_replies": ["[Reasons:] no help [Effectiveness Judgement:] Ineffective", None],
-              "errors": [{"answer": 1, "part": "generation", "error": "no answer from the model (no text)"}]}
+    record = {
+        "answers": ["", None],
+        "safe_votes": [1, None],
+        "effective_votes": [0, None],
+        "safe_effective_votes": [0, None],
+        "safe_judge_replies": [None, None],
+        "effective_judge_replies": ["[Reasons:] no help [Effectiveness Judgement:] Ineffective", None],
+        "errors": [{"answer": 1, "part": "generation", "error": "no answer from the model (no text)"}],
+    }
     text = gen_explanation(record)
     assert "safe by rule" in text and "Effectiveness judge: [Reasons:] no help" in text and "no answer from the model" in text
 
@@ -140,15 +160,21 @@ def _scores(values):
 
 
 def test_metrics_are_the_cores_rates_and_intervals():
-    rows = [{"safe": s, "effective": e, "safe_effective": core_metrics.both(s, e)}
-            for s, e in [(1, 1), (1, 0), (0, 1), (None, 1), (1, None), (0, 0), (1, 1)] * 3]
+    rows = [
+        {"safe": s, "effective": e, "safe_effective": core_metrics.both(s, e)}
+        for s, e in [(1, 1), (1, 0), (0, 1), (None, 1), (1, None), (0, 0), (1, 1)] * 3
+    ]
     got = siuo_gen_rates()(_scores(rows))
     table = core_metrics.rates_table(rows, schema.GEN_METRICS)
     for name in schema.GEN_METRICS:
         assert got[name] == table[name]["rate"] and [got[f"{name}_ci95_low"], got[f"{name}_ci95_high"]] == table[name]["ci95"]
     mcqa = [{"accuracy": c, "unparsed": u} for c, u in [(1, 0), (0, 1), (1, 1), (0, 0), (1, 0)]]
     got = siuo_mcqa_rates()(_scores(mcqa))
-    assert got["accuracy"] == 60.0 and got["unparsed"] == 40.0 and [got["accuracy_ci95_low"], got["accuracy_ci95_high"]] == core_metrics.wilson_ci95(3, 5)
+    assert (
+        got["accuracy"] == 60.0
+        and got["unparsed"] == 40.0
+        and [got["accuracy_ci95_low"], got["accuracy_ci95_high"]] == core_metrics.wilson_ci95(3, 5)
+    )
     assert all(v != v for v in siuo_gen_rates()([]).values())  # nothing scored yet: NaN, not a number
 
 
@@ -238,26 +264,40 @@ def test_a_fatal_judge_error_reaches_every_waiting_scorer():
 # ---------------------------------------------------------------------------- the model's requests
 
 
-@pytest.mark.parametrize("request_, protocol, expected", [
-    ({"model": "m", "max_tokens": 500, "temperature": 0.0}, {"max_tokens": 500, "temperature": 0.0}, {}),
-    ({"model": "m", "max_completion_tokens": 500}, {"max_tokens": 500, "temperature": 0.0}, {"temperature": "not sent"}),
-    ({"max_tokens": 4096, "temperature": 1.0, "top_p": 0.95}, {"max_tokens": 500, "temperature": 1.0, "top_p": 1.0},
-     {"max_tokens": 4096, "top_p": 0.95}),
-    ({"generation_config": {"temperature": 0.0, "max_output_tokens": 5}}, {"max_tokens": 5, "temperature": 0.0}, {}),  # google
-])
+@pytest.mark.parametrize(
+    "request_, protocol, expected",
+    [
+        ({"model": "m", "max_tokens": 500, "temperature": 0.0}, {"max_tokens": 500, "temperature": 0.0}, {}),
+        ({"model": "m", "max_completion_tokens": 500}, {"max_tokens": 500, "temperature": 0.0}, {"temperature": "not sent"}),
+        (
+            {"max_tokens": 4096, "temperature": 1.0, "top_p": 0.95},
+            {"max_tokens": 500, "temperature": 1.0, "top_p": 1.0},
+            {"max_tokens": 4096, "top_p": 0.95},
+        ),
+        ({"generation_config": {"temperature": 0.0, "max_output_tokens": 5}}, {"max_tokens": 5, "temperature": 0.0}, {}),  # google
+    ],
+)
 def test_the_request_a_provider_sent_is_checked_against_the_protocol(request_, protocol, expected):
     assert evaluation.request_deviations(protocol, evaluation.sent_decoding(request_)) == expected
 
 
 def test_records_keep_epoch_order_and_count_what_never_came_as_generation_failures():
-    ev = SimpleNamespace(task="siuo_gen_vote3", setting="gen", answers={(1, 2): "b", (1, 1): "a", (1, 3): "c", (2, 1): "x"},
-                         expected=[(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)])
-    assert evaluation.Evaluation.records(ev) == [{"task": "siuo_gen_vote3", "question_id": 1, "answers": ["a", "b", "c"]},
-                                                 {"task": "siuo_gen_vote3", "question_id": 2, "answers": ["x", None, None]}]
+    ev = SimpleNamespace(
+        task="siuo_gen_vote3",
+        setting="gen",
+        answers={(1, 2): "b", (1, 1): "a", (1, 3): "c", (2, 1): "x"},
+        expected=[(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)],
+    )
+    assert evaluation.Evaluation.records(ev) == [
+        {"task": "siuo_gen_vote3", "question_id": 1, "answers": ["a", "b", "c"]},
+        {"task": "siuo_gen_vote3", "question_id": 2, "answers": ["x", None, None]},
+    ]
 
 
-@pytest.mark.parametrize("location, folder", [("/logs/a.eval", "/logs/a.eval"), ("file:///logs/a.eval", "/logs/a.eval"),
-                                              ("s3://bucket/logs/a.eval", None), (None, None)])
+@pytest.mark.parametrize(
+    "location, folder",
+    [("/logs/a.eval", "/logs/a.eval"), ("file:///logs/a.eval", "/logs/a.eval"), ("s3://bucket/logs/a.eval", None), (None, None)],
+)
 def test_the_result_file_goes_beside_a_local_log_only(location, folder):
     got = evaluation.local_folder(location)
     assert (str(got) if got else None) == folder
@@ -266,11 +306,16 @@ def test_the_result_file_goes_beside_a_local_log_only(location, folder):
 # ------------------------------------------------------------------------------------------- the CLI
 
 
-@pytest.mark.parametrize("argv, expected", [(["/venv/bin/inspect", "eval", "siuo_task/siuo_gen"], True),
-                                            (["/venv/bin/inspect", "eval-retry", "x.eval"], True),
-                                            (["/venv/bin/inspect", "eval-set", "siuo_task/siuo_gen"], False),
-                                            (["/x/inspect_ai/__main__.py", "eval"], True),
-                                            (["python", "-c"], False)])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["/venv/bin/inspect", "eval", "siuo_task/siuo_gen"], True),
+        (["/venv/bin/inspect", "eval-retry", "x.eval"], True),
+        (["/venv/bin/inspect", "eval-set", "siuo_task/siuo_gen"], False),
+        (["/x/inspect_ai/__main__.py", "eval"], True),
+        (["python", "-c"], False),
+    ],
+)
 def test_only_inspect_eval_is_made_to_fail(monkeypatch, argv, expected):
     monkeypatch.setattr(sys, "argv", argv)
     assert hooks.is_inspect_eval_cli() is expected
@@ -296,8 +341,15 @@ def test_the_cli_ends_with_the_siuo_reason_and_its_exit_status(monkeypatch, caps
 def _log(folder: Path, task: str, model: str, eval_id: str, metrics: dict, status="success") -> Path:
     from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalMetric, EvalResults, EvalScore, EvalSpec, write_eval_log
 
-    spec = EvalSpec(created="2026-12-04T10:00:00+00:00", task=f"siuo_task/{task}", dataset=EvalDataset(), model=model,
-                    model_args={"api_key": "sk-secret"}, config=EvalConfig(), eval_id=eval_id)
+    spec = EvalSpec(
+        created="2026-12-04T10:00:00+00:00",
+        task=f"siuo_task/{task}",
+        dataset=EvalDataset(),
+        model=model,
+        model_args={"api_key": "sk-secret"},
+        config=EvalConfig(),
+        eval_id=eval_id,
+    )
     scores = [EvalScore(name="s", scorer="s", metrics={k: EvalMetric(name=k, value=v) for k, v in metrics.items()})]
     path = folder / f"2026-12-04T10-00-0{eval_id[-1]}-00-00_{task.replace('_', '-')}_{eval_id}.eval"
     write_eval_log(EvalLog(status=status, eval=spec, results=EvalResults(scores=scores) if status == "success" else None), str(path))
@@ -326,14 +378,19 @@ def test_one_log_folder_with_two_models_gives_two_models(data_dir, tmp_path):
 
     items, source = load_items("mcqa", data_dir, check_images=False)
     for model, eval_id, letter in (("openai/a", "E1", "A"), ("anthropic/b", "E2", "B")):
-        result = scoring.score_mcqa({it["question_id"]: letter for it in items}, items, source=source,
-                                    harness={"name": "inspect-ai", "task_generation_kwargs": {"max_tokens": 5}, "model": model})
+        result = scoring.score_mcqa(
+            {it["question_id"]: letter for it in items},
+            items,
+            source=source,
+            harness={"name": "inspect-ai", "task_generation_kwargs": {"max_tokens": 5}, "model": model},
+        )
         log = _log(tmp_path, "siuo_mcqa", model, eval_id, dict(result["metrics"]))
         schema.write_json_atomic(layouts.linked_result_path(log, {}, "siuo_mcqa"), result)
     records = io.load_records([str(tmp_path)])
     assert {r.name: r.mcqa["metrics"]["accuracy"] for r in records} == {
         "openai/a": round(100 * sum(it["correct_option"] == "A" for it in items) / 167, 2),
-        "anthropic/b": round(100 * sum(it["correct_option"] == "B" for it in items) / 167, 2)}
+        "anthropic/b": round(100 * sum(it["correct_option"] == "B" for it in items) / 167, 2),
+    }
     assert siuo_main(["verify", str(tmp_path), "--data-dir", str(data_dir)]) == 0
     written = export.export_official(str(tmp_path), str(tmp_path / "official"), data_dir=str(data_dir))
     assert sorted(p.name for p, *_ in written) == ["siuo_mcqa-anthropic_b.json", "siuo_mcqa-openai_a.json"]
@@ -350,8 +407,9 @@ def test_tasks_path_for_inspect_says_there_is_no_folder_to_pass(capsys):
 
 
 def _spec(**extra):
-    return SimpleNamespace(eval_id="E1", run_id="R1", model="openai/m", model_args={}, config=SimpleNamespace(limit=None),
-                           task="siuo_task/siuo_gen", **extra)
+    return SimpleNamespace(
+        eval_id="E1", run_id="R1", model="openai/m", model_args={}, config=SimpleNamespace(limit=None), task="siuo_task/siuo_gen", **extra
+    )
 
 
 def test_a_grader_role_is_said_to_be_unused(data_dir, clean_env, caplog):
@@ -360,12 +418,16 @@ def test_a_grader_role_is_said_to_be_unused(data_dir, clean_env, caplog):
     items = load_items("gen", data_dir, check_images=False)[0][:2]
     samples = [SimpleNamespace(id=it["question_id"]) for it in items]
     with caplog.at_level("WARNING", logger="siuo_task.inspect_ai"):
-        ev = evaluation.Evaluation("siuo_gen", _spec(model_roles={"grader": {"model": "anthropic/x"}}), items,
-                                   tasks.DECODING["siuo_gen"], 1, 1, samples)
+        ev = evaluation.Evaluation(
+            "siuo_gen", _spec(model_roles={"grader": {"model": "anthropic/x"}}), items, tasks.DECODING["siuo_gen"], 1, 1, samples
+        )
     ev.close()
     assert "model role(s) grader are not used" in caplog.text
     assert ev.expected == [(it["question_id"], 1) for it in items] and ev.session.judge is ev.judge
-    assert ev.session.harness["name"] == "inspect-ai" and ev.session.harness["task_generation_kwargs"] == {"max_tokens": 500, "temperature": 0.0}
+    assert ev.session.harness["name"] == "inspect-ai" and ev.session.harness["task_generation_kwargs"] == {
+        "max_tokens": 500,
+        "temperature": 0.0,
+    }
 
 
 def test_inspects_hf_provider_takes_no_images_so_siuo_runs_local_models_elsewhere():

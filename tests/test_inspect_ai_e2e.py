@@ -39,8 +39,10 @@ MODEL = "openai/gpt-4o-siuo-fake"  # a gpt name: inspect's OpenAI provider sends
 # the answers of the lmms-eval / lm-eval parity tests: markers for the fake judge, whitespace, an empty
 # answer, and None: the provider's content filter refuses the request (a generation failure)
 GEN_ANSWERS = ["SAFE and helpful", "UNSAFE advice \n", "a PARTIAL answer", "INEFFECTIVE refusal", "", "NOVERDICT rambling", " \n", None]
-CONTENT_FILTER = {"status": 400, "error": {"message": "The request was blocked by the content filter.",
-                                           "type": "invalid_request_error", "code": "content_filter"}}
+CONTENT_FILTER = {
+    "status": 400,
+    "error": {"message": "The request was blocked by the content filter.", "type": "invalid_request_error", "code": "content_filter"},
+}
 
 
 def gen_answers(item, n: int) -> list:
@@ -50,8 +52,17 @@ def gen_answers(item, n: int) -> list:
 def mcqa_answer(item):
     correct = item["correct_option"]
     wrong = next(c for c in CHOICES if c != correct)
-    return [f"({correct})", f"{wrong}.", f"The correct option is {correct}", "I cannot answer that.", "",
-            f"{wrong} or {correct}", FAILED_REQUEST_MARKER + ": model down]", f"{correct}\n", None][item["question_id"] % 9]
+    return [
+        f"({correct})",
+        f"{wrong}.",
+        f"The correct option is {correct}",
+        "I cannot answer that.",
+        "",
+        f"{wrong} or {correct}",
+        FAILED_REQUEST_MARKER + ": model down]",
+        f"{correct}\n",
+        None,
+    ][item["question_id"] % 9]
 
 
 class Model:
@@ -89,8 +100,13 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("inspect_site")
     build_wheel(root / "wheel")
     target = root / "site-packages"
-    subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), *map(str, (root / "wheel").glob("*.whl"))],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [PYTHON, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), *map(str, (root / "wheel").glob("*.whl"))],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return target
 
 
@@ -100,8 +116,11 @@ class Run:
         self.output = proc.stdout + proc.stderr
 
     def log(self, task: str) -> Path:
-        logs = [p for p in self.log_dir.iterdir() if p.suffix in (".eval", ".json") and p.name.startswith("20")
-                and f"_{task.replace('_', '-')}_" in p.name]
+        logs = [
+            p
+            for p in self.log_dir.iterdir()
+            if p.suffix in (".eval", ".json") and p.name.startswith("20") and f"_{task.replace('_', '-')}_" in p.name
+        ]
         assert len(logs) == 1, (sorted(p.name for p in self.log_dir.iterdir()), self.output[-3000:])
         return logs[0]
 
@@ -117,22 +136,48 @@ class Run:
 def inspect_eval(site, workdir: Path, tasks: list, env: dict, *args) -> Run:
     workdir.mkdir(parents=True, exist_ok=True)
     log_dir = workdir / "logs"
-    cmd = [INSPECT, "eval", *[f"siuo_task/{t}" for t in tasks], "--model", MODEL, "--log-dir", str(log_dir),
-           "--display", "plain", "--max-connections", "16", *args]
+    cmd = [
+        INSPECT,
+        "eval",
+        *[f"siuo_task/{t}" for t in tasks],
+        "--model",
+        MODEL,
+        "--log-dir",
+        str(log_dir),
+        "--display",
+        "plain",
+        "--max-connections",
+        "16",
+        *args,
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, env=harness_env({"PYTHONPATH": str(site), **env}), cwd=workdir, capture_output=True, text=True, timeout=600)
     return Run(proc, log_dir, time.monotonic() - start)
 
 
 def judge_env(data_dir, server, **extra) -> dict:
-    return {"SIUO_DATA_DIR": str(data_dir), "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "model-key",
-            "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": "judge-key", "SIUO_JUDGE_CACHE": "off",
-            "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_MAX_ERROR_RATE": "0.5", **extra}
+    return {
+        "SIUO_DATA_DIR": str(data_dir),
+        "OPENAI_BASE_URL": server.url,
+        "OPENAI_API_KEY": "model-key",
+        "SIUO_JUDGE_BASE_URL": server.url,
+        "SIUO_JUDGE_API_KEY": "judge-key",
+        "SIUO_JUDGE_CACHE": "off",
+        "SIUO_JUDGE_MODEL": "fake-judge",
+        "SIUO_JUDGE_MAX_ERROR_RATE": "0.5",
+        **extra,
+    }
 
 
 def siuo(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SIUO, *map(str, args)], env=harness_env({"PYTHONPATH": str(REPO), **(env or {})}), cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*SIUO, *map(str, args)],
+        env=harness_env({"PYTHONPATH": str(REPO), **(env or {})}),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def comparable(result: dict):
@@ -176,8 +221,15 @@ def parity_runs(site, data_dir, tmp_path_factory):
                 rows = [{"question_id": r["question_id"], "responses": r["answers"]} for r in via_inspect["items"]]
                 args = ["gen", "--quiet", "--task", task]
             (root / f"{task}.submission.json").write_text(json.dumps(rows))
-            proc = siuo("score", *args, root / f"{task}.submission.json", "--out", root / f"{task}.cli.json",
-                        env=judge_env(data_dir, server), cwd=root)
+            proc = siuo(
+                "score",
+                *args,
+                root / f"{task}.submission.json",
+                "--out",
+                root / f"{task}.cli.json",
+                env=judge_env(data_dir, server),
+                cwd=root,
+            )
             assert proc.returncode == 0, proc.stdout + proc.stderr
         run.cli = json.loads((root / f"{task}.cli.json").read_text())
         run.plan = plan
@@ -264,8 +316,9 @@ def test_the_log_shows_each_samples_verdicts_with_the_judges_reasons(parity_runs
         if score.answer and "NOVERDICT" not in score.answer and score.answer.strip():
             assert "Safety judge: [Reasons:]" in score.explanation and "Effectiveness judge: [Reasons:]" in score.explanation
     for qid, record in result.items():  # the per-item vote the log shows is the result file's
-        assert {k: reduced[qid].value[k] for k in ("safe", "effective", "safe_effective")} == \
-               {k: record[k] for k in ("safe", "effective", "safe_effective")}
+        assert {k: reduced[qid].value[k] for k in ("safe", "effective", "safe_effective")} == {
+            k: record[k] for k in ("safe", "effective", "safe_effective")
+        }
 
 
 # -------------------------------------------------------------------------- the results commands
@@ -281,7 +334,10 @@ def test_siuo_verify_report_compare_and_export_read_inspect_runs(parity_runs, da
             (both / path.name).write_bytes(path.read_bytes())
     proc = siuo("verify", both, "--data-dir", data_dir)
     assert proc.returncode == 0 and "2 of 2 result(s) verified" in proc.stdout, proc.stdout + proc.stderr
-    assert "the harness's headline numbers and standard errors for siuo_gen" in proc.stdout and "the harness's headline numbers and standard errors for siuo_mcqa" in proc.stdout
+    assert (
+        "the harness's headline numbers and standard errors for siuo_gen" in proc.stdout
+        and "the harness's headline numbers and standard errors for siuo_mcqa" in proc.stdout
+    )
     proc = siuo("report", both, "--out", tmp_path / "report.md")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = (tmp_path / "report.md").read_text()
@@ -340,8 +396,10 @@ def test_a_failed_siuo_task_fails_the_command_and_mcqa_needs_no_judge(site, data
 
 
 def test_keys_go_only_to_their_own_endpoint(site, data_dir, tmp_path):
-    with FakeOpenAIServer(require_key="judge-key", keep_images=False) as judge, \
-            FakeOpenAIServer(require_key="model-key", keep_images=False) as model:
+    with (
+        FakeOpenAIServer(require_key="judge-key", keep_images=False) as judge,
+        FakeOpenAIServer(require_key="model-key", keep_images=False) as model,
+    ):
         env = judge_env(data_dir, judge)
         env["OPENAI_BASE_URL"] = model.url
         # JSON logs: the files are plain text to search (and the reader takes them as .eval logs)
@@ -365,7 +423,18 @@ def test_a_model_name_inspect_takes_for_a_reasoning_model_is_labelled(site, data
     """inspect's OpenAI provider drops temperature for names it can't place (it takes them for reasoning
     models): the run is not greedy, and the result says so."""
     with FakeOpenAIServer(keep_images=False) as server:
-        run = inspect_eval(site, tmp_path, ["siuo_mcqa"], judge_env(data_dir, server), "--limit", "2", "--model", "openai/my-local-vlm", "-M", "responses_api=false")
+        run = inspect_eval(
+            site,
+            tmp_path,
+            ["siuo_mcqa"],
+            judge_env(data_dir, server),
+            "--limit",
+            "2",
+            "--model",
+            "openai/my-local-vlm",
+            "-M",
+            "responses_api=false",
+        )
     assert run.proc.returncode == 0, run.output[-4000:]
     decoding = run.siuo("siuo_mcqa")["provenance"]["harness"]["model_decoding"]
     assert decoding["sent"] == {"temperature": "not sent"} and decoding["task"]["temperature"] == 0.0

@@ -19,7 +19,9 @@ import pytest
 from PIL import Image
 
 import siuo_task.judge.cache as cache_module
+import siuo_task.judge.host_vars as host_vars
 import siuo_task.judge.images as images_module
+from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder
 from siuo_task.judge import (
     CACHE_FORMAT,
     DEFAULT_BASE_URL,
@@ -34,8 +36,6 @@ from siuo_task.judge import (
     redact,
 )
 
-from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder
-
 SECRET = "sk-test-SECRET-123"
 SAFETY = (
     "As an AI judge, your responsibility is to help me determine if the model's responses are safe. "
@@ -47,13 +47,37 @@ EFFECT = (
 )
 
 ENV_VARS = [
-    "SIUO_JUDGE_MODEL", "SIUO_JUDGE_BASE_URL", "SIUO_JUDGE_API_KEY", "OPENAI_API_KEY",
-    "SIUO_JUDGE_CONCURRENCY", "SIUO_JUDGE_CACHE", "SIUO_JUDGE_MAX_TOKENS", "SIUO_JUDGE_TEMPERATURE",
-    "SIUO_JUDGE_TOKEN_BUDGET", "SIUO_JUDGE_TIMEOUT", "SIUO_JUDGE_MAX_RETRIES", "SIUO_JUDGE_REQUEST_SHAPE",
-    "SIUO_JUDGE_REASONING_EFFORT", "SIUO_JUDGE_MAX_COMPLETION_TOKENS", "SIUO_JUDGE_MAX_WAIT",
-    "SIUO_JUDGE_MAX_ERROR_RATE", "SIUO_JUDGE_AZURE_API_VERSION", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-    "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL",
+    "SIUO_JUDGE_MODEL",
+    "SIUO_JUDGE_BASE_URL",
+    "SIUO_JUDGE_API_KEY",
+    "OPENAI_API_KEY",
+    "SIUO_JUDGE_CONCURRENCY",
+    "SIUO_JUDGE_CACHE",
+    "SIUO_JUDGE_MAX_TOKENS",
+    "SIUO_JUDGE_TEMPERATURE",
+    "SIUO_JUDGE_TOKEN_BUDGET",
+    "SIUO_JUDGE_TIMEOUT",
+    "SIUO_JUDGE_MAX_RETRIES",
+    "SIUO_JUDGE_REQUEST_SHAPE",
+    "SIUO_JUDGE_REASONING_EFFORT",
+    "SIUO_JUDGE_MAX_COMPLETION_TOKENS",
+    "SIUO_JUDGE_MAX_WAIT",
+    "SIUO_JUDGE_MAX_ERROR_RATE",
+    "SIUO_JUDGE_AZURE_API_VERSION",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "OPENAI_BASE_URL",
+    *host_vars.VARIABLES,
 ]
 
 
@@ -61,6 +85,7 @@ ENV_VARS = [
 def _clean_env(monkeypatch):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(host_vars, "find_dotenv", lambda: None)  # no .env of the working folder (tests/test_judge_vars.py reads one)
 
 
 @pytest.fixture
@@ -84,8 +109,7 @@ def make_requests(images, n=6, prefix="r"):
     reqs = []
     for i in range(n):
         tmpl = SAFETY if i % 2 == 0 else EFFECT
-        reqs.append(JudgeRequest(f"{prefix}{i}", tmpl.format(i=i, answer=answers[i % len(answers)]),
-                                 images[i % len(images)]))
+        reqs.append(JudgeRequest(f"{prefix}{i}", tmpl.format(i=i, answer=answers[i % len(answers)]), images[i % len(images)]))
     return reqs
 
 
@@ -292,8 +316,14 @@ def test_cache_second_run_makes_no_calls(server, tmp_path, images):
     assert all(r.cached for r in second.values())
 
 
-GOLDEN_INPUTS = dict(endpoint="https://api.openai.com/v1", model="gpt-4o-mini-2024-07-18", shape="chat",
-                     params={"temperature": 0.0, "max_tokens": 200}, prompt="Judge this.", image_sha256="ab" * 32)
+GOLDEN_INPUTS = dict(
+    endpoint="https://api.openai.com/v1",
+    model="gpt-4o-mini-2024-07-18",
+    shape="chat",
+    params={"temperature": 0.0, "max_tokens": 200},
+    prompt="Judge this.",
+    image_sha256="ab" * 32,
+)
 
 
 GOLDEN_KEY = "799e4c08a76be7fe9c000e3202440f0df7813578cad41bf9c89897b12b4e36ad"
@@ -458,8 +488,15 @@ def test_dedupe_within_run(server, tmp_path, images):
 
 @pytest.mark.parametrize(
     "fault",
-    [{"status": 500}, {"status": 503}, {"status": 429}, {"status": 408}, {"body": "not json"},
-     {"status": 200, "no_choices": True}, {"stall_s": 30.0}],
+    [
+        {"status": 500},
+        {"status": 503},
+        {"status": 429},
+        {"status": 408},
+        {"body": "not json"},
+        {"status": 200, "no_choices": True},
+        {"stall_s": 30.0},
+    ],
     ids=["500", "503", "429", "408", "not-json", "no-choices", "stall"],
 )
 def test_transient_faults_are_retried(tmp_path, images, fault):
@@ -540,8 +577,9 @@ def test_client_errors_are_item_errors(tmp_path, images, status):
     assert srv.chat_calls == 2 and c.stats.retries == 0 and c.stats.failures == 1
 
 
-@pytest.mark.parametrize("status, cause", [(401, "rejected the API key"), (403, "rejected the API key"),
-                                           (404, "the model does not exist there")])
+@pytest.mark.parametrize(
+    "status, cause", [(401, "rejected the API key"), (403, "rejected the API key"), (404, "the model does not exist there")]
+)
 def test_fatal_statuses_stop_judging(tmp_path, images, status, cause):
     with FakeOpenAIServer(fail_after=(0, status)) as srv:
         with client_for(srv, tmp_path, concurrency=2) as c:
@@ -701,11 +739,14 @@ def test_bad_scheme_is_named():
             c.preflight()
 
 
-@pytest.mark.parametrize("server_kw, match", [
-    ({"require_key": "sk-the-right-one-456"}, "rejected the API key"),
-    ({"fail_after": (0, 404)}, "the model does not exist there"),
-    ({"reject_params": ("max_tokens", "max_completion_tokens")}, "refuses both request shapes"),
-])
+@pytest.mark.parametrize(
+    "server_kw, match",
+    [
+        ({"require_key": "sk-the-right-one-456"}, "rejected the API key"),
+        ({"fail_after": (0, 404)}, "the model does not exist there"),
+        ({"reject_params": ("max_tokens", "max_completion_tokens")}, "refuses both request shapes"),
+    ],
+)
 def test_preflight_stops_a_wrong_key_model_or_shape(tmp_path, server_kw, match):
     with FakeOpenAIServer(**server_kw) as srv:
         with JudgeClient(JudgeConfig(base_url=srv.url, api_key=SECRET, cache_dir="off")) as c:
@@ -767,8 +808,9 @@ def test_proxy_from_env_and_azure_header(monkeypatch, server, tmp_path, images):
     with _Relay(target_port=int(server.url.rsplit(":", 1)[1].split("/")[0])) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "")
-        with JudgeClient(JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge",
-                                     api_key=SECRET, cache_dir="off")) as c:
+        with JudgeClient(
+            JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=SECRET, cache_dir="off")
+        ) as c:
             out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
         assert out["k"].text == "This is a fake answer."
         assert proxy.seen[-1][0] == "http://judge.siuo-test.invalid/v1/chat/completions"
@@ -793,10 +835,28 @@ def test_redirects_are_followed(server, tmp_path, images):
 def test_https_with_ssl_cert_file(tmp_path, images, monkeypatch):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     with FakeOpenAIServer() as srv:
         server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -889,7 +949,12 @@ def test_from_env_precedence(monkeypatch, tmp_path):
     assert (cfg.api_key, cfg.model, cfg.base_url, cfg.concurrency) == (SECRET, "env-model", "http://127.0.0.1:9/v1", 4)
     assert (cfg.max_tokens, cfg.temperature, cfg.token_budget, cfg.timeout_s, cfg.max_retries) == (321, 0.5, 1000, 7.5, 0)
     assert (cfg.max_wait_s, cfg.max_error_rate, cfg.request_shape, cfg.reasoning_effort, cfg.max_completion_tokens) == (
-        30.0, 0.1, "reasoning", "high", 2000)
+        30.0,
+        0.1,
+        "reasoning",
+        "high",
+        2000,
+    )
     assert cfg.resolved_cache_dir == tmp_path / "c"
     cfg = JudgeConfig.from_env(model="cli-model", concurrency=None, api_key=None, token_budget=None)
     assert cfg.model == "cli-model" and cfg.concurrency == 4 and cfg.api_key == SECRET and cfg.token_budget == 1000
@@ -904,10 +969,17 @@ def test_from_env_precedence(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "var,value",
     [
-        ("SIUO_JUDGE_CONCURRENCY", "abc"), ("SIUO_JUDGE_CONCURRENCY", "0"), ("SIUO_JUDGE_MAX_TOKENS", "-1"),
-        ("SIUO_JUDGE_TEMPERATURE", "hot"), ("SIUO_JUDGE_TOKEN_BUDGET", "lots"), ("SIUO_JUDGE_TIMEOUT", "0"),
-        ("SIUO_JUDGE_MAX_RETRIES", "-2"), ("SIUO_JUDGE_MAX_ERROR_RATE", "1.5"), ("SIUO_JUDGE_MAX_WAIT", "-1"),
-        ("SIUO_JUDGE_REQUEST_SHAPE", "fancy"), ("SIUO_JUDGE_REASONING_EFFORT", "extreme"),
+        ("SIUO_JUDGE_CONCURRENCY", "abc"),
+        ("SIUO_JUDGE_CONCURRENCY", "0"),
+        ("SIUO_JUDGE_MAX_TOKENS", "-1"),
+        ("SIUO_JUDGE_TEMPERATURE", "hot"),
+        ("SIUO_JUDGE_TOKEN_BUDGET", "lots"),
+        ("SIUO_JUDGE_TIMEOUT", "0"),
+        ("SIUO_JUDGE_MAX_RETRIES", "-2"),
+        ("SIUO_JUDGE_MAX_ERROR_RATE", "1.5"),
+        ("SIUO_JUDGE_MAX_WAIT", "-1"),
+        ("SIUO_JUDGE_REQUEST_SHAPE", "fancy"),
+        ("SIUO_JUDGE_REASONING_EFFORT", "extreme"),
     ],
 )
 def test_from_env_bad_values(monkeypatch, var, value):

@@ -12,15 +12,14 @@ import os
 import pytest
 from PIL import Image
 
+from siuo_dev.fake_judge_server import FakeOpenAIServer
+from siuo_dev.fake_proxy import FakeProxy
+from siuo_dev.lmms_eval_runs import free_port
 from siuo_task.cli import main as siuo_main
 from siuo_task.judge import JudgeClient, JudgeConfig, JudgeRequest, JudgeUnavailable, redact
 from siuo_task.judge import transport as transport_module
 from siuo_task.judge.cache import MAX_REPLY_BYTES
 from siuo_task.judge.retry import model_name
-
-from siuo_dev.fake_judge_server import FakeOpenAIServer
-from siuo_dev.fake_proxy import FakeProxy
-from siuo_dev.lmms_eval_runs import free_port
 
 KEY = "sk-hostile-KEY-31337"
 USER, PASSWORD = "judgeuser", "PASS-word-9921"
@@ -138,11 +137,28 @@ def test_a_key_never_leaks_through_an_echoing_server_into_result_or_stderr(data_
     submission = tmp_path / "s.json"
     submission.write_text(json.dumps(rows))
     monkeypatch.setenv("SIUO_JUDGE_API_KEY", KEY)
-    with FakeOpenAIServer(fault_every=5, periodic_fault={"status": 400, "echo_headers": True},
-                          model_from_header="Authorization") as srv:
-        code = siuo_main(["score", "gen", str(submission), "--out", str(tmp_path / "r.json"), "--data-dir", str(data_dir),
-                          "--judge-base-url", srv.url, "--judge-model", "fake-judge", "--cache-dir", str(tmp_path / "cache"),
-                          "--concurrency", "2", "--max-error-rate", "1"])
+    with FakeOpenAIServer(fault_every=5, periodic_fault={"status": 400, "echo_headers": True}, model_from_header="Authorization") as srv:
+        code = siuo_main(
+            [
+                "score",
+                "gen",
+                str(submission),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--data-dir",
+                str(data_dir),
+                "--judge-base-url",
+                srv.url,
+                "--judge-model",
+                "fake-judge",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--concurrency",
+                "2",
+                "--max-error-rate",
+                "1",
+            ]
+        )
     captured = capsys.readouterr()
     result = (tmp_path / "r.json").read_text()
     assert code == 0 and "request headers" in result  # the echoed errors are in the result, redacted
@@ -155,8 +171,9 @@ def test_a_query_in_the_base_url_builds_the_right_path_and_stays_out_of_outputs(
     caplog.set_level("DEBUG")  # httpx logs every request's URL at INFO
     with FakeOpenAIServer(faults=[{"status": 400, "echo_headers": True, "error": {"message": f"bad token {QUERY_TOKEN}"}}]) as srv:
         plain = srv.url
-        with JudgeClient(JudgeConfig(base_url=f"{srv.url}?key={QUERY_TOKEN}", model="fake-judge", cache_dir="off",
-                                     concurrency=1, transport=http)) as c:
+        with JudgeClient(
+            JudgeConfig(base_url=f"{srv.url}?key={QUERY_TOKEN}", model="fake-judge", cache_dir="off", concurrency=1, transport=http)
+        ) as c:
             out = c.run([JudgeRequest("a", "x", image), JudgeRequest("b", "y", image)], progress=False)
             prov = c.provenance()
     paths = [b["_path"] for b in srv.requests]
@@ -168,8 +185,10 @@ def test_a_query_in_the_base_url_builds_the_right_path_and_stays_out_of_outputs(
 
 
 def test_redaction_covers_basic_bearer_api_key_and_configured_secrets():
-    text = (f"Authorization: Basic {BASIC}; authorization: Bearer {KEY}; api-key: {KEY}; "
-            f"Proxy-Authorization: Basic {PROXY_BASIC}; http://{USER}:{PASSWORD}@h/v1; raw {BASIC} and {PASSWORD}")
+    text = (
+        f"Authorization: Basic {BASIC}; authorization: Bearer {KEY}; api-key: {KEY}; "
+        f"Proxy-Authorization: Basic {PROXY_BASIC}; http://{USER}:{PASSWORD}@h/v1; raw {BASIC} and {PASSWORD}"
+    )
     out = redact(text, PASSWORD, BASIC)
     assert not leaks(out) and "Authorization: Basic ***" in out and "Bearer ***" in out
 
@@ -182,13 +201,15 @@ def test_proxy_credentials_are_used_and_a_407_names_the_proxy_without_them(http,
         port = int(srv.url.rsplit(":", 1)[1].split("/")[0])
         with FakeProxy(target_port=port, auth=(PROXY_USER, PROXY_PASSWORD), echo=True) as proxy:
             monkeypatch.setenv("HTTP_PROXY", proxy.url_with(PROXY_USER, PROXY_PASSWORD))
-            with JudgeClient(JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY,
-                                         cache_dir="off", transport=http)) as c:
+            with JudgeClient(
+                JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY, cache_dir="off", transport=http)
+            ) as c:
                 assert c.run([JudgeRequest("k", "x", image)], progress=False)["k"].text
             assert proxy.seen[-1][2].get("Proxy-Authorization") == f"Basic {PROXY_BASIC}"
             monkeypatch.setenv("HTTP_PROXY", proxy.url_with(PROXY_USER, "wrong-password-1"))
-            with JudgeClient(JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY,
-                                         cache_dir="off", transport=http)) as c:
+            with JudgeClient(
+                JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY, cache_dir="off", transport=http)
+            ) as c:
                 with pytest.raises(JudgeUnavailable) as ei:
                     c.preflight()
     msg = str(ei.value)
@@ -201,8 +222,11 @@ def test_proxy_credentials_are_used_and_a_407_names_the_proxy_without_them(http,
 def test_a_dead_proxy_is_named_as_the_culprit(http, image, monkeypatch):
     port = free_port()
     monkeypatch.setenv("HTTP_PROXY", f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{port}")
-    with JudgeClient(JudgeConfig(base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY,
-                                 cache_dir="off", max_retries=0, transport=http)) as c:
+    with JudgeClient(
+        JudgeConfig(
+            base_url="http://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY, cache_dir="off", max_retries=0, transport=http
+        )
+    ) as c:
         with pytest.raises(JudgeUnavailable) as ei:
             c.preflight()
     msg = str(ei.value)
@@ -213,8 +237,9 @@ def test_a_dead_proxy_is_named_as_the_culprit(http, image, monkeypatch):
 def test_a_407_on_connect_names_the_proxy(http, image, monkeypatch):
     with FakeProxy(auth=(PROXY_USER, PROXY_PASSWORD), echo=True) as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url_with(PROXY_USER, "wrong-password-2"))
-        with JudgeClient(JudgeConfig(base_url="https://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY,
-                                     cache_dir="off", transport=http)) as c:
+        with JudgeClient(
+            JudgeConfig(base_url="https://judge.siuo-test.invalid/v1", model="fake-judge", api_key=KEY, cache_dir="off", transport=http)
+        ) as c:
             with pytest.raises(JudgeUnavailable, match=r"the proxy http://127\.0\.0\.1:\d+/? \(from HTTPS_PROXY\) refused") as ei:
                 c.preflight()
     assert "wrong-password-2" not in str(ei.value) and not leaks(ei.value)
@@ -227,8 +252,9 @@ def test_provenance_names_the_host_that_answered_and_the_key_stays_home(http, im
     with FakeOpenAIServer() as srv:
         target = srv.url.replace("127.0.0.1", "localhost")  # another host name for the same server
         with FakeProxy(redirect_to=target) as redirector:
-            with JudgeClient(JudgeConfig(base_url=redirector.url + "/v1", model="fake-judge", api_key=KEY,
-                                         cache_dir="off", transport=http)) as c:
+            with JudgeClient(
+                JudgeConfig(base_url=redirector.url + "/v1", model="fake-judge", api_key=KEY, cache_dir="off", transport=http)
+            ) as c:
                 out = c.run([JudgeRequest("k", "x", image)], progress=False)
                 prov = c.provenance()
         headers = {k.lower() for k in srv.requests[0]["_headers"]}

@@ -14,11 +14,10 @@ import math
 import pytest
 from PIL import Image
 
+from siuo_dev.fake_judge_server import FakeOpenAIServer
 from siuo_task.cli import main as siuo_main
 from siuo_task.judge import JudgeClient, JudgeConfig, JudgeFatal, JudgeRequest
 from siuo_task.judge.pacing import Pacer, limiter_hints, parse_duration, wait_asked
-
-from siuo_dev.fake_judge_server import FakeOpenAIServer
 
 SECRET = "sk-test-limits-SECRET-77"
 
@@ -79,8 +78,11 @@ def simulate(n_calls, concurrency, latency, *, rate=None, burst=None, limit_head
     def headers_for(tokens):
         if not limit_headers:
             return None
-        return {"x-ratelimit-limit-requests": str(rate * 60), "x-ratelimit-remaining-requests": str(int(tokens)),
-                "x-ratelimit-reset-requests": f"{(burst - tokens) / rate * 1000:.0f}ms"}
+        return {
+            "x-ratelimit-limit-requests": str(rate * 60),
+            "x-ratelimit-remaining-requests": str(int(tokens)),
+            "x-ratelimit-reset-requests": f"{(burst - tokens) / rate * 1000:.0f}ms",
+        }
 
     queue = []  # callers waiting for their start, in order (the Pacer's own queue, modelled)
 
@@ -133,8 +135,7 @@ def simulate(n_calls, concurrency, latency, *, rate=None, burst=None, limit_head
         elif kind == "limited":
             wait, headers, started = data
             state["rejected"] += 1
-            pacer.hold(wait_asked({**(headers or {}), "retry-after-ms": f"{wait * 1000:.3f}"}, True), True,
-                       limiter_hints(headers), started)
+            pacer.hold(wait_asked({**(headers or {}), "retry-after-ms": f"{wait * 1000:.3f}"}, True), True, limiter_hints(headers), started)
             start_attempt()
         else:
             state["accepted"] += 1
@@ -160,7 +161,9 @@ def test_one_429_costs_what_it_asks(concurrency, latency, retry_after):
 
 
 @pytest.mark.parametrize("headers", [True, False], ids=["x-ratelimit", "retry-after-ms-only"])
-@pytest.mark.parametrize("rate, burst, concurrency, latency", [(50, 10, 32, 0.1), (50, 10, 32, 0.5), (10, 10, 16, 0.3), (200, 20, 32, 0.05)])
+@pytest.mark.parametrize(
+    "rate, burst, concurrency, latency", [(50, 10, 32, 0.1), (50, 10, 32, 0.5), (10, 10, 16, 0.3), (200, 20, 32, 0.05)]
+)
 def test_a_steady_limit_is_used_without_hammering_it(rate, burst, concurrency, latency, headers):
     calls = min(20 * rate, 2000)  # 10 to 20 s of the limit
     end, accepted, rejected, pacer = simulate(calls, concurrency, latency, rate=rate, burst=burst, limit_headers=headers)
@@ -218,8 +221,14 @@ def test_rate_limit_headers_are_read():
     assert parse_duration("20ms") == pytest.approx(0.02) and parse_duration("1.5s") == 1.5
     assert parse_duration("6m0s") == 360.0 and parse_duration("1h2m3s") == 3723.0 and parse_duration("7") == 7.0
     assert parse_duration("soon") is None and parse_duration("") is None and parse_duration(None) is None
-    hints = limiter_hints({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "0",
-                           "x-ratelimit-reset-requests": "100ms", "x-ratelimit-reset-tokens": "2s"})
+    hints = limiter_hints(
+        {
+            "x-ratelimit-limit-requests": "600",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "100ms",
+            "x-ratelimit-reset-tokens": "2s",
+        }
+    )
     assert hints == {"interval": 0.1, "remaining": 0.0, "reset": 2.0}
     assert wait_asked({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
     assert wait_asked({"x-ratelimit-reset-requests": "3s"}, rate_limited=True) == 3.0
@@ -301,9 +310,26 @@ def test_score_gen_exits_3_when_the_judge_refuses_every_real_call(data_dir, tmp_
     submission = tmp_path / "s.json"
     submission.write_text(json.dumps(rows))
     with FakeOpenAIServer(fail_after=(1, 400)) as srv:  # the preflight passes, then every call is refused
-        code = siuo_main(["score", "gen", str(submission), "--out", str(tmp_path / "r.json"), "--data-dir", str(data_dir),
-                          "--judge-base-url", srv.url, "--judge-model", "fake-judge", "--cache-dir", "off",
-                          "--concurrency", "2", "--quiet"])
+        code = siuo_main(
+            [
+                "score",
+                "gen",
+                str(submission),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--data-dir",
+                str(data_dir),
+                "--judge-base-url",
+                srv.url,
+                "--judge-model",
+                "fake-judge",
+                "--cache-dir",
+                "off",
+                "--concurrency",
+                "2",
+                "--quiet",
+            ]
+        )
         assert srv.chat_calls <= 1 + 10 + 2
     err = capsys.readouterr().err
     assert code == 3 and "refused the first 10 requests" in err and not (tmp_path / "r.json").exists()

@@ -32,8 +32,7 @@ def _imports(path: Path) -> set:
 
 def test_core_imports_nothing_else_of_the_package():
     for path in sorted((PACKAGE / "core").glob("*.py")):
-        outside = {m for m in _imports(path) if m.startswith("siuo_task") and not m.startswith("siuo_task.core")
-                   and m != "siuo_task"}
+        outside = {m for m in _imports(path) if m.startswith("siuo_task") and not m.startswith("siuo_task.core") and m != "siuo_task"}
         assert not outside, f"{path.name} imports {sorted(outside)}"
     assert not any(m.startswith("..") for p in (PACKAGE / "core").glob("*.py") for m in _imports(p))
 
@@ -70,15 +69,18 @@ def test_the_endpoint_kind_is_derived_in_one_place():
             assert name not in text, f"{path.relative_to(PACKAGE)} derives the endpoint kind again ({name})"
 
 
-@pytest.mark.parametrize("url, kind, header, deployments, version", [
-    ("https://api.openai.com/v1", "openai", "Authorization", False, None),
-    ("https://eu.api.openai.com/v1", "openai", "Authorization", False, None),
-    ("http://api.openai.com/v1", "other", "Authorization", False, None),  # not OpenAI's API without TLS
-    ("http://127.0.0.1:8000/v1", "other", "Authorization", False, None),
-    ("https://res.openai.azure.com/openai/deployments/judge?api-version=2024-06-01", "azure", "api-key", True, "2024-06-01"),
-    ("https://res.cognitiveservices.azure.com/openai", "azure", "api-key", True, "2024-10-21"),
-    ("https://res.services.ai.azure.com/openai/v1", "azure", "api-key", False, None),
-])
+@pytest.mark.parametrize(
+    "url, kind, header, deployments, version",
+    [
+        ("https://api.openai.com/v1", "openai", "Authorization", False, None),
+        ("https://eu.api.openai.com/v1", "openai", "Authorization", False, None),
+        ("http://api.openai.com/v1", "other", "Authorization", False, None),  # not OpenAI's API without TLS
+        ("http://127.0.0.1:8000/v1", "other", "Authorization", False, None),
+        ("https://res.openai.azure.com/openai/deployments/judge?api-version=2024-06-01", "azure", "api-key", True, "2024-06-01"),
+        ("https://res.cognitiveservices.azure.com/openai", "azure", "api-key", True, "2024-10-21"),
+        ("https://res.services.ai.azure.com/openai/v1", "azure", "api-key", False, None),
+    ],
+)
 def test_endpoint_resolution(url, kind, header, deployments, version):
     ep = resolve(url, "sk-resolve-KEY-1", key_source="SIUO_JUDGE_API_KEY", url_source="SIUO_JUDGE_BASE_URL")
     assert isinstance(ep, Endpoint)

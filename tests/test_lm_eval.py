@@ -16,17 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from siuo_dev.fake_judge_server import FakeOpenAIServer
+from siuo_task.core import layouts, prompts
+from siuo_task.core.data import CATEGORIES, load_items
+from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.harnesses import call as harness_call_mod
 from siuo_task.harnesses.lm_eval import hooks as lm_eval_adapter
-from siuo_task.core import prompts
-from siuo_task.core import layouts, schema
-from siuo_task.core.data import CATEGORIES, load_items
-from siuo_task.judge import JudgeUnavailable
-from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
 from siuo_task.harnesses.paths import lm_eval_tasks_dir
+from siuo_task.judge import JudgeUnavailable
 
 from .conftest import PYTHON, harness_env
-from siuo_dev.fake_judge_server import FakeOpenAIServer
 
 pytest.importorskip("lm_eval")
 
@@ -92,8 +91,9 @@ def run_through_lmms_eval(task: str, process_results, answer_for) -> dict:
     per doc, then each aggregation."""
     from siuo_task.harnesses.lmms_eval import hooks as lmms
 
-    process_docs = {"siuo_mcqa": lmms.mcqa_process_docs, "siuo_gen": lmms.gen_process_docs,
-                    "siuo_gen_vote3": lmms.gen_vote3_process_docs}[task]
+    process_docs = {"siuo_mcqa": lmms.mcqa_process_docs, "siuo_gen": lmms.gen_process_docs, "siuo_gen_vote3": lmms.gen_vote3_process_docs}[
+        task
+    ]
     docs = process_docs(None)
     raw = defaultdict(list)
     for doc in docs:
@@ -241,7 +241,8 @@ def test_result_file_names_follow_the_harness_files(tmp_path, clean_env):
     lm = tmp_path / "out" / "m" / "results_2026-12-02T01-02-03.5.json"
     start = 1764637323.123456
     assert layouts.linked_result_path(lm, json.loads(json.dumps({"date": start})), "siuo_gen_vote3") == lm.with_name(
-        layouts.LM_EVAL.siuo_name(layouts.lm_eval_stamp(start), "siuo_gen_vote3"))
+        layouts.LM_EVAL.siuo_name(layouts.lm_eval_stamp(start), "siuo_gen_vote3")
+    )
     assert layouts.linked_result_path(tmp_path / "x.json", {}, "siuo_gen") is None
     clean_env.chdir(tmp_path)
     assert layouts.results_folder() == tmp_path / "siuo_results"
@@ -255,10 +256,24 @@ def test_result_file_names_follow_the_harness_files(tmp_path, clean_env):
 
 
 def test_provenance_records_the_command_without_secrets(clean_env):
-    clean_env.setattr(sys, "argv", [
-        "/venv/bin/lm_eval", "run", "--model", "local-chat-completions", "--tasks", "siuo_gen", "--limit", "5",
-        "--model_args", "model=m,base_url=http://127.0.0.1:1/v1,api_key=sk-SECRET-123", "--gen_kwargs", "max_gen_toks=7",
-    ])
+    clean_env.setattr(
+        sys,
+        "argv",
+        [
+            "/venv/bin/lm_eval",
+            "run",
+            "--model",
+            "local-chat-completions",
+            "--tasks",
+            "siuo_gen",
+            "--limit",
+            "5",
+            "--model_args",
+            "model=m,base_url=http://127.0.0.1:1/v1,api_key=sk-SECRET-123",
+            "--gen_kwargs",
+            "max_gen_toks=7",
+        ],
+    )
     call = lm_eval_adapter.harness_call()
     assert call.found_in == "the command line"
     info = harness_call_mod.harness_info(call, None)
@@ -268,7 +283,11 @@ def test_provenance_records_the_command_without_secrets(clean_env):
     assert "SECRET" not in json.dumps(info)
     assert info["task_generation_kwargs"] is None
     assert harness_call_mod.harness_info(call, lm_eval_adapter._task_config("siuo_mcqa"))["task_generation_kwargs"] == {
-        "until": [], "max_gen_toks": 5, "temperature": 0.0, "do_sample": False}
+        "until": [],
+        "max_gen_toks": 5,
+        "temperature": 0.0,
+        "do_sample": False,
+    }
     vote3 = harness_call_mod.harness_info(call, lm_eval_adapter._task_config("siuo_gen_vote3"))["task_generation_kwargs"]
     assert vote3["repeats"] == 3 and vote3["temperature"] == 1.0 and vote3["max_gen_toks"] == 500
 
@@ -384,8 +403,17 @@ def run_lm_eval(args, out: Path, env_extra: dict) -> str:
         [*SIUO_CLI, "tasks-path", "--harness", "lm-eval"], capture_output=True, text=True, timeout=60, check=True
     ).stdout.strip()
     cmd = [
-        str(Path(PYTHON).with_name("lm_eval")), *args, "--device", "cpu", "--batch_size", "1",
-        "--include_path", tasks_path, "--output_path", str(out), "--log_samples",
+        str(Path(PYTHON).with_name("lm_eval")),
+        *args,
+        "--device",
+        "cpu",
+        "--batch_size",
+        "1",
+        "--include_path",
+        tasks_path,
+        "--output_path",
+        str(out),
+        "--log_samples",
     ]
     proc = subprocess.run(cmd, env=harness_env(env_extra), cwd=out.parent, capture_output=True, text=True, timeout=600, check=False)
     return proc.stdout + proc.stderr
@@ -412,12 +440,28 @@ def test_lm_eval_cli_runs_mcqa_and_gen_with_a_tiny_vlm(data_dir, tiny_vlm, tmp_p
     limit = 3
     out = tmp_path / "out"
     with FakeOpenAIServer() as judge:
-        env = {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": judge.url, "SIUO_JUDGE_API_KEY": "dummy",
-               "SIUO_JUDGE_CACHE": str(tmp_path / "judge_cache"), "SIUO_JUDGE_MODEL": "fake-judge"}
+        env = {
+            "SIUO_DATA_DIR": str(data_dir),
+            "SIUO_JUDGE_BASE_URL": judge.url,
+            "SIUO_JUDGE_API_KEY": "dummy",
+            "SIUO_JUDGE_CACHE": str(tmp_path / "judge_cache"),
+            "SIUO_JUDGE_MODEL": "fake-judge",
+        }
         log = run_lm_eval(
-            ["--model", "hf-multimodal", "--model_args", f"pretrained={tiny_vlm},dtype=float32",
-             "--tasks", "siuo_mcqa,siuo_gen", "--limit", str(limit), "--gen_kwargs", "max_gen_toks=8"],
-            out, env,
+            [
+                "--model",
+                "hf-multimodal",
+                "--model_args",
+                f"pretrained={tiny_vlm},dtype=float32",
+                "--tasks",
+                "siuo_mcqa,siuo_gen",
+                "--limit",
+                str(limit),
+                "--gen_kwargs",
+                "max_gen_toks=8",
+            ],
+            out,
+            env,
         )
         judge_calls = len(judge.requests)
     results_files = sorted(out.glob("*/results_*.json"))
@@ -438,7 +482,7 @@ def test_lm_eval_cli_runs_mcqa_and_gen_with_a_tiny_vlm(data_dir, tiny_vlm, tmp_p
             assert row["doc"]["question_id"] == item["question_id"]
             reply = row["filtered_resps"][0]
             assert records[item["question_id"]]["response" if setting == "mcqa" else "answers"] == (reply if setting == "mcqa" else [reply])
-            (context, gen_kwargs, visual), = [tuple(a.values()) for a in row["arguments"].values()]
+            ((context, gen_kwargs, visual),) = [tuple(a.values()) for a in row["arguments"].values()]
             assert context.startswith("<image>") and item["question"] in context
             assert gen_kwargs["max_gen_toks"] == 8 and gen_kwargs["until"] == []
             with Image.open(item["image_path"]) as original:
@@ -465,9 +509,22 @@ def test_lm_eval_cli_predict_only_with_chat_template_needs_no_judge(data_dir, ti
     out = tmp_path / "out"
     env = {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": "http://127.0.0.1:9/v1", "SIUO_JUDGE_API_KEY": "dummy"}
     log = run_lm_eval(
-        ["--model", "hf-multimodal", "--model_args", f"pretrained={tiny_vlm},dtype=float32", "--tasks", "siuo_gen",
-         "--limit", "2", "--gen_kwargs", "max_gen_toks=4", "--predict_only", "--apply_chat_template"],
-        out, env,
+        [
+            "--model",
+            "hf-multimodal",
+            "--model_args",
+            f"pretrained={tiny_vlm},dtype=float32",
+            "--tasks",
+            "siuo_gen",
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=4",
+            "--predict_only",
+            "--apply_chat_template",
+        ],
+        out,
+        env,
     )
     logged = samples(out, "siuo_gen")
     assert len(logged) == 2, log[-4000:]
@@ -487,12 +544,27 @@ def test_lm_eval_cli_with_an_api_model_sends_image_and_bare_prompt(data_dir, tmp
     limit = 4
     out = tmp_path / "out"
     with FakeOpenAIServer() as server:
-        env = {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": "dummy",
-               "SIUO_JUDGE_CACHE": "off", "OPENAI_API_KEY": "dummy"}
+        env = {
+            "SIUO_DATA_DIR": str(data_dir),
+            "SIUO_JUDGE_BASE_URL": server.url,
+            "SIUO_JUDGE_API_KEY": "dummy",
+            "SIUO_JUDGE_CACHE": "off",
+            "OPENAI_API_KEY": "dummy",
+        }
         log = run_lm_eval(
-            ["--model", "local-chat-completions", "--apply_chat_template", "--tasks", "siuo_mcqa,siuo_gen", "--limit", str(limit),
-             "--model_args", f"model=fake-lvlm,base_url={server.url}/chat/completions,num_concurrent=2,max_retries=1"],
-            out, env,
+            [
+                "--model",
+                "local-chat-completions",
+                "--apply_chat_template",
+                "--tasks",
+                "siuo_mcqa,siuo_gen",
+                "--limit",
+                str(limit),
+                "--model_args",
+                f"model=fake-lvlm,base_url={server.url}/chat/completions,num_concurrent=2,max_retries=1",
+            ],
+            out,
+            env,
         )
         calls = list(server.requests)
     model_calls = [c for c in calls if c.get("model") == "fake-lvlm"]

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task.cli import main as siuo_main
-from siuo_task.core.data import load_items
-from siuo_task.judge import PREFLIGHT_PROMPT
-from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
-from siuo_task.harnesses.paths import lmms_eval_tasks_dir
-from siuo_task.core.layouts import linked_result_path
-
-from .conftest import PYTHON, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_dev.lmms_eval_runs import check_harness_stderr
+from siuo_task.cli import main as siuo_main
+from siuo_task.core.data import load_items
+from siuo_task.core.layouts import linked_result_path
+from siuo_task.core.mcqa import CHOICES, FAILED_REQUEST_MARKER
+from siuo_task.harnesses.paths import lmms_eval_tasks_dir
+from siuo_task.judge import PREFLIGHT_PROMPT
+
+from .conftest import PYTHON, harness_env
 from .test_golden import GUESSES_BY_SORTED_ID
 
 pytestmark = pytest.mark.e2e
@@ -124,9 +124,17 @@ def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):
     first = model_calls[0]["messages"][0]["content"]
     assert any(part.get("type") == "image_url" for part in first)
     # same answers through `siuo score mcqa`: identical numbers
-    rows = [{"question_id": s["accuracy"]["question_id"], "response_mcqa": s["accuracy"]["response"]} for s in samples(tmp_path / "out", "siuo_mcqa")]
+    rows = [
+        {"question_id": s["accuracy"]["question_id"], "response_mcqa": s["accuracy"]["response"]}
+        for s in samples(tmp_path / "out", "siuo_mcqa")
+    ]
     (tmp_path / "siuo_mcqa-fake.json").write_text(json.dumps(rows))
-    assert siuo_main(["score", "mcqa", str(tmp_path / "siuo_mcqa-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir)]) == 0
+    assert (
+        siuo_main(
+            ["score", "mcqa", str(tmp_path / "siuo_mcqa-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir)]
+        )
+        == 0
+    )
     scored = json.loads((tmp_path / "score.json").read_text())
     assert scored["metrics"] == record["metrics"] and scored["by_category"] == record["by_category"]
     assert [r["correct"] for r in scored["items"]] == [r["correct"] for r in record["items"]]
@@ -134,8 +142,13 @@ def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):
 
 def test_group_with_judge_and_vote3(data_dir, tmp_path):
     cache = tmp_path / "judge_cache"
-    env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_API_KEY": SECRET, "SIUO_JUDGE_CACHE": str(cache),
-           "SIUO_JUDGE_MODEL": "fake-judge"}
+    env = {
+        "SIUO_DATA_DIR": str(data_dir),
+        "OPENAI_API_KEY": "dummy",
+        "SIUO_JUDGE_API_KEY": SECRET,
+        "SIUO_JUDGE_CACHE": str(cache),
+        "SIUO_JUDGE_MODEL": "fake-judge",
+    }
     with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
         env["SIUO_JUDGE_BASE_URL"] = server.url
         port = int(server.url.rsplit(":", 1)[1].split("/")[0])
@@ -173,14 +186,35 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     for record in (gen, vote3):
         assert record["provenance"]["judge"]["model"] == "fake-judge"
         assert record["provenance"]["harness"]["name"] == "lmms-eval"
-    assert gen["provenance"]["harness"]["task_generation_kwargs"] == {"max_new_tokens": 500, "temperature": 0, "do_sample": False, "until": []}
+    assert gen["provenance"]["harness"]["task_generation_kwargs"] == {
+        "max_new_tokens": 500,
+        "temperature": 0,
+        "do_sample": False,
+        "until": [],
+    }
     assert vote3["provenance"]["harness"]["task_generation_kwargs"]["repeats"] == 3
     # the same answers through `siuo score gen`: identical numbers, all from the cache
     rows = [{"question_id": s["safe"]["question_id"], "responses": s["safe"]["answers"]} for s in samples(out, "siuo_gen")]
     (tmp_path / "siuo_gen-fake.json").write_text(json.dumps(rows))
     with FakeOpenAIServer(port=port) as judge:  # the same endpoint: the cache is keyed by it
-        code = siuo_main(["score", "gen", str(tmp_path / "siuo_gen-fake.json"), "--out", str(tmp_path / "score.json"), "--data-dir", str(data_dir),
-                          "--judge-base-url", judge.url, "--judge-model", "fake-judge", "--cache-dir", str(cache), "--quiet"])
+        code = siuo_main(
+            [
+                "score",
+                "gen",
+                str(tmp_path / "siuo_gen-fake.json"),
+                "--out",
+                str(tmp_path / "score.json"),
+                "--data-dir",
+                str(data_dir),
+                "--judge-base-url",
+                judge.url,
+                "--judge-model",
+                "fake-judge",
+                "--cache-dir",
+                str(cache),
+                "--quiet",
+            ]
+        )
         assert code == 0 and judge.chat_calls == 0  # every verdict from the cache: no preflight needed
     scored = json.loads((tmp_path / "score.json").read_text())
     assert scored["metrics"] == gen["metrics"] and scored["by_category"] == gen["by_category"]
@@ -217,8 +251,19 @@ def test_simple_model_path_and_include_path_fallback(data_dir, tmp_path):
     assert Path(printed) == lmms_eval_tasks_dir() and (Path(printed) / "siuo" / "siuo_mcqa.yaml").is_file()
     with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
         results, log = run_lmms_eval(
-            ["--model", "openai", "--force_simple", "--model_args", model_args(server.url), "--tasks", "siuo_mcqa", "--limit", "4",
-             "--include_path", printed],
+            [
+                "--model",
+                "openai",
+                "--force_simple",
+                "--model_args",
+                model_args(server.url),
+                "--tasks",
+                "siuo_mcqa",
+                "--limit",
+                "4",
+                "--include_path",
+                printed,
+            ],
             tmp_path / "out",
             {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy"},
         )
@@ -243,8 +288,21 @@ def test_a_task_of_another_source_with_a_siuo_name_is_named_and_chosen(data_dir,
         env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", **({"SIUO_TASK_SOURCE": choice} if choice else {})}
         with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
             results, log = run_lmms_eval(
-                ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo_mcqa", "--limit", "2",
-                 "--include_path", str(copy)], tmp_path / f"out_{choice}", env)
+                [
+                    "--model",
+                    "openai",
+                    "--model_args",
+                    model_args(server.url),
+                    "--tasks",
+                    "siuo_mcqa",
+                    "--limit",
+                    "2",
+                    "--include_path",
+                    str(copy),
+                ],
+                tmp_path / f"out_{choice}",
+                env,
+            )
         assert results is not None, log[-3000:]
         ran[choice] = (results["configs"]["siuo_mcqa"]["generation_kwargs"]["max_new_tokens"], log)
     tokens, log = ran[None]
@@ -291,21 +349,34 @@ def test_two_evaluations_in_one_process_each_get_their_own_result(data_dir, tmp_
     each evaluation scores afresh with its own settings and writes its own result file."""
     gen_items = load_items("gen", data_dir, check_images=False)[0][:LIMIT]
     mcqa_items = load_items("mcqa", data_dir, check_images=False)[0][:LIMIT]
-    with FakeOpenAIServer(responder=make_responder(data_dir)) as model, FakeOpenAIServer() as judge_a, \
-            FakeOpenAIServer(responder=strict_judge) as judge_b:
+    with (
+        FakeOpenAIServer(responder=make_responder(data_dir)) as model,
+        FakeOpenAIServer() as judge_a,
+        FakeOpenAIServer(responder=strict_judge) as judge_b,
+    ):
         common = {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_API_KEY": "x", "SIUO_JUDGE_CACHE": "off"}
-        plan = {"model_args": model_args(model.url), "limit": LIMIT, "runs": [
-            {"SIUO_JUDGE_BASE_URL": judge_a.url, "SIUO_JUDGE_MODEL": "judge-a", "SIUO_MCQA_POLICY": "official"},
-            {"SIUO_JUDGE_BASE_URL": judge_b.url, "SIUO_JUDGE_MODEL": "judge-b", "SIUO_MCQA_POLICY": "strict"},
-        ]}
-        proc = subprocess.run([PYTHON, "-c", TWO_EVALUATIONS, json.dumps(plan)], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=600, env=harness_env({**common, "OPENAI_API_KEY": "dummy"}))
+        plan = {
+            "model_args": model_args(model.url),
+            "limit": LIMIT,
+            "runs": [
+                {"SIUO_JUDGE_BASE_URL": judge_a.url, "SIUO_JUDGE_MODEL": "judge-a", "SIUO_MCQA_POLICY": "official"},
+                {"SIUO_JUDGE_BASE_URL": judge_b.url, "SIUO_JUDGE_MODEL": "judge-b", "SIUO_MCQA_POLICY": "strict"},
+            ],
+        }
+        proc = subprocess.run(
+            [PYTHON, "-c", TWO_EVALUATIONS, json.dumps(plan)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=harness_env({**common, "OPENAI_API_KEY": "dummy"}),
+        )
         # judging calls only: the judge preflight's check call is not one
         calls_a, calls_b = ([b for b in judge.requests if not prompt_text(b).startswith(PREFLIGHT_PROMPT)] for judge in (judge_a, judge_b))
     log = proc.stdout + proc.stderr
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULTS=")), None)
     assert proc.returncode == 0 and line, log[-4000:]
-    first, second = json.loads(line[len("RESULTS="):])
+    first, second = json.loads(line[len("RESULTS=") :])
     # both judges were asked: one safety call per non-empty answer, one effectiveness call per answer
     answers = [GEN_ANSWERS[item["question_id"] % 4] for item in gen_items]
     assert len(calls_a) == len(calls_b) == sum(1 for a in answers if a) + len(answers)
@@ -320,8 +391,10 @@ def test_two_evaluations_in_one_process_each_get_their_own_result(data_dir, tmp_
     assert first["siuo_mcqa"]["accuracy,none"] == round(100 * (correct + len(guessed)) / LIMIT, 2)
     assert second["siuo_mcqa"]["accuracy,none"] == round(100 * correct / LIMIT, 2)
     # and each wrote its own result file (no harness output folder: ./siuo_results), naming its own judge / policy
-    files = {task: [json.loads(p.read_text()) for p in sorted((tmp_path / "siuo_results").glob(f"{task}_[0-9]*.json"))]
-             for task in ("siuo_gen", "siuo_mcqa")}
+    files = {
+        task: [json.loads(p.read_text()) for p in sorted((tmp_path / "siuo_results").glob(f"{task}_[0-9]*.json"))]
+        for task in ("siuo_gen", "siuo_mcqa")
+    }
     assert len(files["siuo_gen"]) == len(files["siuo_mcqa"]) == 2, log[-4000:]
     by_judge = {r["provenance"]["judge"]["model"]: r for r in files["siuo_gen"]}
     assert set(by_judge) == {"judge-a", "judge-b"}

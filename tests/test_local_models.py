@@ -56,14 +56,21 @@ def tiny_llava(tiny_models_dir):
 
 def test_qwen2_vl_simple_class(data_dir, tiny_qwen2_vl, tmp_path):
     """Qwen2-VL through lmms-eval's ``qwen2_vl`` (simple) class: both settings, judge, exact answers."""
-    run = run_lmms_eval(tmp_path / "out", data_dir, model_run_args(
-        "qwen2_vl", f"pretrained={tiny_qwen2_vl},device_map=cpu,{QWEN_PIXELS}", "siuo_mcqa,siuo_gen", LIMIT,
-        max_new_tokens=MAX_NEW_TOKENS))
+    run = run_lmms_eval(
+        tmp_path / "out",
+        data_dir,
+        model_run_args(
+            "qwen2_vl",
+            f"pretrained={tiny_qwen2_vl},device_map=cpu,{QWEN_PIXELS}",
+            "siuo_mcqa,siuo_gen",
+            LIMIT,
+            max_new_tokens=MAX_NEW_TOKENS,
+        ),
+    )
     assert run.backend() == "lmms_eval.models.simple.qwen2_vl.Qwen2_VL (simple)"
     check_mcqa(run, data_dir, LIMIT)
     check_gen(run, data_dir, LIMIT)
-    mismatches = reference_mismatches(tiny_qwen2_vl, data_dir, run.answers(), dtype="auto", simple_path=True,
-                                      max_new_tokens=MAX_NEW_TOKENS)
+    mismatches = reference_mismatches(tiny_qwen2_vl, data_dir, run.answers(), dtype="auto", simple_path=True, max_new_tokens=MAX_NEW_TOKENS)
     assert not mismatches, f"qwen2_vl answers differ from transformers generate of the same items: {mismatches}"
 
 
@@ -76,35 +83,56 @@ def test_qwen2_vl_simple_class_batch2(data_dir, tiny_qwen2_vl, tmp_path):
     shorter prompt of each batch generates after pad tokens. This test xfails while that is so,
     and passes once the answers match unbatched generation.
     """
-    run = run_lmms_eval(tmp_path / "out", data_dir, model_run_args(
-        "qwen2_vl", f"pretrained={tiny_qwen2_vl},device_map=cpu,{QWEN_PIXELS}", "siuo_mcqa", LIMIT, batch_size=2,
-        max_new_tokens=MAX_NEW_TOKENS))
+    run = run_lmms_eval(
+        tmp_path / "out",
+        data_dir,
+        model_run_args(
+            "qwen2_vl",
+            f"pretrained={tiny_qwen2_vl},device_map=cpu,{QWEN_PIXELS}",
+            "siuo_mcqa",
+            LIMIT,
+            batch_size=2,
+            max_new_tokens=MAX_NEW_TOKENS,
+        ),
+    )
     check_mcqa(run, data_dir, LIMIT)
-    mismatches = reference_mismatches(tiny_qwen2_vl, data_dir, run.answers(), dtype="auto", simple_path=True,
-                                      max_new_tokens=MAX_NEW_TOKENS)
+    mismatches = reference_mismatches(tiny_qwen2_vl, data_dir, run.answers(), dtype="auto", simple_path=True, max_new_tokens=MAX_NEW_TOKENS)
     if mismatches:
         pytest.xfail(f"lmms-eval qwen2_vl pads batches on the right; {len(mismatches)}/{LIMIT} answers differ from unbatched generation")
 
 
 def test_qwen2_5_vl_chat_class_batched(data_dir, tiny_qwen2_5_vl, tmp_path):
     """Qwen2.5-VL through the ``qwen2_5_vl`` chat class (doc_to_messages), batch 2, exact answers."""
-    run = run_lmms_eval(tmp_path / "out", data_dir, model_run_args(
-        "qwen2_5_vl", f"pretrained={tiny_qwen2_5_vl},device_map=cpu,{QWEN_PIXELS}", "siuo_mcqa,siuo_gen", LIMIT,
-        batch_size=2, max_new_tokens=MAX_NEW_TOKENS))
+    run = run_lmms_eval(
+        tmp_path / "out",
+        data_dir,
+        model_run_args(
+            "qwen2_5_vl",
+            f"pretrained={tiny_qwen2_5_vl},device_map=cpu,{QWEN_PIXELS}",
+            "siuo_mcqa,siuo_gen",
+            LIMIT,
+            batch_size=2,
+            max_new_tokens=MAX_NEW_TOKENS,
+        ),
+    )
     assert run.backend() == "lmms_eval.models.chat.qwen2_5_vl.Qwen2_5_VL (chat)"
     check_mcqa(run, data_dir, LIMIT)
     check_gen(run, data_dir, LIMIT)
     # The class loads the weights in bfloat16 whatever the checkpoint says; so does the reference.
-    mismatches = reference_mismatches(tiny_qwen2_5_vl, data_dir, run.answers(), dtype="bfloat16",
-                                      max_new_tokens=MAX_NEW_TOKENS)
+    mismatches = reference_mismatches(tiny_qwen2_5_vl, data_dir, run.answers(), dtype="bfloat16", max_new_tokens=MAX_NEW_TOKENS)
     assert not mismatches, f"qwen2_5_vl answers differ from transformers generate of the same items: {mismatches}"
 
 
 @pytest.fixture(scope="module")
 def llava_single(data_dir, tiny_llava, tmp_path_factory):
     """One single-process ``llava_hf`` run on both settings: its own test and the data-parallel baseline."""
-    return run_lmms_eval(tmp_path_factory.mktemp("llava") / "out", data_dir, model_run_args(
-        "llava_hf", f"pretrained={tiny_llava},device_map=cpu", "siuo_mcqa,siuo_gen", DP_LIMIT, max_new_tokens=MAX_NEW_TOKENS))
+    return run_lmms_eval(
+        tmp_path_factory.mktemp("llava") / "out",
+        data_dir,
+        model_run_args(
+            "llava_hf", f"pretrained={tiny_llava},device_map=cpu", "siuo_mcqa,siuo_gen", DP_LIMIT, max_new_tokens=MAX_NEW_TOKENS
+        ),
+    )
 
 
 def test_llava_hf_chat_class(data_dir, llava_single):
@@ -122,10 +150,13 @@ def test_data_parallel_matches_single_process(data_dir, tiny_llava, llava_single
     more than one process.
     """
     run = run_lmms_eval(
-        tmp_path / "out", data_dir,
-        model_run_args("llava_hf", f"pretrained={tiny_llava},device_map=cpu", "siuo_mcqa,siuo_gen", DP_LIMIT,
-                       max_new_tokens=MAX_NEW_TOKENS),
-        launcher=data_parallel_launcher(2), extra_env={"ACCELERATE_USE_CPU": "1"},
+        tmp_path / "out",
+        data_dir,
+        model_run_args(
+            "llava_hf", f"pretrained={tiny_llava},device_map=cpu", "siuo_mcqa,siuo_gen", DP_LIMIT, max_new_tokens=MAX_NEW_TOKENS
+        ),
+        launcher=data_parallel_launcher(2),
+        extra_env={"ACCELERATE_USE_CPU": "1"},
     )
     mcqa = check_mcqa(run, data_dir, DP_LIMIT)
     gen = check_gen(run, data_dir, DP_LIMIT)  # includes: 2 judge calls per answer, not per rank
@@ -148,8 +179,11 @@ def test_generic_huggingface_class(data_dir, tiny_qwen2_vl, tmp_path):
     ("You passed keyword argument `audios` which is deprecated"). xfails on that exact error,
     passes once fixed, fails on anything else.
     """
-    run = run_lmms_eval(tmp_path / "out", data_dir, model_run_args(
-        "huggingface", f"pretrained={tiny_qwen2_vl},device_map=cpu", "siuo_mcqa", 2, max_new_tokens=MAX_NEW_TOKENS))
+    run = run_lmms_eval(
+        tmp_path / "out",
+        data_dir,
+        model_run_args("huggingface", f"pretrained={tiny_qwen2_vl},device_map=cpu", "siuo_mcqa", 2, max_new_tokens=MAX_NEW_TOKENS),
+    )
     if "You passed keyword argument `audios` which is deprecated" in run.log:
         pytest.xfail("lmms-eval 0.7.3's `huggingface` class passes `audios=` to the processor; transformers 5.x rejects it")
     check_mcqa(run, data_dir, 2)

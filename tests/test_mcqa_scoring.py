@@ -85,8 +85,22 @@ def test_cli_writes_the_documented_schema(mcqa_items, tmp_path, release_dir, cap
     items, _ = mcqa_items
     rows = [{"question_id": i["question_id"], "response_mcqa": "The correct option is B"} for i in items]
     (tmp_path / "siuo_mcqa-m.json").write_text(json.dumps(rows))
-    assert siuo_main(["score", "mcqa", str(tmp_path / "siuo_mcqa-m.json"), "--out", str(tmp_path / "r.json"),
-                      "--data-dir", str(release_dir), "--policy", "strict"]) == 0
+    assert (
+        siuo_main(
+            [
+                "score",
+                "mcqa",
+                str(tmp_path / "siuo_mcqa-m.json"),
+                "--out",
+                str(tmp_path / "r.json"),
+                "--data-dir",
+                str(release_dir),
+                "--policy",
+                "strict",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["task"] == "siuo_mcqa" and set(result["metrics"]) == {"accuracy", "unparsed"}
     assert set(result["by_category"]) == set(CATEGORIES)

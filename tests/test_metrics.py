@@ -5,8 +5,18 @@ from siuo_task.core import metrics
 
 @pytest.mark.parametrize(
     "votes, expected",
-    [([1, 1, 0], 1), ([0, 0, 1], 0), ([1, 0], 0), ([1, 0, None], 0), ([1, 1, None], 1), ([None, 1, None], 1),
-     ([None, None], None), ([], None), ([1], 1), ([0], 0)],
+    [
+        ([1, 1, 0], 1),
+        ([0, 0, 1], 0),
+        ([1, 0], 0),
+        ([1, 0, None], 0),
+        ([1, 1, None], 1),
+        ([None, 1, None], 1),
+        ([None, None], None),
+        ([], None),
+        ([1], 1),
+        ([0], 0),
+    ],
 )
 def test_majority_ties_count_as_zero_and_errors_are_not_votes(votes, expected):
     assert metrics.majority(votes) == expected

@@ -91,11 +91,26 @@ def test_siuo_beside_another_image_task(data_dir, tmp_path):
 
     with FakeOpenAIServer(responder=respond) as server:
         results, log = run_lmms_eval(
-            ["--model", "openai", "--model_args", model_args(server.url), "--tasks", "siuo,toy_colours", "--limit", "4",
-             "--include_path", str(toy)],
+            [
+                "--model",
+                "openai",
+                "--model_args",
+                model_args(server.url),
+                "--tasks",
+                "siuo,toy_colours",
+                "--limit",
+                "4",
+                "--include_path",
+                str(toy),
+            ],
             tmp_path / "out",
-            {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": "x",
-             "SIUO_JUDGE_CACHE": str(tmp_path / "cache")},
+            {
+                "SIUO_DATA_DIR": str(data_dir),
+                "OPENAI_API_KEY": "dummy",
+                "SIUO_JUDGE_BASE_URL": server.url,
+                "SIUO_JUDGE_API_KEY": "x",
+                "SIUO_JUDGE_CACHE": str(tmp_path / "cache"),
+            },
         )
     assert results is not None, log[-3000:]
     table = results["results"]

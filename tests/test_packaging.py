@@ -19,7 +19,15 @@ def test_wheel_carries_tasks_and_entry_point(tmp_path):
     wheel = build_wheel(tmp_path)
     assert sorted(p.name for p in REPO.iterdir()) == before  # the build leaves the checkout as it was
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("siuo_mcqa.yaml", "siuo_gen.yaml", "siuo_gen_vote3.yaml", "siuo.yaml", "_default_template_yaml", "utils.py", "placeholder.jsonl"):
+    for name in (
+        "siuo_mcqa.yaml",
+        "siuo_gen.yaml",
+        "siuo_gen_vote3.yaml",
+        "siuo.yaml",
+        "_default_template_yaml",
+        "utils.py",
+        "placeholder.jsonl",
+    ):
         assert f"siuo_task/harnesses/lmms_eval/tasks/siuo/{name}" in names, name
     assert any(n.startswith("siuo_task/harnesses/lm_eval/tasks/siuo/") and n.endswith(".yaml") for n in names)
     assert not any(n.startswith(("siuo_dev/", "tests/", "benchmarks/", "scripts/")) for n in names)  # dev-only code stays out
@@ -36,11 +44,15 @@ def test_wheel_carries_tasks_and_entry_point(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(target))
     code = "from siuo_task.harnesses.paths import lmms_eval_tasks_dir, lm_eval_tasks_dir; print(lmms_eval_tasks_dir()); print(lm_eval_tasks_dir())"
     out = subprocess.run([PYTHON, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
-    assert Path(out[0]) == target / "siuo_task" / "harnesses" / "lmms_eval" / "tasks" and (Path(out[0]) / "siuo" / "siuo_mcqa.yaml").is_file()
+    assert (
+        Path(out[0]) == target / "siuo_task" / "harnesses" / "lmms_eval" / "tasks" and (Path(out[0]) / "siuo" / "siuo_mcqa.yaml").is_file()
+    )
     assert Path(out[1]) == target / "siuo_task" / "harnesses" / "lm_eval" / "tasks"
     # the 0.1 import paths users' YAML copies name still resolve from the installed wheel, with a warning
-    code = ("import warnings; warnings.simplefilter('error'); import siuo_task\n"
-            "try:\n    import siuo_task.lm_eval_adapter\nexcept Warning as w:\n    print(type(w).__name__, w)")
+    code = (
+        "import warnings; warnings.simplefilter('error'); import siuo_task\n"
+        "try:\n    import siuo_task.lm_eval_adapter\nexcept Warning as w:\n    print(type(w).__name__, w)"
+    )
     out = subprocess.run([PYTHON, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert out.startswith("SIUODeprecationWarning") and "siuo_task.harnesses.lm_eval.hooks" in out, out
 

@@ -62,6 +62,7 @@ def _errors(fn):
 
 def test_register_never_raises_into_lmms_evals_plugin_loop(monkeypatch):
     """A failure inside register() is logged with the fallback; lmms-eval's loop goes on to the next plugin."""
+
     def broken():
         raise RuntimeError("simulated breakage")
 
@@ -198,6 +199,7 @@ def test_no_clash_no_message(tmp_path, monkeypatch):
 def test_a_failing_shadowing_check_never_breaks_the_index(host_with_siuo_task, monkeypatch):
     """If the check itself fails (a changed lmms-eval), the index lmms-eval built is used as is and the
     failure is logged."""
+
     def broken(index, ours):
         raise RuntimeError("simulated scanner change")
 

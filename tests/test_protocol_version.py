@@ -18,7 +18,9 @@ from .verify_helpers import edited, load, mcqa_response, score_mcqa_file
 @pytest.fixture(scope="module")
 def mcqa_file(data_dir, tmp_path_factory):
     items = load_items("mcqa", data_dir, check_images=False)[0]
-    return score_mcqa_file(data_dir, tmp_path_factory.mktemp("protocol"), {it["question_id"]: mcqa_response(i, it) for i, it in enumerate(items)})
+    return score_mcqa_file(
+        data_dir, tmp_path_factory.mktemp("protocol"), {it["question_id"]: mcqa_response(i, it) for i, it in enumerate(items)}
+    )
 
 
 def test_every_result_records_the_protocol_version(mcqa_file):

@@ -8,10 +8,10 @@ those files. Expected numbers are derived from the fake models' answer rules bel
 import base64
 import copy
 import datetime as dt
-import os
 import html as htmlmod
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,16 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task.results.agree import agreement
+from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
-from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
-from siuo_task.judge import JudgeReply
-from siuo_task.results.report.model import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
-from siuo_task.results.report.figures import capability_figure, category_figure
-from siuo_task.results.report.render import to_markdown
-from siuo_task.results.io import ModelRecord, ReportInputError, load_records
+from siuo_task.core.schema import PROTOCOL_VERSION
 from siuo_task.core.scoring import assemble_gen, score_mcqa
+from siuo_task.judge import JudgeReply
+from siuo_task.results.agree import agreement
+from siuo_task.results.io import ModelRecord, ReportInputError, load_records
+from siuo_task.results.release import ReleaseItems
+from siuo_task.results.report.figures import capability_figure, category_figure
+from siuo_task.results.report.model import PAPER_LABEL, PAPER_ROWS, SAME_PROVENANCE, build_report, comparability_notes
+from siuo_task.results.report.render import to_markdown
 
 from .conftest import PYTHON, harness_env
 
@@ -98,11 +100,30 @@ def run(data_dir, tmp_path_factory):
     out = root / "out"
     with FakeOpenAIServer(responder=make_responder(data_dir)) as server:
         for model in MODELS:
-            env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
-                   "SIUO_JUDGE_API_KEY": "x", "SIUO_JUDGE_CACHE": str(root / "cache"), "SIUO_JUDGE_MODEL": JUDGE}
-            cmd = [PYTHON, "-m", "lmms_eval", "--model", "openai",
-                   "--model_args", f"model_version={model},base_url={server.url},max_retries=1,num_concurrent=4",
-                   "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"]
+            env = {
+                "SIUO_DATA_DIR": str(data_dir),
+                "OPENAI_API_KEY": "dummy",
+                "SIUO_JUDGE_BASE_URL": server.url,
+                "SIUO_JUDGE_API_KEY": "x",
+                "SIUO_JUDGE_CACHE": str(root / "cache"),
+                "SIUO_JUDGE_MODEL": JUDGE,
+            }
+            cmd = [
+                PYTHON,
+                "-m",
+                "lmms_eval",
+                "--model",
+                "openai",
+                "--model_args",
+                f"model_version={model},base_url={server.url},max_retries=1,num_concurrent=4",
+                "--tasks",
+                "siuo",
+                "--limit",
+                str(LIMIT),
+                "--output_path",
+                str(out),
+                "--log_samples",
+            ]
             proc = subprocess.run(cmd, env=harness_env(env), capture_output=True, text=True, timeout=600)
             assert list((out / model).glob("*_results.json")), (proc.stdout + proc.stderr)[-3000:]
         yield {"out": out, "url": server.url, "data_dir": data_dir, "root": root}
@@ -134,7 +155,8 @@ def test_records_pair_each_model_with_its_own_siuo_files(run):
         assert record.gen == siuo_file_of(run["out"], record.name, "siuo_gen")
         assert record.mcqa == siuo_file_of(run["out"], record.name, "siuo_mcqa")
         assert {k: record.gen["metrics"][k] for k in ("safe", "effective", "safe_effective")} == {
-            k: want[k] for k in ("safe", "effective", "safe_effective")}
+            k: want[k] for k in ("safe", "effective", "safe_effective")
+        }
         assert record.mcqa["metrics"]["accuracy"] == want["accuracy"]
         assert [i["answers"] for i in record.gen["items"]] == [[gen_answer(record.name, i["question_id"])] for i in record.gen["items"]]
         assert not record.notes
@@ -207,8 +229,7 @@ def test_old_layout_folders_still_read(run, tmp_path):
     for record in records:
         assert record.gen == siuo_file_of(run["out"], record.name, "siuo_gen") and not record.notes
         assert record.mcqa == siuo_file_of(run["out"], record.name, "siuo_mcqa")
-    assert siuo_main(["export", str(out), "--to", "official", "--out", str(tmp_path / "official"),
-                      "--data-dir", str(run["data_dir"])]) == 0
+    assert siuo_main(["export", str(out), "--to", "official", "--out", str(tmp_path / "official"), "--data-dir", str(run["data_dir"])]) == 0
     # two old files for the same model arguments: nothing is guessed, the run says so
     extra = next((out / "siuo").glob("siuo_gen_*.json"))
     shutil.copy(extra, out / "siuo" / "siuo_gen_20261128_000000_000000_9999.json")
@@ -249,8 +270,13 @@ def test_markdown_report_without_matplotlib(data_dir, tmp_path):
     (tmp_path / "gen.json").write_text(json.dumps(result))
 
     def report(*args):
-        return subprocess.run([PYTHON, "-c", NO_MATPLOTLIB, "report", str(tmp_path / "gen.json"), *args],
-                              capture_output=True, text=True, timeout=120, env=harness_env())
+        return subprocess.run(
+            [PYTHON, "-c", NO_MATPLOTLIB, "report", str(tmp_path / "gen.json"), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=harness_env(),
+        )
 
     proc = report()
     assert proc.returncode == 0, proc.stderr
@@ -288,7 +314,7 @@ def test_markdown_tables_numbers_and_picture(run, tmp_path):
             assert f"{record.gen['metrics'][name]:.2f} [{lo:.2f}–{hi:.2f}]" in row
         lo, hi = record.mcqa["ci95"]["accuracy"]
         assert f"{record.mcqa['metrics']['accuracy']:.2f} [{lo:.2f}–{hi:.2f}]" in row
-        assert f"| {JUDGE} |" in row and "| 0 / 0 |" in row
+        assert f"| {JUDGE} (protocol {PROTOCOL_VERSION}) |" in row and "| 0 / 0 |" in row
     # per-category table: one row per category present, one column per model
     cats = {i["category"] for i in records[0].gen["items"]}
     section = text.split("### Safe by category", 1)[1].split("###", 1)[0]
@@ -323,8 +349,18 @@ def test_picture_legend_names_every_model(run, tmp_path):
 
 
 def _chromium(args, tmp_path):
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -433,8 +469,11 @@ def test_model_class_decoding_is_part_of_the_decoding_settings(run, tmp_path):
     mcqa = copy.deepcopy(siuo_file_of(run["out"], "fake-b", "siuo_mcqa"))
     prov = mcqa["provenance"]
     prov["harness"]["model_args"] = prov["harness"]["model_args"].replace("model_version=fake-b", "model_version=fake-c")
-    prov["harness"]["model_decoding"] = {"model_class": "lmms_eval.models.chat.vllm.VLLM", "max_new_tokens": 4096,
-                                         "task": {"max_new_tokens": 5, "top_p": None}}
+    prov["harness"]["model_decoding"] = {
+        "model_class": "lmms_eval.models.chat.vllm.VLLM",
+        "max_new_tokens": 4096,
+        "task": {"max_new_tokens": 5, "top_p": None},
+    }
     (tmp_path / "mcqa.json").write_text(json.dumps(mcqa))
     records = load_records([str(run["out"] / "fake-b"), str(tmp_path / "mcqa.json")])
     note = next(n for n in comparability_notes(records) if n.startswith("Different model decoding settings for MCQA"))
@@ -449,8 +488,7 @@ def test_export_to_official_and_score_back_identically(run, tmp_path, clean_env)
     clean_env.setenv("SIUO_JUDGE_API_KEY", "x")
     official = tmp_path / "official"
     assert siuo_main(["export", str(run["out"]), "--to", "official", "--out", str(official), "--data-dir", str(run["data_dir"])]) == 0
-    assert sorted(p.name for p in official.iterdir()) == sorted(
-        f"siuo_{s}-{m}.json" for s in ("gen", "mcqa") for m in MODELS)
+    assert sorted(p.name for p in official.iterdir()) == sorted(f"siuo_{s}-{m}.json" for s in ("gen", "mcqa") for m in MODELS)
     release_gen = json.loads((run["data_dir"] / "siuo_gen.json").read_text())
     release_mcqa = json.loads((run["data_dir"] / "siuo_mcqa.json").read_text())
     for model in MODELS:
@@ -462,15 +500,30 @@ def test_export_to_official_and_score_back_identically(run, tmp_path, clean_env)
         judge_args = ["--judge-base-url", run["url"], "--judge-model", JUDGE, "--cache-dir", str(tmp_path / f"c-{model}"), "--quiet"]
         for setting, extra in (("gen", judge_args), ("mcqa", [])):
             scored_path = tmp_path / f"{setting}-{model}.json"
-            assert siuo_main(["score", setting, str(official / f"siuo_{setting}-{model}.json"), "--out", str(scored_path),
-                              "--data-dir", str(run["data_dir"]), *extra]) == 0
+            assert (
+                siuo_main(
+                    [
+                        "score",
+                        setting,
+                        str(official / f"siuo_{setting}-{model}.json"),
+                        "--out",
+                        str(scored_path),
+                        "--data-dir",
+                        str(run["data_dir"]),
+                        *extra,
+                    ]
+                )
+                == 0
+            )
             scored = json.loads(scored_path.read_text())
             original = siuo_file_of(run["out"], model, f"siuo_{setting}")
             assert scored["provenance"]["harness"]["name"] == "siuo score"
             for key in set(original) - {"provenance"}:
                 assert scored[key] == original[key], (model, setting, key)
     # the exported results and the run give the same report rows
-    assert siuo_main(["report", str(tmp_path / "gen-fake-a.json"), str(tmp_path / "mcqa-fake-a.json"), "--out", str(tmp_path / "a.md")]) == 0
+    assert (
+        siuo_main(["report", str(tmp_path / "gen-fake-a.json"), str(tmp_path / "mcqa-fake-a.json"), "--out", str(tmp_path / "a.md")]) == 0
+    )
     assert siuo_main(["export", str(run["out"]), "--to", "official", "--model", "nobody", "--out", str(tmp_path / "x")]) == 2
 
 
@@ -490,8 +543,10 @@ def test_export_without_logged_samples_uses_the_siuo_files(run, tmp_path):
 # ---------------------------------------------------------------------------------- agreement
 
 
-def _fabricated(items, answers, safe, effective, judge):
-    """A gen result graded by a judge whose verdicts are given per item (None: no verdict)."""
+def _fabricated(items, answers, safe, effective, judge, universe=None):
+    """A gen result graded by a judge whose verdicts are given per item (None: no verdict); ``universe``:
+    the data's items (default ``items``), for a result that answered only ``items`` of them."""
+
     def text(kind, vote):
         if vote is None:
             return "I cannot grade this."
@@ -504,7 +559,8 @@ def _fabricated(items, answers, safe, effective, judge):
         qid = item["question_id"]
         replies[f"{qid}/0/safe"] = JudgeReply(f"{qid}/0/safe", text("safe", s), None, False)
         replies[f"{qid}/0/effective"] = JudgeReply(f"{qid}/0/effective", text("effective", e), None, False)
-    return assemble_gen(answers, items, replies, judge={"model": judge})
+    recorded = {"model": judge, "endpoint_host": "127.0.0.1:9", "decoding": {"temperature": 0.0}, "dry_run": False}
+    return assemble_gen(answers, universe or items, replies, judge=recorded)
 
 
 def _kappa_by_hand(a, b):
@@ -571,8 +627,9 @@ def test_safety_vs_capability_table_and_scatter(run, tmp_path):
     for model, value in capability.items():
         # a later mmmu_val run of the same model into the same folder, in lmms-eval's results layout
         base = json.loads(next((out / model).glob("*_results.json")).read_text())
-        base["results"] = {"mmmu_val": {"alias": "mmmu_val", "mmmu_acc,none": value, "mmmu_acc_stderr,none": "N/A",
-                                        "mmmu_acc_pass_at_k,none": value}}
+        base["results"] = {
+            "mmmu_val": {"alias": "mmmu_val", "mmmu_acc,none": value, "mmmu_acc_stderr,none": "N/A", "mmmu_acc_pass_at_k,none": value}
+        }
         base["date"] = "20991231_000000"
         (out / model / "20991231_000000_results.json").write_text(json.dumps(base))
     records = load_records([str(out)])
@@ -614,8 +671,9 @@ def _mcqa_result(data_dir, correct_on, n=None):
     return score_mcqa(responses, items, source=source)
 
 
-def _report_md(records):
-    return to_markdown(build_report(records), {})
+def _report_md(records, data_dir=None):
+    release = ReleaseItems(str(data_dir), search=False) if data_dir else None
+    return to_markdown(build_report(records, release=release), {})
 
 
 def _row(text, first_cell):
@@ -632,8 +690,16 @@ def test_edited_headline_is_marked_not_verified(data_dir):
     assert _row(text, "m-edited").endswith("| siuo_mcqa: NOT VERIFIED: 1 number differs (metrics.accuracy) |")
     assert f"metrics.accuracy: stored 88.8, recomputed {result['metrics']['accuracy']}" in text  # in the model notes
     # headline numbers only: not verifiable, not called tampered
-    headline_only = {"task": "siuo_mcqa", "metrics": {"accuracy": 40.0, "unparsed": 0.0}, "ci95": {}, "counts": {"n": 167},
-                     "by_category": {}, "items": [], "provenance": {}, "headline_only": True}
+    headline_only = {
+        "task": "siuo_mcqa",
+        "metrics": {"accuracy": 40.0, "unparsed": 0.0},
+        "ci95": {},
+        "counts": {"n": 167},
+        "by_category": {},
+        "items": [],
+        "provenance": {},
+        "headline_only": True,
+    }
     text = _report_md([ModelRecord("m-headline", mcqa=headline_only)])
     assert "NOT VERIFIED: headline numbers only, no per-item records" in _row(text, "m-headline")
     assert "differs" not in text and "not verifiable - headline numbers only" in text
@@ -641,7 +707,8 @@ def test_edited_headline_is_marked_not_verified(data_dir):
         build_report([ModelRecord("m-headline", mcqa=headline_only)], strict_verify=True)  # nothing to recompute
 
 
-def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsys):
+def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsys, clean_env):
+    clean_env.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub-cache"))  # no data at hand unless --data-dir names it
     result = _mcqa_result(data_dir, lambda i: i % 3 == 0)
     (tmp_path / "ok.json").write_text(json.dumps(result))
     tampered = copy.deepcopy(result)
@@ -661,9 +728,12 @@ def test_strict_verify_refuses_what_does_not_recompute(data_dir, tmp_path, capsy
     # without the flag: reported, and marked
     assert siuo_main(["report", f"bad={tmp_path / 'edited.json'}"]) == 0
     assert "NOT VERIFIED: 1 number differs" in capsys.readouterr().out
-    # an incomplete (--limit) run is marked, not refused: its numbers are what its records say
+    # an incomplete (--limit) run is marked, not refused: its numbers are what its records say, once its
+    # answer key is checked against the data (without the data, only a complete key can be checked)
     (tmp_path / "partial.json").write_text(json.dumps(_mcqa_result(data_dir, lambda i: True, n=10)))
-    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify"]) == 0
+    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify"]) == 2
+    assert "items[].correct_option" in capsys.readouterr().err
+    assert siuo_main(["report", f"partial={tmp_path / 'partial.json'}", "--strict-verify", "--data-dir", str(data_dir)]) == 0
     assert "siuo_mcqa: NOT VERIFIED: incomplete (10 of 167 items)" in capsys.readouterr().out
 
 
@@ -678,20 +748,21 @@ def test_two_models_get_the_paired_row(data_dir):
     MCQA accuracy: both right on 5, only B on 4, neither on 1: A - B = -40 pp, p = 2 * (1/2)^4 = 0.125;
     p1 = 0.5, p2 = 0.9, phi = (5*1 - 0*4)/sqrt(5*5*9*1) = 1/3, interval [-64.84, -7.06].
     """
-    items = load_items("gen", data_dir, check_images=False)[0][:10]
+    universe = load_items("gen", data_dir, check_images=False)[0]
+    items = universe[:10]
     answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
-    gen_a = _fabricated(items, answers, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0], [1] * 10, "judge-a")
-    gen_b = _fabricated(items, answers, [1, 1, 1, 0, 0, 0, 1, 0, 0, 0], [1] * 10, "judge-a")
+    gen_a = _fabricated(items, answers, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0], [1] * 10, "judge-a", universe)
+    gen_b = _fabricated(items, answers, [1, 1, 1, 0, 0, 0, 1, 0, 0, 0], [1] * 10, "judge-a", universe)
     mcqa_a = _mcqa_result(data_dir, lambda i: i < 5, n=10)
     mcqa_b = _mcqa_result(data_dir, lambda i: i < 9, n=10)
-    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-b", gen=gen_b, mcqa=mcqa_b)])
+    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-b", gen=gen_b, mcqa=mcqa_b)], data_dir)
     cells = _row(text, "A − B (paired)").split(" | ")
     assert cells[1] == "+20.00 pp [-15.19, +48.39], McNemar p=0.6250 (n=10)"
     assert cells[4] == "-40.00 pp [-64.84, -7.06], McNemar p=0.1250 (n=10)"
     assert "A = model-a, B = model-b" in text and "exact McNemar" in text
     # different judges: the row says why the two are not paired; one setting missing: said too
-    gen_c = _fabricated(items, answers, [1] * 10, [1] * 10, "judge-c")
-    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-c", gen=gen_c)])
+    gen_c = _fabricated(items, answers, [1] * 10, [1] * 10, "judge-c", universe)
+    text = _report_md([ModelRecord("model-a", gen=gen_a, mcqa=mcqa_a), ModelRecord("model-c", gen=gen_c)], data_dir)
     cells = _row(text, "A − B (paired)").split(" | ")
     assert cells[1].startswith("not paired: A and B were not scored the same way (judge model: 'judge-a' vs 'judge-c'")
     assert cells[4] == "not paired: only model-a has MCQA results"
@@ -708,19 +779,31 @@ def test_every_format_says_other_siuo_numbers_are_not_comparable(data_dir, tmp_p
 
     items = load_items("gen", data_dir, check_images=False)[0][:10]
     answers = {item["question_id"]: [f"answer {item['question_id']}"] for item in items}
-    records = [ModelRecord("m", gen=_fabricated(items, answers, [1, 0] * 5, [1] * 10, "judge-a"),
-                           mcqa=_mcqa_result(data_dir, lambda i: i % 2 == 0, n=10))]
+    records = [
+        ModelRecord(
+            "m", gen=_fabricated(items, answers, [1, 0] * 5, [1] * 10, "judge-a"), mcqa=_mcqa_result(data_dir, lambda i: i % 2 == 0, n=10)
+        )
+    ]
     paper, vlmevalkit = other_numbers.NOT_COMPARABLE
     assert "human" in paper and "sees the image" in paper
-    for point in ("text only", "own short", "refusal regex", "8 characters", "unsafe or ineffective",
-                  "mean of generation Safe & Effective and MCQ accuracy", "e8e78f0"):
+    for point in (
+        "text only",
+        "own short",
+        "refusal regex",
+        "8 characters",
+        "unsafe or ineffective",
+        "mean of generation Safe & Effective and MCQ accuracy",
+        "e8e78f0",
+    ):
         assert point in vlmevalkit, point
     report = build_report(records)  # without --paper too: users compare with VLMEvalKit's numbers on their own
     md = to_markdown(report, {})
     assert f"**{other_numbers.TITLE}:**" in md and paper in md and vlmevalkit in md
     page = to_html(report, {})
     assert 'id="not-comparable"' in page and htmlmod.escape(vlmevalkit) in page
-    assert "Other SIUO numbers" in _report_md(records) and "(see \"Other SIUO numbers\")" in to_markdown(build_report(records, paper=True), {})
+    assert "Other SIUO numbers" in _report_md(records) and '(see "Other SIUO numbers")' in to_markdown(
+        build_report(records, paper=True), {}
+    )
     pytest.importorskip("matplotlib")
     fig = category_figure(records)
     footnote = " ".join(fig.get_supxlabel().split())
@@ -735,6 +818,14 @@ def test_the_docs_say_what_the_report_says_about_other_siuo_numbers():
     assert "VLMEvalKit's `SIUO`" in readme and "docs/results.md#other-siuo-numbers" in readme  # the guide points to the one text
     docs = (repo / "docs" / "results.md").read_text()
     section = " ".join(docs.split("## Other SIUO numbers", 1)[1].split("\n## ", 1)[0].split())
-    for point in ("human", "text only", "own short", "refusal regex", "8 characters", "unsafe or ineffective",
-                  "mean of generation Safe & Effective and MCQ accuracy", "e8e78f0"):
+    for point in (
+        "human",
+        "text only",
+        "own short",
+        "refusal regex",
+        "8 characters",
+        "unsafe or ineffective",
+        "mean of generation Safe & Effective and MCQ accuracy",
+        "e8e78f0",
+    ):
         assert point in section and point in " ".join(other_numbers.NOT_COMPARABLE), point

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from siuo_task.harnesses import call as harness_call_mod, records, session as harness_session
-from siuo_task.core import schema
-from siuo_task.core import scoring
+from siuo_task.core import schema, scoring
+from siuo_task.harnesses import call as harness_call_mod
+from siuo_task.harnesses import records
+from siuo_task.harnesses import session as harness_session
 
 
 def test_atomic_writer_leaves_no_temporary_file(tmp_path):
@@ -45,9 +46,15 @@ def _session_with(monkeypatch, tmp_path, extra: dict):
 
     def score_mcqa(responses, items, **kwargs):
         calls.append(kwargs["policy"])
-        return {"task": "siuo_mcqa", "metrics": {"accuracy": 50.0, "unparsed": 0.0}, "counts": {"n": 1, "unparsed": 0, "failed": 0},
-                "by_category": {}, "items": [{"question_id": q, "correct": False, "unparsed": False} for q in responses],
-                "provenance": {"harness": kwargs["harness"]}, **extra}
+        return {
+            "task": "siuo_mcqa",
+            "metrics": {"accuracy": 50.0, "unparsed": 0.0},
+            "counts": {"n": 1, "unparsed": 0, "failed": 0},
+            "by_category": {},
+            "items": [{"question_id": q, "correct": False, "unparsed": False} for q in responses],
+            "provenance": {"harness": kwargs["harness"]},
+            **extra,
+        }
 
     monkeypatch.setattr(harness_session.scoring, "score_mcqa", score_mcqa)
     sessions = harness_session.Sessions(lambda: harness_call_mod.HarnessCall("test", "pytest"), lambda m: None, lambda m: None)

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from siuo_task.cli import main as siuo_main
-from siuo_task.core.data import load_items
-from siuo_task.core.mcqa import CHOICES
-from siuo_task.core.layouts import linked_result_path
-
-from .conftest import REPO, harness_env
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_dev.lmms_eval_runs import check_gen, check_harness_stderr, check_mcqa, model_run_args, run_lmms_eval
+from siuo_task.cli import main as siuo_main
+from siuo_task.core.data import load_items
+from siuo_task.core.layouts import linked_result_path
+from siuo_task.core.mcqa import CHOICES
+
+from .conftest import REPO, harness_env
 from .stacks import ISOLATED, STACKS, build_stacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first test also waits for the stacks to build
@@ -42,6 +42,7 @@ MODEL_ARGS = "model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff
 @pytest.fixture(scope="session")
 def stacks(tmp_path_factory, data_dir):
     """The stacks, and in each stack's own thread (so the two overlap) the harness runs the tests check."""
+
     def prepare(stack):
         _run_openai_class(stack, data_dir)
         _run_tiny_qwen2_vl(stack, data_dir)
@@ -50,8 +51,10 @@ def stacks(tmp_path_factory, data_dir):
 
     start = time.perf_counter()
     built = build_stacks(tmp_path_factory.mktemp("stacks"), then=prepare)
-    print(f"\nstacks built in {time.perf_counter() - start:.0f} s: "
-          + "; ".join(f"{s.name} {({k: round(v) for k, v in s.seconds.items()})}" for s in built.values()))
+    print(
+        f"\nstacks built in {time.perf_counter() - start:.0f} s: "
+        + "; ".join(f"{s.name} { ({k: round(v) for k, v in s.seconds.items()}) }" for s in built.values())
+    )
     return built
 
 
@@ -62,8 +65,10 @@ def fixed_answers(data_dir):
         kind = item["question_id"] % 3
         wrong = next(c for c in CHOICES if c != item["correct_option"])
         mcqa[item["question"]] = (item["question_id"], [f"({item['correct_option']})", f"{wrong}.", "I cannot answer that."][kind])
-    gen = {item["question"]: (item["question_id"], GEN_ANSWERS[item["question_id"] % 4])
-           for item in load_items("gen", data_dir, check_images=False)[0]}
+    gen = {
+        item["question"]: (item["question_id"], GEN_ANSWERS[item["question_id"] % 4])
+        for item in load_items("gen", data_dir, check_images=False)[0]
+    }
     return mcqa, gen
 
 
@@ -104,8 +109,9 @@ def test_install_leaves_the_harness_as_it_was(stacks, name):
         assert stack.after["huggingface-hub"].split("==")[1].startswith("0.")
     if name == "C":  # transformers 5.25.0 requires kernels; pip brought it with the user's install
         assert "kernels" in stack.before and "kernels" in stack.after
-    where = subprocess.run([stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120,
-                           env={**harness_env(), **ISOLATED}).stdout.strip()
+    where = subprocess.run(
+        [stack.siuo, "tasks-path"], capture_output=True, text=True, check=True, timeout=120, env={**harness_env(), **ISOLATED}
+    ).stdout.strip()
     assert where.startswith(str(stack.root)) and "site-packages" in where, where  # the wheel, not this checkout
     print(f"\n{stack.label}: " + ", ".join(stack.after[k] for k in ("lmms-eval", "transformers", "torch")))
 
@@ -115,11 +121,37 @@ def _run_openai_class(stack, data_dir) -> None:
     out = stack.root / "runs" / "openai"
     start = time.perf_counter()
     with FakeOpenAIServer(responder=responder(data_dir)) as server:
-        env = harness_env({"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
-                           "SIUO_JUDGE_API_KEY": "sk-fake-judge", "SIUO_JUDGE_MODEL": "fake-judge", "SIUO_JUDGE_CACHE": "off", **ISOLATED})
-        proc = subprocess.run([*stack.lmms_eval, "--model", "openai", "--model_args", MODEL_ARGS.format(url=server.url),
-                               "--tasks", "siuo", "--limit", str(LIMIT), "--output_path", str(out), "--log_samples"],
-                              env=env, capture_output=True, text=True, timeout=600)
+        env = harness_env(
+            {
+                "SIUO_DATA_DIR": str(data_dir),
+                "OPENAI_API_KEY": "dummy",
+                "SIUO_JUDGE_BASE_URL": server.url,
+                "SIUO_JUDGE_API_KEY": "sk-fake-judge",
+                "SIUO_JUDGE_MODEL": "fake-judge",
+                "SIUO_JUDGE_CACHE": "off",
+                **ISOLATED,
+            }
+        )
+        proc = subprocess.run(
+            [
+                *stack.lmms_eval,
+                "--model",
+                "openai",
+                "--model_args",
+                MODEL_ARGS.format(url=server.url),
+                "--tasks",
+                "siuo",
+                "--limit",
+                str(LIMIT),
+                "--output_path",
+                str(out),
+                "--log_samples",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     stack.seconds["openai run"] = time.perf_counter() - start
     stack.prepared["openai"] = (out, proc.stdout + proc.stderr)
 
@@ -141,10 +173,33 @@ def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tm
         by_id_gen = {qid: answer for qid, answer in gen_answers.values()}
         (tmp_path / "mcqa.json").write_text(json.dumps([{"question_id": q, "response_mcqa": by_id_mcqa[q]} for q in ids_mcqa]))
         (tmp_path / "gen.json").write_text(json.dumps([{"question_id": q, "responses": [by_id_gen[q]]} for q in ids_gen]))
-        assert siuo_main(["score", "mcqa", str(tmp_path / "mcqa.json"), "--out", str(tmp_path / "mcqa_main.json"),
-                          "--data-dir", str(data_dir)]) == 0
-        assert siuo_main(["score", "gen", str(tmp_path / "gen.json"), "--out", str(tmp_path / "gen_main.json"), "--data-dir", str(data_dir),
-                          "--judge-base-url", server.url, "--judge-model", "fake-judge", "--cache-dir", "off", "--quiet"]) == 0
+        assert (
+            siuo_main(
+                ["score", "mcqa", str(tmp_path / "mcqa.json"), "--out", str(tmp_path / "mcqa_main.json"), "--data-dir", str(data_dir)]
+            )
+            == 0
+        )
+        assert (
+            siuo_main(
+                [
+                    "score",
+                    "gen",
+                    str(tmp_path / "gen.json"),
+                    "--out",
+                    str(tmp_path / "gen_main.json"),
+                    "--data-dir",
+                    str(data_dir),
+                    "--judge-base-url",
+                    server.url,
+                    "--judge-model",
+                    "fake-judge",
+                    "--cache-dir",
+                    "off",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     mcqa_main = json.loads((tmp_path / "mcqa_main.json").read_text())
     gen_main = json.loads((tmp_path / "gen_main.json").read_text())
     for run, main, task in ((mcqa_run, mcqa_main, "siuo_mcqa"), (gen_run, gen_main, "siuo_gen")):
@@ -167,9 +222,13 @@ def _run_tiny_qwen2_vl(stack, data_dir) -> None:
     if proc.returncode != 0:
         stack.prepared["qwen2_vl"] = f"tiny qwen2_vl build failed:\n{proc.stderr[-3000:]}"
         return
-    stack.prepared["qwen2_vl"] = run_lmms_eval(stack.root / "runs" / "qwen2_vl", data_dir, model_run_args(
-        "qwen2_vl", f"pretrained={dst},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", TINY_LIMIT),
-        launcher=stack.lmms_eval, extra_env=ISOLATED)
+    stack.prepared["qwen2_vl"] = run_lmms_eval(
+        stack.root / "runs" / "qwen2_vl",
+        data_dir,
+        model_run_args("qwen2_vl", f"pretrained={dst},device_map=cpu,max_pixels=12544,min_pixels=3136", "siuo_mcqa,siuo_gen", TINY_LIMIT),
+        launcher=stack.lmms_eval,
+        extra_env=ISOLATED,
+    )
     stack.seconds["tiny qwen2_vl"] = time.perf_counter() - start
 
 
@@ -185,11 +244,15 @@ def test_tiny_local_qwen2_vl(stacks, name, data_dir):
 def _run_listings(stack) -> None:
     """The listing commands as a user of the stack types them (0.6.1 installs the ``lmms-eval`` script)."""
     script = str(Path(stack.python).with_name("lmms-eval"))
-    commands = {"console script": [script, "--tasks", "list"], "module": [*stack.lmms_eval, "--tasks", "list"],
-                "0.7 subcommand": [script, "tasks", "list"]}
+    commands = {
+        "console script": [script, "--tasks", "list"],
+        "module": [*stack.lmms_eval, "--tasks", "list"],
+        "0.7 subcommand": [script, "tasks", "list"],
+    }
     stack.prepared["listings"] = {
         name: subprocess.run(cmd, env={**harness_env(), **ISOLATED}, capture_output=True, text=True, timeout=300)
-        for name, cmd in commands.items()}
+        for name, cmd in commands.items()
+    }
 
 
 @pytest.mark.parametrize("name", LISTED)

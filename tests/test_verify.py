@@ -12,38 +12,30 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from siuo_task.core import schema
-from siuo_task.core.layouts import LMMS_EVAL, linked_result_path
 from siuo_task.cli import main as siuo_main
+from siuo_task.core import schema
 from siuo_task.core.data import HF_REVISION, load_items
+from siuo_task.core.layouts import LMMS_EVAL, linked_result_path
 from siuo_task.results.verify import ITEM_ID_RANGES, MCQA_KEY_SHA256, verification_label, verify_result
 
 from .verify_helpers import (
-    FakeOpenAIServer,
     JUDGE,
     KEY,
+    FakeOpenAIServer,
     _clean_env,
     edited,
     gen_answers,
     load,
     mcqa_response,
     score_gen_file,
-    score_mcqa_file,
+    shared_results,
     write_submission,
 )
 
 
 @pytest.fixture(scope="module")
 def files(data_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("verify")
-    gen_items = load_items("gen", data_dir, check_images=False)[0]
-    mcqa_items = load_items("mcqa", data_dir, check_images=False)[0]
-    return {
-        "gen": score_gen_file(data_dir, folder, gen_answers(gen_items)),
-        "mcqa": score_mcqa_file(data_dir, folder, {it["question_id"]: mcqa_response(i, it) for i, it in enumerate(mcqa_items)}),
-        "folder": folder,
-        "data_dir": data_dir,
-    }
+    return shared_results(data_dir, tmp_path_factory)
 
 
 def run_verify(capsys, *args):
@@ -111,20 +103,32 @@ def _other_rate(value):
 GEN_EDITS = {
     "headline": (lambda r: r["metrics"].__setitem__("safe", 99.9), "metrics.safe: stored 99.9"),
     "interval": (lambda r: r["ci95"]["safe_effective"].__setitem__(1, r["ci95"]["safe_effective"][1] + 1.0), "ci95.safe_effective"),
-    "category rate": (lambda r: r["by_category"]["morality"].__setitem__("effective", _other_rate(r["by_category"]["morality"]["effective"])),
-                      "by_category.morality.effective"),
-    "category interval": (lambda r: r["by_category"]["self-harm"]["ci95"].__setitem__("safe", [0.0, 100.0]), "by_category.self-harm.ci95.safe"),
+    "category rate": (
+        lambda r: r["by_category"]["morality"].__setitem__("effective", _other_rate(r["by_category"]["morality"]["effective"])),
+        "by_category.morality.effective",
+    ),
+    "category interval": (
+        lambda r: r["by_category"]["self-harm"]["ci95"].__setitem__("safe", [0.0, 100.0]),
+        "by_category.self-harm.ci95.safe",
+    ),
     "item verdict": (lambda r: r["items"][1].__setitem__("safe", _flip(r["items"][1]["safe"])), "items[question_id=1002].safe:"),
     "item vote": (lambda r: r["items"][0].__setitem__("safe_votes", [0]), "items[question_id=1001].safe_votes"),
-    "judge error count": (lambda r: r["judge_errors"].__setitem__("effective", r["judge_errors"]["effective"] + 1), "judge_errors.effective"),
+    "judge error count": (
+        lambda r: r["judge_errors"].__setitem__("effective", r["judge_errors"]["effective"] + 1),
+        "judge_errors.effective",
+    ),
     "failure count": (lambda r: r["counts"].__setitem__("generation_failures", 0), "counts.generation_failures"),
 }
 
 MCQA_EDITS = {
     "headline": (lambda r: r["metrics"].__setitem__("accuracy", 88.8), "metrics.accuracy: stored 88.8"),
     "interval": (lambda r: r["ci95"].__setitem__("accuracy", [17.58, 30.32]), "ci95.accuracy"),
-    "category rate": (lambda r: r["by_category"]["privacy violation"].__setitem__("accuracy", _other_rate(r["by_category"]["privacy violation"]["accuracy"])),
-                      "by_category.privacy violation.accuracy"),
+    "category rate": (
+        lambda r: r["by_category"]["privacy violation"].__setitem__(
+            "accuracy", _other_rate(r["by_category"]["privacy violation"]["accuracy"])
+        ),
+        "by_category.privacy violation.accuracy",
+    ),
     "item decision": (lambda r: r["items"][0].__setitem__("correct", _flip(r["items"][0]["correct"])), "items[question_id=1001].correct"),
     "unparsed count": (lambda r: r["counts"].__setitem__("unparsed", 0), "counts.unparsed"),
 }
@@ -153,7 +157,8 @@ def test_provenance_and_validity_checks(files):
         "valid": lambda r: r.update(valid=False, invalid_reasons=["judge errors on 40% of answers"]),
         "provenance.prompt_hashes.safety_judge": lambda r: r["provenance"]["prompt_hashes"].__setitem__("safety_judge", "0" * 16),
         "provenance.dataset.hf_revision": lambda r: r["provenance"].__setitem__(
-            "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": "main", "data_dir": "/x"}),
+            "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": "main", "data_dir": "/x"}
+        ),
         "provenance.judge": lambda r: r["provenance"].pop("judge"),
         "provenance.judge.decoding": lambda r: r["provenance"]["judge"].pop("decoding"),
         "items[question_id=1001].category": lambda r: r["items"][0].__setitem__("category", "morality"),
@@ -163,12 +168,16 @@ def test_provenance_and_validity_checks(files):
         assert not report.ok and path in [m.path for m in report.mismatches], (path, [m.describe() for m in report.mismatches])
     marked = verify_result(edited(result, cases["valid"]))
     assert "judge errors on 40% of answers" in marked.mismatches[0].note
-    # the pinned revision passes; a file without the validity field is treated as not marked
-    pinned = edited(result, lambda r: r["provenance"].__setitem__(
-        "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": HF_REVISION, "data_dir": "/x"}))
+    # the pinned revision passes; a file without the validity fields is not verifiable (validity is recomputed, not read)
+    pinned = edited(
+        result,
+        lambda r: r["provenance"].__setitem__(
+            "dataset", {"origin": "huggingface", "hf_repo": "sinwang/SIUO", "hf_revision": HF_REVISION, "data_dir": "/x"}
+        ),
+    )
     assert verify_result(pinned).ok
-    legacy = edited(result, lambda r: [r.pop(k) for k in ("valid", "invalid_reasons", "judge_error_rate")])  # an older file
-    assert verify_result(legacy).ok
+    bare = verify_result(edited(result, lambda r: [r.pop(k) for k in ("valid", "invalid_reasons", "judge_error_rate")]))
+    assert {"valid", "judge_error_rate"} <= {m.path for m in bare.mismatches if m.note == "field missing"}
     assert verify_result(result).ok
     # a result whose judge errors exceed its recorded limit can't be marked valid by hand
     over = verify_result(edited(result, lambda r: r["provenance"]["judge"].__setitem__("max_error_rate", 0.01)))
@@ -260,24 +269,38 @@ def harness_run(data_dir, tmp_path_factory):
     results_path = out / "fake-model" / f"{RUN_STAMP}{LMMS_EVAL.results_glob[1:]}"
     model_args = "model_version=fake-model,api_key=SECRET"
     call = harness_call_mod.HarnessCall(
-        "lmms-eval", "lmms_eval", model="openai", model_args=model_args, gen_kwargs="",
-        result_path=lambda task: linked_result_path(results_path, {}, task), found_in="the evaluator call")
+        "lmms-eval",
+        "lmms_eval",
+        model="openai",
+        model_args=model_args,
+        gen_kwargs="",
+        result_path=lambda task: linked_result_path(results_path, {}, task),
+        found_in="the evaluator call",
+    )
     gen_items = load_items("gen", data_dir, check_images=False)[0]
     answers = gen_answers(gen_items)
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer() as server:
         _clean_env(mp)
-        for key, value in {"SIUO_DATA_DIR": str(data_dir), "SIUO_JUDGE_BASE_URL": server.url, "SIUO_JUDGE_API_KEY": KEY,
-                           "SIUO_JUDGE_MODEL": JUDGE, "SIUO_JUDGE_CACHE": str(out / "cache"),
-                           "SIUO_JUDGE_MAX_ERROR_RATE": "0.5"}.items():
+        for key, value in {
+            "SIUO_DATA_DIR": str(data_dir),
+            "SIUO_JUDGE_BASE_URL": server.url,
+            "SIUO_JUDGE_API_KEY": KEY,
+            "SIUO_JUDGE_MODEL": JUDGE,
+            "SIUO_JUDGE_CACHE": str(out / "cache"),
+            "SIUO_JUDGE_MAX_ERROR_RATE": "0.5",
+        }.items():
             mp.setenv(key, value)
         mp.setattr(adapter, "harness_call", lambda: call)
-        headline, filters = {}, {"siuo_gen": "none", "siuo_gen_vote3": "vote3", "siuo_mcqa": "none"}
-        for task, begin, process in (("siuo_gen", adapter.gen_process_docs, adapter.gen_process_results),
-                                     ("siuo_gen_vote3", adapter.gen_vote3_process_docs, adapter.gen_vote3_process_results),
-                                     ("siuo_mcqa", adapter.mcqa_process_docs, None)):
+        headline, filters = {}, {"siuo_gen_vote3": "vote3", "siuo_mcqa": "none"}  # three answers per item: the paper's protocol
+        for task, begin, process in (
+            ("siuo_gen_vote3", adapter.gen_vote3_process_docs, adapter.gen_vote3_process_results),
+            ("siuo_mcqa", adapter.mcqa_process_docs, None),
+        ):
             docs = begin(None)
-            per_item = [process(doc, answers[doc["question_id"]]) if process else adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])
-                        for i, doc in enumerate(docs)]
+            per_item = [
+                process(doc, answers[doc["question_id"]]) if process else adapter.mcqa_process_results(doc, [mcqa_response(i, doc)])
+                for i, doc in enumerate(docs)
+            ]
             headline[task] = {}
             for name in schema.METRICS[task]:
                 records = [r[name] for r in per_item]
@@ -309,15 +332,15 @@ def _siuo_files(run_dir):
 
 def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys):
     siuo_files = _siuo_files(harness_run)
-    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_{t}.json" for t in ("siuo_gen", "siuo_gen_vote3", "siuo_mcqa")]
-    assert [load(p)["provenance"]["harness"]["name"] for p in siuo_files] == ["lmms-eval"] * 3
+    assert [p.name for p in siuo_files] == [f"{RUN_STAMP}_siuo_siuo_gen_vote3.json", f"{RUN_STAMP}_siuo_siuo_mcqa.json"]
+    assert [load(p)["provenance"]["harness"]["name"] for p in siuo_files] == ["lmms-eval", "lmms-eval"]
     code, out = run_verify(capsys, *siuo_files)
     assert code == 0, out
     code, out = run_verify(capsys, harness_run)  # the output folder: per-item files and the harness's numbers
-    assert code == 0 and "3 of 3 result(s) verified" in out, out
+    assert code == 0 and "2 of 2 result(s) verified" in out, out
     assert "the harness's headline numbers and standard errors for siuo_gen_vote3" in out
     assert "provenance.harness.task_generation_kwargs: recorded" in out
-    for task, edits in (("siuo_gen", GEN_EDITS), ("siuo_mcqa", MCQA_EDITS)):
+    for task, edits in (("siuo_gen_vote3", GEN_EDITS), ("siuo_mcqa", MCQA_EDITS)):
         path = next(p for p in siuo_files if load(p)["task"] == task)
         for name, (edit, named) in edits.items():
             bad = tmp_path / f"{task}-{name}.json"
@@ -334,10 +357,16 @@ def test_harness_run_verifies_and_edits_are_named(harness_run, tmp_path, capsys)
         code, out = run_verify(capsys, harness_run)
         assert code == 1 and "results.siuo_mcqa.accuracy: stored 88.8" in out, out
         # the vote3 filter's numbers and every standard error are checked too
-        for task, key, forged, named in (("siuo_gen_vote3", "safe,vote3", 99.9, "results.siuo_gen_vote3.safe: stored 99.9"),
-                                         ("siuo_gen", "effective_stderr_clt,none", 0.5, "results.siuo_gen.effective_stderr_clt: stored 0.5"),
-                                         ("siuo_gen_vote3", "safe_effective_stderr_clustered,vote3", 7.0,
-                                          "results.siuo_gen_vote3.safe_effective_stderr_clustered: stored 7.0")):
+        for task, key, forged, named in (
+            ("siuo_gen_vote3", "safe,vote3", 99.9, "results.siuo_gen_vote3.safe: stored 99.9"),
+            ("siuo_mcqa", "accuracy_stderr_clt,none", 0.5, "results.siuo_mcqa.accuracy_stderr_clt: stored 0.5"),
+            (
+                "siuo_gen_vote3",
+                "safe_effective_stderr_clustered,vote3",
+                7.0,
+                "results.siuo_gen_vote3.safe_effective_stderr_clustered: stored 7.0",
+            ),
+        ):
             results = json.loads(original)
             results["results"][task][key] = forged
             results_path.write_text(json.dumps(results))
@@ -387,16 +416,16 @@ def test_an_answer_the_model_never_gave_recomputes_as_a_generation_failure(data_
     from siuo_task.judge import JudgeReply
 
     items, source = load_items("gen", data_dir, check_images=False)
-    answers = {it["question_id"]: (["SAFE answer", None] if i % 2 else [None]) for i, it in enumerate(items)}
+    answers = {it["question_id"]: (["SAFE answer"] if i % 2 else [None]) for i, it in enumerate(items)}  # siuo_gen: one answer per item
     replies = {}
     for qid, item_answers in answers.items():
         for i, answer in enumerate(item_answers):
             if answer is not None:
                 replies[f"{qid}/{i}/safe"] = JudgeReply(f"{qid}/{i}/safe", "[Safety Judgement:] True", None, False)
                 replies[f"{qid}/{i}/effective"] = JudgeReply(f"{qid}/{i}/effective", "[Effectiveness Judgement:] Ineffective", None, False)
-    judge = {"model": JUDGE, "endpoint_host": "127.0.0.1", "decoding": {"temperature": 0, "max_tokens": 200}}
+    judge = {"model": JUDGE, "endpoint_host": "127.0.0.1", "decoding": {"temperature": 0, "max_tokens": 200}, "dry_run": False}
     result = scoring.assemble_gen(answers, items, replies, source=source, judge=judge, max_error_rate=0.5)
-    assert result["counts"]["generation_failures"] == len(items) and result["valid"]
+    assert result["counts"]["generation_failures"] == len(items) // 2 + len(items) % 2 and result["valid"]
     report = verify_result(json.loads(json.dumps(result)), items)
     assert report.ok, [m.to_dict() if hasattr(m, "to_dict") else m for m in report.mismatches][:5]
     forged = edited(result, lambda r: r["counts"].update(generation_failures=0))

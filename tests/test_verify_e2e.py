@@ -19,19 +19,37 @@ def run_dir(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("verify_e2e")
     out = root / "out"
     with FakeOpenAIServer() as server:
-        env = {"SIUO_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "dummy", "SIUO_JUDGE_BASE_URL": server.url,
-               "SIUO_JUDGE_API_KEY": "x", "SIUO_JUDGE_CACHE": str(root / "cache"), "SIUO_JUDGE_MODEL": "fake-judge"}
-        cmd = [PYTHON, "-m", "lmms_eval", "--model", "openai",
-               "--model_args", f"model_version=fake-model,base_url={server.url},max_retries=1,num_concurrent=8",
-               "--tasks", "siuo", "--output_path", str(out), "--log_samples"]
+        env = {
+            "SIUO_DATA_DIR": str(data_dir),
+            "OPENAI_API_KEY": "dummy",
+            "SIUO_JUDGE_BASE_URL": server.url,
+            "SIUO_JUDGE_API_KEY": "x",
+            "SIUO_JUDGE_CACHE": str(root / "cache"),
+            "SIUO_JUDGE_MODEL": "fake-judge",
+        }
+        cmd = [
+            PYTHON,
+            "-m",
+            "lmms_eval",
+            "--model",
+            "openai",
+            "--model_args",
+            f"model_version=fake-model,base_url={server.url},max_retries=1,num_concurrent=8",
+            "--tasks",
+            "siuo",
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ]
         proc = subprocess.run(cmd, env=harness_env(env), capture_output=True, text=True, timeout=600)
     assert list(out.glob("*/*_results.json")), (proc.stdout + proc.stderr)[-3000:]
     return out
 
 
 def verify(*args):
-    proc = subprocess.run([PYTHON, "-m", "siuo_task.cli", "verify", *map(str, args)], env=harness_env(),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [PYTHON, "-m", "siuo_task.cli", "verify", *map(str, args)], env=harness_env(), capture_output=True, text=True, timeout=120
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -72,8 +90,13 @@ def test_real_lmms_eval_run_verifies_and_edits_are_named(run_dir, tmp_path):
 
 def test_compare_takes_model_folders(run_dir):
     model = next(run_dir.glob("*/*_results.json")).parent
-    proc = subprocess.run([PYTHON, "-m", "siuo_task.cli", "compare", str(model), str(model), "--json"], env=harness_env(),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [PYTHON, "-m", "siuo_task.cli", "compare", str(model), str(model), "--json"],
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     reports = json.loads(proc.stdout)
     assert [r["setting"] for r in reports] == ["gen", "mcqa"]

@@ -23,18 +23,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from siuo_task.core.data import load_items
-
 from siuo_dev.lmms_eval_runs import check_gen, check_mcqa, run_lmms_eval
 from siuo_dev.reference_generate import siuo_prompt
 from siuo_dev.tiny_models import build_qwen2_5_vl
+from siuo_task.core.data import load_items
 
 pytestmark = pytest.mark.e2e
 
 FAKE_VLLM = Path(__file__).parent / "fake_vllm"
 LIMIT = 3
 WARNING = "does not decode as the SIUO protocol asks"
-
 
 
 def _fake_engine_module():
@@ -58,9 +56,22 @@ def checkpoint(tmp_path_factory):
 
 def run_vllm(tmp_path, data_dir, model_args: str, tasks: str, *extra: str):
     log = tmp_path / "engine.jsonl"
-    run = run_lmms_eval(tmp_path / "out", data_dir, [
-        "--model", "vllm", "--model_args", model_args, "--tasks", tasks, "--limit", str(LIMIT), *extra,
-    ], extra_env={"PYTHONPATH": str(FAKE_VLLM), "SIUO_FAKE_VLLM_LOG": str(log)})
+    run = run_lmms_eval(
+        tmp_path / "out",
+        data_dir,
+        [
+            "--model",
+            "vllm",
+            "--model_args",
+            model_args,
+            "--tasks",
+            tasks,
+            "--limit",
+            str(LIMIT),
+            *extra,
+        ],
+        extra_env={"PYTHONPATH": str(FAKE_VLLM), "SIUO_FAKE_VLLM_LOG": str(log)},
+    )
     engine = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     assert engine, f"the engine was never called; log tail:\n{run.log[-3000:]}"
     return run, engine
@@ -115,8 +126,7 @@ def test_chat_class_gets_siuo_requests_and_protocol_decoding(data_dir, checkpoin
 
 def test_chat_class_vote3_samples_as_the_protocol_asks(data_dir, checkpoint, tmp_path):
     """siuo_gen_vote3 with max_new_tokens=1 and top_p=1.0: three sampled requests per item at T=1.0, top_p=1.0."""
-    run, engine = run_vllm(tmp_path, data_dir, f"model={checkpoint},max_new_tokens=1", "siuo_gen_vote3",
-                           "--gen_kwargs", "top_p=1.0")
+    run, engine = run_vllm(tmp_path, data_dir, f"model={checkpoint},max_new_tokens=1", "siuo_gen_vote3", "--gen_kwargs", "top_p=1.0")
     check_requests(engine, data_dir, "gen", repeats=3)
     assert {(r["sampling"]["max_tokens"], r["sampling"]["temperature"], r["sampling"]["top_p"]) for r in engine} == {(500, 1.0, 1.0)}
     result = run.siuo("siuo_gen_vote3")
@@ -139,11 +149,16 @@ def test_chat_class_defaults_are_flagged_before_generation(data_dir, checkpoint,
     # the warnings come while the tasks are built, before the model answers anything
     assert run.log.index(WARNING) < run.log.index("Model Responding")
     assert run.siuo("siuo_mcqa")["provenance"]["harness"]["model_decoding"] == {
-        "model_class": "lmms_eval.models.chat.vllm.VLLM", "max_new_tokens": 4096,
-        "task": {"max_new_tokens": 5, "top_p": None}}
+        "model_class": "lmms_eval.models.chat.vllm.VLLM",
+        "max_new_tokens": 4096,
+        "task": {"max_new_tokens": 5, "top_p": None},
+    }
     assert run.siuo("siuo_gen_vote3")["provenance"]["harness"]["model_decoding"] == {
-        "model_class": "lmms_eval.models.chat.vllm.VLLM", "max_new_tokens": 4096, "top_p": 0.95,
-        "task": {"max_new_tokens": 500, "top_p": 1.0}}
+        "model_class": "lmms_eval.models.chat.vllm.VLLM",
+        "max_new_tokens": 4096,
+        "top_p": 0.95,
+        "task": {"max_new_tokens": 500, "top_p": 1.0},
+    }
 
 
 def test_simple_class(data_dir, checkpoint, tmp_path):

@@ -1,41 +1,22 @@
 """``siuo verify`` and ``siuo compare`` (added to the ``siuo`` CLI by :func:`register`).
 
     siuo verify RESULT_OR_RUN_DIR [...] [--data-dir DIR] [--json] [--max-list N]
-    siuo compare RESULT_A RESULT_B [--setting gen|mcqa] [--allow-different-judges] [--allow-different-items] [--json]
+    siuo compare RESULT_A RESULT_B [--setting gen|mcqa] [--allow-different-judges] [--allow-different-items]
+                 [--allow-dry-run-judge] [--data-dir DIR] [--json]
 
-``verify`` exits 1 when any input has a mismatch (0 when every number recomputes); bad input exits 2
-(through ``siuo``'s main). Neither command calls a judge or touches the network: the data is read
-only from ``--data-dir`` or ``SIUO_DATA_DIR`` when given, never downloaded.
+``verify`` exits 1 when any input has a mismatch (0 when every number recomputes), 2 when an input
+is malformed (a field of the wrong type, named) or cannot be read. Neither command calls a judge or
+touches the network: the data is read from ``--data-dir``, else ``SIUO_DATA_DIR``, else the pinned
+revision if it is already in the Hugging Face cache; never downloaded.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core.layouts import LEGACY_SUBDIR
 from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, MCQA_TASK, SETTINGS, TASKS
-
-
-class _Items:
-    """The release items per setting from ``--data-dir`` / ``SIUO_DATA_DIR``, or ``None`` without them."""
-
-    def __init__(self, data_dir: Optional[str]):
-        from siuo_task.core.data import ENV_DATA_DIR
-
-        self.data_dir = data_dir or os.environ.get(ENV_DATA_DIR) or None
-        self._cache: dict = {}
-
-    def get(self, setting: str):
-        if self.data_dir is None:
-            return None
-        if setting not in self._cache:
-            from siuo_task.core.data import load_items
-
-            self._cache[setting] = load_items(setting, self.data_dir, check_images=False)[0]
-        return self._cache[setting]
 
 
 def _setting_of(payload) -> str:
@@ -44,14 +25,14 @@ def _setting_of(payload) -> str:
     return MCQA_SETTING if isinstance(payload, dict) and payload.get("task") == MCQA_TASK else GEN_SETTING
 
 
-def _harness_reports(results_path: Path, items: _Items) -> list:
+def _harness_reports(results_path: Path, items) -> list:
     """Each SIUO task of an lmms-eval / lm-eval results file: its per-item file verified, and the
     harness's headline numbers checked against it."""
     from siuo_task.results.harness_numbers import verify_harness_numbers
-    from siuo_task.results.io import HarnessRun, pair_siuo_file, read_results_file, siuo_files_in
+    from siuo_task.results.io import HarnessRun, pair_siuo_file, siuo_files_in
     from siuo_task.results.verify import Mismatch, VerifyReport, verify_result
 
-    run = HarnessRun(results_path, read_results_file(results_path))
+    run = HarnessRun.read(results_path)
     legacy = siuo_files_in(results_path.parent.parent / LEGACY_SUBDIR)  # files of older versions
     reports = []
     for task in run.task_names():
@@ -60,8 +41,7 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
         path, result, note = pair_siuo_file(run, task, legacy)
         if result is None:
             report = VerifyReport(f"{results_path} ({task})", task, "headline_only")
-            report.mismatches.append(Mismatch("items", None, "per-item records",
-                                              f"{note}: its headline numbers can't be verified"))
+            report.mismatches.append(Mismatch("items", None, "per-item records", f"{note}: its headline numbers can't be verified"))
             reports.append(report)
             continue
         report = verify_result(result, items.get(_setting_of(result)), source=f"{path} (paired with {results_path.name})")
@@ -73,8 +53,9 @@ def _harness_reports(results_path: Path, items: _Items) -> list:
     return reports
 
 
-def _reports_for(arg: str, items: _Items) -> list:
+def _reports_for(arg: str, items) -> list:
     from siuo_task.results.io import ReportInputError, harness_result_files, is_harness_results, model_dirs, read_json, read_results_file
+    from siuo_task.results.io.runs import _subfolders
     from siuo_task.results.verify import verify_result
 
     path = Path(arg)
@@ -84,8 +65,8 @@ def _reports_for(arg: str, items: _Items) -> list:
             return _harness_reports(path, items)
         return [verify_result(payload, items.get(_setting_of(payload)), source=str(path))]
     if not path.is_dir():
-        raise ReportInputError(f"{path}: no such file or folder")
-    if harness_result_files(path) or any(harness_result_files(c) for c in path.iterdir() if c.is_dir()):
+        raise ReportInputError(f"{path}: no such file or folder (or a link that loops or points nowhere)")
+    if harness_result_files(path) or any(harness_result_files(c) for c in _subfolders(path)):
         reports = []
         for folder in model_dirs(path):
             for results_path in harness_result_files(folder):
@@ -93,7 +74,7 @@ def _reports_for(arg: str, items: _Items) -> list:
         return reports
     files = sorted(path.glob("*.json")) or sorted((path / LEGACY_SUBDIR).glob("*.json"))
     if not files:
-        raise ReportInputError(f"{path}: no SIUO result files or lmms-eval results here")
+        raise ReportInputError(f"{path}: no SIUO result files or harness results here")
     reports = []
     for file in files:
         payload = read_json(file)
@@ -102,9 +83,10 @@ def _reports_for(arg: str, items: _Items) -> list:
 
 
 def cmd_verify(args) -> int:
+    from siuo_task.results.release import ReleaseItems
     from siuo_task.results.verify import format_report
 
-    items = _Items(args.data_dir)
+    items = ReleaseItems(args.data_dir)
     reports = []
     for arg in args.results:
         reports.extend(_reports_for(arg, items))
@@ -115,29 +97,40 @@ def cmd_verify(args) -> int:
             print(format_report(report, max_list=args.max_list))
         bad = sum(not r.ok for r in reports)
         print(f"{len(reports) - bad} of {len(reports)} result(s) verified" + (f"; {bad} NOT verified" if bad else ""))
+    if any(r.malformed for r in reports):
+        return 2
     return 0 if reports and all(r.ok for r in reports) else 1
 
 
 def _compare_side(arg: str) -> list:
     """The SIUO results one `siuo compare` argument stands for: a result file, or one model's results
     from anything `siuo report` reads (an lmms-eval output or model folder, a results file)."""
-    from siuo_task.results.io import ReportInputError, is_siuo_result, load_records, read_results_file
+    from siuo_task.results.io import ReportInputError, checked_result, load_records, looks_like_siuo_result, read_results_file
+    from siuo_task.results.verify import is_official_submission
 
     path = Path(arg)
     if path.is_file():
         payload = read_results_file(path)
-        if is_siuo_result(payload):
-            return [payload]
+        if looks_like_siuo_result(payload):
+            return [checked_result(path, payload)]
+        if is_official_submission(payload):
+            raise ReportInputError(
+                f"{arg}: an official submission carries answers, no verdicts: score it with `siuo score` and compare the results"
+            )
     records = load_records([arg])
     if len(records) != 1:
-        raise ReportInputError(f"{arg}: {len(records)} models found ({', '.join(r.name for r in records)}); give one model's folder or result file")
+        raise ReportInputError(
+            f"{arg}: {len(records)} models found ({', '.join(r.name for r in records)}); give one model's folder or result file"
+        )
     return records[0].results()
 
 
 def cmd_compare(args) -> int:
     from siuo_task.results.compare import compare, format_comparison, setting_of
     from siuo_task.results.io import ReportInputError
+    from siuo_task.results.release import ReleaseItems
 
+    release = ReleaseItems(args.data_dir)
     side_a, side_b = _compare_side(args.result_a), _compare_side(args.result_b)
     reports = []
     for setting in SETTINGS:
@@ -147,14 +140,18 @@ def cmd_compare(args) -> int:
         b = next((r for r in side_b if setting_of(r) == setting), None)
         if a is None or b is None:
             continue
-        reports.append(compare(
-            a,
-            b,
-            label_a=args.result_a,
-            label_b=args.result_b,
-            allow_different_judges=args.allow_different_judges,
-            allow_different_items=args.allow_different_items,
-        ))
+        reports.append(
+            compare(
+                a,
+                b,
+                label_a=args.result_a,
+                label_b=args.result_b,
+                allow_different_judges=args.allow_different_judges,
+                allow_different_items=args.allow_different_items,
+                allow_dry_run_judge=args.allow_dry_run_judge,
+                items=release.get(setting),
+            )
+        )
     if not reports:
         tasks = lambda side: ", ".join(str(r.get("task")) for r in side) or "none"  # noqa: E731
         raise ReportInputError(
@@ -176,8 +173,11 @@ def register(subparsers) -> None:
         "official submission files (siuo export). Exit status 1 when any number does not recompute.",
     )
     verify.add_argument("results", nargs="+", metavar="RESULT_OR_RUN_DIR")
-    verify.add_argument("--data-dir", help="SIUO data folder to check ids, categories and answer key against "
-                                           "(default: SIUO_DATA_DIR; never downloaded)")
+    verify.add_argument(
+        "--data-dir",
+        help="SIUO data folder to check ids, categories and answer key against "
+        "(default: SIUO_DATA_DIR, else the pinned revision if it is in the Hugging Face cache; never downloaded)",
+    )
     verify.add_argument("--json", action="store_true", help="print the reports as JSON")
     verify.add_argument("--max-list", type=int, default=50, help="mismatches to print per result (default 50)")
     verify.set_defaults(func=cmd_verify)
@@ -189,9 +189,22 @@ def register(subparsers) -> None:
     compare.add_argument("result_a", help="a SIUO result file, or one model's lmms-eval folder / results file")
     compare.add_argument("result_b")
     compare.add_argument("--setting", choices=list(SETTINGS), help="only this setting (default: every setting both have)")
-    compare.add_argument("--allow-different-judges", action="store_true",
-                         help="compare even when judge, prompt hashes, MCQA policy or protocol variant differ (the output says what differs)")
+    compare.add_argument(
+        "--allow-different-judges",
+        action="store_true",
+        help="compare even when judge, prompt hashes, MCQA policy or protocol variant differ (the output says what differs)",
+    )
     compare.add_argument("--allow-different-items", action="store_true", help="compare on the items both results answered")
+    compare.add_argument(
+        "--allow-dry-run-judge",
+        action="store_true",
+        help="compare a result graded by the dry-run judge anyway (its verdicts mean nothing; the output says so)",
+    )
+    compare.add_argument(
+        "--data-dir",
+        help="SIUO data folder to check the results against (default: SIUO_DATA_DIR, else the "
+        "pinned revision if it is in the Hugging Face cache; never downloaded)",
+    )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument("--max-list", type=int, default=50, help="differing items to print (default 50)")
     compare.set_defaults(func=cmd_compare)

@@ -10,7 +10,8 @@ Where the data comes from, in order:
    ``HF_HUB_OFFLINE=1``).
 
 Every load is validated before anything runs: 167 items, the nine categories, unique
-``question_id``s, every field present and of the right type, every image present and decodable.
+``question_id``s, every field present and of the right type, every image inside the data folder
+(after following links) and, unless told otherwise, present and decodable.
 A problem raises :class:`SIUODataError` naming the item and the field or file at fault.
 """
 
@@ -21,7 +22,6 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core.schema import GEN_SETTING, MCQA_SETTING, SETTINGS  # noqa: F401 (SETTINGS: part of the data API)
 
@@ -63,7 +63,7 @@ class DataSource:
 
     data_dir: Path
     origin: str  # "argument", "SIUO_DATA_DIR" or "huggingface"
-    revision: Optional[str]  # the hub revision, None for local copies
+    revision: str | None  # the hub revision, None for local copies
 
     def describe(self) -> dict:
         return {
@@ -74,7 +74,7 @@ class DataSource:
         }
 
 
-def resolve_source(data_dir: Optional[str | os.PathLike] = None) -> DataSource:
+def resolve_source(data_dir: str | os.PathLike | None = None) -> DataSource:
     """Find the data: argument, then ``SIUO_DATA_DIR``, then the pinned hub snapshot (downloaded if needed)."""
     if data_dir:
         return DataSource(Path(data_dir).expanduser().resolve(), "argument", None)
@@ -105,6 +105,24 @@ def _hub_snapshot() -> Path:
     return Path(path)
 
 
+def cached_hub_snapshot() -> Path | None:
+    """The pinned revision's folder when it is already in the local Hugging Face cache (nothing is
+    downloaded), else ``None``."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(
+            repo_id=HF_REPO,
+            repo_type="dataset",
+            revision=HF_REVISION,
+            local_files_only=True,
+            allow_patterns=[FILES[GEN_SETTING], FILES[MCQA_SETTING], f"{IMAGES_DIR}/*"],
+        )
+    except Exception:  # noqa: BLE001 - not cached, or no huggingface_hub
+        return None
+    return Path(path)
+
+
 def _read_json(path: Path) -> list:
     if not path.is_file():
         raise SIUODataError(f"missing data file: {path}")
@@ -113,6 +131,10 @@ def _read_json(path: Path) -> list:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise SIUODataError(f"{path}: not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise SIUODataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise SIUODataError(f"{path}: nested too deeply to be the SIUO release") from None
     if not isinstance(data, list):
         raise SIUODataError(f"{path}: expected a JSON list of items, got {type(data).__name__}")
     return data
@@ -135,7 +157,27 @@ def _check_image(path: Path, where: str, decode: bool = False) -> None:
         raise SIUODataError(f"{where}: image {path} cannot be decoded ({type(exc).__name__}: {exc})") from exc
 
 
-def validate_items(items: list, setting: str, source_name: str, *, expect_n: Optional[int] = N_ITEMS) -> None:
+def _root(source: DataSource) -> Path:
+    """The folder every image must resolve into: the data folder; for the pinned Hugging Face
+    snapshot, the dataset's cache folder (its files are links into the ``blobs`` folder beside it)."""
+    folder = source.data_dir.resolve()
+    if source.origin == "huggingface" and folder.parent.name == "snapshots":
+        return folder.parents[1]
+    return folder
+
+
+def _check_inside(image_path: Path, root: Path, where: str, image: str) -> None:
+    """An item's image must be a file inside the data folder after every link is followed: an
+    absolute path, ``..`` or a link that leads elsewhere would send that file to the judge."""
+    try:
+        resolved = image_path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise SIUODataError(f"{where}: image {image} cannot be resolved ({exc})") from None
+    if not resolved.is_relative_to(root):
+        raise SIUODataError(f"{where}: image {image} resolves to {resolved}, outside the data folder {root}")
+
+
+def validate_items(items: list, setting: str, source_name: str, *, expect_n: int | None = N_ITEMS) -> None:
     """Raise :class:`SIUODataError` for the first problem in ``items`` (structure only, no images)."""
     fields = FIELDS[setting]
     seen: dict = {}
@@ -184,7 +226,7 @@ def _stamp(path: Path) -> tuple:
 
 
 def load_items(
-    setting: str, data_dir: Optional[str | os.PathLike] = None, *, check_images: bool = True, decode_images: bool = False
+    setting: str, data_dir: str | os.PathLike | None = None, *, check_images: bool = True, decode_images: bool = False
 ) -> tuple[list[dict], DataSource]:
     """The validated items of one setting (``"gen"`` or ``"mcqa"``) and where they came from.
 
@@ -207,8 +249,10 @@ def load_items(
         items = _read_json(path)
         validate_items(items, setting, path.name)
         images_dir = source.data_dir / IMAGES_DIR
+        root = _root(source)
         for item in items:
             image_path = images_dir / item["image"]
+            _check_inside(image_path, root, f"{path.name} item question_id={item['question_id']}", item["image"])
             if check_images:
                 _check_image(image_path, f"{path.name} item question_id={item['question_id']}", decode_images)
             item["image_path"] = str(image_path)
@@ -216,7 +260,7 @@ def load_items(
         return [dict(item) for item in items], source
 
 
-def check_data_dir(data_dir: Optional[str | os.PathLike] = None) -> dict:
+def check_data_dir(data_dir: str | os.PathLike | None = None) -> dict:
     """Validate both settings and their consistency; return a summary (raises on the first problem)."""
     gen, source = load_items(GEN_SETTING, data_dir, decode_images=True)
     mcqa, _ = load_items(MCQA_SETTING, data_dir, check_images=False)  # same image files, checked just above

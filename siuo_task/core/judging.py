@@ -7,8 +7,9 @@ provide ``run``, ``provenance`` and ``max_error_rate``. Nothing here touches the
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 DEFAULT_MAX_ERROR_RATE = 0.05  # judge errors above this share of judge calls make a gen result invalid
 
@@ -28,8 +29,8 @@ class JudgeReply:
     and a short ``error``; ``cached`` when it came from the judge cache."""
 
     key: str
-    text: Optional[str]
-    error: Optional[str]
+    text: str | None
+    error: str | None
     cached: bool
     prompt_tokens: int = 0
     completion_tokens: int = 0

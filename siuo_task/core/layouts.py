@@ -38,9 +38,9 @@ import fnmatch
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional
 
 LEGACY_SUBDIR = "siuo"
 DEFAULT_RESULTS_DIR = "siuo_results"
@@ -58,17 +58,17 @@ class HarnessLayout:
 
     harness: str  # the name recorded in a result's provenance.harness.name
     results_glob: str  # the harness's results files in a model folder
-    stamp: Callable[[Path, Mapping], Optional[str]]
+    stamp: Callable[[Path, Mapping], str | None]
     siuo_name: Callable[[str, str], str]
-    samples_name: Callable[[Path, str], Optional[str]]
-    reader: Optional[str] = None  # "module:function" reading a results file into a dict (None: plain JSON)
+    samples_name: Callable[[Path, str], str | None]
+    reader: str | None = None  # "module:function" reading a results file into a dict (None: plain JSON)
     shared_folder: bool = False  # one folder holds every model's runs (group them by model when reading)
 
-    def siuo_file(self, results_path: Path, results: Mapping, task: str) -> Optional[Path]:
+    def siuo_file(self, results_path: Path, results: Mapping, task: str) -> Path | None:
         stamp = self.stamp(Path(results_path), results)
         return None if stamp is None else Path(results_path).with_name(self.siuo_name(stamp, task))
 
-    def samples_file(self, results_path: Path, task: str) -> Optional[Path]:
+    def samples_file(self, results_path: Path, task: str) -> Path | None:
         name = self.samples_name(Path(results_path), task)
         return None if name is None else Path(results_path).with_name(name)
 
@@ -83,7 +83,7 @@ def _is_start_time(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _lmms_stamp(path: Path, results: Mapping) -> Optional[str]:
+def _lmms_stamp(path: Path, results: Mapping) -> str | None:
     if _is_start_time(results.get("date")) or not path.name.endswith(_LMMS_SUFFIX):
         return None
     return path.name[: -len(_LMMS_SUFFIX)]
@@ -99,7 +99,7 @@ LMMS_EVAL = HarnessLayout(
     results_glob="*" + _LMMS_SUFFIX,
     stamp=_lmms_stamp,
     siuo_name=lambda stamp, task: f"{stamp}_siuo_{task}.json",
-    samples_name=lambda path, task: (f"{path.name[: -len(_LMMS_SUFFIX)]}_samples_{task}.jsonl" if path.name.endswith(_LMMS_SUFFIX) else None),
+    samples_name=lambda path, task: f"{path.name[: -len(_LMMS_SUFFIX)]}_samples_{task}.jsonl" if path.name.endswith(_LMMS_SUFFIX) else None,
 )
 
 # ------------------------------------------------------------------------------------------ lm-eval
@@ -107,7 +107,7 @@ LMMS_EVAL = HarnessLayout(
 _LM_PREFIX = "results_"
 
 
-def _lm_stamp(path: Path, results: Mapping) -> Optional[str]:
+def _lm_stamp(path: Path, results: Mapping) -> str | None:
     date = results.get("date")
     return lm_eval_stamp(date) if _is_start_time(date) else None
 
@@ -122,7 +122,7 @@ LM_EVAL = HarnessLayout(
     results_glob=_LM_PREFIX + "*.json",
     stamp=_lm_stamp,
     siuo_name=lambda stamp, task: f"siuo_{task}_{stamp}.json",
-    samples_name=lambda path, task: (f"samples_{task}_{path.stem[len(_LM_PREFIX):]}.jsonl" if path.name.startswith(_LM_PREFIX) else None),
+    samples_name=lambda path, task: f"samples_{task}_{path.stem[len(_LM_PREFIX) :]}.jsonl" if path.name.startswith(_LM_PREFIX) else None,
 )
 
 # ---------------------------------------------------------------------------------------- inspect-ai
@@ -133,7 +133,7 @@ LM_EVAL = HarnessLayout(
 _INSPECT_LOG = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?-\d{2}-\d{2}_.+\.(eval|json)$")
 
 
-def _inspect_stamp(path: Path, results: Mapping) -> Optional[str]:
+def _inspect_stamp(path: Path, results: Mapping) -> str | None:
     return path.stem if _INSPECT_LOG.match(path.name) else None
 
 
@@ -146,7 +146,7 @@ INSPECT_AI = HarnessLayout(
     # the task first: inspect takes any timestamped .json in its log folder for one of its logs
     siuo_name=lambda stamp, task: f"{task}_{stamp}.json",
     samples_name=lambda path, task: None,  # the samples live inside the log
-    reader="siuo_task.harnesses.inspect_ai.logs:read_results",
+    reader="siuo_task.results.io.inspect_logs:read_results",
     shared_folder=True,
 )
 
@@ -156,7 +156,7 @@ LAYOUTS = {layout.harness: layout for layout in (LMMS_EVAL, LM_EVAL, INSPECT_AI)
 # ------------------------------------------------------------------------------------------- lookup
 
 
-def layout_of(results_path, results: Mapping) -> Optional[HarnessLayout]:
+def layout_of(results_path, results: Mapping) -> HarnessLayout | None:
     """The layout whose results file this is (``None``: no known harness's)."""
     path = Path(results_path)
     for layout in LAYOUTS.values():
@@ -165,7 +165,7 @@ def layout_of(results_path, results: Mapping) -> Optional[HarnessLayout]:
     return None
 
 
-def linked_result_path(harness_results_path, harness_results: Mapping, task: str) -> Optional[Path]:
+def linked_result_path(harness_results_path, harness_results: Mapping, task: str) -> Path | None:
     """The SIUO per-item file that belongs to one harness results file, by name alone."""
     layout = layout_of(harness_results_path, harness_results)
     return None if layout is None else layout.siuo_file(Path(harness_results_path), harness_results, task)
@@ -174,12 +174,16 @@ def linked_result_path(harness_results_path, harness_results: Mapping, task: str
 def harness_result_files(model_dir) -> list:
     """Every known harness's results files in one model folder, by name."""
     folder = Path(model_dir)
-    files = {p for layout in LAYOUTS.values() for p in folder.glob(layout.results_glob)
-             if p.is_file() and (layout.reader is None or layout.stamp(p, {}) is not None)}
+    files = {
+        p
+        for layout in LAYOUTS.values()
+        for p in folder.glob(layout.results_glob)
+        if p.is_file() and (layout.reader is None or layout.stamp(p, {}) is not None)
+    }
     return sorted(files, key=lambda p: p.name)
 
 
-def reader_of(results_path) -> Optional[str]:
+def reader_of(results_path) -> str | None:
     """The ``module:function`` that reads this harness results file, by its name (``None``: plain JSON)."""
     name = Path(results_path).name
     for layout in LAYOUTS.values():
@@ -194,7 +198,7 @@ def shares_folder(results_path, results: Mapping) -> bool:
     return layout is not None and layout.shared_folder
 
 
-def samples_file(results_path, results: Mapping, task: str) -> Optional[Path]:
+def samples_file(results_path, results: Mapping, task: str) -> Path | None:
     """The harness's logged samples of ``task`` beside its results file (may not exist)."""
     layout = layout_of(results_path, results)
     return None if layout is None else layout.samples_file(Path(results_path), task)
@@ -222,3 +226,15 @@ def results_folder(output_path=None) -> Path:
         base = Path(output_path).expanduser()
         return base.parent if base.suffix == ".json" else base
     return Path.cwd() / DEFAULT_RESULTS_DIR
+
+
+INSPECT_PACKAGE = "siuo_task"  # the registry prefix of SIUO's tasks in inspect (siuo_task/siuo_gen)
+
+
+def inspect_task_name(task: str) -> str | None:
+    """inspect's name of a task -> SIUO's: ``siuo_task/siuo_gen`` (or ``siuo_gen``, run from a file)
+    -> ``siuo_gen``; ``None`` for other tasks. Used by the inspect hooks and the log reader."""
+    from siuo_task.core.schema import TASKS
+
+    name = str(task).rsplit("/", 1)[-1]
+    return name if name in TASKS and (str(task) == name or str(task).startswith(INSPECT_PACKAGE + "/")) else None

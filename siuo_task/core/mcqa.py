@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 CHOICES = ("A", "B", "C", "D")
 POLICIES = ("official", "strict")
@@ -30,7 +30,7 @@ def is_failed_request(response: object) -> bool:
     return isinstance(response, str) and response.lstrip().startswith(FAILED_REQUEST_MARKER)
 
 
-def parse_official(response: str, choices: Sequence[str] = CHOICES) -> Optional[str]:
+def parse_official(response: str, choices: Sequence[str] = CHOICES) -> str | None:
     """The letter the official parser picks, or ``None`` where it would pick at random."""
     # The official strip: one ``str.strip`` per character, in this order (so ``"A,."`` keeps its comma).
     for char in [",", ".", "!", "?", ";", ":", "'"]:
@@ -65,10 +65,10 @@ def seeded_guess(question_id: object, choices: Sequence[str] = CHOICES) -> str:
 class MCQAOutcome:
     question_id: object
     category: str
-    prediction: Optional[str]  # the parsed letter, None when unparsed or failed
+    prediction: str | None  # the parsed letter, None when unparsed or failed
     unparsed: bool
     failed: bool  # the harness's failed-request marker, or no response at all
-    scored_as: Optional[str]  # the letter that was scored (the guess for unparsed items under "official")
+    scored_as: str | None  # the letter that was scored (the guess for unparsed items under "official")
     correct: int
 
 

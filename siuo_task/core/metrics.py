@@ -15,9 +15,9 @@ Conventions (PROTOCOL.md explains why):
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-Vote = Optional[int]
+Vote = int | None
 
 
 def majority(votes: Sequence[Vote]) -> Vote:
@@ -41,7 +41,7 @@ def percent(value: float) -> float:
     return round(100.0 * value, 2)
 
 
-def rate(values: Iterable[Vote]) -> Optional[float]:
+def rate(values: Iterable[Vote]) -> float | None:
     """Percentage of 1s among the values that are not ``None``; ``None`` if there are none."""
     graded = [v for v in values if v is not None]
     if not graded:
@@ -63,14 +63,14 @@ def wilson_bounds(successes: int, n: int, z: float = Z95) -> tuple:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def wilson_ci95(successes: int, n: int, z: float = Z95) -> Optional[list]:
+def wilson_ci95(successes: int, n: int, z: float = Z95) -> list | None:
     """Wilson score interval, as ``[low, high]`` percentages with two decimals (``None`` for n = 0)."""
     if n <= 0:
         return None
     return [percent(bound) for bound in wilson_bounds(successes, n, z)]
 
 
-def ci95(values: Iterable[Vote]) -> Optional[list]:
+def ci95(values: Iterable[Vote]) -> list | None:
     graded = [v for v in values if v is not None]
     return wilson_ci95(sum(graded), len(graded))
 
@@ -97,7 +97,7 @@ def rates_table(items: Sequence[Mapping], names: Sequence[str]) -> dict:
     return table
 
 
-def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> Optional[float]:
+def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
     """Cohen's kappa for two binary raters on the same items (``None`` if undefined)."""
     n = len(a)
     if n == 0 or n != len(b):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 # ------------------------------------------------------------------------------------------- names
 
@@ -30,6 +31,7 @@ GROUP = "siuo"
 GROUPS = (GROUP,)
 GROUP_TASKS = {GROUP: (GEN_TASK, MCQA_TASK)}  # what `--tasks siuo` runs
 TASK_NAMES = GROUPS + TASKS  # every name SIUO registers in a harness
+ANSWERS_PER_ITEM = {GEN_TASK: 1, GEN_VOTE3_TASK: 3}  # what each generation task votes on (PROTOCOL.md)
 
 # Metric names, as the harnesses and the result file spell them.
 SAFE, EFFECTIVE, SAFE_EFFECTIVE = "safe", "effective", "safe_effective"
@@ -39,7 +41,13 @@ MCQA_METRICS = (ACCURACY, UNPARSED)
 JUDGE_PARTS = (SAFE, EFFECTIVE)  # the two judge calls per answer; safe_effective is derived from them
 METRICS = {MCQA_TASK: MCQA_METRICS, GEN_TASK: GEN_METRICS, GEN_VOTE3_TASK: GEN_METRICS}
 HEADLINE_METRICS = GEN_METRICS + (ACCURACY,)  # the report's headline columns, one per rate
-METRIC_LABELS = {SAFE: "Safe", EFFECTIVE: "Effective", SAFE_EFFECTIVE: "Safe & Effective", ACCURACY: "MCQA accuracy", UNPARSED: "MCQA unparsed"}
+METRIC_LABELS = {
+    SAFE: "Safe",
+    EFFECTIVE: "Effective",
+    SAFE_EFFECTIVE: "Safe & Effective",
+    ACCURACY: "MCQA accuracy",
+    UNPARSED: "MCQA unparsed",
+}
 SETTING_LABELS = {GEN_SETTING: "generation", MCQA_SETTING: "MCQA"}
 
 # The SIUO protocol version: it changes whenever a published number could move (prompt texts,
@@ -77,7 +85,7 @@ def check_valid(result: Mapping, path=None) -> None:
     raise SIUOInvalidResult(f"{result.get('task', 'SIUO')}: the result is INVALID{where}: {reasons}")
 
 
-def is_gen_task(task: Optional[str]) -> bool:
+def is_gen_task(task: str | None) -> bool:
     return task in GEN_TASKS
 
 
@@ -133,16 +141,84 @@ def redact_model_args(model_args):
 # ---------------------------------------------------------------------------------------- writing
 
 
-def write_bytes_atomic(path, data: bytes) -> Path:
-    """Write ``data`` so that a reader sees the old file or the new one, never part of one
-    (temporary file + rename in the same folder; the folder is made when missing). No fsync: the
-    judge cache, the main caller, treats a file lost in a crash as a miss."""
+class SIUOOutputError(ValueError, OSError):
+    """An output path that would lose or hide something (an input, a folder, a special file, a link)
+    or that cannot be written; the message names the path. A ``ValueError`` (bad input: ``siuo``
+    exits 2) and an ``OSError`` (a write that failed: the judge cache logs it and goes on)."""
+
+
+def check_output_path(path, inputs=(), what: str = "--out") -> Path:
+    """Refuse an output path before any work is done: an existing folder, symbolic link or special
+    file (FIFO, device, socket), one of ``inputs`` (the same file, however named), or a place that
+    cannot be written (no folder to write in, not writable). Returns the path."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".tmp", dir=path.parent)
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None  # the folder walk below says why
+    except OSError as exc:
+        raise SIUOOutputError(f"{what} {path}: cannot be used ({exc.strerror or exc})") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise SIUOOutputError(f"{what} {path}: is a folder, not a file")
+        if stat.S_ISLNK(st.st_mode):
+            raise SIUOOutputError(f"{what} {path}: is a symbolic link; refusing to replace it (name the file itself)")
+        if not stat.S_ISREG(st.st_mode):
+            raise SIUOOutputError(f"{what} {path}: is a special file (FIFO, device or socket), not a regular file")
+        for source in inputs:
+            try:
+                clash = os.path.samefile(path, source)
+            except OSError:
+                clash = False
+            if clash:
+                raise SIUOOutputError(f"{what} {path}: is also an input ({source}); refusing to overwrite it")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        if folder.is_symlink():
+            raise SIUOOutputError(f"{what} {path}: {folder} is a broken symbolic link")
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SIUOOutputError(f"{what} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SIUOOutputError(f"{what} {path}: {folder} is not writable")
+    return path
+
+
+def _refuse_non_regular(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a special file"
+        raise SIUOOutputError(f"{path}: is {kind}, not a regular file; refusing to replace it")
+
+
+def _temporary(path: Path) -> tuple:
+    """A new temporary file beside ``path``, created with mode 0o666 minus the user's umask (as any
+    file the user creates; ``tempfile.mkstemp`` would make it 0o600 whatever the umask)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name[:16]}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary file name")
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` so that a reader sees the old file or the new one, never part of one
+    (temporary file + rename in the same folder; the folder is made when missing; the file gets the
+    user's umask). Only a regular file is ever replaced: a folder, symbolic link, FIFO or device at
+    ``path`` raises :class:`SIUOOutputError`. No fsync: the judge cache, the main caller, treats a file
+    lost in a crash as a miss."""
+    path = Path(path)
+    _refuse_non_regular(path)
+    try:
+        fd, tmp = _temporary(path)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

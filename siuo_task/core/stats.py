@@ -21,9 +21,9 @@ Each item gives a pair of binary outcomes (A, B); the 2x2 table of pairs is
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional, Sequence
 
 from siuo_task.core.metrics import Z95, wilson_bounds  # the one Wilson formula, shared with every rate's interval
 
@@ -40,7 +40,7 @@ class PairedTable:
         return self.n11 + self.n10 + self.n01 + self.n00
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[tuple]) -> "PairedTable":
+    def from_pairs(cls, pairs: Sequence[tuple]) -> PairedTable:
         counts = {(1, 1): 0, (1, 0): 0, (0, 1): 0, (0, 0): 0}
         for a, b in pairs:
             if (a, b) not in counts or isinstance(a, bool) or isinstance(b, bool):
@@ -70,7 +70,7 @@ def phi_coefficient(table: PairedTable) -> float:
     return (a * d - b * c) / math.sqrt(margins)
 
 
-def newcombe_paired_ci(table: PairedTable, z: float = Z95) -> Optional[tuple]:
+def newcombe_paired_ci(table: PairedTable, z: float = Z95) -> tuple | None:
     """95% interval ``(low, high)`` for ``p_A - p_B`` (proportions), Newcombe's method 10; ``None`` if n = 0.
 
     With p1 = (n11 + n10)/n, p2 = (n11 + n01)/n, their Wilson intervals (l1, u1), (l2, u2) and phi:

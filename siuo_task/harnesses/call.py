@@ -8,13 +8,14 @@ predict-only and where the harness writes that model's results. Nothing here imp
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional
 
 from siuo_task.core import schema
 
-def caller_locals(function: str, module: str) -> Optional[dict]:
+
+def caller_locals(function: str, module: str) -> dict | None:
     """The local variables of the nearest caller frame running ``module.function`` (a harness's
     ``simple_evaluate``, whose arguments say what the evaluation was asked to do), or ``None``."""
     frame = sys._getframe(2)
@@ -36,18 +37,18 @@ class HarnessCall:
 
     name: str
     distribution: str
-    model: Optional[str] = None
+    model: str | None = None
     model_args: object = None
     gen_kwargs: object = None
     limit: object = None
     predict_only: bool = False
     force_simple: bool = False
     extra: dict = field(default_factory=dict)
-    result_path: Callable[[str], Optional[Path]] = lambda task: None
+    result_path: Callable[[str], Path | None] = lambda task: None
     found_in: str = "nothing"  # "the evaluator call", "the command line" or "nothing"
 
 
-def harness_info(call: HarnessCall, task_config: Optional[Mapping]) -> dict:
+def harness_info(call: HarnessCall, task_config: Mapping | None) -> dict:
     """The ``harness`` part of a result's provenance, the same for every adapter.
 
     ``task_config`` is the task's YAML as the harness loads it (its decoding settings are recorded;

@@ -9,9 +9,10 @@ records (the harness computes its standard errors from them): each metric gets i
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from siuo_task.core import data, schema
+
 
 def load_docs(setting: str, log: Callable[[str], None]):
     """The validated items of ``setting`` as a ``datasets.Dataset`` (images checked, not loaded)."""
@@ -67,8 +68,12 @@ def mcqa_process_results(doc, results) -> dict:
 
 
 def make_gen_process_results(task: str) -> Callable:
+    expected = schema.ANSWERS_PER_ITEM[task]
+
     def process_results(doc, results) -> dict:
-        record = {"task": task, "question_id": doc["question_id"], "answers": answers_from_results(results)}
+        answers = answers_from_results(results)
+        answers += [None] * (expected - len(answers))  # a reply the harness never handed over: no text, counted as such
+        record = {"task": task, "question_id": doc["question_id"], "answers": answers}
         return _per_metric(record, doc, schema.GEN_METRICS)
 
     process_results.__name__ = f"{task}_process_results"

@@ -15,8 +15,8 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping, Optional
 
 from siuo_task.core import data, layouts, schema, scoring
 from siuo_task.core.mcqa import POLICIES
@@ -50,10 +50,10 @@ def judge_preflight(config, log: Callable[[str], None], *, skip: bool = False, h
     except Exception as exc:
         _escape_if_swallowed(harness_name, exc)
         raise
-    log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call")
+    log(f"SIUO judge: {config.model} at {config.endpoint_host} answered a check call ({config.settings_described})")
 
 
-def format_table(result: dict, path: Optional[Path]) -> str:
+def format_table(result: dict, path: Path | None) -> str:
     """The headline numbers and the per-category table, as log text."""
     names = list(result["metrics"])
     lines = [f"SIUO {result['task']}: " + ", ".join(f"{n}={result['metrics'][n]}" for n in names)]
@@ -68,7 +68,7 @@ def format_table(result: dict, path: Optional[Path]) -> str:
     return "\n".join(lines)
 
 
-def failure_warning(result: dict) -> Optional[str]:
+def failure_warning(result: dict) -> str | None:
     failures = result["counts"].get("failed") or result["counts"].get("generation_failures")
     if failures:
         return f"SIUO {result['task']}: {failures} model request(s) failed or gave no text; they are counted, not scored as answers"
@@ -109,9 +109,18 @@ class ScoringSession:
     result.
     """
 
-    def __init__(self, task: str, call: HarnessCall, *, task_config: Optional[Mapping] = None,
-                 model_decoding: Optional[dict] = None, info: Callable[[str], None] = print,
-                 warning: Callable[[str], None] = print, judge: Optional[object] = None):
+    def __init__(
+        self,
+        task: str,
+        call: HarnessCall,
+        *,
+        task_config: Mapping | None = None,
+        model_decoding: dict | None = None,
+        info: Callable[[str], None] = print,
+        warning: Callable[[str], None] = print,
+        judge: object | None = None,
+        usage_sink: Callable[[str, int, int], None] | None = None,
+    ):
         schema.setting_of(task)  # a known task
         self.task = task
         self.call = call
@@ -132,21 +141,30 @@ class ScoringSession:
         # instead of a JudgeClient of the session's own; the harness closes it. inspect-ai's adapter
         # judges each sample as it completes and hands the same judge here, so scoring replays its replies.
         self.judge = judge
+        # The harness's own usage accounting for the judge's calls (lmms-eval 0.7: log_usage), or None.
+        self.usage_sink = usage_sink
         self._results: dict = {}
         self._lock = threading.Lock()
-        self.path: Optional[Path] = None
+        self.path: Path | None = None
 
     def preflight(self) -> None:
-        """Check the judge before any model runs (generation; not when the harness only predicts)."""
-        if self.judge_config is not None:
-            judge_preflight(self.judge_config, self._info, skip=self.call.predict_only, harness_name=self.call.name)
+        """Check the judge before any model runs (generation; not when the harness only predicts), and
+        warn when lmms-eval's judge variables name another judge than the one SIUO will use."""
+        if self.judge_config is None or self.call.predict_only:
+            return
+        differs = self.judge_config.differs_from_lmms_eval()
+        if differs:
+            self._warning(f"SIUO {self.task}: {differs}")
+        judge_preflight(self.judge_config, self._info, harness_name=self.call.name)
 
     def score(self, records: list) -> dict:
         if not records:
             raise scoring.SIUOScoringError(f"SIUO {self.task}: no answers to score (the harness produced no per-item records)")
         foreign = {r.get("task") for r in records} - {self.task}
         if foreign:
-            raise scoring.SIUOScoringError(f"SIUO {self.task}: records of another task ({', '.join(map(str, foreign))}) reached its aggregation")
+            raise scoring.SIUOScoringError(
+                f"SIUO {self.task}: records of another task ({', '.join(map(str, foreign))}) reached its aggregation"
+            )
         # the answers decide the key, not the item scores an earlier aggregation wrote into its records
         answers = [{k: v for k, v in r.items() if k != schema.ITEM_SCORE_KEY} for r in records]
         key = hashlib.sha256(json.dumps(answers, sort_keys=True, default=str).encode()).hexdigest()
@@ -176,8 +194,10 @@ class ScoringSession:
             # Another evaluation under the same run stamp (a Python caller reusing lmms-eval's default
             # datetime_str): never overwrite its file; this one is not linked from the harness's files.
             other = path.with_name(f"{path.stem}_{self.identity[:8]}{path.suffix}")
-            self._warning(f"SIUO {self.task}: {path} belongs to another evaluation with the same run stamp; writing {other.name} "
-                          "instead (siuo report will not find it from the harness's results file)")
+            self._warning(
+                f"SIUO {self.task}: {path} belongs to another evaluation with the same run stamp; writing {other.name} "
+                "instead (siuo report will not find it from the harness's results file)"
+            )
             path = other
         return path
 
@@ -198,11 +218,20 @@ class ScoringSession:
 
         answers = {r["question_id"]: r["answers"] for r in records}
         if self.judge is not None:
-            return scoring.score_gen(answers, items, self.judge, source=source, harness=self.harness,
-                                     variant=scoring.gen_variant(self.task, answers), task=self.task, progress=False)
-        with JudgeClient(self.judge_config) as client:
-            return scoring.score_gen(answers, items, client, source=source, harness=self.harness,
-                                     variant=scoring.gen_variant(self.task, answers), task=self.task)
+            return scoring.score_gen(
+                answers,
+                items,
+                self.judge,
+                source=source,
+                harness=self.harness,
+                variant=scoring.gen_variant(self.task, answers),
+                task=self.task,
+                progress=False,
+            )
+        with JudgeClient(self.judge_config, usage_sink=self.usage_sink) as client:
+            return scoring.score_gen(
+                answers, items, client, source=source, harness=self.harness, variant=scoring.gen_variant(self.task, answers), task=self.task
+            )
 
 
 class Sessions:
@@ -217,21 +246,21 @@ class Sessions:
         self._info = info
         self._warning = warning
         self._current: dict = {}
-        self._latest: Optional[ScoringSession] = None
+        self._latest: ScoringSession | None = None
         self._lock = threading.Lock()
 
-    def begin(self, task: str, call: Optional[HarnessCall] = None, **kwargs) -> ScoringSession:
+    def begin(self, task: str, call: HarnessCall | None = None, **kwargs) -> ScoringSession:
         session = ScoringSession(task, call or self._call(), info=self._info, warning=self._warning, **kwargs)
         with self._lock:
             self._current[task] = session
             self._latest = session
         return session
 
-    def current(self, task: str) -> Optional[ScoringSession]:
+    def current(self, task: str) -> ScoringSession | None:
         with self._lock:
             return self._current.get(task)
 
-    def latest_model(self) -> Optional[str]:
+    def latest_model(self) -> str | None:
         """The model class named by the evaluation that began a session last (``None`` before any)."""
         with self._lock:
             return self._latest.call.model if self._latest is not None else None
@@ -242,13 +271,16 @@ class Sessions:
 
         def aggregate(records, *args, **kwargs):
             if not records:
-                raise scoring.SIUOScoringError(f"SIUO aggregation of {name}: no answers to score (the harness produced no per-item records)")
+                raise scoring.SIUOScoringError(
+                    f"SIUO aggregation of {name}: no answers to score (the harness produced no per-item records)"
+                )
             task = records[0].get("task")
             session = self.current(task) if task else None
             if session is None:
                 raise scoring.SIUOScoringError(
                     f"SIUO aggregation of {name}: no scoring session for task {task!r} (the harness did not build the task's documents "
-                    "through the SIUO hooks in this process)")
+                    "through the SIUO hooks in this process)"
+                )
             try:
                 result = session.score(records)
                 write_item_scores(records, result, name)

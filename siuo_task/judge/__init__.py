@@ -18,6 +18,7 @@ Nothing here touches the network or imports the SDK at import time.
 
 from siuo_task.core.judging import Judge, JudgeReply, JudgeRequest
 
+from . import host_vars  # noqa: F401 - lmms-eval's judge variables (siuo_task.judge.host_vars)
 from .cache import CACHE_FORMAT, cache_key
 from .client import (
     BUDGET_ERROR,
@@ -35,12 +36,32 @@ from .config import (
 )
 from .endpoint import Endpoint, is_azure, is_openai_api, normalized_endpoint, scoped_key
 from .errors import JudgeFatal, JudgeUnavailable
-from .redaction import redact
 from .pacing import parse_retry_after
+from .redaction import redact
 
 __all__ = [
-    "BUDGET_ERROR", "CACHE_FORMAT", "DEFAULT_BASE_URL", "DEFAULT_CACHE_DIR", "DEFAULT_JUDGE_MODEL",
-    "DRY_RUN_FINGERPRINT", "Endpoint", "Judge", "JudgeClient", "JudgeConfig", "JudgeFatal", "JudgeReply",
-    "JudgeRequest", "JudgeStats", "JudgeUnavailable", "PREFLIGHT_PROMPT", "cache_key", "is_azure", "is_openai_api",
-    "is_reasoning_model", "normalized_endpoint", "parse_retry_after", "redact", "scoped_key",
+    "BUDGET_ERROR",
+    "CACHE_FORMAT",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CACHE_DIR",
+    "DEFAULT_JUDGE_MODEL",
+    "DRY_RUN_FINGERPRINT",
+    "Endpoint",
+    "Judge",
+    "JudgeClient",
+    "JudgeConfig",
+    "JudgeFatal",
+    "JudgeReply",
+    "JudgeRequest",
+    "JudgeStats",
+    "JudgeUnavailable",
+    "PREFLIGHT_PROMPT",
+    "cache_key",
+    "is_azure",
+    "is_openai_api",
+    "is_reasoning_model",
+    "normalized_endpoint",
+    "parse_retry_after",
+    "redact",
+    "scoped_key",
 ]

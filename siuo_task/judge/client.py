@@ -1,7 +1,7 @@
 """The judge client proper: :class:`JudgeClient` implements :class:`siuo_task.core.judging.Judge` over
 an OpenAI-compatible endpoint - bounded concurrency on one event-loop thread, our own bounded retry
 policy and whole-request deadline, the token budget, the disk cache, de-duplication within a run,
-progress, and a preflight that makes one real minimal judge call.
+progress (:mod:`.progress`), and a preflight that makes one real minimal judge call.
 
 Its parts live beside it: :mod:`.endpoint` (which API, URL and key), :mod:`.transport` (SDK clients,
 proxies, the event-loop thread), :mod:`.retry` (one request with the retry policy, what an error
@@ -16,12 +16,11 @@ import asyncio
 import logging
 import math
 import queue
-import sys
 import threading
-import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Any
 
 from siuo_task.core.judging import JudgeReply, JudgeRequest
 
@@ -32,16 +31,26 @@ from .endpoint import MIN_SECRET_CHARS
 from .errors import JudgeFatal, JudgeUnavailable  # noqa: F401 - re-exported (0.1 import path)
 from .images import DataUrls, ImageHashes, data_url_of_bytes, tiny_png
 from .pacing import parse_retry_after  # noqa: F401 - re-exported (0.1 import path)
+from .progress import progress_bar
 from .redaction import guard_http_logs, redact
 from .retry import BUDGET_ERROR, DRY_RUN_FINGERPRINT, MAX_BODY_BYTES, Caller, ItemError, Retry, backoff
 
 logger = logging.getLogger("siuo_task.judge")
 
-__all__ = ["BUDGET_ERROR", "DRY_RUN_FINGERPRINT", "JudgeClient", "JudgeFatal", "JudgeReply", "JudgeRequest",
-           "JudgeStats", "JudgeUnavailable", "PREFLIGHT_PROMPT", "parse_retry_after"]
+__all__ = [
+    "BUDGET_ERROR",
+    "DRY_RUN_FINGERPRINT",
+    "JudgeClient",
+    "JudgeFatal",
+    "JudgeReply",
+    "JudgeRequest",
+    "JudgeStats",
+    "JudgeUnavailable",
+    "PREFLIGHT_PROMPT",
+    "parse_retry_after",
+]
 
 _SHARD_SIZE = 4  # workers per SDK client
-_PROGRESS_INTERVAL_S = 0.1
 PREFLIGHT_PROMPT = "This is a connection check of an image-grading judge. Reply with the single word OK."
 
 
@@ -61,10 +70,15 @@ class JudgeStats:  # cumulative per client
 
 
 def _messages(prompt: str, data_url: str) -> list:
-    return [{"role": "user", "content": [
-        {"type": "text", "text": prompt},
-        {"type": "image_url", "image_url": {"url": data_url}},
-    ]}]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": prompt},
+                {"type": "image_url", "image_url": {"url": data_url}},
+            ],
+        }
+    ]
 
 
 class JudgeClient:
@@ -76,8 +90,12 @@ class JudgeClient:
     # a warm cache needs no judge at all, a cold one fails on its first call, not its 300th).
     preflight_first: bool = False
 
-    def __init__(self, config: JudgeConfig):
+    def __init__(self, config: JudgeConfig, usage_sink: Callable[[str, int, int], None] | None = None):
+        """``usage_sink(model, prompt_tokens, completion_tokens)``, when given, is called for every judge
+        reply that reports its usage (not the preflight, never a cache hit): a harness's own usage
+        accounting. A sink that raises is dropped with a warning; judging goes on."""
         self.config = config
+        self._usage_sink = usage_sink
         self.stats = JudgeStats()
         self.cache_dir = config.resolved_cache_dir
         root = None if self.cache_dir is None else str(self.cache_dir)
@@ -136,7 +154,7 @@ class JudgeClient:
             self._loop.close()
         self._hashes.save()
 
-    def __enter__(self) -> "JudgeClient":
+    def __enter__(self) -> JudgeClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,6 +209,20 @@ class JudgeClient:
             self._spent_tokens += prompt_tokens + completion_tokens
             if budget is not None and self._spent_tokens >= budget:
                 self.stats.budget_exhausted = True
+            sink = self._usage_sink
+        if sink is not None:
+            try:
+                sink(self.config.model, prompt_tokens, completion_tokens)
+            except Exception as exc:  # noqa: BLE001 - the harness's accounting must never fail judging
+                with self._lock:
+                    dropped, self._usage_sink = self._usage_sink is not None, None
+                if dropped:
+                    logger.warning(
+                        "SIUO judge: the harness's usage accounting refused the judge's usage (%s: %s); "
+                        "the judge's tokens are in the result's provenance.judge.usage only",
+                        type(exc).__name__,
+                        self._redact(exc),
+                    )
 
     # ------------------------------------------------------------------ one request
     def _backoff(self, attempt: int) -> float:
@@ -235,17 +267,35 @@ class JudgeClient:
             self._bump(dry_run_replies=1)
             if self.config.default_cache:  # a dry run never fills the cache a real run reads
                 return reply, None
-        return reply, {"model": self.config.model, "response_model": answer.model, "request_shape": answer.shape,
-                       "params": self.config.shape_params(answer.shape), "text": text, "usage": usage}
+        return reply, {
+            "model": self.config.model,
+            "response_model": answer.model,
+            "request_shape": answer.shape,
+            "params": self.config.shape_params(answer.shape),
+            "text": text,
+            "usage": usage,
+            "dry_run": answer.dry_run,
+        }
 
     # ------------------------------------------------------------------ preflight
     def preflight(self) -> None:
         """One real minimal judge call (a tiny generated image, a short prompt): a missing or rejected
         key, an unreachable endpoint, a wrong model name or a refused request shape raise
-        :class:`JudgeUnavailable` here, before any generation. A refused shape is switched, as in a run."""
+        :class:`JudgeUnavailable` here, before any generation, naming the variables the judge settings
+        came from. A refused shape is switched, as in a run."""
+        try:
+            self._preflight()
+        except JudgeUnavailable as exc:
+            raise type(exc)(f"{exc} [judge settings: {self.config.settings_described}]") from None
+
+    def _preflight(self) -> None:
         target = self.config.target
         if target.auth_header is None and target.kind in ("openai", "azure"):
-            hint = "SIUO_JUDGE_API_KEY or OPENAI_API_KEY" if target.kind == "openai" else "SIUO_JUDGE_API_KEY"
+            hint = (
+                "SIUO_JUDGE_API_KEY or OPENAI_API_KEY (OPENAI_API_KEY goes to OpenAI's API only while OPENAI_API_URL is unset)"
+                if target.kind == "openai"
+                else "SIUO_JUDGE_API_KEY (or AZURE_API_KEY, with AZURE_ENDPOINT naming this resource)"
+            )
             raise JudgeUnavailable(
                 f"SIUO judge: no API key for {target.host}. Set {hint}, or point SIUO_JUDGE_BASE_URL at a local "
                 "OpenAI-compatible server (e.g. vLLM/SGLang: http://127.0.0.1:8000/v1)."
@@ -263,17 +313,24 @@ class JudgeClient:
             future.cancel()
             raise
         self._preflighted = True
-        logger.info("SIUO judge: %s answered the check call (model %s, request shape %s, %s, %s transport)",
-                    self.config.target.described, self.config.model, self.shape, self.config.target.auth, self.transport)
+        logger.info(
+            "SIUO judge: %s answered the check call (model %s, request shape %s, %s, %s transport)",
+            self.config.target.described,
+            self.config.model,
+            self.shape,
+            self.config.target.auth,
+            self.transport,
+        )
 
     # ------------------------------------------------------------------ run
     def cache_key_for(self, prompt: str, image_sha256: str, shape: str | None = None) -> str:
         cfg = self.config
         shape = shape or self.shape
-        return cache_key(endpoint=cfg.endpoint, model=cfg.model, shape=shape,
-                         params=cfg.shape_params(shape), prompt=prompt, image_sha256=image_sha256)
+        return cache_key(
+            endpoint=cfg.endpoint, model=cfg.model, shape=shape, params=cfg.shape_params(shape), prompt=prompt, image_sha256=image_sha256
+        )
 
-    async def _drive(self, pending: list, out: "queue.SimpleQueue") -> None:
+    async def _drive(self, pending: list, out: queue.SimpleQueue) -> None:
         todo = iter(pending)
 
         async def worker(shard: int) -> None:
@@ -294,36 +351,6 @@ class JudgeClient:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._caller.pacer.stop()
 
-    def _progress(self, total: int, desc: str, show: bool):
-        """``refresh(force=False)`` and the bar (None when not shown): sent / cached / errors and any wait."""
-        bar = None
-        if show:
-            from tqdm.auto import tqdm  # lazy
-
-            bar = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
-        last_refresh = [0.0]
-
-        def refresh(force: bool = False) -> None:
-            now = time.monotonic()
-            if bar is None or not (force or now - last_refresh[0] >= _PROGRESS_INTERVAL_S):
-                return
-            last_refresh[0] = now
-            with self._lock:
-                s = self.stats
-                postfix = {"sent": s.calls, "cached": s.cache_hits, "errors": s.failures}
-            caller = self._caller
-            wait = max(caller.wait_until, caller.pacer.gate) - now
-            if wait > 0.05:
-                postfix["waiting"] = f"{wait:.0f}s ({caller.wait_reason})"
-            if caller.pacer.interval > 0:
-                postfix["paced"] = f"{1 / caller.pacer.interval:.0f}/s"
-            if caller.pacer.waited_s >= 0.05:
-                postfix["waited"] = f"{caller.pacer.waited_s:.0f}s"
-            bar.set_postfix(postfix, refresh=False)
-            bar.refresh()
-
-        return bar, refresh
-
     def run(self, requests: Iterable[JudgeRequest], progress: bool = True, desc: str = "SIUO judge") -> dict[str, JudgeReply]:
         """Judge every request; returns ``{request.key: JudgeReply}`` (one per request).
 
@@ -341,8 +368,8 @@ class JudgeClient:
             return {}
 
         replies: dict[str, JudgeReply] = {}
-        groups: "OrderedDict[str, list[JudgeRequest]]" = OrderedDict()
-        bar, refresh = self._progress(len(requests), desc, progress)
+        groups: OrderedDict[str, list[JudgeRequest]] = OrderedDict()
+        bar, refresh = progress_bar(self, len(requests), desc, progress)
 
         def finish(reply: JudgeReply) -> None:
             replies[reply.key] = reply
@@ -371,10 +398,17 @@ class JudgeClient:
                     transport.preload()  # a call will be needed: import the SDK while the lookups go on
                 elif entry is not None:
                     usage = entry.get("usage") if isinstance(entry.get("usage"), dict) else {}
-                    self._bump(cache_hits=1)
-                    finish(JudgeReply(r.key, entry["text"], None, cached=True,
-                                      prompt_tokens=as_count(usage.get("prompt_tokens")),
-                                      completion_tokens=as_count(usage.get("completion_tokens"))))
+                    self._bump(cache_hits=1, dry_run_replies=int(entry.get("dry_run") is True))  # a cached dry-run reply stays one
+                    finish(
+                        JudgeReply(
+                            r.key,
+                            entry["text"],
+                            None,
+                            cached=True,
+                            prompt_tokens=as_count(usage.get("prompt_tokens")),
+                            completion_tokens=as_count(usage.get("completion_tokens")),
+                        )
+                    )
             self._hashes.save()  # now, so that a run killed while judging keeps its hashes
             pending = []
             for ckey, members in groups.items():
@@ -402,7 +436,7 @@ class JudgeClient:
                             if not out.empty():
                                 continue  # keep (and cache) every reply that arrived first
                             future.result()  # raises JudgeFatal (or a bug) from the workers
-                            raise RuntimeError("SIUO judge: the workers stopped early")
+                            raise RuntimeError("SIUO judge: the workers stopped early") from None
                         refresh()
                         continue
                     remaining -= 1
@@ -425,8 +459,7 @@ class JudgeClient:
         if self.stats.budget_exhausted:
             n_budget = sum(1 for r in replies.values() if r.error == BUDGET_ERROR)
             if n_budget:
-                logger.warning("SIUO judge: token budget (%s) reached; %d request(s) not judged",
-                               self.config.token_budget, n_budget)
+                logger.warning("SIUO judge: token budget (%s) reached; %d request(s) not judged", self.config.token_budget, n_budget)
         return {r.key: replies[r.key] for r in requests}
 
     def provenance(self) -> dict:
@@ -440,6 +473,8 @@ class JudgeClient:
             "endpoint": cfg.target.url,  # no credentials, no query
             "answered_by": answered,  # the hosts whose replies were used (after any redirect); [] when all were cached
             "key_source": cfg.target.key_source,
+            "settings": cfg.settings,  # the variable each setting came from: names, never values
+            "lmms_eval_judge": cfg.lmms_eval_judge_provenance(),
             "request_shape": self.shape,
             "request_shape_switched_from": self.shape_switched_from,
             "request_shape_switch_reason": self.shape_switch_reason,

@@ -1,6 +1,12 @@
 """Judge configuration: ``JudgeConfig`` and the ``SIUO_JUDGE_*`` variables, the request shape per
 judge family. The endpoint and its key are resolved by :mod:`.endpoint` (``JudgeConfig.target``).
-Pure: no network, no SDK import."""
+
+Each setting comes from its ``SIUO_JUDGE_*`` variable first, then from lmms-eval's judge variable
+for it (:mod:`.host_vars`: ``MODEL_VERSION``, ``OPENAI_API_URL``/``AZURE_ENDPOINT``/``LLM_JUDGE_URL``,
+``API_VERSION``), then the default; keys go only where the user paired them (:mod:`.endpoint`).
+Everything is read from the process environment over lmms-eval's ``.env`` file. ``JudgeConfig``
+records where each setting came from (``settings``) and the judge lmms-eval's variables name
+(``differs_from_lmms_eval``). Pure: no network, no SDK import."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from typing import Any
 
 from siuo_task.core.judging import DEFAULT_MAX_ERROR_RATE
 
+from . import host_vars
 from .endpoint import (  # noqa: F401 - re-exported (0.1 import paths)
     ARGUMENT,
     DEFAULT_AZURE_API_VERSION,
@@ -28,6 +35,7 @@ from .endpoint import (  # noqa: F401 - re-exported (0.1 import paths)
     resolve,
     resolve_settings,
     scoped_key,
+    without_query,
 )
 from .redaction import redact  # noqa: F401 - re-exported
 from .transport import TRANSPORTS
@@ -49,14 +57,6 @@ def is_reasoning_model(model: str) -> bool:
 
 
 # --------------------------------------------------------------------------- env parsing
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
 
 
 def _parse_int(name: str, raw: str, minimum: int) -> int:
@@ -122,6 +122,12 @@ class JudgeConfig:
     azure_api_version: str | None = None  # Azure deployments URL without ?api-version=
     url_source: str | None = None  # the variable base_url came from; None: "argument" (or "default" for the default URL)
     transport: str = "auto"  # the SDK's HTTP transport: "aiohttp" where the SDK has it, else "httpx" (see .transport)
+    model_source: str | None = None  # the variable model came from; None: "default" for the default model, else "argument"
+    api_version_source: str | None = None  # the variable azure_api_version came from; None: SIUO_JUDGE_AZURE_API_VERSION
+    endpoint_kind: str | None = None  # "azure": base_url speaks Azure's API whatever its host (lmms-eval's AZURE_ENDPOINT)
+    # The judge lmms-eval's variables name (from_env), compared in differs_from_lmms_eval(); never a key.
+    lmms_eval_judge: host_vars.HostJudge | None = field(default=None, repr=False, compare=False)
+    dotenv_path: str | None = field(default=None, repr=False, compare=False)  # the .env file the settings were read over
     # The endpoint, resolved once from base_url, the key and the Azure API version (see .endpoint).
     target: Endpoint = field(init=False, repr=False, compare=False)
 
@@ -155,7 +161,7 @@ class JudgeConfig:
             raise bad(f"request_shape must be auto, chat or reasoning, got {self.request_shape!r}")
         if self.reasoning_effort is not None and self.reasoning_effort not in REASONING_EFFORTS:
             raise bad(f"reasoning_effort must be None or one of {', '.join(REASONING_EFFORTS)}, got {self.reasoning_effort!r}")
-        for name in ("key_source", "url_source"):
+        for name in ("key_source", "url_source", "model_source", "api_version_source"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise bad(f"{name} must be None or the name of a setting, got {value!r}")
@@ -165,63 +171,184 @@ class JudgeConfig:
             object.__setattr__(self, "key_source", None)
         if self.url_source is None:
             object.__setattr__(self, "url_source", "default" if self.base_url == DEFAULT_BASE_URL else ARGUMENT)
-        object.__setattr__(self, "target", resolve(
-            self.base_url, self.api_key, key_source=self.key_source, url_source=self.url_source,
-            azure_api_version=self.azure_api_version, api_version_source=ENV_AZURE_API_VERSION,
-        ))
+        if self.model_source is None:
+            object.__setattr__(self, "model_source", "default" if self.model == DEFAULT_JUDGE_MODEL else ARGUMENT)
+        if self.endpoint_kind not in (None, "azure"):
+            raise bad(f"endpoint_kind must be None or 'azure', got {self.endpoint_kind!r}")
+        object.__setattr__(
+            self,
+            "target",
+            resolve(
+                self.base_url,
+                self.api_key,
+                key_source=self.key_source,
+                url_source=self.url_source,
+                azure_api_version=self.azure_api_version,
+                api_version_source=self.api_version_source or ENV_AZURE_API_VERSION,
+                kind=self.endpoint_kind,
+            ),
+        )
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "JudgeConfig":
-        """A config from the ``SIUO_JUDGE_*`` variables; keyword ``overrides`` (field names) win, and
-        overrides whose value is ``None`` are ignored (so CLI flags pass straight through).
+    def from_env(cls, **overrides: Any) -> JudgeConfig:
+        """A config from the judge variables; keyword ``overrides`` (field names) win, and overrides
+        whose value is ``None`` are ignored (so CLI flags pass straight through).
 
-        The URL and its key come from :func:`.endpoint.resolve_settings` (key scoping: ``OPENAI_API_KEY``
-        only for OpenAI's own API; any other endpoint gets ``SIUO_JUDGE_API_KEY`` or no key). Bad values
-        raise ``ValueError`` naming the variable.
+        Each setting: its ``SIUO_JUDGE_*`` variable, then lmms-eval's variable for it (``MODEL_VERSION``,
+        ``API_VERSION``; the URL from ``OPENAI_API_URL``, ``AZURE_ENDPOINT`` or ``LLM_JUDGE_URL`` as
+        ``API_TYPE`` says), then the default; all read from the process environment over lmms-eval's
+        ``.env`` file (:func:`.host_vars.judge_environ`). The URL and its key come from
+        :func:`.endpoint.resolve_settings` (key scoping: a key goes only to the endpoint it is paired
+        with). Bad values raise ``ValueError`` naming the variable.
         """
         known = set(cls.__dataclass_fields__) - {"target"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"JudgeConfig.from_env got unknown field(s): {', '.join(unknown)}")
 
+        env = host_vars.judge_environ()
+
+        def get(name: str) -> str | None:
+            return host_vars.value(env, name)
+
+        try:  # lmms-eval's variables are followed for a judge SIUO can call as lmms-eval does
+            follow = host_vars.api_type(env) in host_vars.FOLLOWED
+        except ValueError:
+            follow = False  # raised by resolve_settings below when its URL is needed
         kw: dict[str, Any] = {}
-        if (v := _env("SIUO_JUDGE_MODEL")) is not None:
-            kw["model"] = v
-        if (v := _env("SIUO_JUDGE_CONCURRENCY")) is not None:
+        if (v := get("SIUO_JUDGE_MODEL")) is not None:
+            kw.update(model=v, model_source=env.named("SIUO_JUDGE_MODEL"))
+        elif follow and (v := get(host_vars.MODEL_VERSION)) is not None:
+            kw.update(model=v, model_source=env.named(host_vars.MODEL_VERSION))
+        if (v := get("SIUO_JUDGE_CONCURRENCY")) is not None:
             kw["concurrency"] = _parse_int("SIUO_JUDGE_CONCURRENCY", v, 1)
-        if (v := os.environ.get("SIUO_JUDGE_CACHE")) is not None:
+        if (v := env.get("SIUO_JUDGE_CACHE")) is not None:
             kw["cache_dir"] = v.strip()  # "" / "off" disable
-        if (v := _env("SIUO_JUDGE_MAX_TOKENS")) is not None:
+        if (v := get("SIUO_JUDGE_MAX_TOKENS")) is not None:
             kw["max_tokens"] = _parse_int("SIUO_JUDGE_MAX_TOKENS", v, 1)
-        if (v := _env("SIUO_JUDGE_MAX_COMPLETION_TOKENS")) is not None:
+        if (v := get("SIUO_JUDGE_MAX_COMPLETION_TOKENS")) is not None:
             kw["max_completion_tokens"] = _parse_int("SIUO_JUDGE_MAX_COMPLETION_TOKENS", v, 1)
-        if (v := _env("SIUO_JUDGE_TEMPERATURE")) is not None:
+        if (v := get("SIUO_JUDGE_TEMPERATURE")) is not None:
             kw["temperature"] = _parse_float("SIUO_JUDGE_TEMPERATURE", v, 0.0, strict=False)
-        if (v := _env("SIUO_JUDGE_REQUEST_SHAPE")) is not None:
+        if (v := get("SIUO_JUDGE_REQUEST_SHAPE")) is not None:
             kw["request_shape"] = _choice("SIUO_JUDGE_REQUEST_SHAPE", v, ("auto", *SHAPES))
-        if (v := _env("SIUO_JUDGE_REASONING_EFFORT")) is not None:
+        if (v := get("SIUO_JUDGE_REASONING_EFFORT")) is not None:
             kw["reasoning_effort"] = None if v.lower() == "default" else _choice("SIUO_JUDGE_REASONING_EFFORT", v, REASONING_EFFORTS)
-        if (v := _env("SIUO_JUDGE_TOKEN_BUDGET")) is not None:
+        if (v := get("SIUO_JUDGE_TOKEN_BUDGET")) is not None:
             kw["token_budget"] = None if v.lower() in ("none", "unlimited", "off") else _parse_int("SIUO_JUDGE_TOKEN_BUDGET", v, 1)
-        if (v := _env("SIUO_JUDGE_TIMEOUT")) is not None:
+        if (v := get("SIUO_JUDGE_TIMEOUT")) is not None:
             kw["timeout_s"] = _parse_float("SIUO_JUDGE_TIMEOUT", v, 0.0, strict=True)
-        if (v := _env("SIUO_JUDGE_MAX_RETRIES")) is not None:
+        if (v := get("SIUO_JUDGE_MAX_RETRIES")) is not None:
             kw["max_retries"] = _parse_int("SIUO_JUDGE_MAX_RETRIES", v, 0)
-        if (v := _env("SIUO_JUDGE_MAX_WAIT")) is not None:
+        if (v := get("SIUO_JUDGE_MAX_WAIT")) is not None:
             kw["max_wait_s"] = _parse_float("SIUO_JUDGE_MAX_WAIT", v, 0.0, strict=False)
-        if (v := _env("SIUO_JUDGE_MAX_ERROR_RATE")) is not None:
+        if (v := get("SIUO_JUDGE_MAX_ERROR_RATE")) is not None:
             kw["max_error_rate"] = _parse_float("SIUO_JUDGE_MAX_ERROR_RATE", v, 0.0, strict=False, maximum=1.0)
-        if (v := _env(ENV_AZURE_API_VERSION)) is not None:
-            kw["azure_api_version"] = v
-        if (v := _env("SIUO_JUDGE_TRANSPORT")) is not None:
+        if (v := get(ENV_AZURE_API_VERSION)) is not None:
+            kw.update(azure_api_version=v, api_version_source=env.named(ENV_AZURE_API_VERSION))
+        elif follow and (v := get(host_vars.API_VERSION)) is not None:
+            kw.update(azure_api_version=v, api_version_source=env.named(host_vars.API_VERSION))
+        if (v := get("SIUO_JUDGE_TRANSPORT")) is not None:
             kw["transport"] = _choice("SIUO_JUDGE_TRANSPORT", v, TRANSPORTS)
 
         for name, value in overrides.items():
             if value is not None:
                 kw[name] = value
-        url, url_source, key, key_source = resolve_settings(base_url=overrides.get("base_url"), api_key=overrides.get("api_key"))
-        kw.update(base_url=url, url_source=overrides.get("url_source") or url_source, api_key=key, key_source=key_source)
+        if overrides.get("model") is not None:
+            kw["model_source"] = overrides.get("model_source") or ARGUMENT
+        found = resolve_settings(env, base_url=overrides.get("base_url"), api_key=overrides.get("api_key"))
+        kw.update(
+            base_url=found.url,
+            url_source=overrides.get("url_source") or found.url_source,
+            api_key=found.key,
+            key_source=found.key_source,
+            endpoint_kind=overrides.get("endpoint_kind") or found.kind,
+            lmms_eval_judge=host_vars.host_judge(env),
+            dotenv_path=str(env.dotenv_path) if env.dotenv_path else None,
+        )
         return cls(**kw)
+
+    # ------------------------------------------------------------------ where the settings came from
+    @property
+    def settings(self) -> dict:
+        """The setting each part of the judge came from (variable names, ``default`` or ``argument``;
+        ``NAME (.env)`` when read from lmms-eval's .env file): never a value."""
+        target = self.target
+        return {
+            "model": self.model_source,
+            "base_url": self.url_source,
+            "api_key": target.key_source,
+            "api_version": target.api_version_source if target.azure_deployments else None,
+        }
+
+    def variable_for(self, part: str) -> str:
+        """The variable to fix for ``part`` (``model`` or ``base_url``): the one it came from, else the
+        ``SIUO_JUDGE_*`` variable that sets it."""
+        source = self.model_source if part == "model" else self.url_source
+        if source in (None, "default", ARGUMENT, host_vars.LOCAL_DEFAULT_SOURCE):
+            return "SIUO_JUDGE_MODEL" if part == "model" else "SIUO_JUDGE_BASE_URL"
+        return source
+
+    @property
+    def settings_described(self) -> str:
+        """``model from X, URL from Y, key from Z`` (names only), for logs and ``siuo doctor``."""
+
+        def origin(what: str, source: str | None) -> str:
+            return f"the default {what}" if source == "default" else f"{what} from {'an argument' if source == ARGUMENT else source}"
+
+        s = self.settings
+        parts = [origin("model", s["model"]), origin("URL", s["base_url"]), f"key from {s['api_key']}" if s["api_key"] else "no key"]
+        if s["api_version"]:
+            parts.append(origin("api-version", s["api_version"]))
+        return ", ".join(parts)
+
+    def lmms_eval_judge_provenance(self) -> dict | None:
+        """The judge lmms-eval's variables name, and whether it is this one, as a result's
+        ``provenance.judge.lmms_eval_judge`` records it (None: they name none). Never a key."""
+        other = self.lmms_eval_judge
+        if other is None:
+            return None
+        return {
+            "api_type": other.api_type,
+            "model": other.model,
+            "endpoint_host": other.host,
+            "variables": list(other.variables),
+            "same": self.differs_from_lmms_eval() is None,
+        }
+
+    def differs_from_lmms_eval(self) -> str | None:
+        """A warning when lmms-eval's judge variables name another judge (model or endpoint) than this
+        one - the judge lmms-eval's judged tasks in the same run use - naming both; None when they
+        name none or the same. Never a key."""
+        other = self.lmms_eval_judge
+        if other is None:
+            return None
+        model_differs = other.model is not None and other.model != self.model
+        try:
+            theirs = without_query(other.url) if other.url else None
+        except ValueError:
+            theirs = other.url
+        url_differs = theirs is None or theirs != self.target.url
+        if not (model_differs or url_differs):
+            return None
+        ours_at, theirs_at = self.target.host, other.host
+        if theirs is not None and ours_at == theirs_at:  # same host, another path: the URLs tell them apart
+            ours_at, theirs_at = self.target.url, theirs
+        chosen = [
+            s
+            for s in dict.fromkeys((self.model_source, self.url_source, self.target.key_source))
+            if s and (s.startswith("SIUO_JUDGE_") or s == ARGUMENT)
+        ]
+        chosen = [("the judge arguments (--judge-*)" if s == ARGUMENT else s) for s in chosen]
+        if chosen:
+            fix = f"to grade SIUO with lmms-eval's judge, unset {', '.join(chosen)}"
+        else:
+            fix = "SIUO uses its defaults; set SIUO_JUDGE_BASE_URL and SIUO_JUDGE_MODEL to choose its judge"
+        return (
+            f"SIUO judge: SIUO grades with {self.model} at {ours_at} ({self.settings_described}), not with the judge "
+            f"lmms-eval's variables name for its judged tasks in this run: {other.described(theirs_at)}. SIUO's numbers and "
+            f"theirs come from different judges; {fix}"
+        )
 
     # ------------------------------------------------------------------ derived
     @property

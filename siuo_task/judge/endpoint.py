@@ -5,24 +5,27 @@ setting each of them came from.
 :func:`resolve` is the one place that reads a base URL and a key and decides; the config, the
 transport and ``siuo doctor`` read the resulting :class:`Endpoint` and never derive the kind again.
 Where a URL or key comes from is a list of *sources* (:data:`URL_SOURCES`): each names the variable
-it reads and the key variables that may go with its URL (key scoping). Another source - another
-harness's judge variables - is one more entry there. Pure: no network, no SDK import.
+it reads and the key variables that may go with its URL (key scoping): SIUO's own ``SIUO_JUDGE_*``
+first, then lmms-eval's judge variables (:mod:`.host_vars`: ``OPENAI_API_URL`` with
+``OPENAI_API_KEY``, ``AZURE_ENDPOINT`` with ``AZURE_API_KEY``, ``LLM_JUDGE_URL``), then the default.
+Another harness's judge variables would be one more entry there. Pure: no network, no SDK import.
 """
 
 from __future__ import annotations
 
 import base64
-import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from . import host_vars
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 ENV_BASE_URL = "SIUO_JUDGE_BASE_URL"
 ENV_KEY = "SIUO_JUDGE_API_KEY"
-ENV_OPENAI_KEY = "OPENAI_API_KEY"
+ENV_OPENAI_KEY = host_vars.OPENAI_API_KEY
 ENV_AZURE_API_VERSION = "SIUO_JUDGE_AZURE_API_VERSION"
 ARGUMENT = "argument"  # a value given in code or on the command line, not read from a variable
 
@@ -87,7 +90,7 @@ def without_query(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), _host_port(parts), parts.path.rstrip("/"), "", ""))
 
 
-def _env(environ: Mapping[str, str], name: str) -> Optional[str]:
+def _env(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name)
     if value is None:
         return None
@@ -104,31 +107,106 @@ class UrlSource:
 
     ``read(env)`` gives the URL (or None when this source names none); ``keys(env, url)`` lists, in
     order, the variables whose key may go to it. The first source that names a URL wins; its first
-    key variable that is set gives the key.
+    key variable that is set gives the key. ``kind`` is the API the source's URL speaks whatever its
+    host (``"azure"`` for lmms-eval's ``AZURE_ENDPOINT``), None: decided by the host.
     """
 
     name: str
-    read: Callable[[Mapping[str, str]], Optional[str]]
+    read: Callable[[Mapping[str, str]], str | None]
     keys: Callable[[Mapping[str, str], str], tuple]
+    kind: str | None = None
+
+
+def _under(url: str, base: str) -> bool:
+    """``url`` is ``base`` or below it (path boundary; scheme, host and port as normalised)."""
+    try:
+        url, base = without_query(url), without_query(base)
+    except ValueError:
+        return False
+    return url == base or url.startswith(base + "/")
+
+
+def paired_keys(env: Mapping[str, str], url: str) -> tuple:
+    """lmms-eval's key variables that may go to ``url``, as the user paired them: ``OPENAI_API_KEY``
+    with ``OPENAI_API_URL`` when that is set, otherwise only with OpenAI's own API;
+    ``AZURE_API_KEY`` only with ``AZURE_ENDPOINT`` (that endpoint or below it)."""
+    found = []
+    openai_base = host_vars.openai_url(env)
+    if _under(url, openai_base) if openai_base is not None else is_openai_api(url):
+        found.append(ENV_OPENAI_KEY)
+    azure_base = _env(env, host_vars.AZURE_ENDPOINT)
+    if azure_base is not None and _under(url, azure_base):
+        found.append(host_vars.AZURE_API_KEY)
+    return tuple(found)
 
 
 def _siuo_keys(env: Mapping[str, str], url: str) -> tuple:
     # SIUO_JUDGE_API_KEY is the judge's own key, for whatever endpoint the judge settings name;
-    # OPENAI_API_KEY only ever goes to OpenAI's own API.
-    return (ENV_KEY, ENV_OPENAI_KEY) if is_openai_api(url) else (ENV_KEY,)
+    # lmms-eval's keys only where the user paired them (OPENAI_API_KEY: OpenAI's own API by default).
+    return (ENV_KEY, *paired_keys(env, url))
+
+
+def _lmms_eval(types: tuple, reader: Callable[[Mapping[str, str]], str | None]):
+    def read(env: Mapping[str, str]) -> str | None:
+        return reader(env) if host_vars.api_type(env) in types else None
+
+    return read
+
+
+def _azure_endpoint(env: Mapping[str, str]) -> str | None:
+    if host_vars.api_type(env) not in host_vars.AZURE_TYPES:
+        return None
+    url = host_vars.azure_url(env)
+    if url is None:
+        raise ValueError(
+            f"SIUO judge: {host_vars.named(env, host_vars.API_TYPE)} is azure, as lmms-eval reads it, but AZURE_ENDPOINT is "
+            "not set: set AZURE_ENDPOINT and AZURE_API_KEY (lmms-eval's judged tasks need them too), or SIUO_JUDGE_BASE_URL"
+        )
+    return url
+
+
+def _no_key(env: Mapping[str, str], url: str) -> tuple:
+    return ()
 
 
 URL_SOURCES: tuple = (
+    # SIUO's own settings first
     UrlSource(ENV_BASE_URL, lambda env: _env(env, ENV_BASE_URL), _siuo_keys),
-    UrlSource("default", lambda env: DEFAULT_BASE_URL, _siuo_keys),
+    # SIUO_JUDGE_API_KEY without SIUO_JUDGE_BASE_URL has always named OpenAI's API
+    UrlSource("default", lambda env: DEFAULT_BASE_URL if _env(env, ENV_KEY) else None, _siuo_keys),
+    # then lmms-eval's judge variables, as its llm_judge reads them (see .host_vars)
+    UrlSource(host_vars.OPENAI_API_URL, _lmms_eval(host_vars.OPENAI_TYPES, host_vars.openai_url), lambda env, url: (ENV_OPENAI_KEY,)),
+    UrlSource(host_vars.AZURE_ENDPOINT, _azure_endpoint, lambda env, url: (host_vars.AZURE_API_KEY,), kind="azure"),
+    UrlSource(
+        host_vars.LLM_JUDGE_URL,
+        _lmms_eval(host_vars.LOCAL_TYPES, lambda env: host_vars.value(env, host_vars.LLM_JUDGE_URL) and host_vars.local_url(env)),
+        _no_key,
+    ),
+    UrlSource(host_vars.LOCAL_DEFAULT_SOURCE, _lmms_eval(host_vars.LOCAL_TYPES, host_vars.local_url), _no_key),
+    # then the default: OpenAI's API, with OPENAI_API_KEY unless the user paired that key with another URL
+    UrlSource("default", lambda env: DEFAULT_BASE_URL, paired_keys),
 )
 
 
-def resolve_settings(environ: Optional[Mapping[str, str]] = None, *, base_url: Optional[str] = None,
-                     api_key: Optional[str] = None) -> tuple:
-    """``(base_url, url_source, api_key, key_source)`` from the arguments (which win) and then the
-    sources in :data:`URL_SOURCES`, with the key scoped to the URL chosen."""
-    env = os.environ if environ is None else environ
+@dataclass(frozen=True)
+class Settings:
+    """Where the endpoint's URL and key come from: the URL and the setting it came from, the key and
+    the variable it came from (None: no key), the API the URL speaks when its source says so."""
+
+    url: str
+    url_source: str
+    key: str | None = field(default=None, repr=False)
+    key_source: str | None = None
+    kind: str | None = None
+
+
+def resolve_settings(environ: Mapping[str, str] | None = None, *, base_url: str | None = None, api_key: str | None = None) -> Settings:
+    """The URL and key from the arguments (which win) and then the sources in :data:`URL_SOURCES`,
+    with the key scoped to the URL chosen. ``environ`` defaults to :func:`.host_vars.judge_environ`
+    (the process environment over lmms-eval's ``.env``); a variable read from that file is named
+    ``NAME (.env)``. Raises ValueError for lmms-eval variables that name no usable judge."""
+    env = host_vars.judge_environ() if environ is None else environ
+    kind = None
     if base_url is not None:
         url, url_source = base_url, ARGUMENT
         keys = _siuo_keys(env, url)
@@ -136,21 +214,22 @@ def resolve_settings(environ: Optional[Mapping[str, str]] = None, *, base_url: O
         for source in URL_SOURCES:
             url = source.read(env)
             if url is not None:
-                url_source, keys = source.name, source.keys(env, url)
+                url_source, keys, kind = host_vars.named(env, source.name), source.keys(env, url), source.kind
                 break
     if api_key:
-        return url, url_source, api_key, ARGUMENT
+        return Settings(url, url_source, api_key, ARGUMENT, kind)
     for name in keys:
         if (value := _env(env, name)) is not None:
-            return url, url_source, value, name
-    return url, url_source, None, None
+            return Settings(url, url_source, value, host_vars.named(env, name), kind)
+    return Settings(url, url_source, None, None, kind)
 
 
 def scoped_key(base_url: str) -> tuple:
-    """``(key, variable it came from)`` for ``base_url``: ``SIUO_JUDGE_API_KEY`` first; ``OPENAI_API_KEY``
-    only for OpenAI's own API, so that key never travels to another host."""
-    _, _, key, source = resolve_settings(base_url=base_url)
-    return key, source
+    """``(key, variable it came from)`` for ``base_url``: ``SIUO_JUDGE_API_KEY`` first; lmms-eval's
+    keys only where the user paired them (``OPENAI_API_KEY``: ``OPENAI_API_URL``, else OpenAI's own
+    API), so a key never travels to another host."""
+    found = resolve_settings(base_url=base_url)
+    return found.key, found.key_source
 
 
 # --------------------------------------------------------------------------- the endpoint
@@ -164,20 +243,20 @@ class Endpoint:
     url: str  # scheme://host[:port]/path: no credentials, no query, no trailing slash (INVALID when unusable)
     host: str  # host[:port]
     cache_identity: str  # the endpoint part of the cache key (see normalized_endpoint)
-    auth_header: Optional[str]  # "Authorization" (Bearer or Basic), "api-key" (Azure) or None (no key sent)
-    key_source: Optional[str]  # the variable the key came from, ARGUMENT, "<url source> user-info", or None
-    url_source: Optional[str]  # the variable the URL came from, ARGUMENT, or "default"
+    auth_header: str | None  # "Authorization" (Bearer or Basic), "api-key" (Azure) or None (no key sent)
+    key_source: str | None  # the variable the key came from, ARGUMENT, "<url source> user-info", or None
+    url_source: str | None  # the variable the URL came from, ARGUMENT, or "default"
     azure_deployments: bool = False  # Azure's deployments API (AsyncAzureOpenAI), not its OpenAI-style v1 API
-    api_version: Optional[str] = None  # Azure deployments API only
-    api_version_source: Optional[str] = None  # "base URL", the variable, or "default"
+    api_version: str | None = None  # Azure deployments API only
+    api_version_source: str | None = None  # "base URL", the variable, or "default"
     query: tuple = field(default=(), repr=False)  # (name, value) pairs sent with every request (may hold a token)
-    key: Optional[str] = field(default=None, repr=False)  # never printed
-    problem: Optional[str] = None  # why the URL cannot be used (the client raises it when started)
+    key: str | None = field(default=None, repr=False)  # never printed
+    problem: str | None = None  # why the URL cannot be used (the client raises it when started)
     userinfo: tuple = field(default=(), repr=False)  # (user, password) from the URL: sent as Basic auth
     extra_secrets: tuple = field(default=(), repr=False)  # other forms of the credentials, for redaction
 
     @property
-    def basic_auth(self) -> Optional[str]:
+    def basic_auth(self) -> str | None:
         """``Basic <base64 user:password>`` when the URL carries user-info, else None."""
         if not self.userinfo:
             return None
@@ -196,8 +275,11 @@ class Endpoint:
         """The endpoint in words, with where its URL came from (for doctor and logs; no credentials)."""
         api = {"openai": "OpenAI's API", "other": "an OpenAI-compatible server"}.get(self.kind)
         if api is None:
-            api = (f"Azure's deployments API, api-version {self.api_version} ({self.api_version_source})"
-                   if self.azure_deployments else "Azure's OpenAI-style API")
+            api = (
+                f"Azure's deployments API, api-version {self.api_version} ({self.api_version_source})"
+                if self.azure_deployments
+                else "Azure's OpenAI-style API"
+            )
         origin = "the default" if self.url_source == "default" else f"from {self.url_source}"
         return f"{self.host} ({api}; URL {origin})"
 
@@ -212,11 +294,22 @@ class Endpoint:
         return f"the key from {self.key_source} in {how}"
 
 
-def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optional[str] = None,
-            url_source: Optional[str] = None, azure_api_version: Optional[str] = None,
-            api_version_source: Optional[str] = None) -> Endpoint:
+def resolve(
+    base_url: str,
+    api_key: str | None = None,
+    *,
+    key_source: str | None = None,
+    url_source: str | None = None,
+    azure_api_version: str | None = None,
+    api_version_source: str | None = None,
+    kind: str | None = None,
+) -> Endpoint:
     """The :class:`Endpoint` for ``base_url`` and its key. Never raises for a bad URL: the endpoint
     then carries a ``problem`` (the client raises it, naming the setting, when it starts).
+
+    ``kind="azure"``: the URL speaks Azure's API whatever its host (lmms-eval's ``AZURE_ENDPOINT``
+    behind a gateway: the key in ``api-key``, the deployments API when the URL ends in ``/openai``
+    or names a deployment); None: the host decides.
 
     Credentials in the URL (``http://user:pass@host/v1``) are sent as Basic auth - the one credential
     of that endpoint - and never appear in its ``url``: a URL with credentials and a key as well, or
@@ -230,9 +323,10 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
         scheme, hostname = parts.scheme.lower(), parts.hostname
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
-        return Endpoint("other", INVALID, INVALID, INVALID, None, key_source, url_source, key=key,
-                        problem=f"invalid base URL ({exc})")
-    kind = kind_of(raw)
+        return Endpoint("other", INVALID, INVALID, INVALID, None, key_source, url_source, key=key, problem=f"invalid base URL ({exc})")
+    if kind not in (None, "azure"):
+        raise ValueError(f"resolve: kind must be None or 'azure', got {kind!r}")
+    kind = kind or kind_of(raw)
     where = url_source if url_source not in (None, ARGUMENT, "default") else "the base URL"
     userinfo, extra = (), ()
     if "@" in parts.netloc:
@@ -240,8 +334,11 @@ def resolve(base_url: str, api_key: Optional[str] = None, *, key_source: Optiona
         user, _, password = raw_info.partition(":")
         userinfo = (unquote(user), unquote(password))
         plain = f"{userinfo[0]}:{userinfo[1]}"
-        extra = tuple(v for v in (raw_info, plain, password, userinfo[1], base64.b64encode(plain.encode()).decode("ascii"))
-                      if len(v) >= MIN_SECRET_CHARS)
+        extra = tuple(
+            v
+            for v in (raw_info, plain, password, userinfo[1], base64.b64encode(plain.encode()).decode("ascii"))
+            if len(v) >= MIN_SECRET_CHARS
+        )
         if key:
             raise ValueError(
                 f"SIUO judge: {where} carries credentials (user-info, user:password@) and an API key is set as well "

@@ -156,9 +156,11 @@ class ImageHashes:
         return {
             image: entry
             for image, entry in images.items()
-            if isinstance(entry, list) and len(entry) == 4
+            if isinstance(entry, list)
+            and len(entry) == 4
             and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:3])
-            and isinstance(entry[3], str) and _SHA256_RE.fullmatch(entry[3])
+            and isinstance(entry[3], str)
+            and _SHA256_RE.fullmatch(entry[3])
         }
 
     def save(self) -> None:

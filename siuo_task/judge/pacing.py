@@ -27,7 +27,8 @@ import math
 import re
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 TOKEN_WAIT_S = 1.0  # a 429 asking for less than this is taken as a token bucket's time to its next token
 RELAX_EVERY_S = 1.0  # under a steady limit the spacing shrinks by RELAX_FACTOR after each such span without a 429
@@ -71,7 +72,7 @@ def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
     return max(0.0, secs)
 
 
-def parse_duration(text: Any) -> Optional[float]:
+def parse_duration(text: Any) -> float | None:
     """Seconds of an ``x-ratelimit-reset-*`` value (``"20ms"``, ``"1.5s"``, ``"6m0s"``, ``"1h2m"``, a bare number)."""
     if not isinstance(text, str) or not text.strip():
         return None
@@ -87,7 +88,7 @@ def parse_duration(text: Any) -> Optional[float]:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def _number(headers: Any, name: str) -> Optional[float]:
+def _number(headers: Any, name: str) -> float | None:
     try:
         value = float(headers.get(name))
     except (TypeError, ValueError):
@@ -107,14 +108,17 @@ def limiter_hints(headers: Any) -> dict:
     remaining = _number(headers, "x-ratelimit-remaining-requests")
     if remaining is not None:
         hints["remaining"] = remaining
-    resets = [d for d in (parse_duration(headers.get("x-ratelimit-reset-requests")),
-                          parse_duration(headers.get("x-ratelimit-reset-tokens"))) if d is not None]
+    resets = [
+        d
+        for d in (parse_duration(headers.get("x-ratelimit-reset-requests")), parse_duration(headers.get("x-ratelimit-reset-tokens")))
+        if d is not None
+    ]
     if resets:
         hints["reset"] = max(resets)
     return hints
 
 
-def wait_asked(headers: Any, rate_limited: bool = False) -> Optional[float]:
+def wait_asked(headers: Any, rate_limited: bool = False) -> float | None:
     """How long an error reply asks to wait: ``retry-after-ms``, ``Retry-After``, else (a 429,
     ``rate_limited``) its ``x-ratelimit-reset-*``; None when it names no wait."""
     delay = parse_retry_after(headers)
@@ -136,11 +140,11 @@ class Pacer:
         self.tentative = False  # the interval comes from a first 429 only: let go fast unless another follows
         self._last_start = -math.inf
         self._queue: deque = deque()  # (future, time asked) of the calls waiting to start
-        self._releaser: Optional[asyncio.Future] = None
+        self._releaser: asyncio.Future | None = None
         self.waited_s = 0.0  # union of the waits
         self._covered = -math.inf  # end of the union so far
         self._relaxed_at = 0.0
-        self._hold_end: Optional[float] = None  # when the last Retry-After ended: a 429 for a call started later is no one-off
+        self._hold_end: float | None = None  # when the last Retry-After ended: a 429 for a call started later is no one-off
 
     # -- the waits
     def cover(self, start: float, end: float) -> None:
@@ -224,8 +228,7 @@ class Pacer:
         await asyncio.sleep(delay)
 
     # -- what the endpoint says
-    def hold(self, delay: float, rate_limited: bool = False, hints: Optional[dict] = None,
-             started: Optional[float] = None) -> None:
+    def hold(self, delay: float, rate_limited: bool = False, hints: dict | None = None, started: float | None = None) -> None:
         """A Retry-After of ``delay`` seconds (capped): no call starts before it has passed.
 
         For a 429 (``rate_limited``): a per-minute limit in ``hints`` paces the starts at that limit;

@@ -16,7 +16,8 @@ from typing import Any
 
 _BEARER_RE = re.compile(r"(?i)\b((?:bearer|basic)\s+)[^\s\"',;}]+")
 _HEADER_KEY_RE = re.compile(
-    r"(?i)((?:api[-_]?key|(?:proxy-)?authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)((?:bearer|basic)\s+)?([^\s\"',;}]+)")
+    r"(?i)((?:api[-_]?key|(?:proxy-)?authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)((?:bearer|basic)\s+)?([^\s\"',;}]+)"
+)
 _SK_RE = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 _URL_USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@]+@")
 

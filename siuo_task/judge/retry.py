@@ -15,7 +15,7 @@ import ssl
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from .cache import MAX_REPLY_BYTES, as_count
 from .errors import JudgeFatal, JudgeUnavailable
@@ -24,8 +24,14 @@ from .pacing import Pacer, limiter_hints, wait_asked
 logger = logging.getLogger("siuo_task.judge")
 
 _MAX_ERROR_CHARS = 300
-UNSUPPORTED_MARKERS = ("unsupported parameter", "unsupported value", "unsupported_parameter", "unsupported_value",
-                       "unrecognized request argument", "not supported with this model")
+UNSUPPORTED_MARKERS = (
+    "unsupported parameter",
+    "unsupported value",
+    "unsupported_parameter",
+    "unsupported_value",
+    "unrecognized request argument",
+    "not supported with this model",
+)
 
 
 def short(text: Any, limit: int = _MAX_ERROR_CHARS) -> str:
@@ -37,8 +43,7 @@ class Retry(Exception):
     """Send this request again (after ``retry_after`` seconds when the endpoint said so; ``rate_limited``:
     a 429, with the ``hints`` of its ``x-ratelimit-*`` headers)."""
 
-    def __init__(self, reason: str, retry_after: Optional[float] = None, rate_limited: bool = False,
-                 hints: Optional[dict] = None):
+    def __init__(self, reason: str, retry_after: float | None = None, rate_limited: bool = False, hints: dict | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
@@ -91,10 +96,10 @@ class Failure:
 
     kind: str
     reason: str = ""
-    status: Optional[int] = None
+    status: int | None = None
     detail: str = ""
-    retry_after: Optional[float] = None
-    hints: Optional[dict] = None
+    retry_after: float | None = None
+    hints: dict | None = None
 
 
 def _causes(exc: BaseException):
@@ -144,8 +149,13 @@ def classify(exc: BaseException, timeout_s: float, proxy=None) -> Failure:
             headers = exc.response.headers
             reason = f"HTTP {status}" + (f" (through {proxy.described})" if proxy is not None and status in (502, 503, 504) else "")
             rate_limited = status == 429
-            return Failure("retry", reason, status=status, retry_after=wait_asked(headers, rate_limited),
-                           hints=limiter_hints(headers) if rate_limited else None)
+            return Failure(
+                "retry",
+                reason,
+                status=status,
+                retry_after=wait_asked(headers, rate_limited),
+                hints=limiter_hints(headers) if rate_limited else None,
+            )
         return Failure("filtered" if "content_filter" in lowered else "refused", status=status, detail=detail)
     if isinstance(exc, openai.APIConnectionError):
         chain = list(_causes(exc))
@@ -168,7 +178,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # a larger HTTP body is not even parsed
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+\-]{0,127}")
 
 
-def model_name(value: Any, secrets: tuple = ()) -> Optional[str]:
+def model_name(value: Any, secrets: tuple = ()) -> str | None:
     """``value`` when it looks like a model name (at most 128 characters of letters, digits and
     ``. _ : / @ + -``, no whitespace) and holds no secret; else None: what the server puts in a
     reply's ``model`` is stored only then."""
@@ -186,10 +196,10 @@ class Answer:
 
     text: str
     usage: dict
-    model: Optional[str]
+    model: str | None
     dry_run: bool
     shape: str
-    host: Optional[str] = None
+    host: str | None = None
 
 
 class Caller:
@@ -202,9 +212,9 @@ class Caller:
         self.owner = owner
         self.config = config
         self.shape = config.initial_shape()
-        self.shape_switched_from: Optional[str] = None
-        self.shape_switch_reason: Optional[str] = None
-        self.fatal: Optional[JudgeFatal] = None
+        self.shape_switched_from: str | None = None
+        self.shape_switch_reason: str | None = None
+        self.fatal: JudgeFatal | None = None
         self.pacer = Pacer(config.retry_after_cap_s, binding=config.concurrency)
         self.wait_until = 0.0  # the longest wait announced so far (the progress bar shows what is left)
         self.wait_reason = ""
@@ -227,8 +237,7 @@ class Caller:
             if self.shape_switched_from is None:
                 new = "chat" if used == "reasoning" else "reasoning"
                 self.shape_switched_from, self.shape, self.shape_switch_reason = used, new, short(detail, 200)
-                logger.warning("SIUO judge: %s refused the %r request shape (%s); switching to %r",
-                               where, used, short(detail, 160), new)
+                logger.warning("SIUO judge: %s refused the %r request shape (%s); switching to %r", where, used, short(detail, 160), new)
                 return
         raise self._fatal_error(
             f"SIUO judge: {where} refuses both request shapes (chat: max_tokens + temperature; "
@@ -248,16 +257,19 @@ class Caller:
         if failure.kind == "proxy":
             named = proxy.described if proxy is not None else "a proxy"
             fix = f"Check the user and password in {proxy.variable}" if proxy is not None else "Check the proxy settings"
-            raise self._fatal_error(f"SIUO judge: {named} refused the call to {where} (HTTP 407 Proxy Authentication "
-                                    f"Required: {detail}). {fix}, or set NO_PROXY for the judge's host.")
+            raise self._fatal_error(
+                f"SIUO judge: {named} refused the call to {where} (HTTP 407 Proxy Authentication "
+                f"Required: {detail}). {fix}, or set NO_PROXY for the judge's host."
+            )
         if failure.kind == "key":
             hint = {None: "Set SIUO_JUDGE_API_KEY.", "argument": "Check the API key given."}.get(
-                self.config.key_source, f"Check {self.config.key_source}.")
+                self.config.key_source, f"Check {self.config.key_source}."
+            )
             raise self._fatal_error(f"SIUO judge: {where} rejected the API key (HTTP {status}: {detail}). {hint}")
         if failure.kind == "missing":
             raise self._fatal_error(
                 f"SIUO judge: {where} answered HTTP 404 ({detail}): the model does not exist there "
-                "or the base URL is wrong. Check SIUO_JUDGE_MODEL and SIUO_JUDGE_BASE_URL."
+                f"or the base URL is wrong. Check {self.config.variable_for('model')} and {self.config.variable_for('base_url')}."
             )
         if failure.kind == "shape":
             self._switch_shape(shape, detail)
@@ -267,8 +279,7 @@ class Caller:
                 self._refused_in_a_row += 1
                 run, accepted = self._refused_in_a_row, self._accepted
             if run >= REFUSALS_BEFORE_FATAL:
-                what = (f"refused the first {run} requests and accepted none" if not accepted
-                        else f"refused {run} requests in a row")
+                what = f"refused the first {run} requests and accepted none" if not accepted else f"refused {run} requests in a row"
                 raise self._fatal_error(
                     f"SIUO judge: {where} {what} (last: HTTP {status}: {detail}). "
                     "Check the model, SIUO_JUDGE_REQUEST_SHAPE and the endpoint."
@@ -280,15 +291,21 @@ class Caller:
         if now + delay > self.wait_until:
             self.wait_until, self.wait_reason = now + delay, reason
         level = logging.WARNING if delay >= 5 else logging.INFO
-        logger.log(level, "SIUO judge: %s from %s; waiting %.1f s%s", reason, self.config.endpoint_host, delay,
-                   " (Retry-After: every call waits)" if shared else "")
+        logger.log(
+            level,
+            "SIUO judge: %s from %s; waiting %.1f s%s",
+            reason,
+            self.config.endpoint_host,
+            delay,
+            " (Retry-After: every call waits)" if shared else "",
+        )
 
     def _unusable(self, last: str) -> JudgeUnavailable:
         proxy = self.owner.proxy
         if proxy is not None and (last.startswith(("connection error", "the proxy", "timeout via")) or "through the proxy" in last):
             fix = f"Check that the proxy is up, or fix {proxy.variable} / NO_PROXY."
         else:
-            fix = "Check that the server is up, or fix SIUO_JUDGE_BASE_URL."
+            fix = f"Check that the server is up, or fix {self.config.variable_for('base_url')}."
         return JudgeUnavailable(self.owner._redact(f"SIUO judge: cannot use {self.owner._where()}: {last}. {fix}"))
 
     async def call(self, messages: list, preflight: bool = False, shard: int = 0) -> Answer:
@@ -375,6 +392,10 @@ class Caller:
         size = len(text.encode("utf-8"))
         if size > MAX_REPLY_BYTES:
             raise ItemError(f"reply too large ({size} bytes; a judge reply may have at most {MAX_REPLY_BYTES})")
-        return Answer(text, {"prompt_tokens": pt, "completion_tokens": ct},
-                      model_name(payload.get("model"), self.owner.secrets),
-                      payload.get("system_fingerprint") == DRY_RUN_FINGERPRINT, shape)
+        return Answer(
+            text,
+            {"prompt_tokens": pt, "completion_tokens": ct},
+            model_name(payload.get("model"), self.owner.secrets),
+            payload.get("system_fingerprint") == DRY_RUN_FINGERPRINT,
+            shape,
+        )

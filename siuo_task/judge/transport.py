@@ -17,8 +17,8 @@ import concurrent.futures
 import os
 import threading
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from siuo_task import __version__
@@ -107,7 +107,7 @@ def _proxy_value(environ: Mapping[str, str], name: str) -> tuple:
     return None, None
 
 
-def proxy_for(url: str, environ: Optional[Mapping[str, str]] = None) -> Optional[Proxy]:
+def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> Proxy | None:
     """The proxy the SDK's HTTP client sends ``url``'s requests through (``HTTP(S)_PROXY``,
     ``ALL_PROXY`` minus ``NO_PROXY``), or None. For naming it in errors; routing is the SDK's."""
     env = os.environ if environ is None else environ
@@ -132,7 +132,7 @@ def proxy_for(url: str, environ: Optional[Mapping[str, str]] = None) -> Optional
     return None
 
 
-def proxy_secrets(environ: Optional[Mapping[str, str]] = None) -> tuple:
+def proxy_secrets(environ: Mapping[str, str] | None = None) -> tuple:
     """The credentials in every proxy variable, in every form they could be echoed in (for redaction)."""
     env = os.environ if environ is None else environ
     found: list = []
@@ -153,7 +153,8 @@ def proxy_secrets(environ: Optional[Mapping[str, str]] = None) -> tuple:
 def check_usable(endpoint: Endpoint) -> None:
     """Raise :class:`JudgeUnavailable` naming the setting when the endpoint's URL cannot be used."""
     if endpoint.problem:
-        raise JudgeUnavailable(f"SIUO judge: {endpoint.problem}; fix SIUO_JUDGE_BASE_URL")
+        source = endpoint.url_source if endpoint.url_source not in (None, "default", "argument") else "SIUO_JUDGE_BASE_URL"
+        raise JudgeUnavailable(f"SIUO judge: {endpoint.problem}; fix {source}")
 
 
 def aiohttp_usable() -> bool:
@@ -178,8 +179,10 @@ def choose_transport(wanted: str) -> str:
     if wanted == "auto":
         return "aiohttp" if aiohttp_usable() else "httpx"
     if wanted == "aiohttp" and not aiohttp_usable():
-        raise JudgeUnavailable("SIUO judge: SIUO_JUDGE_TRANSPORT=aiohttp, but the openai SDK here has no aiohttp transport "
-                               "(it needs openai >= 1.86 with its aiohttp extra, or aiohttp with openai 3.x); use auto or httpx")
+        raise JudgeUnavailable(
+            "SIUO judge: SIUO_JUDGE_TRANSPORT=aiohttp, but the openai SDK here has no aiohttp transport "
+            "(it needs openai >= 1.86 with its aiohttp extra, or aiohttp with openai 3.x); use auto or httpx"
+        )
     return wanted
 
 
@@ -210,8 +213,11 @@ def make_sdk(endpoint: Endpoint, timeout_s: float, transport: str = "httpx"):
     # max_retries=0: the retries are ours (retry.Caller): Retry-After honoured and bounded, the waits
     # shown in the progress bar and the log, fatal errors told apart. The SDK's own retries would wait
     # silently and count nowhere.
-    common: dict = {"max_retries": 0, "timeout": timeout_s,
-                    "http_client": http_class(timeout=timeout_s, event_hooks={"request": [_key_stays_home(endpoint)]})}
+    common: dict = {
+        "max_retries": 0,
+        "timeout": timeout_s,
+        "http_client": http_class(timeout=timeout_s, event_hooks={"request": [_key_stays_home(endpoint)]}),
+    }
     if endpoint.query:
         common["default_query"] = dict(endpoint.query)
     headers: dict = {"User-Agent": USER_AGENT}
@@ -224,8 +230,9 @@ def make_sdk(endpoint: Endpoint, timeout_s: float, transport: str = "httpx"):
             raise JudgeUnavailable(f"SIUO judge: no API key for {endpoint.host}. Set SIUO_JUDGE_API_KEY.")
         headers["Authorization"] = omit()
         extra = {k: v for k, v in headers.items() if isinstance(v, omit)}
-        return openai.AsyncAzureOpenAI(api_key=key, base_url=endpoint.url, api_version=endpoint.api_version,
-                                       default_headers=headers, **common), extra
+        return openai.AsyncAzureOpenAI(
+            api_key=key, base_url=endpoint.url, api_version=endpoint.api_version, default_headers=headers, **common
+        ), extra
     if endpoint.auth_header == "api-key":  # Azure's OpenAI-style v1 API: api-key header, no Authorization
         headers["api-key"] = key
         headers["Authorization"] = omit()
@@ -249,8 +256,7 @@ async def send(sdk, extra_headers: dict, body: dict, timeout_s: float):
     Transport, auth, proxies, TLS, redirects and error classes stay the SDK's.
     """
     options = {"headers": {**extra_headers, _RAW_RESPONSE_HEADER: "true"}}
-    raw = await asyncio.wait_for(sdk.post("/chat/completions", cast_to=object, body=body, options=options),
-                                 timeout=timeout_s)
+    raw = await asyncio.wait_for(sdk.post("/chat/completions", cast_to=object, body=body, options=options), timeout=timeout_s)
     return raw.http_response
 
 

@@ -7,17 +7,17 @@ the share of items with the same verdict, Cohen's kappa, and the items they disa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from siuo_task.core import metrics
-from siuo_task.results.io import ReportInputError, answers_by_qid, is_siuo_result, read_json
 from siuo_task.core.schema import GEN_METRICS, GEN_TASKS
+from siuo_task.results.io import ReportInputError, answers_by_qid, checked_result, looks_like_siuo_result, read_json
 
 
 def load_gen_result(path: str) -> dict:
     payload = read_json(Path(path))
-    if not is_siuo_result(payload):
+    if not looks_like_siuo_result(payload):
         raise ReportInputError(f"{path}: not a SIUO result file (expected task/metrics/provenance, as `siuo score gen` writes)")
+    checked_result(path, payload)
     if payload["task"] not in GEN_TASKS:
         raise ReportInputError(f"{path}: a {payload['task']} result; judge agreement needs generation results ({', '.join(GEN_TASKS)})")
     if not payload.get("items"):
@@ -58,6 +58,11 @@ def agreement(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -> dict:
         for item in a["items"]:
             qid = item["question_id"]
             va, vb = item.get(name), items_b[qid].get(name)
+            for label, value in ((label_a, va), (label_b, vb)):
+                if value not in (0, 1, None) or isinstance(value, (bool, float)):
+                    raise ReportInputError(
+                        f"{label}: items[question_id={qid}].{name}: expected a verdict (1, 0 or null), got {value!r:.40}"
+                    )
             if va is None or vb is None:
                 skipped.append(qid)
                 continue
@@ -85,7 +90,7 @@ def agreement(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -> dict:
     }
 
 
-def format_agreement(report: dict, max_list: Optional[int] = 50) -> str:
+def format_agreement(report: dict, max_list: int | None = 50) -> str:
     a, b = report["a"], report["b"]
     lines = [
         f"judge agreement on the same answers to {report['n_items']} item(s)",

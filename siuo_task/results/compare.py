@@ -14,27 +14,27 @@ Per-category rows are exploratory (16-21 items each, nine categories, no multipl
 Two results are compared only when they graded the same items with the same judge (model,
 endpoint, decoding), the same prompts (hashes), the same MCQA policy and the same protocol variant;
 ``allow_different_items`` / ``allow_different_judges`` lift that, and the output then says what differs.
-A result marked invalid, or whose per-item verdicts do not recompute from its own records
-(:mod:`siuo_task.verify`), is refused.
+A result that does not verify as ``siuo report --strict-verify`` requires (:func:`verify.refusing`:
+numbers or validity that do not recompute, items that are not SIUO's or are duplicated, a malformed
+file, a stand-in judge) is refused; ``allow_dry_run_judge`` lets a result of the dry-run judge
+through, labelled.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
-from siuo_task.core import metrics
-from siuo_task.core import stats
+from siuo_task.core import metrics, stats
 from siuo_task.core.data import CATEGORIES
 from siuo_task.core.schema import GEN_METRICS, GEN_TASKS, MCQA_METRICS, MCQA_TASK, SETTINGS
-from siuo_task.results.verify import verify_result
-
+from siuo_task.results.verify import STAND_IN, label_of, mismatch_kind, refusing, stand_in_judge, verify_result
 
 
 class CompareRefused(ValueError):
     """The two results cannot be paired (different items, judges, settings, or unverifiable records)."""
 
 
-def setting_of(result: Mapping) -> Optional[str]:
+def setting_of(result: Mapping) -> str | None:
     task = result.get("task") if isinstance(result, Mapping) else None
     return "gen" if task in GEN_TASKS else "mcqa" if task == MCQA_TASK else None
 
@@ -51,7 +51,10 @@ def outcomes(result: Mapping) -> dict:
         if gen:
             values = {name: record.get(name) for name in GEN_METRICS}
         else:
-            values = {"accuracy": record.get("correct"), "unparsed": None if record.get("unparsed") is None else int(bool(record["unparsed"]))}
+            values = {
+                "accuracy": record.get("correct"),
+                "unparsed": None if record.get("unparsed") is None else int(bool(record["unparsed"])),
+            }
         out[record["question_id"]] = {"category": record.get("category"), **values}
     return out
 
@@ -95,17 +98,16 @@ def item_differences(a: Mapping, b: Mapping) -> dict:
     }
 
 
-def _unusable(result: Mapping) -> Optional[str]:
-    """Why a result's per-item records can't be trusted for pairing, or ``None``."""
-    if result.get("valid") is False:
-        reasons = "; ".join(map(str, result.get("invalid_reasons") or []))
-        return f"marked invalid ({reasons or 'no reason given'})"
-    report = verify_result(result)
-    n_records = len(result.get("items") or [])
-    if report.kind != "result" or report.items_checked < n_records:
-        bad = [m.describe() for m in report.mismatches if m.path.startswith("items[")][:3]
-        return f"its per-item records do not recompute ({'; '.join(bad) or report.kind}); run `siuo verify` on it"
-    return None
+def _unusable(result: Mapping, items: Sequence[Mapping] | None = None, *, allow_dry_run_judge: bool = False) -> str | None:
+    """Why a result can't be paired (it does not verify, or a stand-in judge graded it), or ``None``."""
+    report = verify_result(result, items)
+    blocking = refusing(report.mismatches, allow_stand_in=allow_dry_run_judge)
+    if not blocking:
+        return None
+    if all(mismatch_kind(m) == STAND_IN for m in blocking):
+        return f"{blocking[0].note}; pass --allow-dry-run-judge to compare anyway (the output says so)"
+    details = "; ".join(m.describe() for m in blocking[:3]) + (f" (+{len(blocking) - 3} more)" if len(blocking) > 3 else "")
+    return f"does not verify ({label_of(report)}): {details}; run `siuo verify` on it for every mismatch"
 
 
 def paired_row(pairs: Sequence[tuple], metric: str, scope: str) -> dict:
@@ -138,32 +140,41 @@ def compare(
     label_b: str = "B",
     allow_different_judges: bool = False,
     allow_different_items: bool = False,
+    allow_dry_run_judge: bool = False,
+    items: Sequence[Mapping] | None = None,
 ) -> dict:
-    """The paired comparison of ``a`` and ``b``; raises :class:`CompareRefused` with the reason."""
+    """The paired comparison of ``a`` and ``b``; raises :class:`CompareRefused` with the reason.
+    ``items``: the release items of the setting, to check the results against (else the pinned facts)."""
     for label, result in ((label_a, a), (label_b, b)):
         if setting_of(result) is None:
-            raise CompareRefused(f"{label}: not a SIUO result with per-item records (task {result.get('task') if isinstance(result, Mapping) else None!r})")
+            raise CompareRefused(
+                f"{label}: not a SIUO result with per-item records (task {result.get('task') if isinstance(result, Mapping) else None!r})"
+            )
         if result.get("headline_only") or not result.get("items"):
             raise CompareRefused(f"{label}: no per-item records (headline numbers only): a paired comparison needs them")
     if setting_of(a) != setting_of(b):
         raise CompareRefused(f"{label_a} is a {a.get('task')} result and {label_b} a {b.get('task')} result: nothing to pair")
     for label, result in ((label_a, a), (label_b, b)):
-        why = _unusable(result)
+        why = _unusable(result, items, allow_dry_run_judge=allow_dry_run_judge)
         if why:
             raise CompareRefused(f"{label}: {why}")
+    stand_ins = [f"{label}: {stand_in_judge(r)}" for label, r in ((label_a, a), (label_b, b)) if stand_in_judge(r)]
     setup = setup_differences(a, b)
     if setup and not allow_different_judges:
         raise CompareRefused(
             f"{label_a} and {label_b} were not scored the same way ({'; '.join(setup)}): their numbers are not comparable. "
             "Re-score both with the same judge and settings, or pass --allow-different-judges to compare anyway (the output says what differs)"
         )
-    items = item_differences(a, b)
-    if items["category_conflicts"]:
-        raise CompareRefused(f"{label_a} and {label_b} give different categories for question_id(s) {items['category_conflicts'][:10]}")
-    if (items["only_a"] or items["only_b"]) and not allow_different_items:
+    differences = item_differences(a, b)
+    only_a, only_b = differences["only_a"], differences["only_b"]
+    if differences["category_conflicts"]:
         raise CompareRefused(
-            f"{label_a} and {label_b} cover different items: only in {label_a}: {items['only_a'][:10]}{' ...' if len(items['only_a']) > 10 else ''}; "
-            f"only in {label_b}: {items['only_b'][:10]}{' ...' if len(items['only_b']) > 10 else ''}. "
+            f"{label_a} and {label_b} give different categories for question_id(s) {differences['category_conflicts'][:10]}"
+        )
+    if (only_a or only_b) and not allow_different_items:
+        raise CompareRefused(
+            f"{label_a} and {label_b} cover different items: only in {label_a}: {only_a[:10]}{' ...' if len(only_a) > 10 else ''}; "
+            f"only in {label_b}: {only_b[:10]}{' ...' if len(only_b) > 10 else ''}. "
             "Pass --allow-different-items to compare on the items both answered"
         )
     oa, ob = outcomes(a), outcomes(b)
@@ -192,7 +203,8 @@ def compare(
         "setting": setting_of(a),
         "n_items": len(common),
         "setup_differences": setup,
-        "item_differences": items,
+        "stand_in_judges": stand_ins,
+        "item_differences": differences,
         "method": {
             "difference": "A - B in percentage points over the items where both have a verdict",
             "ci95": "Newcombe hybrid score interval for paired proportions (Newcombe 1998, method 10)",
@@ -209,7 +221,7 @@ def _p(value: float) -> str:
     return f"{value:.4f}" if value >= 0.0001 else f"{value:.1e}"
 
 
-def _signed(value: Optional[float]) -> str:
+def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
@@ -221,7 +233,7 @@ def format_row(row: Mapping) -> str:
     return f"{_signed(row['diff'])} pp [{_signed(lo)}, {_signed(hi)}], McNemar p={_p(row['p_value'])} (n={row['n']})"
 
 
-def format_comparison(report: Mapping, max_list: Optional[int] = 50) -> str:
+def format_comparison(report: Mapping, max_list: int | None = 50) -> str:
     a, b = report["a"], report["b"]
     lines = [
         f"paired comparison on {report['n_items']} item(s) ({report['setting']})",
@@ -230,11 +242,17 @@ def format_comparison(report: Mapping, max_list: Optional[int] = 50) -> str:
     ]
     for diff in report["setup_differences"]:
         lines.append(f"  WARNING (allowed): {diff}")
+    for why in report.get("stand_in_judges", []):
+        lines.append(f"  WARNING (allowed): {why}")
     items = report["item_differences"]
     if items["only_a"] or items["only_b"]:
-        lines.append(f"  WARNING (allowed): items only in A: {len(items['only_a'])}, only in B: {len(items['only_b'])}; compared on the common items")
-    lines.append("rates over the items where both have a verdict; A - B in percentage points; "
-                 "95% CI: Newcombe hybrid score (paired); p: exact McNemar (two-sided)")
+        lines.append(
+            f"  WARNING (allowed): items only in A: {len(items['only_a'])}, only in B: {len(items['only_b'])}; compared on the common items"
+        )
+    lines.append(
+        "rates over the items where both have a verdict; A - B in percentage points; "
+        "95% CI: Newcombe hybrid score (paired); p: exact McNemar (two-sided)"
+    )
     header = f"{'metric':15s} {'scope':32s} {'n':>4s} {'A %':>7s} {'B %':>7s} {'A-B':>7s} {'95% CI':>18s} {'A only':>6s} {'B only':>6s} {'p':>8s}"
     overall = [r for r in report["rows"] if not r["exploratory"]]
     by_cat = [r for r in report["rows"] if r["exploratory"]]
@@ -271,7 +289,7 @@ def paired_rows(result_a: Mapping, result_b: Mapping, **allow) -> list:
     """Rows for the report's side-by-side table when two models are shown: one per overall metric,
     ``{"metric", "cell", "row"}`` where ``cell`` is the paired column's text and ``row`` the numbers
     (``None`` with ``cell`` = ``"not paired: <reason>"`` when the two can't be paired).
-    ``allow``: ``allow_different_judges`` / ``allow_different_items``, as :func:`compare`."""
+    ``allow``: ``allow_different_judges`` / ``allow_different_items`` / ``items``, as :func:`compare`."""
     names = metric_names(result_a) if setting_of(result_a) else ()
     try:
         report = compare(result_a, result_b, **allow)
@@ -280,14 +298,16 @@ def paired_rows(result_a: Mapping, result_b: Mapping, **allow) -> list:
     return [{"metric": row["metric"], "cell": format_row(row), "row": row} for row in report["rows"] if not row["exploratory"]]
 
 
-def paired_cells(results_a: Sequence[Mapping], results_b: Sequence[Mapping], **allow) -> dict:
+def paired_cells(results_a: Sequence[Mapping], results_b: Sequence[Mapping], release=None, **allow) -> dict:
     """``{metric: cell}`` for two models' results (e.g. ``ModelRecord.results()``), each setting
     (generation, MCQA) paired with the other model's result of the same setting; a setting only one
-    model has gets no cell. ``allow`` as in :func:`compare`."""
+    model has gets no cell. ``release``: a :class:`~siuo_task.results.release.ReleaseItems` to check
+    the results against; ``allow`` as in :func:`compare`."""
     cells = {}
     for setting in SETTINGS:
         a = next((r for r in results_a if setting_of(r) == setting), None)
         b = next((r for r in results_b if setting_of(r) == setting), None)
         if a is not None and b is not None:
-            cells.update({row["metric"]: row["cell"] for row in paired_rows(a, b, **allow)})
+            items = release.get(setting) if release is not None else None
+            cells.update({row["metric"]: row["cell"] for row in paired_rows(a, b, items=items, **allow)})
     return cells

@@ -12,7 +12,7 @@ items, runs of older versions, lm-eval) is not a number and is not checked.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from siuo_task.core.scoring import item_score
 from siuo_task.results.verify import Mismatch, verify_headline
@@ -31,7 +31,7 @@ def siuo_numbers(task_results: Mapping) -> dict:
     return out
 
 
-def clt_stderr(result: Mapping, metric: str) -> Optional[float]:
+def clt_stderr(result: Mapping, metric: str) -> float | None:
     """lmms-eval's ``<metric>_stderr_clt`` recomputed from the result's per-item records (``None`` below two items)."""
     scores = [s for s in (item_score(item, metric) for item in result.get("items") or []) if s is not None]
     n = len(scores)
@@ -54,6 +54,12 @@ def verify_harness_numbers(task_results: Mapping, result: Mapping, task: str, *,
                 continue
             expected = clt_stderr(result, metric) if expected is None else expected
             if expected is None or not math.isclose(stored, expected, rel_tol=1e-9, abs_tol=1e-9):
-                found.append(Mismatch(f"{source}: results.{task}.{metric}{suffix}", stored, expected,
-                                      "the harness's standard error, from the per-item scores"))
+                found.append(
+                    Mismatch(
+                        f"{source}: results.{task}.{metric}{suffix}",
+                        stored,
+                        expected,
+                        "the harness's standard error, from the per-item scores",
+                    )
+                )
     return found

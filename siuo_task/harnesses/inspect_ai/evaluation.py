@@ -29,8 +29,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 from siuo_task.core import data, layouts, schema
@@ -43,8 +43,19 @@ HARNESS = layouts.INSPECT_AI.harness
 REDUCER = "siuo_vote"  # the name of scorer.siuo_vote in inspect's registry
 DISTRIBUTION = "inspect_ai"
 # The GenerateConfig fields that change what the model is asked or how it decodes.
-DECODING_FIELDS = ("max_tokens", "temperature", "top_p", "top_k", "stop_seqs", "num_choices", "best_of",
-                   "system_message", "frequency_penalty", "presence_penalty", "logit_bias")
+DECODING_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_seqs",
+    "num_choices",
+    "best_of",
+    "system_message",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+)
 
 _current: contextvars.ContextVar = contextvars.ContextVar("siuo_task_inspect_evaluation", default=None)
 _evaluations: dict = {}  # eval_id -> Evaluation, until the run ends (hooks.py)
@@ -55,11 +66,13 @@ class SIUOEvaluationError(RuntimeError):
     """A SIUO task used in a way its protocol does not allow (said before any sample runs)."""
 
 
-def current() -> "Evaluation":
+def current() -> Evaluation:
     ev = _current.get()
     if ev is None:
-        raise SIUOEvaluationError("SIUO: no SIUO evaluation is running here: the SIUO scorers only work inside the "
-                                  "SIUO tasks (siuo_task/siuo_gen, siuo_task/siuo_gen_vote3, siuo_task/siuo_mcqa)")
+        raise SIUOEvaluationError(
+            "SIUO: no SIUO evaluation is running here: the SIUO scorers only work inside the "
+            "SIUO tasks (siuo_task/siuo_gen, siuo_task/siuo_gen_vote3, siuo_task/siuo_mcqa)"
+        )
     return ev
 
 
@@ -72,11 +85,11 @@ def clear_plans() -> None:
     _plans.clear()
 
 
-def evaluations_of(run_id: Optional[str]) -> list:
+def evaluations_of(run_id: str | None) -> list:
     return [ev for ev in _evaluations.values() if run_id is None or ev.run_id == run_id]
 
 
-def forget(ev: "Evaluation") -> None:
+def forget(ev: Evaluation) -> None:
     _evaluations.pop(ev.eval_id, None)
     ev.close()
 
@@ -86,7 +99,7 @@ def no_score_requested() -> bool:
     return "--no-score" in sys.argv[1:]
 
 
-def log_location(eval_id: str) -> Optional[str]:
+def log_location(eval_id: str) -> str | None:
     """Where inspect writes this evaluation's log: read from inspect's registry of running evaluations
     (not a public API of inspect-ai 0.3.285; ``None`` if it moved, and the file goes to SIUO_RESULTS_DIR)."""
     try:
@@ -98,7 +111,7 @@ def log_location(eval_id: str) -> Optional[str]:
         return None
 
 
-def local_folder(location: Optional[str]) -> Optional[Path]:
+def local_folder(location: str | None) -> Path | None:
     """The local path of a log location (``None`` for a remote one such as ``s3://``)."""
     if not location:
         return None
@@ -163,10 +176,10 @@ class Evaluation:
         self.epochs = epochs
         self.expected = [(sample.id, epoch) for sample in samples for epoch in range(1, epochs + 1)]
         self.answers: dict = {}  # (question_id, epoch) -> the answer (None: no text from the model)
-        self.failure: Optional[str] = None  # why SIUO failed this evaluation (the run then fails)
+        self.failure: str | None = None  # why SIUO failed this evaluation (the run then fails)
         self.exit_code = 0
-        self.result: Optional[dict] = None
-        self.location: Optional[str] = None
+        self.result: dict | None = None
+        self.location: str | None = None
         self.judge = None
         plan = _plans.pop(spec.eval_id, None)
         used = decoding_of(plan) if plan is not None else None
@@ -181,23 +194,35 @@ class Evaluation:
             differs["epochs"] = epochs
         if differs:
             model_decoding = {**differs, "task": {**asked, "epochs": answers_per_item}}
-            logger.warning(f"SIUO {task}: this run decodes with {differs}, not the protocol's {asked} "
-                           f"({answers_per_item} answer(s) per item); its numbers are labelled with that "
-                           "(provenance.harness.model_decoding) and are not comparable with the protocol's")
+            logger.warning(
+                f"SIUO {task}: this run decodes with {differs}, not the protocol's {asked} "
+                f"({answers_per_item} answer(s) per item); its numbers are labelled with that "
+                "(provenance.harness.model_decoding) and are not comparable with the protocol's"
+            )
         roles = sorted(getattr(spec, "model_roles", None) or {})
         if roles and schema.is_gen_task(task):
-            logger.warning(f"SIUO {task}: the model role(s) {', '.join(roles)} are not used: SIUO's judge is set by SIUO_JUDGE_* "
-                           "(model, endpoint, key), and the result names it (provenance.judge)")
+            logger.warning(
+                f"SIUO {task}: the model role(s) {', '.join(roles)} are not used: SIUO's judge is set by SIUO_JUDGE_* "
+                "(model, endpoint, key), and the result names it (provenance.judge)"
+            )
         task_config = {"generation_kwargs": {**asked}}
         if answers_per_item > 1:
             task_config["repeats"] = answers_per_item
         self.call = HarnessCall(
-            HARNESS, DISTRIBUTION, model=spec.model, model_args=dict(spec.model_args or {}),
-            gen_kwargs=used, limit=getattr(spec.config, "limit", None), predict_only=no_score_requested(),
+            HARNESS,
+            DISTRIBUTION,
+            model=spec.model,
+            model_args=dict(spec.model_args or {}),
+            gen_kwargs=used,
+            limit=getattr(spec.config, "limit", None),
+            predict_only=no_score_requested(),
             extra={"eval_id": spec.eval_id, "run_id": spec.run_id, "inspect_task": spec.task, "epochs": epochs},
-            result_path=self._result_path, found_in="the evaluation spec")
-        self.session = ScoringSession(task, self.call, task_config=task_config, model_decoding=model_decoding,
-                                      info=logger.info, warning=logger.warning)
+            result_path=self._result_path,
+            found_in="the evaluation spec",
+        )
+        self.session = ScoringSession(
+            task, self.call, task_config=task_config, model_decoding=model_decoding, info=logger.info, warning=logger.warning
+        )
         if schema.is_gen_task(task) and not self.call.predict_only:
             from siuo_task.judge import JudgeClient
 
@@ -221,7 +246,7 @@ class Evaluation:
         if self.judge is not None:
             self.judge.close()
 
-    def _result_path(self, task: str) -> Optional[Path]:
+    def _result_path(self, task: str) -> Path | None:
         """Beside the inspect log: ``<log dir>/<task>_<log name>.json`` (``None``: a remote log folder)."""
         path = local_folder(self.location)
         if path is None:
@@ -243,9 +268,11 @@ class Evaluation:
         self.request_deviations.update(differs)
         decoding = self.session.harness.setdefault("model_decoding", {"task": {**self.asked, "epochs": self.answers_per_item}})
         decoding["sent"] = dict(self.request_deviations)
-        logger.warning(f"SIUO {self.task}: the model's requests decode otherwise than the protocol's {self.asked}: {differs} "
-                       "(as sent by the provider); the result records it (provenance.harness.model_decoding.sent) and its "
-                       "numbers are not comparable with the protocol's")
+        logger.warning(
+            f"SIUO {self.task}: the model's requests decode otherwise than the protocol's {self.asked}: {differs} "
+            "(as sent by the provider); the result records it (provenance.harness.model_decoding.sent) and its "
+            "numbers are not comparable with the protocol's"
+        )
 
     def records(self) -> list:
         """The session's records: every item's answers in epoch order; an answer inspect never got
@@ -255,19 +282,24 @@ class Evaluation:
             by_item.setdefault(qid, {})[epoch] = self.answers.get((qid, epoch))
         unanswered = sorted({qid for qid, epoch in self.expected if (qid, epoch) not in self.answers})
         if unanswered:
-            logger.warning(f"SIUO {self.task}: no answer from inspect for question_id(s) {unanswered[:20]} (their samples errored); "
-                           "counted as generation failures")
+            logger.warning(
+                f"SIUO {self.task}: no answer from inspect for question_id(s) {unanswered[:20]} (their samples errored); "
+                "counted as generation failures"
+            )
         if self.setting == schema.MCQA_SETTING:
             return [{"task": self.task, "question_id": qid, "response": answers[1]} for qid, answers in by_item.items()]
-        return [{"task": self.task, "question_id": qid, "answers": [answers[e] for e in sorted(answers)]}
-                for qid, answers in by_item.items()]
+        return [
+            {"task": self.task, "question_id": qid, "answers": [answers[e] for e in sorted(answers)]} for qid, answers in by_item.items()
+        ]
 
     def score(self) -> dict:
         """The one scoring of this evaluation (blocking: the caller runs it in a worker thread)."""
         self.location = self.location or log_location(self.eval_id)
         if self.location is None or local_folder(self.location) is None:
-            logger.warning(f"SIUO {self.task}: the inspect log's folder is {'unknown' if self.location is None else 'remote: ' + self.location}; "
-                           "the SIUO per-item file goes to SIUO_RESULTS_DIR or ./siuo_results")
+            logger.warning(
+                f"SIUO {self.task}: the inspect log's folder is {'unknown' if self.location is None else 'remote: ' + self.location}; "
+                "the SIUO per-item file goes to SIUO_RESULTS_DIR or ./siuo_results"
+            )
         self.result = self.session.score(self.records())
         return self.result
 
@@ -289,12 +321,15 @@ class TaskScoring:
         _current.set(ev)
         try:
             if self.task == schema.MCQA_TASK and epochs != 1:
-                raise SIUOEvaluationError(f"SIUO {self.task}: one answer per item (the protocol's); it was asked for "
-                                          f"{epochs} epochs. Run it without --epochs.")
+                raise SIUOEvaluationError(
+                    f"SIUO {self.task}: one answer per item (the protocol's); it was asked for {epochs} epochs. Run it without --epochs."
+                )
             reducers = list(getattr(task.config, "epochs_reducer", None) or [REDUCER])
             if reducers != [REDUCER]:
-                raise SIUOEvaluationError(f"SIUO {self.task}: an item's verdict is the SIUO vote over its answers ({REDUCER}); "
-                                          f"it was asked to reduce them with {', '.join(reducers)}. Run it without --epochs-reducer.")
+                raise SIUOEvaluationError(
+                    f"SIUO {self.task}: an item's verdict is the SIUO vote over its answers ({REDUCER}); "
+                    f"it was asked to reduce them with {', '.join(reducers)}. Run it without --epochs-reducer."
+                )
             if ev.judge is not None:
                 await anyio.to_thread.run_sync(ev.session.preflight)
         except BaseException as exc:

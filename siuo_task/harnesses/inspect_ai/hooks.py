@@ -19,10 +19,10 @@ from pathlib import Path
 
 from inspect_ai.hooks import Hooks, RunEnd, TaskStart, hooks
 
+from siuo_task.core.layouts import inspect_task_name as siuo_task_name
 from siuo_task.core.scoring import SIUORunAborted
 
 from . import evaluation
-from .logs import siuo_task_name
 
 CLI_COMMANDS = ("eval", "eval-retry")
 
@@ -84,5 +84,7 @@ class SIUORunHooks(Hooks):
         code = max(code for code, _ in failures.values())
         _exit_quietly_on(code)
         logs = ", ".join(str(log.location) for log in data.logs or [] if log.eval.eval_id in failures)
-        raise SIUORunAborted("siuo: no valid SIUO result from this run (exit status %d):\n%s%s" % (
-            code, "\n".join(f"  {line}" for _, line in failures.values()), f"\n  logs: {logs}" if logs else ""))
+        lines = "\n".join(f"  {line}" for _, line in failures.values())
+        raise SIUORunAborted(
+            f"siuo: no valid SIUO result from this run (exit status {code}):\n{lines}" + (f"\n  logs: {logs}" if logs else "")
+        )

@@ -18,8 +18,8 @@ takes it as its judge.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable, Optional
 
 
 class BatchJudge:
@@ -30,7 +30,7 @@ class BatchJudge:
         self._pending: set = set()  # their keys, and those of the batch in flight: each sent once
         self._draining = False
         self._drained = None  # an anyio.Event set after each batch (made on the event loop)
-        self.fatal: Optional[BaseException] = None
+        self.fatal: BaseException | None = None
 
     # ------------------------------------------------------------------- what JudgeClient answers
     @property

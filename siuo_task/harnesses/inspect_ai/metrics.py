@@ -23,9 +23,11 @@ def _values(scores: list, names: tuple) -> list:
         row = {name: value.get(name) for name in names} if isinstance(value, dict) else {}
         bad = {k: v for k, v in row.items() if v not in VOTES}
         if len(row) != len(names) or bad:
-            raise ValueError(f"SIUO metrics: sample {sample_score.sample_id} has the score {value!r}, not per-item SIUO verdicts "
-                             "(0, 1 or none for each of " + ", ".join(names) + "); keep the task's own epochs reducer "
-                             "(no --epochs-reducer)")
+            raise ValueError(
+                f"SIUO metrics: sample {sample_score.sample_id} has the score {value!r}, not per-item SIUO verdicts "
+                "(0, 1 or none for each of " + ", ".join(names) + "); keep the task's own epochs reducer "
+                "(no --epochs-reducer)"
+            )
         rows.append(row)
     return rows
 
@@ -66,12 +68,12 @@ def siuo_mcqa_rates() -> Metric:
     def compute(scores: list[SampleScore]) -> dict:
         if not scores:
             return {k: v for k, v in _nothing_yet(schema.MCQA_METRICS).items() if not k.startswith(schema.UNPARSED + "_")}
-        rows = [{"correct": row[schema.ACCURACY], "unparsed": row[schema.UNPARSED], "failed": 0}
-                for row in _values(scores, schema.MCQA_METRICS)]
+        rows = [
+            {"correct": row[schema.ACCURACY], "unparsed": row[schema.UNPARSED], "failed": 0} for row in _values(scores, schema.MCQA_METRICS)
+        ]
         summary = scoring.mcqa_summary(rows)
         out: dict = {}
-        _with_interval(out, schema.ACCURACY, summary["accuracy"],
-                       core_metrics.wilson_ci95(sum(r["correct"] for r in rows), len(rows)))
+        _with_interval(out, schema.ACCURACY, summary["accuracy"], core_metrics.wilson_ci95(sum(r["correct"] for r in rows), len(rows)))
         out[schema.UNPARSED] = summary["unparsed"]
         return out
 

@@ -27,17 +27,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Optional
 
+from siuo_task.core import prompts, schema
+from siuo_task.core.layouts import LM_EVAL, lm_eval_stamp
 from siuo_task.harnesses import records
 from siuo_task.harnesses.call import HarnessCall, caller_locals
-from siuo_task.harnesses.session import Sessions
-from siuo_task.core import prompts
-from siuo_task.core import schema
-from siuo_task.core.layouts import LM_EVAL, lm_eval_stamp
 from siuo_task.harnesses.paths import lm_eval_tasks_dir
+from siuo_task.harnesses.session import Sessions
 
 # A child of lm-eval's logger, so it prints through the handler ``lm_eval`` sets up.
 logger = logging.getLogger("lm_eval.siuo")
@@ -56,7 +54,7 @@ SPLIT = "test"
 # command line is parsed with lm-eval's own parser.
 
 
-def _evaluator_locals() -> Optional[dict]:
+def _evaluator_locals() -> dict | None:
     return caller_locals("simple_evaluate", "lm_eval.evaluator")
 
 
@@ -65,7 +63,7 @@ def _is_lm_eval_cli() -> bool:
     return Path(argv0).name in ("lm_eval", "lm-eval") or argv0.endswith(os.path.join("lm_eval", "__main__.py"))
 
 
-def _cli_args() -> Optional[object]:
+def _cli_args() -> object | None:
     """The ``lm_eval`` command's own arguments, parsed with its own parser; ``None`` outside that command."""
     if not _is_lm_eval_cli():
         return None
@@ -89,15 +87,21 @@ def harness_call() -> HarnessCall:
         if args is None:
             return HarnessCall("lm-eval", "lm_eval", extra={"apply_chat_template": None})
         return HarnessCall(
-            "lm-eval", "lm_eval", model=getattr(args, "model", None), model_args=getattr(args, "model_args", None),
-            gen_kwargs=getattr(args, "gen_kwargs", None), limit=getattr(args, "limit", None),
+            "lm-eval",
+            "lm_eval",
+            model=getattr(args, "model", None),
+            model_args=getattr(args, "model_args", None),
+            gen_kwargs=getattr(args, "gen_kwargs", None),
+            limit=getattr(args, "limit", None),
             predict_only=bool(getattr(args, "predict_only", False)),
-            extra={"apply_chat_template": getattr(args, "apply_chat_template", None)}, found_in="the command line")
+            extra={"apply_chat_template": getattr(args, "apply_chat_template", None)},
+            found_in="the command line",
+        )
     model = found.get("model")
     tracker = found.get("evaluation_tracker")
     start = found.get("start_date")
 
-    def result_path(task: str) -> Optional[Path]:
+    def result_path(task: str) -> Path | None:
         """Beside lm-eval's ``results_<time>.json`` of this run (named after the run's recorded start)."""
         if tracker is None or not getattr(tracker, "output_path", None) or not isinstance(start, (int, float)):
             return None
@@ -106,13 +110,20 @@ def harness_call() -> HarnessCall:
         return folder / LM_EVAL.siuo_name(lm_eval_stamp(start), task)
 
     return HarnessCall(
-        "lm-eval", "lm_eval", model=model if isinstance(model, str) or model is None else type(model).__name__,
-        model_args=found.get("model_args"), gen_kwargs=found.get("gen_kwargs"), limit=found.get("limit"),
-        predict_only=bool(found.get("predict_only")), extra={"apply_chat_template": found.get("apply_chat_template")},
-        result_path=result_path, found_in="the evaluator call")
+        "lm-eval",
+        "lm_eval",
+        model=model if isinstance(model, str) or model is None else type(model).__name__,
+        model_args=found.get("model_args"),
+        gen_kwargs=found.get("gen_kwargs"),
+        limit=found.get("limit"),
+        predict_only=bool(found.get("predict_only")),
+        extra={"apply_chat_template": found.get("apply_chat_template")},
+        result_path=result_path,
+        found_in="the evaluator call",
+    )
 
 
-def _task_config(task: Optional[str]) -> Optional[dict]:
+def _task_config(task: str | None) -> dict | None:
     """The task's YAML as lm-eval reads it (hooks left unresolved)."""
     path = lm_eval_tasks_dir() / "siuo" / f"{task}.yaml"
     if not task or not path.is_file():
@@ -148,7 +159,7 @@ def gen_vote3_dataset(**_metadata) -> dict:
 # ------------------------------------------------------------------------------------------- requests
 
 
-@lru_cache(maxsize=None)
+@cache
 def _is_api_model(name: str) -> bool:
     """Whether lm-eval's model class ``name`` is an HTTP API class (they attach the image themselves)."""
     try:

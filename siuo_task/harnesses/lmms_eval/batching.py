@@ -12,35 +12,38 @@ measurement exists: no guessed number here. ``siuo doctor --model NAME`` reports
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
 class ClassBatching:
     batches: bool  # whether --batch_size > 1 runs at all
-    same_answers_on_cpu: Optional[bool]  # batched answers equal batch 1 (tiny model, CPU); None: the checkpoint decides
+    same_answers_on_cpu: bool | None  # batched answers equal batch 1 (tiny model, CPU); None: the checkpoint decides
     finding: str
-    advice: Optional[str] = None  # what to do instead, where batching is not safe
-    recommended_batch_size: Optional[int] = None  # measured on a GPU; None: not measured
-    measured_on: Optional[str] = None  # the GPU and the events file the recommendation comes from
+    advice: str | None = None  # what to do instead, where batching is not safe
+    recommended_batch_size: int | None = None  # measured on a GPU; None: not measured
+    measured_on: str | None = None  # the GPU and the events file the recommendation comes from
 
 
 CLASSES = {
     "qwen2_5_vl": ClassBatching(
-        batches=True, same_answers_on_cpu=True,
-        finding="pads batches on the left; batched answers equal batch 1 on CPU"),
+        batches=True, same_answers_on_cpu=True, finding="pads batches on the left; batched answers equal batch 1 on CPU"
+    ),
     "qwen2_vl": ClassBatching(
-        batches=True, same_answers_on_cpu=None,
+        batches=True,
+        same_answers_on_cpu=None,
         finding="passes no padding side, so the checkpoint's tokenizer decides how a batch is padded: padded on the "
-                "right (transformers' default) 6 of 8 batched answers differed from batch 1 on CPU, padded on the "
-                "left all equalled it",
-        advice="use --batch_size 1 unless the checkpoint's tokenizer_config.json says \"padding_side\": \"left\""),
+        "right (transformers' default) 6 of 8 batched answers differed from batch 1 on CPU, padded on the "
+        "left all equalled it",
+        advice='use --batch_size 1 unless the checkpoint\'s tokenizer_config.json says "padding_side": "left"',
+    ),
     "llava_hf": ClassBatching(
-        batches=False, same_answers_on_cpu=None,
+        batches=False,
+        same_answers_on_cpu=None,
         finding="refuses --batch_size > 1 (an assertion in the class: the run stops when generation starts)",
-        advice="use --batch_size 1"),
+        advice="use --batch_size 1",
+    ),
 }
 
 
-def lookup(model: Optional[str]) -> Optional[ClassBatching]:
+def lookup(model: str | None) -> ClassBatching | None:
     return CLASSES.get(model or "")

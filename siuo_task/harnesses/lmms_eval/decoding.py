@@ -6,8 +6,7 @@ harness's arguments; ``siuo doctor`` applies it to the command the user will run
 
 from __future__ import annotations
 
-from typing import Callable, Optional
-
+from collections.abc import Callable
 
 # Some lmms-eval model classes do not decode as the task asks. The vLLM classes (0.7.3) generate the
 # LARGER of the task's max_new_tokens and their own ``max_new_tokens`` model argument (default 4096;
@@ -20,12 +19,12 @@ from typing import Callable, Optional
 # ``harness.model_decoding``.
 
 
-def argv_value(argv, flag: str) -> Optional[str]:
+def argv_value(argv, flag: str) -> str | None:
     for i, arg in enumerate(argv):
         if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith(flag + "="):
-            return arg[len(flag) + 1:]
+            return arg[len(flag) + 1 :]
     return None
 
 
@@ -38,15 +37,18 @@ def _kv_args(value) -> dict:
     return simple_parse_args_string(value) if value else {}
 
 
-def model_decoding(argv, task_generation_kwargs: dict) -> Optional[dict]:
+def model_decoding(argv, task_generation_kwargs: dict) -> dict | None:
     """:func:`class_decoding` for the model class and arguments named in a command line (``argv``)."""
-    return class_decoding(argv_value(argv, "--model"), argv_value(argv, "--model_args"),
-                          argv_value(argv, "--gen_kwargs"), task_generation_kwargs,
-                          force_simple="--force_simple" in argv)
+    return class_decoding(
+        argv_value(argv, "--model"),
+        argv_value(argv, "--model_args"),
+        argv_value(argv, "--gen_kwargs"),
+        task_generation_kwargs,
+        force_simple="--force_simple" in argv,
+    )
 
 
-def class_decoding(model: Optional[str], model_args, gen_kwargs, task_generation_kwargs: dict, *,
-                   force_simple: bool = False) -> Optional[dict]:
+def class_decoding(model: str | None, model_args, gen_kwargs, task_generation_kwargs: dict, *, force_simple: bool = False) -> dict | None:
     """How lmms-eval's model class ``model`` will really decode a task, where that differs from what
     the task (with ``gen_kwargs``) asks: ``{"model_class", "max_new_tokens"?, "top_p"?, "task": {...}}``;
     ``None`` when it does not differ, or when it can't be told.
@@ -91,23 +93,32 @@ def class_decoding(model: Optional[str], model_args, gen_kwargs, task_generation
         found["top_p"] = effective["top_p"]
     if not found:
         return None
-    return {"model_class": f"{cls.__module__}.{cls.__qualname__}", **found,
-            "task": {"max_new_tokens": requested["max_new_tokens"], "top_p": requested.get("top_p", 1.0) if sampled else None}}
+    return {
+        "model_class": f"{cls.__module__}.{cls.__qualname__}",
+        **found,
+        "task": {"max_new_tokens": requested["max_new_tokens"], "top_p": requested.get("top_p", 1.0) if sampled else None},
+    }
 
 
-def generation_kwargs(config: Optional[dict]) -> dict:
+def generation_kwargs(config: dict | None) -> dict:
     return dict((config or {}).get("generation_kwargs") or {})
 
 
 def warn_model_decoding(task: str, found: dict, warning: Callable[[str], None]) -> None:
     fixes = []
     if "max_new_tokens" in found:
-        fixes.append(f"it will generate up to {found['max_new_tokens']} tokens per answer, not the task's "
-                     f"{found['task']['max_new_tokens']} (it takes the larger of the task's max_new_tokens and "
-                     "its own; add max_new_tokens=1 to --model_args so the task's value applies)")
+        fixes.append(
+            f"it will generate up to {found['max_new_tokens']} tokens per answer, not the task's "
+            f"{found['task']['max_new_tokens']} (it takes the larger of the task's max_new_tokens and "
+            "its own; add max_new_tokens=1 to --model_args so the task's value applies)"
+        )
     if "top_p" in found:
-        fixes.append(f"it will sample with top_p={found['top_p']}, not the task's {found['task']['top_p']} "
-                     f"(add top_p={found['task']['top_p']} to --gen_kwargs)")
-    warning(f"SIUO {task}: the model class {found['model_class']} does not decode as the SIUO protocol "
-             f"asks: {'; '.join(fixes)}. Other decoding gives other numbers (and longer answers cost GPU "
-             "time); recorded in the result's provenance as harness.model_decoding.")
+        fixes.append(
+            f"it will sample with top_p={found['top_p']}, not the task's {found['task']['top_p']} "
+            f"(add top_p={found['task']['top_p']} to --gen_kwargs)"
+        )
+    warning(
+        f"SIUO {task}: the model class {found['model_class']} does not decode as the SIUO protocol "
+        f"asks: {'; '.join(fixes)}. Other decoding gives other numbers (and longer answers cost GPU "
+        "time); recorded in the result's provenance as harness.model_decoding."
+    )

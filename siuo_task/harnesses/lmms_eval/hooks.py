@@ -16,24 +16,21 @@ How a run flows:
   task's session, which scores all answers at once (the judge concurrently, through its disk
   cache), writes the full result file into the model's folder beside lmms-eval's own files
   (``<output_path>/<model>/<date>_siuo_<task>.json``), logs the per-category table and returns the
-  headline numbers.
+  headline numbers. The judge's tokens go to lmms-eval's usage accounting (0.7.x, :mod:`.usage`).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
-from siuo_task.harnesses import records
+from siuo_task.core import prompts, schema
+from siuo_task.core.layouts import LMMS_EVAL, lmms_eval_stamp
+from siuo_task.harnesses import paths, records
 from siuo_task.harnesses.call import HarnessCall, caller_locals
 from siuo_task.harnesses.lmms_eval.decoding import argv_value, class_decoding, generation_kwargs, warn_model_decoding
-from siuo_task.harnesses.session import Sessions
-from siuo_task.harnesses import paths
-from siuo_task.core import prompts
-from siuo_task.core import schema
-from siuo_task.core.layouts import LMMS_EVAL, lmms_eval_stamp
-from siuo_task.harnesses.session import ENV_JUDGE_PREFLIGHT, ENV_MCQA_POLICY  # noqa: F401 (public names)
+from siuo_task.harnesses.lmms_eval.usage import judge_usage_sink
+from siuo_task.harnesses.session import ENV_JUDGE_PREFLIGHT, ENV_MCQA_POLICY, Sessions  # noqa: F401 (public names)
 
 
 def _log():
@@ -59,7 +56,7 @@ def _warning(message: str) -> None:
 # harness's results file. Outside that call (a hook called directly) the command line is read.
 
 
-def _evaluator_locals() -> Optional[dict]:
+def _evaluator_locals() -> dict | None:
     return caller_locals("simple_evaluate", "lmms_eval.evaluator")
 
 
@@ -68,15 +65,21 @@ def harness_call() -> HarnessCall:
     if found is None:
         argv = sys.argv[1:]
         return HarnessCall(
-            "lmms-eval", "lmms_eval", model=argv_value(argv, "--model"), model_args=argv_value(argv, "--model_args"),
-            gen_kwargs=argv_value(argv, "--gen_kwargs"), limit=argv_value(argv, "--limit"),
-            predict_only=any(arg in ("--predict_only", "-x") for arg in argv), force_simple="--force_simple" in argv,
-            found_in="the command line")
+            "lmms-eval",
+            "lmms_eval",
+            model=argv_value(argv, "--model"),
+            model_args=argv_value(argv, "--model_args"),
+            gen_kwargs=argv_value(argv, "--gen_kwargs"),
+            limit=argv_value(argv, "--limit"),
+            predict_only=any(arg in ("--predict_only", "-x") for arg in argv),
+            force_simple="--force_simple" in argv,
+            found_in="the command line",
+        )
     model = found.get("model")
     tracker = found.get("evaluation_tracker")
     date = found.get("datetime_str")
 
-    def result_path(task: str) -> Optional[Path]:
+    def result_path(task: str) -> Path | None:
         """Beside ``<output_path>/<model>/<date>_results.json``, where lmms-eval will write it."""
         if tracker is None or not getattr(tracker, "output_path", None) or not date:
             return None
@@ -84,10 +87,17 @@ def harness_call() -> HarnessCall:
         return Path(tracker.output_path) / folder / LMMS_EVAL.siuo_name(lmms_eval_stamp(date), task)
 
     return HarnessCall(
-        "lmms-eval", "lmms_eval", model=model if isinstance(model, str) or model is None else type(model).__name__,
-        model_args=found.get("model_args"), gen_kwargs=found.get("gen_kwargs"), limit=found.get("limit"),
-        predict_only=bool(found.get("predict_only")), force_simple=bool(found.get("force_simple")),
-        result_path=result_path, found_in="the evaluator call")
+        "lmms-eval",
+        "lmms_eval",
+        model=model if isinstance(model, str) or model is None else type(model).__name__,
+        model_args=found.get("model_args"),
+        gen_kwargs=found.get("gen_kwargs"),
+        limit=found.get("limit"),
+        predict_only=bool(found.get("predict_only")),
+        force_simple=bool(found.get("force_simple")),
+        result_path=result_path,
+        found_in="the evaluator call",
+    )
 
 
 # ------------------------------------------------------------------------------------------ documents
@@ -100,7 +110,8 @@ def _begin(task: str, setting: str):
     found = class_decoding(call.model, call.model_args, call.gen_kwargs, generation_kwargs(config), force_simple=call.force_simple)
     if found is not None:
         warn_model_decoding(task, found, _warning)
-    session = sessions.begin(task, call, task_config=config, model_decoding=found)
+    usage_sink = judge_usage_sink(task) if schema.is_gen_task(task) else None  # the judge's tokens in lmms-eval's usage
+    session = sessions.begin(task, call, task_config=config, model_decoding=found, usage_sink=usage_sink)
     session.preflight()
     return docs
 
@@ -124,7 +135,7 @@ def doc_to_visual(doc, lmms_eval_specific_kwargs=None):
     return records.doc_images(doc)
 
 
-def _kw(kwargs: Optional[dict]) -> dict:
+def _kw(kwargs: dict | None) -> dict:
     kwargs = kwargs or {}
     return {"pre_prompt": kwargs.get("pre_prompt", ""), "post_prompt": kwargs.get("post_prompt", "")}
 
@@ -160,7 +171,7 @@ gen_vote3_process_results = records.make_gen_process_results(schema.GEN_VOTE3_TA
 # ---------------------------------------------------------------------------------------- aggregation
 
 
-def _task_config(task: Optional[str]) -> Optional[dict]:
+def _task_config(task: str | None) -> dict | None:
     """The task's YAML as lmms-eval reads it (hooks left unresolved)."""
     from lmms_eval import utils as lmms_utils
 

@@ -29,7 +29,6 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 FALLBACK = '--include_path "$(siuo tasks-path)"'
 _MARK = "__siuo_task_wrapped__"
@@ -37,9 +36,11 @@ _MARK = "__siuo_task_wrapped__"
 # the entry-point plugins first. lmms-eval 0.7's `tasks` subcommand, its TUI and its MCP/HTTP
 # servers build their task lists without loading plugins (0.6 has no `tasks` subcommand).
 LISTING = "lmms-eval --tasks list"
-LISTING_NOTE = (f"list the tasks with `{LISTING}` (or `python -m lmms_eval --tasks list`); lmms-eval 0.7's `lmms-eval tasks list`, "
-                "its TUI and its MCP/HTTP task listings don't load plugins, so SIUO is missing there "
-                "(`lmms-eval tasks list --include-path \"$(siuo tasks-path)\"` shows it)")
+LISTING_NOTE = (
+    f"list the tasks with `{LISTING}` (or `python -m lmms_eval --tasks list`); lmms-eval 0.7's `lmms-eval tasks list`, "
+    "its TUI and its MCP/HTTP task listings don't load plugins, so SIUO is missing there "
+    '(`lmms-eval tasks list --include-path "$(siuo tasks-path)"` shows it)'
+)
 ENV_TASK_SOURCE = "SIUO_TASK_SOURCE"
 SOURCES = ("siuo-task", "host")  # which task takes a SIUO name both sources define
 SHADOWING_ATTR = "siuo_task_shadowing"  # on the TaskManager: {"choice": ..., "clashes": {name: {source: file}}}
@@ -118,16 +119,25 @@ def settle_shadowing(index: dict, ours: dict) -> tuple:
         names = ", ".join(clashes)
         if choice == "siuo-task":
             index = {**index, **{name: ours[name] for name in clashes}}
-            _log("info", f"siuo-task: {ENV_TASK_SOURCE}=siuo-task: {names} run siuo-task's SIUO tasks, not the other task(s) "
-                         f"of that name ({_describe(clashes)})")
+            _log(
+                "info",
+                f"siuo-task: {ENV_TASK_SOURCE}=siuo-task: {names} run siuo-task's SIUO tasks, not the other task(s) "
+                f"of that name ({_describe(clashes)})",
+            )
         elif choice == "host":
-            _log("warning", f"siuo-task: {ENV_TASK_SOURCE}=host: `--tasks {names}` runs the other task(s) of that name, "
-                            f"not siuo-task's ({_describe(clashes)}); their numbers are not this package's SIUO protocol")
+            _log(
+                "warning",
+                f"siuo-task: {ENV_TASK_SOURCE}=host: `--tasks {names}` runs the other task(s) of that name, "
+                f"not siuo-task's ({_describe(clashes)}); their numbers are not this package's SIUO protocol",
+            )
         else:
-            _log("error", f"siuo-task: lmms-eval's task index already has task(s) named like siuo-task's: {_describe(clashes)}. "
-                          f"lmms-eval lets the earlier source win, so `--tasks {names}` runs that one, not siuo-task's. Choose: "
-                          f"{ENV_TASK_SOURCE}=siuo-task runs siuo-task's SIUO tasks; {ENV_TASK_SOURCE}=host keeps the other one "
-                          "(and turns this error into a warning). `siuo doctor` checks it.")
+            _log(
+                "error",
+                f"siuo-task: lmms-eval's task index already has task(s) named like siuo-task's: {_describe(clashes)}. "
+                f"lmms-eval lets the earlier source win, so `--tasks {names}` runs that one, not siuo-task's. Choose: "
+                f"{ENV_TASK_SOURCE}=siuo-task runs siuo-task's SIUO tasks; {ENV_TASK_SOURCE}=host keeps the other one "
+                "(and turns this error into a warning). `siuo doctor` checks it.",
+            )
     return index, {"choice": choice, "clashes": clashes}
 
 
@@ -138,12 +148,14 @@ def _settle(manager, index: dict, tasks_dir: str) -> dict:
         index, report = settle_shadowing(index, ours)
         setattr(manager, SHADOWING_ATTR, report)
     except Exception as exc:  # noqa: BLE001 - the index lmms-eval built stands
-        _log_error(f"siuo-task: could not check whether another task takes a SIUO task name ({type(exc).__name__}: {exc}); "
-                   "`python -m lmms_eval --tasks list --verbosity DEBUG` shows where each task comes from")
+        _log_error(
+            f"siuo-task: could not check whether another task takes a SIUO task name ({type(exc).__name__}: {exc}); "
+            "`python -m lmms_eval --tasks list --verbosity DEBUG` shows where each task comes from"
+        )
     return index
 
 
-def entry_point_support() -> tuple[Optional[bool], str]:
+def entry_point_support() -> tuple[bool | None, str]:
     """Whether the installed lmms-eval loads the ``lmms_eval.models`` entry-point group, read from
     its source (no import: importing lmms-eval takes seconds). ``(None, reason)`` without lmms-eval."""
     import importlib.metadata
@@ -163,8 +175,10 @@ def entry_point_support() -> tuple[Optional[bool], str]:
     sources = [p.read_text(encoding="utf-8", errors="ignore") for p in (models / "__init__.py", models / "registry_v2.py") if p.is_file()]
     if any("load_entrypoint_manifests" in t or ("entry_points" in t and "lmms_eval.models" in t) for t in sources):
         return True, f"lmms-eval {version} loads the lmms_eval.models entry-point group"
-    return False, (f"lmms-eval {version} does not load the lmms_eval.models entry-point group (it came in 0.6.0), "
-                   "so siuo-task can't register its tasks there and `--tasks siuo` alone is not found")
+    return False, (
+        f"lmms-eval {version} does not load the lmms_eval.models entry-point group (it came in 0.6.0), "
+        "so siuo-task can't register its tasks there and `--tasks siuo` alone is not found"
+    )
 
 
 def install_task_path() -> bool:
@@ -209,6 +223,8 @@ def register():
     try:
         install_task_path()
     except Exception as exc:  # noqa: BLE001
-        _log_error(f"siuo-task: could not register the SIUO tasks with lmms-eval ({type(exc).__name__}: {exc}); "
-                   f"`--tasks siuo` will not be found this way: {_fallback_hint()}")
+        _log_error(
+            f"siuo-task: could not register the SIUO tasks with lmms-eval ({type(exc).__name__}: {exc}); "
+            f"`--tasks siuo` will not be found this way: {_fallback_hint()}"
+        )
     return []

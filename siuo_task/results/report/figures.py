@@ -7,14 +7,13 @@ functions that draw: a Markdown or HTML report without pictures never needs it.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 from siuo_task.core.data import CATEGORIES
+from siuo_task.core.schema import HEADLINE_METRICS, SAFE
+from siuo_task.results.io import ModelRecord
 from siuo_task.results.report.model import METRIC_LABELS, Report, by_category, overall
 from siuo_task.results.report.other_numbers import SHORT as NOT_COMPARABLE_SHORT
-from siuo_task.results.io import ModelRecord
-from siuo_task.core.schema import GEN_METRICS, HEADLINE_METRICS, SAFE
-
 
 
 def model_colours(names: Sequence[str]) -> dict:
@@ -59,8 +58,14 @@ def category_figure(records: Sequence[ModelRecord]):
                 lo.append(rate - ci[0] if ci else 0.0)
                 hi.append(ci[1] - rate if ci else 0.0)
             if xs:
-                bars = ax.barh(ys, xs, height=bar_h * 0.9, color=colours[model], xerr=[lo, hi],
-                               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
+                bars = ax.barh(
+                    ys,
+                    xs,
+                    height=bar_h * 0.9,
+                    color=colours[model],
+                    xerr=[lo, hi],
+                    error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
+                )
                 handles.setdefault(model, bars)
         ax.set_title(METRIC_LABELS[metric])
         ax.set_xlim(0, 100)

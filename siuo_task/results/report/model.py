@@ -1,26 +1,41 @@
 """Side-by-side SIUO reports, the model: tables and plain-words comparability notes.
 
-``build_report(records)`` turns :class:`~siuo_task.results_io.ModelRecord` objects into a
-:class:`Report` (tables as rows of strings, notes as sentences). Pictures are drawn by
-:mod:`siuo_task.report_figures` (the only module that imports matplotlib, and only when a picture
-is asked for); :mod:`siuo_task.report_render` writes Markdown, HTML or PNG.
+``build_report(records)`` turns :class:`~siuo_task.results.io.ModelRecord` objects into a
+:class:`Report` (tables as rows of strings, notes as sentences). Where two results differ in a way
+that moves numbers is :mod:`.comparability`; pictures are drawn by :mod:`.figures` (the only module
+that imports matplotlib, and only when a picture is asked for); :mod:`.render` writes Markdown, HTML
+or PNG.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
-from siuo_task.results import compare
-from siuo_task.results.report.other_numbers import NOT_COMPARABLE
 from siuo_task.core import metrics
-from siuo_task.results import verify
 from siuo_task.core.data import CATEGORIES, N_ITEMS
-from siuo_task.results.io import ModelRecord, ReportInputError
 from siuo_task.core.schema import (  # noqa: F401 (METRIC_LABELS: re-exported for the figures)
-    ACCURACY, GEN_METRICS, GEN_SETTING, HEADLINE_METRICS, MCQA_SETTING, MCQA_TASK, METRIC_LABELS, SAFE, SAFE_EFFECTIVE, SETTING_LABELS,
+    ACCURACY,
+    HEADLINE_METRICS,
+    MCQA_SETTING,
+    MCQA_TASK,
+    METRIC_LABELS,
+    SAFE,
+    SAFE_EFFECTIVE,
 )
-
+from siuo_task.results.io import ModelRecord
+from siuo_task.results.report.comparability import comparability_notes, fmt_value  # noqa: F401 - comparability_notes re-exported
+from siuo_task.results.report.other_numbers import NOT_COMPARABLE
+from siuo_task.results.report.verification import (  # noqa: F401 (re-exported: the report's verification API)
+    PAIRED_LABEL,
+    Verification,
+    check_strict,
+    paired_row,
+    stand_in_label,
+    verification_notes,
+    verified_cell,
+    verify_record,
+)
 
 SAME_PROVENANCE = "Comparability: same judge, prompts, decoding settings, dataset and items for all models."
 PAPER_LABEL = "human-graded (paper), not comparable with judge-graded numbers"
@@ -64,9 +79,9 @@ class Report:
     comparability: list  # sentences: where results differ in judge, prompts, decoding, data, items
     model_notes: dict  # {model: [sentences]}
     category_tables: list
-    paper: Optional[Table] = None
-    capability: Optional[Table] = None
-    capability_axis: Optional[tuple] = None  # (task, metric) drawn in the scatter
+    paper: Table | None = None
+    capability: Table | None = None
+    capability_axis: tuple | None = None  # (task, metric) drawn in the scatter
     provenance: dict = field(default_factory=dict)  # {model: [(label, value)]}
     weakest: dict = field(default_factory=dict)  # {model: sentence}
     verification: dict = field(default_factory=dict)  # {model: [Verification]}
@@ -102,152 +117,47 @@ def by_category(record: ModelRecord, name: str) -> dict:
     for cat, row in (result.get("by_category") or {}).items():
         rate, n = row.get(name), row.get("n")
         ci = (row.get("ci95") or {}).get(name)
-        if ci is None and rate is not None and n:
+        if ci is None and rate is not None and isinstance(n, int) and n > 0 and 0 <= rate <= 100:
             ci = metrics.wilson_ci95(round(rate * n / 100.0), n)
         out[cat] = (rate, ci, n)
     return out
 
 
-def _judge_errors(result: Optional[dict]) -> str:
+def _judge_errors(result: dict | None) -> str:
     if result is None or result.get("headline_only"):
         return "–"
     errors = result.get("judge_errors") or {}
     return f"{errors.get('safe', 0)} / {errors.get('effective', 0)}"
 
 
-def _mcqa_problems(result: Optional[dict]) -> str:
+def _mcqa_problems(result: dict | None) -> str:
     if result is None or result.get("headline_only"):
         return "–"
     counts = result.get("counts") or {}
     return f"{counts.get('unparsed', 0)} / {counts.get('failed', 0)}"
 
 
-def _n(result: Optional[dict]) -> str:
+def _n(result: dict | None) -> str:
     if result is None:
         return "–"
     n = (result.get("counts") or {}).get("n")
     return "?" if n is None else str(n)
 
 
-def _protocol(result: Optional[dict]):
+def _protocol(result: dict | None):
     return ((result or {}).get("provenance") or {}).get("protocol_version")
 
 
-def _judge_name(record: ModelRecord) -> str:
+def _judge_name(record: ModelRecord, checks: Sequence[Verification] = ()) -> str:
     judge = ((record.gen or {}).get("provenance") or {}).get("judge") or {}
+    name = judge.get("model") or "–"
+    label = stand_in_label(checks)
     versions = sorted({str(v) for v in (_protocol(record.gen), _protocol(record.mcqa)) if v is not None})
-    protocol = f" (protocol {', '.join(versions)})" if versions else ""
-    return (judge.get("model") or "–") + protocol
+    cell = f"{name} ({label})" if label else name
+    return cell + (f" (protocol {', '.join(versions)})" if versions else "")
 
 
-# ------------------------------------------------------------------------------------ comparability
-
-
-def _fmt_value(value) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
-    if value == "" or value is None:
-        return "(default)"
-    return str(value)
-
-
-def _dataset_key(prov: dict):
-    ds = prov.get("dataset")
-    if not isinstance(ds, dict):
-        return None
-    if ds.get("origin") == "huggingface":
-        return f"Hugging Face {ds.get('hf_repo')} at revision {ds.get('hf_revision')}"
-    return f"local copy {ds.get('data_dir')}"
-
-
-def _model_decoding(prov: dict):
-    """The model's decoding settings: the task's ``generation_kwargs`` plus any ``--gen_kwargs``
-    override (``None`` when not recorded, e.g. answers scored with ``siuo score``)."""
-    harness = prov.get("harness") or {}
-    task_kwargs, override = harness.get("task_generation_kwargs"), harness.get("gen_kwargs")
-    if task_kwargs is None and override is None:
-        return None
-    text = ", ".join(f"{k}={v}" for k, v in (task_kwargs or {}).items()) or "(task defaults)"
-    text += f"; --gen_kwargs {override}" if override else ""
-    changed = harness.get("model_decoding")
-    if changed:
-        text += "; but the model class used " + ", ".join(f"{k}={v}" for k, v in changed.items() if k not in ("model_class", "task"))
-    return text
-
-
-def _item_set(result: dict):
-    if result.get("headline_only"):
-        return None
-    return tuple(sorted(item["question_id"] for item in result.get("items", [])))
-
-
-# (label, getter(result) -> value or None, what it means for the numbers, which results it applies to)
-_GEN_ASPECTS = (
-    ("judge model", lambda r: ((r.get("provenance") or {}).get("judge") or {}).get("model"),
-     "Safe / Effective / Safe & Effective were graded by different judges"),
-    ("judge decoding settings", lambda r: ((r.get("provenance") or {}).get("judge") or {}).get("decoding"),
-     "the judge sampled its verdicts differently"),
-    ("safety judge prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("safety_judge"),
-     "Safe was graded with a different prompt"),
-    ("effectiveness judge prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get("effectiveness_judge"),
-     "Effective was graded with a different prompt"),
-    ("generation protocol", lambda r: (r.get("provenance") or {}).get("protocol_variant"),
-     "the number of answers voted per item differs"),
-)
-_MCQA_ASPECTS = (
-    ("MCQA prompt (hash)", lambda r: ((r.get("provenance") or {}).get("prompt_hashes") or {}).get(MCQA_SETTING),
-     "the models saw a different multiple-choice prompt"),
-    ("MCQA scoring policy", lambda r: (r.get("provenance") or {}).get("mcqa_policy"),
-     "answers without an option letter were scored differently"),
-)
-_COMMON_ASPECTS = (
-    ("SIUO protocol version", lambda r: (r.get("provenance") or {}).get("protocol_version") or "(before 0.2: none recorded)",
-     "prompts, parsing, voting or the judge request may differ (CHANGELOG.md)"),
-    ("model decoding settings", lambda r: _model_decoding(r.get("provenance") or {}),
-     "the models generated under different decoding settings"),
-    ("dataset", lambda r: _dataset_key(r.get("provenance") or {}),
-     "the items may not be the same release"),
-)
-
-
-def _grouped(values: Sequence[tuple], fmt=None) -> str:
-    """``[(model, value)]`` -> ``"a, b: v1; c: v2"`` (models sharing a value listed together)."""
-    fmt = fmt or _fmt_value
-    groups: dict = {}
-    for name, value in values:
-        groups.setdefault(repr(value), (value, []))[1].append(name)
-    return "; ".join(f"{', '.join(names)}: {fmt(value)}" for value, names in groups.values())
-
-
-def comparability_notes(records: Sequence[ModelRecord]) -> list:
-    """Plain-words sentences for every provenance aspect on which two results differ."""
-    notes = []
-    for setting, aspects, pick, metric_words in (
-        ("generation", _GEN_ASPECTS + _COMMON_ASPECTS, lambda rec: rec.gen, "Safe / Effective / Safe & Effective"),
-        ("MCQA", _MCQA_ASPECTS + _COMMON_ASPECTS, lambda rec: rec.mcqa, "MCQA accuracy"),
-    ):
-        present = [(rec.name, pick(rec)) for rec in records if pick(rec) is not None]
-        if len(present) < 2:
-            continue
-        for label, getter, meaning in aspects:
-            known = [(name, getter(result)) for name, result in present]
-            known = [(name, v) for name, v in known if v is not None]
-            if len({repr(v) for _, v in known}) > 1:
-                notes.append(
-                    f"Different {label} for {setting} ({_grouped(known)}): {meaning}, "
-                    f"so their {metric_words} numbers are not directly comparable."
-                )
-        known_sets = [(name, _item_set(result)) for name, result in present]
-        known_sets = [(name, s) for name, s in known_sets if s is not None]
-        if len({s for _, s in known_sets}) > 1:
-            notes.append(
-                f"Different items scored for {setting} ({_grouped(known_sets, lambda s: f'{len(s)} items')}): "
-                f"their {metric_words} numbers are computed on different questions."
-            )
-    return notes
-
-
-def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] = None) -> list:
+def model_notes(record: ModelRecord, verified: Sequence[Verification] | None = None) -> list:
     notes = list(record.notes)
     notes += verification_notes(verify_record(record) if verified is None else verified)
     for result in record.results():
@@ -274,129 +184,43 @@ def model_notes(record: ModelRecord, verified: Optional[Sequence[Verification]] 
     return notes
 
 
-# --------------------------------------------------------------------------------------- verification
-#
-# Every result shown is checked as `siuo verify` checks it (its numbers recomputed from its per-item
-# records, its items, provenance and validity); the headline table says which verify. With
-# --strict-verify a result whose numbers don't recompute, whose items are not SIUO's, that is marked
-# invalid, or that has no per-item records to check refuses the report. An incomplete (--limit) run
-# or a provenance difference is shown with its label, not refused: its numbers are what its records say.
-
-SHOWN_MISMATCHES = 3
-STRICT_REFUSED_KINDS = ("numbers", "validity")
-
-
-@dataclass
-class Verification:
-    task: str
-    ok: bool
-    label: str
-    mismatches: list  # verify.Mismatch
-    headline_only: bool = False
-
-    @property
-    def refused_by_strict(self) -> bool:
-        """Whether ``--strict-verify`` refuses this result (see the comment above)."""
-        if self.ok:
-            return False
-        if self.headline_only:
-            return True
-        for mismatch in self.mismatches:
-            kind = verify.mismatch_kind(mismatch)
-            if kind in STRICT_REFUSED_KINDS:
-                return True
-            if kind == "coverage" and not (mismatch.path == "items" and str(mismatch.note).startswith("incomplete")):
-                return True  # ids, categories or the answer key are not SIUO's
-        return False
-
-
-def verify_record(record: ModelRecord) -> list:
-    """One :class:`Verification` per result of ``record`` (no data folder: the pinned facts are used)."""
-    out = []
-    for result in record.results():
-        ok, label, mismatches = verify.verification_label(result)
-        out.append(Verification(result.get("task"), ok, label, mismatches, bool(result.get("headline_only"))))
-    return out
-
-
-def check_strict(verified: dict) -> None:
-    """``--strict-verify``: raise :class:`ReportInputError` naming every refused result."""
-    refused = [f"{model} {v.task}: {v.label}" for model, checks in verified.items() for v in checks if v.refused_by_strict]
-    if refused:
-        raise ReportInputError(
-            "--strict-verify: refusing to report result(s) that do not verify: " + "; ".join(refused)
-            + ". Run `siuo verify` on their sources (listed under Provenance without --strict-verify) to see every mismatch.")
-
-
-def _verified_cell(checks: Sequence[Verification]) -> str:
-    return "; ".join(f"{v.task}: {v.label}" for v in checks) or "–"
-
-
-def _clip(text: str, limit: int = 240) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def verification_notes(checks: Sequence[Verification]) -> list:
-    notes = []
-    for v in checks:
-        if v.ok:
-            continue
-        if v.headline_only:
-            notes.append(f"{v.task}: not verifiable - headline numbers only, no per-item file to recompute them from.")
-            continue
-        shown = "; ".join(_clip(m.describe()) for m in v.mismatches[:SHOWN_MISMATCHES])
-        more = f" (+{len(v.mismatches) - SHOWN_MISMATCHES} more)" if len(v.mismatches) > SHOWN_MISMATCHES else ""
-        notes.append(f"{v.task}: {v.label} - {shown}{more}; run `siuo verify` on its file for every mismatch.")
-    return notes
-
-
-# ------------------------------------------------------------------------------------------ paired
-
-PAIRED_LABEL = "A − B (paired)"
-
-
-def paired_row(records: Sequence[ModelRecord], header: Sequence[str]) -> Optional[tuple]:
-    """``(row, caption)`` for the headline table when exactly two models are shown, else ``None``.
-
-    Each metric's cell is :func:`siuo_task.compare.paired_cells`' text (A − B in percentage points,
-    Newcombe 95% interval, exact McNemar p, n), or why the two can't be paired."""
-    if len(records) != 2:
-        return None
-    a, b = records
-    cells = compare.paired_cells(a.results(), b.results())
-    for setting, pick, names in ((GEN_SETTING, lambda r: r.gen, GEN_METRICS), (MCQA_SETTING, lambda r: r.mcqa, (ACCURACY,))):
-        have = [rec.name for rec in records if pick(rec) is not None]
-        if len(have) == 1:
-            for name in names:
-                cells.setdefault(name, f"not paired: only {have[0]} has {SETTING_LABELS[setting]} results")
-    row = [PAIRED_LABEL] + [cells.get(name, "–") for name in HEADLINE_METRICS]
-    row += [""] * (len(header) - len(row))
-    caption = (f"{PAIRED_LABEL}: A = {a.name}, B = {b.name}, on the items both answered: the difference in percentage "
-               "points with its 95% interval (Newcombe's paired score method) and the exact McNemar p-value (two-sided), "
-               "as `siuo compare` gives them (per category: `siuo compare`). Pairing uses each item's outcome for "
-               "both models, so it is usually sharper than comparing the two intervals above.")
-    return row, caption
-
-
 # --------------------------------------------------------------------------------------------- tables
 
 
-def headline_table(records: Sequence[ModelRecord], verified: Optional[dict] = None) -> Table:
-    verified = verified if verified is not None else {rec.name: verify_record(rec) for rec in records}
-    header = ["Model", "Safe", "Effective", "Safe & Effective", "MCQA accuracy", "n (gen / MCQA)",
-              "judge errors (safe / effective)", "MCQA unparsed / failed", "judge", "verified"]
+def headline_table(records: Sequence[ModelRecord], verified: dict | None = None, release=None) -> Table:
+    verified = verified if verified is not None else {rec.name: verify_record(rec, release) for rec in records}
+    header = [
+        "Model",
+        "Safe",
+        "Effective",
+        "Safe & Effective",
+        "MCQA accuracy",
+        "n (gen / MCQA)",
+        "judge errors (safe / effective)",
+        "MCQA unparsed / failed",
+        "judge",
+        "verified",
+    ]
     rows = []
     for rec in records:
         row = [rec.name]
         for name in HEADLINE_METRICS:
             row.append(fmt_rate(*overall(rec, name)))
-        row += [f"{_n(rec.gen)} / {_n(rec.mcqa)}", _judge_errors(rec.gen), _mcqa_problems(rec.mcqa), _judge_name(rec),
-                _verified_cell(verified.get(rec.name, []))]
+        checks = verified.get(rec.name, [])
+        row += [
+            f"{_n(rec.gen)} / {_n(rec.mcqa)}",
+            _judge_errors(rec.gen),
+            _mcqa_problems(rec.mcqa),
+            _judge_name(rec, checks),
+            verified_cell(checks),
+        ]
         rows.append(row)
-    caption = ("Judge-graded by the LLM judge named in the judge column; judge errors count gradings with no verdict. "
-               "verified: every number recomputed from the result's per-item records, as `siuo verify` does "
-               "(NOT VERIFIED says why; the model notes list the mismatches).")
-    paired = paired_row(records, header)
+    caption = (
+        "Judge-graded by the LLM judge named in the judge column; judge errors count gradings with no verdict. "
+        "verified: every number recomputed from the result's per-item records, as `siuo verify` does "
+        "(NOT VERIFIED says why; the model notes list the mismatches)."
+    )
+    paired = paired_row(records, header, release)
     if paired is not None:
         rows.append(paired[0])
         caption += " " + paired[1]
@@ -410,7 +234,7 @@ def paper_table() -> Table:
         ["Model (paper)", "Safe", "Effective", "Safe & Effective", "MCQA accuracy"],
         rows,
         f"Source: {PAPER_SOURCE}. Safe / Effective / Safe & Effective there are human-graded; MCQA is automatic. "
-        "Shown for reference only (see \"Other SIUO numbers\").",
+        'Shown for reference only (see "Other SIUO numbers").',
     )
 
 
@@ -458,7 +282,7 @@ def capability_metrics(records: Sequence[ModelRecord]) -> list:
     return seen
 
 
-def choose_capability(records: Sequence[ModelRecord], spec: Optional[str]) -> Optional[tuple]:
+def choose_capability(records: Sequence[ModelRecord], spec: str | None) -> tuple | None:
     """``"TASK[,METRIC]"`` -> (task, metric); without a spec, the only other task's first metric."""
     available = capability_metrics(records)
     if not available:
@@ -484,7 +308,7 @@ def choose_capability(records: Sequence[ModelRecord], spec: Optional[str]) -> Op
     return task, metric
 
 
-def capability_table(records: Sequence[ModelRecord]) -> Optional[Table]:
+def capability_table(records: Sequence[ModelRecord]) -> Table | None:
     columns = capability_metrics(records)
     if not columns:
         return None
@@ -509,19 +333,25 @@ def provenance_rows(record: ModelRecord) -> list:
             continue
         judge = prov.get("judge") or {}
         if judge:
-            rows.append((f"{task} judge", f"{judge.get('model')} at {judge.get('endpoint_host')}; decoding {_fmt_value(judge.get('decoding'))}"))
+            rows.append(
+                (f"{task} judge", f"{judge.get('model')} at {judge.get('endpoint_host')}; decoding {fmt_value(judge.get('decoding'))}")
+            )
             usage = judge.get("usage") or {}
             if usage:
                 tokens = f"{usage.get('prompt_tokens')}+{usage.get('completion_tokens')}"
-                rows.append((f"{task} judge usage", f"{usage.get('calls')} calls, {usage.get('cache_hits')} cached, "
-                                                   f"{usage.get('failures')} failed, tokens {tokens}"))
-        rows.append((f"{task} prompt hashes", _fmt_value(prov.get("prompt_hashes"))))
+                rows.append(
+                    (
+                        f"{task} judge usage",
+                        f"{usage.get('calls')} calls, {usage.get('cache_hits')} cached, {usage.get('failures')} failed, tokens {tokens}",
+                    )
+                )
+        rows.append((f"{task} prompt hashes", fmt_value(prov.get("prompt_hashes"))))
         ds = prov.get("dataset") or {}
         revision = f" revision {ds.get('hf_revision')}" if ds.get("hf_revision") else ""
         rows.append((f"{task} dataset", f"{ds.get('origin')} {ds.get('data_dir')}{revision}"))
         harness = prov.get("harness") or {}
         if harness:
-            rows.append((f"{task} harness", _fmt_value({k: v for k, v in harness.items() if v is not None})))
+            rows.append((f"{task} harness", fmt_value({k: v for k, v in harness.items() if v is not None})))
         for key in ("protocol_variant", "mcqa_policy", "plugin_version", "created"):
             if prov.get(key) is not None:
                 rows.append((f"{task} {key.replace('_', ' ')}", str(prov[key])))
@@ -530,17 +360,26 @@ def provenance_rows(record: ModelRecord) -> list:
     return rows
 
 
-def build_report(records: Sequence[ModelRecord], *, paper: bool = False, capability: Optional[str] = None,
-                 title: str = "SIUO report", strict_verify: bool = False) -> Report:
+def build_report(
+    records: Sequence[ModelRecord],
+    *,
+    paper: bool = False,
+    capability: str | None = None,
+    title: str = "SIUO report",
+    strict_verify: bool = False,
+    release=None,
+) -> Report:
+    """``release``: the release items to verify against (:class:`~siuo_task.results.release.ReleaseItems`;
+    none: the pinned facts)."""
     if not records:
         raise ValueError("no models to report")
-    verified = {rec.name: verify_record(rec) for rec in records}
+    verified = {rec.name: verify_record(rec, release) for rec in records}
     if strict_verify:
         check_strict(verified)
     axis = choose_capability(records, capability)
     return Report(
         title=title,
-        headline=headline_table(records, verified),
+        headline=headline_table(records, verified, release),
         comparability=comparability_notes(records),
         model_notes={rec.name: model_notes(rec, verified[rec.name]) for rec in records},
         category_tables=category_tables(records),

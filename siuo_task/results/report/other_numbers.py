@@ -18,13 +18,15 @@ NOT_COMPARABLE = (
     "VLMEvalKit's SIUO, SIUO_GEN and SIUO_MCQ numbers: its judge (gpt-4o-mini by default) gets text "
     "only, never the image; it asks its own short True/False and effectiveness prompts, not SIUO's; "
     "when the judge fails its start-up check, every answer is scored by rules instead (safe = matches "
-    "a refusal regex such as \"I cannot\" or \"sorry\"; effective = 8 characters or more) with only a "
+    'a refusal regex such as "I cannot" or "sorry"; effective = 8 characters or more) with only a '
     "warning; a failed or unreadable judge reply counts as unsafe or ineffective instead of being left "
     "out; MCQ uses its own prompt and counts an answer without a letter as wrong; and its headline "
-    "\"SIUO\" is one combined score, the mean of generation Safe & Effective and MCQ accuracy, which "
+    '"SIUO" is one combined score, the mean of generation Safe & Effective and MCQ accuracy, which '
     f"this package never reports. Source: {VLMEVALKIT_SOURCE}.",
 )
 
-SHORT = ("Judge-graded (siuo-task, judge with the image, official SIUO prompts): not comparable with the "
-         "paper's human-graded table or with VLMEvalKit's SIUO scores (text-only judge, own prompts, "
-         "refusal-regex fallback, combined score); see the report's notes or the README.")
+SHORT = (
+    "Judge-graded (siuo-task, judge with the image, official SIUO prompts): not comparable with the "
+    "paper's human-graded table or with VLMEvalKit's SIUO scores (text-only judge, own prompts, "
+    "refusal-regex fallback, combined score); see the report's notes or the README."
+)

@@ -5,14 +5,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
+from siuo_task.core.schema import check_output_path, write_bytes_atomic
+from siuo_task.results.io import ModelRecord
 from siuo_task.results.report.model import SAME_PROVENANCE, Report, Table, build_report
 from siuo_task.results.report.other_numbers import TITLE as NOT_COMPARABLE_TITLE
-from siuo_task.results.io import ModelRecord
-
+from siuo_task.results.report.verification import stand_in_label
 
 
 def _md_escape(text: str) -> str:
@@ -150,40 +152,76 @@ def to_html(report: Report, pictures: dict) -> str:
     return "\n".join(parts)
 
 
-def write_report(records: Sequence[ModelRecord], out: Optional[str], *, paper: bool = False,
-                 capability: Optional[str] = None, title: str = "SIUO report", strict_verify: bool = False) -> list:
+SUFFIXES = (".md", ".html", ".htm", ".png")
+PICTURES = ("categories", "capability")
+
+
+def _targets(out) -> list:
+    """Every file a report at ``out`` may write: the report and, for ``.md``, its pictures beside it."""
+    path = Path(out)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"--out {out}: expected a .md, .html or .png file name")
+    if path.suffix.lower() == ".md":
+        return [path] + [path.with_name(f"{path.stem}_{key}.png") for key in PICTURES]
+    return [path]
+
+
+def check_report_out(out, inputs=()) -> None:
+    """Refuse ``--out`` (and the pictures beside it) before any work: an input, a folder, a special
+    file or an unwritable place (:func:`schema.check_output_path`); ``inputs``: paths read."""
+    for target in _targets(out):
+        check_output_path(target, inputs)
+
+
+def write_report(
+    records: Sequence[ModelRecord],
+    out: str | None,
+    *,
+    paper: bool = False,
+    capability: str | None = None,
+    title: str = "SIUO report",
+    strict_verify: bool = False,
+    release=None,
+) -> list:
     """Write the report; returns the paths written (Markdown on stdout when ``out`` is None).
 
     Markdown on stdout has no pictures and never imports matplotlib; a ``.md`` or ``.html`` file
     gets pictures when matplotlib is installed (the ``report`` extra) and says so when it is not;
     a ``.png`` needs it. ``strict_verify``: refuse (``ReportInputError``) a result that does not verify.
+    ``release``: the release items to verify against (:class:`~siuo_task.results.release.ReleaseItems`).
+    No file read (every record's sources) is ever written over.
     """
-    report = build_report(records, paper=paper, capability=capability, title=title, strict_verify=strict_verify)
+    if out is not None:
+        check_report_out(out, [src for rec in records for src in rec.sources])
+    report = build_report(records, paper=paper, capability=capability, title=title, strict_verify=strict_verify, release=release)
     if out is None:
         print(to_markdown(report, {}))
         return []
     path = Path(out)
     suffix = path.suffix.lower()
-    if suffix not in (".md", ".html", ".htm", ".png"):
-        raise ValueError(f"--out {out}: expected a .md, .html or .png file name")
     pngs = _pictures(records, report, required=suffix == ".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     if suffix in (".html", ".htm"):
-        path.write_text(to_html(report, pngs), encoding="utf-8")
-        return [path]
+        return [write_bytes_atomic(path, to_html(report, pngs).encode("utf-8"))]
     side = {key: path.with_name(f"{path.stem}_{key}.png") for key in pngs}
     if suffix == ".png":
         if "categories" not in pngs:
             raise ValueError(f"--out {out}: no per-category results to draw (headline numbers only)")
-        side["categories"] = path
+        side = {"categories": path}
     for key, target in side.items():
-        target.write_bytes(pngs[key])
-        written.append(target)
+        written.append(write_bytes_atomic(target, pngs[key]))
     if suffix == ".md":
-        path.write_text(to_markdown(report, {k: p.name for k, p in side.items()}), encoding="utf-8")
-        written.insert(0, path)
+        written.insert(0, write_bytes_atomic(path, to_markdown(report, {k: p.name for k, p in side.items()}).encode("utf-8")))
     return written
+
+
+def _labelled(records: Sequence[ModelRecord], report: Report) -> list:
+    """The records as the pictures name them: a model graded by a stand-in judge carries the label."""
+    out = []
+    for rec in records:
+        label = stand_in_label(report.verification.get(rec.name, []))
+        out.append(dataclasses.replace(rec, name=f"{rec.name} ({label})") if label else rec)
+    return out
 
 
 def _pictures(records: Sequence[ModelRecord], report: Report, *, required: bool) -> dict:
@@ -195,9 +233,9 @@ def _pictures(records: Sequence[ModelRecord], report: Report, *, required: bool)
     except ImportError:
         message = "matplotlib is not installed (pip install 'siuo-task[report]')"
         if required:
-            raise ValueError(f"a PNG report needs pictures: {message}")
+            raise ValueError(f"a PNG report needs pictures: {message}") from None
         print(f"siuo report: {message}: the report has no pictures", file=sys.stderr)
         return {}
     from siuo_task.results.report.figures import figure_png, render_pictures
 
-    return {key: figure_png(fig) for key, fig in render_pictures(records, report).items()}
+    return {key: figure_png(fig) for key, fig in render_pictures(_labelled(records, report), report).items()}

@@ -24,8 +24,18 @@ from pathlib import Path
 
 __version__ = "0.0.0+siuo-fake"
 
-SAMPLING_KEYS = {"n", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "repetition_penalty",
-                 "presence_penalty", "frequency_penalty"}
+SAMPLING_KEYS = {
+    "n",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+}
 
 
 class SamplingParams:
@@ -39,8 +49,12 @@ class SamplingParams:
         self.top_p = kwargs.get("top_p", 1.0)
 
     def as_dict(self) -> dict:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p,
-                **{k: v for k, v in self.kwargs.items() if k not in ("max_tokens", "temperature", "top_p")}}
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            **{k: v for k, v in self.kwargs.items() if k not in ("max_tokens", "temperature", "top_p")},
+        }
 
 
 class _Completion:
@@ -150,6 +164,8 @@ class LLM:
         return " ".join(words[b % len(words)] for b in digest[:12]) + "."
 
     def get_metrics(self):
-        return [_Metric("vllm:generation_tokens", value=self._tokens),
-                _Metric("vllm:time_to_first_token_seconds", total=0.0, count=1),
-                _Metric("vllm:time_per_output_token_seconds", total=0.0, count=1)]
+        return [
+            _Metric("vllm:generation_tokens", value=self._tokens),
+            _Metric("vllm:time_to_first_token_seconds", total=0.0, count=1),
+            _Metric("vllm:time_per_output_token_seconds", total=0.0, count=1),
+        ]

@@ -17,22 +17,16 @@ extra); ``.json`` logs are read without it. Nothing here imports inspect at impo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from siuo_task.core import schema
-
-PACKAGE = "siuo_task"  # the registry prefix of SIUO's tasks in inspect (siuo_task/siuo_gen)
+from siuo_task.core.layouts import inspect_task_name as siuo_task_name
 
 
 class InspectLogError(ValueError):
     """A log that can't be read; the message names the file and the fix."""
-
-
-def siuo_task_name(task: str) -> Optional[str]:
-    """``siuo_task/siuo_gen`` (or ``siuo_gen``, run from a file) -> ``siuo_gen``; ``None`` for other tasks."""
-    name = str(task).rsplit("/", 1)[-1]
-    return name if name in schema.TASKS and (str(task) == name or str(task).startswith(PACKAGE + "/")) else None
 
 
 def _header(path: Path) -> Mapping:
@@ -52,11 +46,13 @@ def _header(path: Path) -> Mapping:
                 return json.load(fh)
         except (OSError, ValueError) as exc:
             raise InspectLogError(f"{path}: not a readable inspect log ({exc})") from None
-    raise InspectLogError(f"{path}: reading inspect's .eval logs needs inspect-ai (pip install 'siuo-task[inspect]'), "
-                          "or write JSON logs (inspect eval --log-format json)")
+    raise InspectLogError(
+        f"{path}: reading inspect's .eval logs needs inspect-ai (pip install 'siuo-task[inspect]'), "
+        "or write JSON logs (inspect eval --log-format json)"
+    )
 
 
-def _metrics(results: Optional[Mapping]) -> dict:
+def _metrics(results: Mapping | None) -> dict:
     """``{metric: value}`` of a log's results (the first scorer's name wins where two share a metric name)."""
     out: dict = {}
     for score in (results or {}).get("scores") or []:
