@@ -29,7 +29,8 @@ stage that would not finish in the time left is skipped with a ``skipped`` event
    batch > 1 is recorded as refusing). ``qwen2_vl_left_padded`` (the tiny Qwen2-VL whose tokenizer
    config says ``padding_side: left``) shows that the checkpoint decides how that class pads.
 
-Runs with equal settings are made once and reused (``run`` events say ``reused``).
+Runs with equal settings are made once and reused (``run`` events say ``reused``). The stages'
+settings and plan: :mod:`siuo_dev.gpu_settings`; the checkpoints they run: :mod:`siuo_dev.gpu_checkpoints`.
 """
 
 from __future__ import annotations
@@ -38,195 +39,16 @@ import importlib.util
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from siuo_dev import gpu_analysis
+from siuo_dev.gpu_checkpoints import CLASS_MODELS
 from siuo_dev.gpu_events import Budget, emit
 from siuo_dev.gpu_runs import SCRIPT, TimedRun, Tokenizer, error_text, protocol_tokens, pythonpath_env, timed_run
+from siuo_dev.gpu_settings import STAGES, Settings
 
-STAGES = ("full", "invariance", "phases", "model_args", "sweep", "classes")
 BIG_MODEL = "qwen2_5_vl"
-TINY_PIXELS = "max_pixels=12544,min_pixels=3136"
-
-
-def _left_padded_qwen2_vl(dst: Path) -> Path:
-    """The tiny Qwen2-VL with ``padding_side: left`` in its tokenizer config: lmms-eval's ``qwen2_vl``
-    class passes no padding side, so the checkpoint's tokenizer decides how batches are padded."""
-    from siuo_dev.tiny_models import build_tiny_qwen2_vl
-
-    dst = build_tiny_qwen2_vl(dst)
-    config_path = dst / "tokenizer_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config_path.write_text(json.dumps({**config, "padding_side": "left"}), encoding="utf-8")
-    return dst
-
-
-def _tiny_builder(name: str):
-    def build(dst: Path) -> Path:
-        from siuo_dev import tiny_models
-
-        return {"qwen2_vl": tiny_models.build_tiny_qwen2_vl, "llava_hf": tiny_models.build_tiny_llava}[name](dst)
-
-    return build
-
-
-# name -> (lmms-eval model, tiny checkpoint builder, extra --model_args)
-CLASS_MODELS = {
-    "qwen2_vl": ("qwen2_vl", _tiny_builder("qwen2_vl"), TINY_PIXELS),
-    "qwen2_vl_left_padded": ("qwen2_vl", _left_padded_qwen2_vl, TINY_PIXELS),
-    "llava_hf": ("llava_hf", _tiny_builder("llava_hf"), ""),
-}
 REFUSAL_MARKERS = ("batch_size_per_gpu > 1", "Do not support batch")  # llava_hf's assertion in lmms-eval 0.7.3
-
-
-@dataclass
-class Settings:
-    device: str = "cuda"
-    size: str = "7b"
-    image_size: tuple = (896, 672)
-    batch_sizes: list = field(default_factory=lambda: [1, 16, 64])
-    full_batch: int | None = None  # default: max(batch_sizes)
-    full_limit: int | None = None  # None: all 167 items
-    tokens: int | None = None  # None: the tasks' own (5 / 500); set only for dry runs
-    inv_limit: int = 32
-    inv_tokens: int = 24
-    sweep_limit: int | None = None
-    phase_tokens: int = 33
-    model_args_variants: list = field(
-        default_factory=lambda: [
-            "attn_implementation=sdpa",
-            "attn_implementation=flash_attention_2",
-            "attn_implementation=eager",
-            "use_cache=False",
-        ]
-    )
-    model_args_limit: int = 16
-    model_args_tokens: int = 16
-    class_models: list = field(default_factory=lambda: ["qwen2_vl", "llava_hf"])
-    class_batch: int = 4
-    class_limit: int = 8
-    class_tokens: int = 8
-    stages: list = field(default_factory=lambda: list(STAGES))
-    budget_s: float = 0.0
-
-    @property
-    def batch(self) -> int:
-        return self.full_batch or max(self.batch_sizes)
-
-
-DRY_RUN = dict(
-    device="cpu",
-    size="tiny",
-    image_size=(64, 48),
-    batch_sizes=[1, 2],
-    full_batch=2,
-    full_limit=4,
-    tokens=8,
-    inv_limit=4,
-    inv_tokens=8,
-    sweep_limit=4,
-    phase_tokens=8,
-    model_args_variants=["attn_implementation=eager"],
-    model_args_limit=4,
-    model_args_tokens=8,
-    class_models=["llava_hf"],
-    class_batch=2,
-    class_limit=2,
-    class_tokens=8,
-    budget_s=0.0,
-)
-
-
-OPTIONS = (
-    "stages",
-    "batch_sizes",
-    "full_batch",
-    "full_limit",
-    "tokens",
-    "inv_limit",
-    "inv_tokens",
-    "sweep_limit",
-    "phase_tokens",
-    "model_args_variants",
-    "model_args_limit",
-    "model_args_tokens",
-    "class_models",
-    "class_batch",
-    "class_limit",
-    "class_tokens",
-    "budget_s",
-)
-_LISTS = {"stages": ",", "batch_sizes": ",", "class_models": ",", "model_args_variants": ";"}
-
-
-def settings_from_args(a) -> Settings:
-    """The stages' settings from ``gpu_check.py``'s options: the defaults (a 7B-shaped model on one
-    GPU, a 560 s budget on cuda) or with ``--dry-run`` the small CPU ones; every option given wins."""
-    device = a.device or ("cpu" if a.dry_run else "cuda")
-    fields = dict(DRY_RUN) if a.dry_run else {"budget_s": 560.0 if device.startswith("cuda") else 0.0}
-    for name in OPTIONS:
-        value = getattr(a, name, None)
-        if value is None:
-            continue
-        if name in _LISTS:
-            value = [x.strip() for x in value.split(_LISTS[name]) if x.strip()]
-            value = [int(x) for x in value] if name == "batch_sizes" else value
-        fields[name] = value
-    fields["device"] = device
-    if a.big_size:
-        fields["size"] = a.big_size
-    if a.image_size:
-        fields["image_size"] = tuple(int(v) for v in a.image_size.lower().split("x"))
-    settings = Settings(**fields)
-    unknown = set(settings.stages) - set(STAGES)
-    if unknown:
-        raise SystemExit(f"gpu_check: unknown --stages {sorted(unknown)}; choose from {', '.join(STAGES)}")
-    return settings
-
-
-def ensure_big_model(work: Path, size: str, device: str) -> Path:
-    """The Qwen2.5-VL checkpoint (``size`` 7b or tiny, random bf16), built once per work folder: a
-    second check on the same machine reuses it (``big_build`` says ``reused``)."""
-    import hashlib
-
-    from siuo_dev import tiny_models
-    from siuo_dev.lmms_eval_runs import QWEN_CLASS_PIXELS
-
-    model_dir = work / f"qwen2_5_vl_{size}"
-    stamp = {
-        "size": size,
-        "dtype": "bfloat16",
-        **QWEN_CLASS_PIXELS,
-        "builder": hashlib.sha256(Path(tiny_models.__file__).read_bytes()).hexdigest()[:16],
-    }
-    marker = model_dir / "siuo_build.json"
-    if marker.exists() and json.loads(marker.read_text()) == stamp:
-        emit("big_build", size=size, reused=True, path=str(model_dir))
-        return model_dir
-    marker.unlink(missing_ok=True)
-    start = time.perf_counter()
-    tiny_models.build_qwen2_5_vl(model_dir, size=size, dtype="bfloat16", device=device, **QWEN_CLASS_PIXELS)
-    seconds = time.perf_counter() - start
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
-    marker.write_text(json.dumps(stamp))
-    n_bytes = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
-    emit(
-        "big_build",
-        size=size,
-        dtype="bfloat16",
-        seconds=round(seconds, 1),
-        checkpoint_gib=round(n_bytes / 2**30, 2),
-        path=str(model_dir),
-        reused=False,
-    )
-    return model_dir
 
 
 class Issue25:
@@ -613,41 +435,3 @@ def _env() -> dict:
     import os
 
     return {**os.environ, **pythonpath_env(), "HF_HUB_OFFLINE": "1"}
-
-
-def estimate_seconds(s: Settings, rates: gpu_analysis.Rates | None = None) -> dict:
-    """Planned seconds per stage for ``s`` (before anything is measured), for the plan event."""
-    rates = rates or gpu_analysis.Rates()
-    protocol = {"mcqa": 5, "gen": 500}
-    tok = lambda t: {k: t for k in protocol} if t is not None else protocol  # noqa: E731
-    full_items = s.full_limit or gpu_analysis.N_ITEMS
-    out = {
-        "build": 35.0 if s.size == "7b" else 5.0,
-        "full": rates.run(s.batch, full_items, tok(s.tokens)),
-        "invariance": rates.run(1, s.inv_limit, tok(s.inv_tokens)),
-        "phases": rates.fixed_run_s + 3 * 2 * (s.phase_tokens * rates.step_s + rates.prefill_s),
-        "sweep": sum(
-            rates.run(b, s.sweep_limit or max(2, b), tok(s.tokens))
-            for b in set(s.batch_sizes) - {s.batch}
-            if not (b == 1 and {"invariance", "phases"} <= set(s.stages))
-        ),
-        "model_args": (1 + len(s.model_args_variants)) * rates.run(s.batch, s.model_args_limit, tok(s.model_args_tokens)),
-        "classes": 2 * len(s.class_models) * rates.fixed_run_s,
-    }
-    return {k: round(v) for k, v in out.items() if k == "build" or k in s.stages}
-
-
-def plan(s: Settings) -> dict:
-    estimate = estimate_seconds(s)
-    return emit(
-        "plan",
-        stages=[x for x in STAGES if x in s.stages],
-        estimate_s=estimate,
-        estimate_total_s=sum(estimate.values()),
-        budget_s=s.budget_s,
-        batch_size=s.batch,
-        batch_sizes=s.batch_sizes,
-        size=s.size,
-        device=s.device,
-        image_size=list(s.image_size),
-    )

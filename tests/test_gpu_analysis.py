@@ -244,7 +244,7 @@ def test_protocol_tokens_are_the_task_yamls():
 
 
 def _args(**kw):
-    from siuo_dev.gpu_issue25 import OPTIONS
+    from siuo_dev.gpu_settings import OPTIONS
 
     base = {name: None for name in OPTIONS}
     base.update(device=None, dry_run=False, big_size=None, image_size=None)
@@ -253,7 +253,7 @@ def _args(**kw):
 
 
 def test_settings_defaults_dry_run_and_overrides():
-    from siuo_dev.gpu_issue25 import settings_from_args
+    from siuo_dev.gpu_settings import settings_from_args
 
     gpu = settings_from_args(_args())
     assert gpu.device == "cuda" and gpu.size == "7b" and gpu.batch == 64 and gpu.full_limit is None and gpu.tokens is None
@@ -267,7 +267,7 @@ def test_settings_defaults_dry_run_and_overrides():
 
 def test_plan_fits_the_device_call():
     """The default GPU plan, at the planning rates, stays inside the 560 s budget the stages enforce."""
-    from siuo_dev.gpu_issue25 import Settings, estimate_seconds
+    from siuo_dev.gpu_settings import Settings, estimate_seconds
 
     estimate = estimate_seconds(Settings(batch_sizes=[1, 64]))
     assert set(estimate) == {"build", "full", "invariance", "phases", "sweep", "model_args", "classes"}
