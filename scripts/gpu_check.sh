@@ -10,7 +10,8 @@
 #
 # Nothing is downloaded. Python packages the machine lacks travel as wheels in ./.whl/ (Python 3.12,
 # manylinux x86_64, one version each); they are installed with --no-index --no-deps into a scratch
-# folder put first on PYTHONPATH. The checkout itself (siuo_task, tests) is used from PYTHONPATH, so
+# folder put first on PYTHONPATH (scripts/gpu-wheels.txt lists them; scripts/fetch_gpu_wheels.sh downloads
+# them). The checkout itself (siuo_task, siuo_dev) is used from PYTHONPATH, so
 # siuo-task needs no install. Missing imports are listed before anything runs (exit 3).
 # Results: JSON lines on stdout and in <out>/gpu_check.jsonl (default ./gpu_check_out), then a summary.
 set -uo pipefail
@@ -61,10 +62,21 @@ needed = {
     "tokenizers": "tokenizers", "safetensors": "safetensors", "huggingface-hub": "huggingface_hub",
     "lmms-eval": "lmms_eval", "datasets": "datasets", "evaluate": "evaluate", "loguru": "loguru", "httpx": "httpx",
     "pillow": "PIL", "qwen-vl-utils": "qwen_vl_utils", "decord": "decord", "pydantic": "pydantic",
-    "pytablewriter": "pytablewriter", "sacrebleu": "sacrebleu", "numexpr": "numexpr", "tenacity": "tenacity",
-    "python-dotenv": "dotenv", "zstandard": "zstandard", "dill": "dill", "multiprocess": "multiprocess",
+    "pytablewriter": "pytablewriter", "sacrebleu": "sacrebleu", "tenacity": "tenacity",
+    "python-dotenv": "dotenv", "dill": "dill", "multiprocess": "multiprocess",
     "pytest": "pytest", "jinja2": "jinja2",
 }
+# imported only when present (transformers' availability checks, datasets' .zst reader): the GPU
+# machine lacks them and scripts/gpu-wheels.txt leaves them out; reported, never a reason to stop
+optional = {"numexpr": "numexpr", "zstandard": "zstandard"}
+absent = []
+for dist, module in optional.items():
+    try:
+        importlib.import_module(module)
+    except Exception:
+        absent.append(dist)
+if absent:
+    print(f"gpu_check: optional, not installed (not needed for SIUO's runs): {', '.join(absent)}")
 missing = []
 for dist, module in needed.items():
     try:
@@ -74,10 +86,8 @@ for dist, module in needed.items():
 if missing:
     print("gpu_check: MISSING Python packages on this machine:\n  " + "\n  ".join(missing), file=sys.stderr)
     print("Carry them as wheels in .whl/ (built for Python 3.12, manylinux x86_64, --no-deps: name their own\n"
-          "missing dependencies too), e.g. on a machine with PyPI:\n"
-          "  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\\n"
-          "    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\\n"
-          "    -d .whl NAME==VERSION", file=sys.stderr)
+          "missing dependencies too): on a machine with PyPI, add NAME==VERSION to scripts/gpu-wheels.txt and run\n"
+          "  bash scripts/fetch_gpu_wheels.sh", file=sys.stderr)
     sys.exit(3)
 import torch, transformers, lmms_eval  # noqa: E401
 print(f"gpu_check: python {sys.version.split()[0]}, torch {torch.__version__} (cuda {torch.cuda.is_available()}), "

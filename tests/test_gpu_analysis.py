@@ -330,3 +330,47 @@ def test_doctor_reports_what_is_known_about_batching_and_no_guessed_size():
     assert llava.status == WARN and "refuses" in llava.detail and llava.fix == "use --batch_size 1"
     # a recommended batch size comes only from a GPU measurement that names its source
     assert all(row.recommended_batch_size is None or row.measured_on for row in CLASSES.values())
+
+
+# ------------------------------------------------------------------------- the wheels and gpu_check.sh
+
+_SCRIPTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _import_check(name: str) -> dict:
+    """A ``name = {...}`` dict of the import check inside ``gpu_check.sh``."""
+    import ast
+    import re
+
+    text = (_SCRIPTS / "gpu_check.sh").read_text(encoding="utf-8")
+    found = re.search(rf"^{name} = (\{{.*?\n?\}})$", text, re.S | re.M)
+    assert found, f"gpu_check.sh has no {name} = {{...}}"
+    return ast.literal_eval(found.group(1))
+
+
+def _wheels() -> dict:
+    lines = (_SCRIPTS / "gpu-wheels.txt").read_text(encoding="utf-8").splitlines()
+    specs = [line.split("#")[0].strip() for line in lines]
+    return dict(spec.split("==", 1) for spec in specs if spec)
+
+
+def test_the_import_check_stops_only_for_packages_a_run_needs():
+    """What gpu-wheels.txt leaves out as optional must not stop gpu_check.sh on the GPU machine."""
+    needed, optional = _import_check("needed"), _import_check("optional")
+    header = (_SCRIPTS / "gpu-wheels.txt").read_text(encoding="utf-8")
+    named_optional = next(line for line in header.splitlines() if "are optional" in line)
+    for dist in ("numexpr", "zstandard"):
+        assert dist in named_optional and dist in optional and dist not in needed
+    assert not set(optional) & set(_wheels()) and "lmms-eval" in needed and "transformers" in needed
+
+
+def test_the_transformers_note_names_the_version_the_cpu_tests_pin():
+    """gpu_check.sh notes another transformers than the CPU tests' pin; the wheels carry that pin."""
+    import re
+
+    constraints = (_SCRIPTS / "constraints-main.txt").read_text(encoding="utf-8")
+    pin = re.search(r"^transformers==(\S+)$", constraints, re.M).group(1)
+    script = (_SCRIPTS / "gpu_check.sh").read_text(encoding="utf-8")
+    assert f'startswith("{pin.rsplit(".", 1)[0]}.")' in script and f"the CPU tests pin {pin}" in script
+    assert f"transformers-{pin}-py3-none-any.whl" in script
+    assert _wheels()["transformers"] == pin
