@@ -5,10 +5,13 @@
 #   bash scripts/gpu_check.sh                      # on a bare GPU machine with no internet
 #   bash scripts/gpu_check.sh --tiny-only          # any gpu_check.py option passes through
 #   bash scripts/gpu_check.sh --device cpu --tiny-only   # the CPU-runnable parts
+#   bash scripts/gpu_check.sh --issue25 --out "$OUT/gc" --work /tmp/siuo_gc   # the batch-size stages (~9 min on an H200)
+#   bash scripts/gpu_check.sh --issue25 --dry-run        # the same stages on CPU with a tiny model (~2 min)
 #
 # Nothing is downloaded. Python packages the machine lacks travel as wheels in ./.whl/ (Python 3.12,
 # manylinux x86_64, one version each); they are installed with --no-index --no-deps into a scratch
-# folder put first on PYTHONPATH. The checkout itself (siuo_task, tests) is used from PYTHONPATH, so
+# folder put first on PYTHONPATH (scripts/gpu-wheels.txt lists them; scripts/fetch_gpu_wheels.sh downloads
+# them). The checkout itself (siuo_task, siuo_dev) is used from PYTHONPATH, so
 # siuo-task needs no install. Missing imports are listed before anything runs (exit 3).
 # Results: JSON lines on stdout and in <out>/gpu_check.jsonl (default ./gpu_check_out), then a summary.
 set -uo pipefail
@@ -17,12 +20,22 @@ PY=${PYTHON:-python3}
 SITE=${SIUO_GPU_SITE:-/tmp/siuo_gpu_site}
 WHEELS=${SIUO_GPU_WHEELS:-.whl}   # SIUO_GPU_WHEELS=none: use what is installed (e.g. a CPU dry run in .venv)
 start=$(date +%s)
+# the stages' time budget (--budget-s) counts from here, wheel installation included
+export SIUO_GPU_CHECK_START=${SIUO_GPU_CHECK_START:-$start}
 
 if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  echo "gpu_check: installing $(ls "$WHEELS"/*.whl | wc -l) wheel(s) from $WHEELS/ into $SITE (--no-index --no-deps)"
-  if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl; then
-    echo "gpu_check: installing the wheels in $WHEELS/ failed (two versions of one package? a wheel for another Python?)" >&2
-    exit 2
+  # a second call on the same machine finds the same wheels already installed and skips the install
+  stamp=$(cd "$WHEELS" && ls -l -- *.whl | sha256sum | cut -c1-16)
+  if [ -f "$SITE/.siuo_wheels" ] && [ "$(cat "$SITE/.siuo_wheels")" = "$stamp" ]; then
+    echo "gpu_check: the wheels in $WHEELS/ are already installed in $SITE"
+  else
+    echo "gpu_check: installing $(ls "$WHEELS"/*.whl | wc -l) wheel(s) from $WHEELS/ into $SITE (--no-index --no-deps)"
+    rm -f "$SITE/.siuo_wheels"
+    if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl; then
+      echo "gpu_check: installing the wheels in $WHEELS/ failed (two versions of one package? a wheel for another Python?)" >&2
+      exit 2
+    fi
+    echo "$stamp" > "$SITE/.siuo_wheels"
   fi
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 else
@@ -49,10 +62,21 @@ needed = {
     "tokenizers": "tokenizers", "safetensors": "safetensors", "huggingface-hub": "huggingface_hub",
     "lmms-eval": "lmms_eval", "datasets": "datasets", "evaluate": "evaluate", "loguru": "loguru", "httpx": "httpx",
     "pillow": "PIL", "qwen-vl-utils": "qwen_vl_utils", "decord": "decord", "pydantic": "pydantic",
-    "pytablewriter": "pytablewriter", "sacrebleu": "sacrebleu", "numexpr": "numexpr", "tenacity": "tenacity",
-    "python-dotenv": "dotenv", "zstandard": "zstandard", "dill": "dill", "multiprocess": "multiprocess",
+    "pytablewriter": "pytablewriter", "sacrebleu": "sacrebleu", "tenacity": "tenacity",
+    "python-dotenv": "dotenv", "dill": "dill", "multiprocess": "multiprocess",
     "pytest": "pytest", "jinja2": "jinja2",
 }
+# imported only when present (transformers' availability checks, datasets' .zst reader): the GPU
+# machine lacks them and scripts/gpu-wheels.txt leaves them out; reported, never a reason to stop
+optional = {"numexpr": "numexpr", "zstandard": "zstandard"}
+absent = []
+for dist, module in optional.items():
+    try:
+        importlib.import_module(module)
+    except Exception:
+        absent.append(dist)
+if absent:
+    print(f"gpu_check: optional, not installed (not needed for SIUO's runs): {', '.join(absent)}")
 missing = []
 for dist, module in needed.items():
     try:
@@ -62,10 +86,8 @@ for dist, module in needed.items():
 if missing:
     print("gpu_check: MISSING Python packages on this machine:\n  " + "\n  ".join(missing), file=sys.stderr)
     print("Carry them as wheels in .whl/ (built for Python 3.12, manylinux x86_64, --no-deps: name their own\n"
-          "missing dependencies too), e.g. on a machine with PyPI:\n"
-          "  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\\n"
-          "    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\\n"
-          "    -d .whl NAME==VERSION", file=sys.stderr)
+          "missing dependencies too): on a machine with PyPI, add NAME==VERSION to scripts/gpu-wheels.txt and run\n"
+          "  bash scripts/fetch_gpu_wheels.sh", file=sys.stderr)
     sys.exit(3)
 import torch, transformers, lmms_eval  # noqa: E401
 print(f"gpu_check: python {sys.version.split()[0]}, torch {torch.__version__} (cuda {torch.cuda.is_available()}), "
@@ -77,5 +99,5 @@ EOF
 
 "$PY" scripts/gpu_check.py "$@"
 rc=$?
-echo "gpu_check: exit $rc after $(( $(date +%s) - start )) s"
+echo "gpu_check: exit $rc after $(( $(date +%s) - start )) s (events: the --out folder's gpu_check.jsonl)"
 exit $rc

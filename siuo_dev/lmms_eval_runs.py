@@ -29,6 +29,7 @@ from siuo_task.core.layouts import linked_result_path
 from siuo_task.judge import PREFLIGHT_PROMPT
 
 QWEN_TINY_PIXELS = {"max_pixels": 12544, "min_pixels": 3136}  # 56x56..112x112: a few visual tokens per image
+QWEN_CLASS_PIXELS = {"max_pixels": 1605632, "min_pixels": 256 * 28 * 28}  # lmms-eval's qwen2_5_vl class defaults
 RESPONSE_START = "<Generated response:> "
 RESPONSE_ENDS = ("\n\nLet's think step by step", "\n\nEvaluation Criteria:")  # safety, effectiveness prompt
 

@@ -56,6 +56,7 @@ class QwenVLReference:
         system_prompt: str | None = None,
         image_kwargs: dict | None = None,
         grad_mode: str = "inference",
+        stopping_criteria=None,
     ) -> list[str]:
         """Greedy answers for a batch of (image, prompt) pairs, left-padded when batched.
 
@@ -63,8 +64,10 @@ class QwenVLReference:
         (e.g. ``max_pixels``) go into each image's message part, as some harness classes do.
         ``grad_mode``: ``"inference"`` wraps ``generate`` in ``torch.inference_mode()`` (the model
         cards' loop); ``"no_grad"`` leaves it to ``generate``'s own ``torch.no_grad()``, as lmms-eval's
-        Qwen classes do. Afterwards ``last_new_tokens`` and ``last_generate_seconds`` (the
-        ``model.generate`` call alone) describe the batch.
+        Qwen classes do. ``stopping_criteria`` goes to ``generate`` (e.g. one that only records when
+        each step ends). Afterwards ``last_new_tokens``, ``last_generate_start`` (``time.perf_counter``)
+        and ``last_generate_seconds`` (the ``model.generate`` call alone) describe the batch,
+        ``last_input_tokens`` its padded prompt length.
         """
         import contextlib
         import time
@@ -85,12 +88,14 @@ class QwenVLReference:
         image_inputs, _ = process_vision_info(conversations)
         inputs = self.processor(text=chat, images=image_inputs, padding=True, padding_side="left", return_tensors="pt")
         inputs = inputs.to(self.device)
+        self.last_input_tokens = int(inputs["input_ids"].shape[1])
         tok = self.processor.tokenizer
         mode = torch.inference_mode() if grad_mode == "inference" else contextlib.nullcontext()
         on_cuda = str(self.device).startswith("cuda")
         if on_cuda:
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = self.last_generate_start = time.perf_counter()
+        extra = {"stopping_criteria": stopping_criteria} if stopping_criteria is not None else {}
         with mode:
             out = self.model.generate(
                 **inputs,
@@ -102,6 +107,7 @@ class QwenVLReference:
                 temperature=None,
                 top_p=None,
                 top_k=None,
+                **extra,
             )
         if on_cuda:
             torch.cuda.synchronize()

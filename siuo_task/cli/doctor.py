@@ -20,6 +20,8 @@ The checks, in the order a run meets them:
   another judge; skipped when the tasks need no judge
 - ``decoding``  given ``--model``: whether that lmms-eval model class decodes as the tasks ask (the
   check the tasks themselves warn with, :func:`siuo_task.harnesses.lmms_eval.decoding.class_decoding`)
+- ``batching``  given a ``--model`` SIUO has run locally: what is known about its ``--batch_size``
+  (:mod:`siuo_task.harnesses.lmms_eval.batching`); a warning where batching changes answers or fails
 """
 
 from __future__ import annotations
@@ -289,6 +291,23 @@ def check_decoding(model: str, model_args: str | None, gen_kwargs: str | None, t
     return Check("decoding", OK, f"{label} decodes as the tasks ask ({', '.join(names)})")
 
 
+def check_batching(model: str) -> Check | None:
+    """What :mod:`~siuo_task.harnesses.lmms_eval.batching` knows about ``--batch_size`` with ``model``
+    (``None`` for a class it has no row for). A warning, never a failure: the doctor is not told the
+    batch size."""
+    from siuo_task.harnesses.lmms_eval.batching import lookup
+
+    row = lookup(model)
+    if row is None:
+        return None
+    if row.recommended_batch_size is not None:
+        size = f"fastest measured: --batch_size {row.recommended_batch_size} ({row.measured_on})"
+    else:
+        size = "the fastest batch size on a GPU, and whether its answers equal batch 1 there, are not measured yet"
+    status = OK if row.batches and row.same_answers_on_cpu else WARN
+    return Check("batching", status, f"lmms-eval's {model} class {row.finding}; {size}", row.advice)
+
+
 def diagnose(
     *,
     model: str | None = None,
@@ -306,6 +325,9 @@ def diagnose(
     checks += [check_data(data_dir), check_judge(tasks)]
     if model:
         checks.append(check_decoding(model, model_args, gen_kwargs, tasks, force_simple))
+        batching = check_batching(model)
+        if batching is not None:
+            checks.append(batching)
     return {"ok": all(c.status != FAIL for c in checks), "versions": found, "checks": [asdict(c) for c in checks]}
 
 
