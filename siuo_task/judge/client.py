@@ -6,8 +6,8 @@ progress (:mod:`.progress`), and a preflight that makes one real minimal judge c
 Its parts live beside it: :mod:`.endpoint` (which API, URL and key), :mod:`.transport` (SDK clients,
 proxies, the event-loop thread), :mod:`.retry` (one request with the retry policy, what an error
 means), :mod:`.pacing` (waits, rate limits), :mod:`.images` (data URLs, image hashes),
-:mod:`.cache` and :mod:`.redaction`. No credential is ever written to exceptions, logs, reprs, cache
-files, replies or provenance.
+:mod:`.cache`, :mod:`.redaction` and :mod:`.stats` (what the client counts). No credential is ever
+written to exceptions, logs, reprs, cache files, replies or provenance.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from siuo_task.core.judging import JudgeReply, JudgeRequest
@@ -34,6 +34,7 @@ from .pacing import parse_retry_after  # noqa: F401 - re-exported (0.1 import pa
 from .progress import progress_bar
 from .redaction import guard_http_logs, redact
 from .retry import BUDGET_ERROR, DRY_RUN_FINGERPRINT, MAX_BODY_BYTES, Caller, ItemError, Retry, backoff
+from .stats import JudgeStats
 
 logger = logging.getLogger("siuo_task.judge")
 
@@ -53,21 +54,6 @@ __all__ = [
 _SHARD_SIZE = 4  # workers per SDK client
 _FATAL_GRACE_S = 5.0  # when judging stops, how long the calls already sent may take to land
 PREFLIGHT_PROMPT = "This is a connection check of an image-grading judge. Reply with the single word OK."
-
-
-@dataclass
-class JudgeStats:  # cumulative per client
-    calls: int = 0  # judge requests actually sent (retries included, the preflight not)
-    cache_hits: int = 0
-    failures: int = 0  # requests that ended with text None
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    budget_exhausted: bool = False
-    deduped: int = 0  # requests answered by an identical request in the same run()
-    waited_s: float = 0.0  # wall time during which at least one call was held back (Retry-After, pacing, backoff)
-    preflight_calls: int = 0
-    dry_run_replies: int = 0  # replies marked by the dry-run judge
 
 
 def _messages(prompt: str, data_url: str) -> list:
