@@ -58,3 +58,37 @@ def clean_env(monkeypatch):
         if key.startswith(("SIUO_", "OPENAI_", "AZURE_")) or key in JUDGE_VARIABLES:
             monkeypatch.delenv(key, raising=False)
     return monkeypatch
+
+
+# ------------------------------------------------------------------ lmms-eval's task index, in-process
+
+
+@pytest.fixture
+def lmms_tasks():
+    """``lmms_eval.tasks`` (seconds to import: only the tests that use it pay for it)."""
+    return pytest.importorskip("lmms_eval.tasks")
+
+
+def fake_host_tasks(tmp_path, names=("siuo_gen",)):
+    """A stand-in for lmms-eval's own tasks folder holding tasks named like SIUO's (and one other)."""
+    folder = tmp_path / "lmms_eval" / "tasks"
+    (folder / "siuo").mkdir(parents=True)
+    for name in names:
+        (folder / "siuo" / f"{name}.yaml").write_text(f"task: {name}\ndataset_path: someone/else\noutput_type: generate_until\n")
+    (folder / "other").mkdir()
+    (folder / "other" / "other.yaml").write_text("task: other_task\ndataset_path: x\noutput_type: generate_until\n")
+    return folder
+
+
+@pytest.fixture
+def host_with_siuo_task(tmp_path, monkeypatch, lmms_tasks):
+    """lmms-eval's TaskManager indexing the fake folder as its built-in tasks, with the SIUO wrapper installed."""
+    from siuo_task.harnesses.lmms_eval import plugin as lmms_eval_plugin
+
+    folder = fake_host_tasks(tmp_path)
+    monkeypatch.setattr(lmms_tasks, "__file__", str(folder / "__init__.py"))
+    original = lmms_tasks.TaskManager.initialize_tasks
+    monkeypatch.setattr(lmms_tasks.TaskManager, "initialize_tasks", getattr(original, "__wrapped__", original))
+    monkeypatch.delenv(lmms_eval_plugin.ENV_TASK_SOURCE, raising=False)
+    assert lmms_eval_plugin.register() == []
+    return folder

@@ -10,8 +10,6 @@ from siuo_dev.lmms_eval_runs import free_port
 from siuo_task.cli import main
 from siuo_task.cli.doctor import format_report
 
-from .test_plugin import host_with_siuo_task  # noqa: F401 - fixture: a fake built-in lmms-eval task named siuo_gen
-
 pytestmark = pytest.mark.e2e  # the doctor builds lmms-eval's own task index (the harness, in-process)
 
 pytest.importorskip("lmms_eval")
@@ -127,7 +125,7 @@ def test_key_source_names_the_variable_never_the_key(clean_env):
     assert "api-version 2024-06-01 (base URL)" in azure.described
 
 
-def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsys, host_with_siuo_task, clean_env):  # noqa: F811 - the fixture
+def test_a_host_task_named_like_siuos_fails_the_doctor_with_the_fix(judge, capsys, host_with_siuo_task, clean_env):
     """lmms-eval would run the other ``siuo_gen``: the doctor fails naming both files and the switch; with
     the switch set to siuo-task it passes (and lmms-eval's index then holds SIUO's YAML)."""
     host_yaml = str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")

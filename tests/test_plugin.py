@@ -1,22 +1,29 @@
-"""The discovery hook is small, idempotent, and fails loudly (naming the fallback) if lmms-eval changes."""
+"""The discovery hook is small, idempotent, and fails loudly (naming the fallback) if lmms-eval changes.
+
+The tests that run lmms-eval's own task index in-process (the ``lmms_tasks`` fixture: importing it
+takes seconds) are in the e2e tier, as the doctor's are; the pure ones are fast."""
 
 import importlib.metadata
 
 import pytest
 
-lmms_tasks = pytest.importorskip("lmms_eval.tasks")
+from siuo_task.harnesses.lmms_eval import plugin as lmms_eval_plugin
+from siuo_task.harnesses.paths import lmms_eval_tasks_dir
 
-from siuo_task.harnesses.lmms_eval import plugin as lmms_eval_plugin  # noqa: E402
-from siuo_task.harnesses.paths import lmms_eval_tasks_dir  # noqa: E402
+from .conftest import fake_host_tasks
+
+in_process = pytest.mark.e2e  # imports lmms-eval's task index (the harness, in-process)
 
 
-def test_entry_point_is_registered():
+@in_process
+def test_entry_point_is_registered():  # register() imports lmms-eval's task index
     eps = [ep for ep in importlib.metadata.entry_points(group="lmms_eval.models") if ep.name == "siuo_task"]
     assert len(eps) == 1 and eps[0].value == "siuo_task.harnesses.lmms_eval.plugin:register"
     assert eps[0].load()() == []  # registers no model
 
 
-def test_wrapper_appends_the_siuo_folder_once(monkeypatch):
+@in_process
+def test_wrapper_appends_the_siuo_folder_once(lmms_tasks, monkeypatch):
     seen = []
 
     def initialize_tasks(self, include_path=None, include_defaults=True):
@@ -35,7 +42,8 @@ def test_wrapper_appends_the_siuo_folder_once(monkeypatch):
     assert seen == [([folder], True), (["/mine", folder], True), (["/a", folder], True), (None, False)]
 
 
-def test_changed_lmms_eval_is_reported_not_silent(monkeypatch):
+@in_process
+def test_changed_lmms_eval_is_reported_not_silent(lmms_tasks, monkeypatch):
     messages = []
     from loguru import logger
 
@@ -60,6 +68,7 @@ def _errors(fn):
     return result, messages
 
 
+@in_process
 def test_register_never_raises_into_lmms_evals_plugin_loop(monkeypatch):
     """A failure inside register() is logged with the fallback; lmms-eval's loop goes on to the next plugin."""
 
@@ -107,30 +116,7 @@ def test_tasks_path_warns_where_discovery_cannot_work(monkeypatch, capsys):
 # ------------------------------------------------------------------ shadowing: a host task named like SIUO's
 
 
-def _fake_host_tasks(tmp_path, names=("siuo_gen",)):
-    """A stand-in for lmms-eval's own tasks folder holding tasks named like SIUO's (and one other)."""
-    folder = tmp_path / "lmms_eval" / "tasks"
-    (folder / "siuo").mkdir(parents=True)
-    for name in names:
-        (folder / "siuo" / f"{name}.yaml").write_text(f"task: {name}\ndataset_path: someone/else\noutput_type: generate_until\n")
-    (folder / "other").mkdir()
-    (folder / "other" / "other.yaml").write_text("task: other_task\ndataset_path: x\noutput_type: generate_until\n")
-    return folder
-
-
-@pytest.fixture
-def host_with_siuo_task(tmp_path, monkeypatch):
-    """lmms-eval's TaskManager indexing the fake folder as its built-in tasks, with the SIUO wrapper installed."""
-    folder = _fake_host_tasks(tmp_path)
-    monkeypatch.setattr(lmms_tasks, "__file__", str(folder / "__init__.py"))
-    original = lmms_tasks.TaskManager.initialize_tasks
-    monkeypatch.setattr(lmms_tasks.TaskManager, "initialize_tasks", getattr(original, "__wrapped__", original))
-    monkeypatch.delenv(lmms_eval_plugin.ENV_TASK_SOURCE, raising=False)
-    assert lmms_eval_plugin.register() == []
-    return folder
-
-
-def _manager_and_logs(level="WARNING"):
+def _manager_and_logs(lmms_tasks, level="WARNING"):
     from loguru import logger
 
     messages = []
@@ -146,8 +132,9 @@ def _ours(name):
     return str(lmms_eval_tasks_dir() / "siuo" / f"{name}.yaml")
 
 
-def test_a_host_task_named_like_siuos_is_an_error_naming_both_and_the_switch(host_with_siuo_task):
-    manager, messages = _manager_and_logs()
+@in_process
+def test_a_host_task_named_like_siuos_is_an_error_naming_both_and_the_switch(lmms_tasks, host_with_siuo_task):
+    manager, messages = _manager_and_logs(lmms_tasks)
     host_yaml = str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
     # lmms-eval's own priority is kept (nothing of the host is hidden) ...
     assert manager.task_index["siuo_gen"]["yaml_path"] == host_yaml
@@ -160,43 +147,48 @@ def test_a_host_task_named_like_siuos_is_an_error_naming_both_and_the_switch(hos
     assert manager.siuo_task_shadowing == {"choice": None, "clashes": {"siuo_gen": {"host": host_yaml, "siuo-task": _ours("siuo_gen")}}}
 
 
-def test_siuo_task_source_chooses_siuo_task(host_with_siuo_task, monkeypatch):
+@in_process
+def test_siuo_task_source_chooses_siuo_task(lmms_tasks, host_with_siuo_task, monkeypatch):
     monkeypatch.setenv(lmms_eval_plugin.ENV_TASK_SOURCE, "siuo-task")
-    manager, messages = _manager_and_logs("INFO")
+    manager, messages = _manager_and_logs(lmms_tasks, "INFO")
     assert manager.task_index["siuo_gen"]["yaml_path"] == _ours("siuo_gen")
     assert not [m for m in messages if "ERROR" in m or "WARNING" in m]
     assert any("SIUO_TASK_SOURCE=siuo-task" in m and str(host_with_siuo_task) in m for m in messages)
     assert manager.siuo_task_shadowing["choice"] == "siuo-task"
 
 
-def test_siuo_task_source_host_keeps_the_host_task_with_a_warning(host_with_siuo_task, monkeypatch):
+@in_process
+def test_siuo_task_source_host_keeps_the_host_task_with_a_warning(lmms_tasks, host_with_siuo_task, monkeypatch):
     monkeypatch.setenv(lmms_eval_plugin.ENV_TASK_SOURCE, "host")
-    manager, messages = _manager_and_logs()
+    manager, messages = _manager_and_logs(lmms_tasks)
     assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
     assert not [m for m in messages if "ERROR" in m]
     assert any("WARNING" in m and "SIUO_TASK_SOURCE=host" in m and "not siuo-task's" in m for m in messages)
 
 
-def test_an_unknown_task_source_is_an_error_and_changes_nothing(host_with_siuo_task, monkeypatch):
+@in_process
+def test_an_unknown_task_source_is_an_error_and_changes_nothing(lmms_tasks, host_with_siuo_task, monkeypatch):
     monkeypatch.setenv(lmms_eval_plugin.ENV_TASK_SOURCE, "mine")
-    manager, messages = _manager_and_logs()
+    manager, messages = _manager_and_logs(lmms_tasks)
     assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
     assert any("SIUO_TASK_SOURCE='mine'" in m and "siuo-task, host" in m for m in messages if "ERROR" in m)
 
 
-def test_no_clash_no_message(tmp_path, monkeypatch):
-    folder = _fake_host_tasks(tmp_path, names=())
+@in_process
+def test_no_clash_no_message(lmms_tasks, tmp_path, monkeypatch):
+    folder = fake_host_tasks(tmp_path, names=())
     monkeypatch.setattr(lmms_tasks, "__file__", str(folder / "__init__.py"))
     original = lmms_tasks.TaskManager.initialize_tasks
     monkeypatch.setattr(lmms_tasks.TaskManager, "initialize_tasks", getattr(original, "__wrapped__", original))
     monkeypatch.delenv(lmms_eval_plugin.ENV_TASK_SOURCE, raising=False)
     lmms_eval_plugin.register()
-    manager, messages = _manager_and_logs()
+    manager, messages = _manager_and_logs(lmms_tasks)
     assert messages == [] and manager.siuo_task_shadowing == {"choice": None, "clashes": {}}
     assert {n: manager.task_index[n]["yaml_path"] for n in ("siuo", "siuo_gen")} == {n: _ours(n) for n in ("siuo", "siuo_gen")}
 
 
-def test_a_failing_shadowing_check_never_breaks_the_index(host_with_siuo_task, monkeypatch):
+@in_process
+def test_a_failing_shadowing_check_never_breaks_the_index(lmms_tasks, host_with_siuo_task, monkeypatch):
     """If the check itself fails (a changed lmms-eval), the index lmms-eval built is used as is and the
     failure is logged."""
 
@@ -204,7 +196,7 @@ def test_a_failing_shadowing_check_never_breaks_the_index(host_with_siuo_task, m
         raise RuntimeError("simulated scanner change")
 
     monkeypatch.setattr(lmms_eval_plugin, "find_clashes", broken)
-    manager, messages = _manager_and_logs()
+    manager, messages = _manager_and_logs(lmms_tasks)
     assert "siuo_mcqa" in manager.all_tasks and "other_task" in manager.all_tasks
     assert manager.task_index["siuo_gen"]["yaml_path"] == str(host_with_siuo_task / "siuo" / "siuo_gen.yaml")
     assert any("simulated scanner change" in m and "ERROR" in m for m in messages)
