@@ -57,6 +57,7 @@ TEST_FILES = (
     "tests/test_verdicts.py",
     "tests/test_judge.py",
     "tests/test_verify_recompute.py",
+    "tests/test_harness_stderr.py",  # scoring.item_score, the per-item scores behind the harness's standard errors
 )
 PYTEST_ARGS = ("-m", "not e2e and not upstream_bugs", "-p", "no:cacheprovider", "-q")
 COPY = ("siuo_task", "siuo_dev", "tests", "pyproject.toml", "README.md", "PROTOCOL.md")
