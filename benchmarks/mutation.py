@@ -16,7 +16,7 @@ mutmut is not a dependency of the package or of CI: install it into the environm
 
     python -m pip install "mutmut>=3.8,<4"
 
-then run (about 5-15 minutes on 2 cores; it works on a copy of the repository in a scratch folder):
+then run (about 20-30 minutes on 2 cores; it works on a copy of the repository in a scratch folder):
 
     python benchmarks/mutation.py [--max-children 2] [--work-dir DIR] [--target 90]
     python benchmarks/mutation.py --work-dir DIR --no-run   # summarise the run kept in DIR again
@@ -57,6 +57,7 @@ TEST_FILES = (
     "tests/test_verdicts.py",
     "tests/test_judge.py",
     "tests/test_verify_recompute.py",
+    "tests/test_harness_stderr.py",  # scoring.item_score, the per-item scores behind the harness's standard errors
 )
 PYTEST_ARGS = ("-m", "not e2e and not upstream_bugs", "-p", "no:cacheprovider", "-q")
 COPY = ("siuo_task", "siuo_dev", "tests", "pyproject.toml", "README.md", "PROTOCOL.md")

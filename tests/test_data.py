@@ -114,6 +114,41 @@ def test_hub_without_huggingface_hub(clean_env, monkeypatch):
         data.load_items("gen")
 
 
+def test_cached_hub_snapshot_never_downloads(tmp_path, clean_env, monkeypatch):
+    """The verifier's look-up of the pinned revision asks the local Hugging Face cache only, and says
+    None when it is not there (or huggingface_hub is not installed)."""
+    import sys
+
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(**kwargs):
+        calls.append(kwargs)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    found = data.cached_hub_snapshot()
+    assert isinstance(found, type(tmp_path)) and found == tmp_path
+    assert calls == [
+        {
+            "repo_id": "sinwang/SIUO",
+            "repo_type": "dataset",
+            "revision": "024e80a01795376b9fed12f8073a12f2275f22ee",
+            "local_files_only": True,
+            "allow_patterns": ["siuo_gen.json", "siuo_mcqa.json", "images/*"],
+        }
+    ]
+
+    def not_cached(**kwargs):
+        raise OSError("not in the local cache")  # huggingface_hub.errors.LocalEntryNotFoundError is one
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_cached)
+    assert data.cached_hub_snapshot() is None
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # makes the import fail
+    assert data.cached_hub_snapshot() is None
+
+
 def test_hub_snapshot_is_used(data_dir, clean_env, monkeypatch):
     import huggingface_hub
 

@@ -48,8 +48,10 @@ def test_item_score_is_on_the_metrics_scale(item, metric, expected):
 
 
 def test_item_score_names_an_unknown_metric():
-    with pytest.raises(KeyError, match="accuracy_at_5"):
+    expected = "no per-item score for metric 'accuracy_at_5'; expected one of accuracy, unparsed, safe, effective, safe_effective"
+    with pytest.raises(KeyError) as raised:
         scoring.item_score({"correct": True}, "accuracy_at_5")
+    assert raised.value.args == (expected,)
 
 
 def _mcqa_session(data_dir, monkeypatch):

@@ -14,6 +14,7 @@ from siuo_task.core import scoring
 from siuo_task.core.data import HF_REPO, HF_REVISION, DataSource, load_items
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
 from siuo_task.core.prompts import PROMPT_HASHES
+from siuo_task.core.schema import PROTOCOL_VERSION
 from siuo_task.judge.dry_run import default_responder
 from siuo_task.results import verify
 from siuo_task.results.verify import facts, model, recompute
@@ -454,6 +455,20 @@ def test_provenance_facts(release_dir):
     assert "provenance.prompt_hashes.safety_judge" not in verify.verify_result(mcqa).agrees
 
 
+def test_the_protocol_version(release_dir):
+    """Another (or a null) protocol version is a provenance mismatch naming the release to verify it
+    with; none recorded (siuo-task 0.1) verifies, with a note."""
+    result = mcqa_result(release_dir)
+    assert verify.verify_result(result).agrees.count(f"provenance.protocol_version: {PROTOCOL_VERSION}") == 1
+    note = "written under another SIUO protocol version: verify it with the siuo-task release of that version"
+    for stored in ("0.9", None):
+        other = verify.verify_result(edit(result, lambda r, v=stored: r["provenance"].__setitem__("protocol_version", v)))
+        assert found(other) == [("provenance.protocol_version", stored, PROTOCOL_VERSION, note, "provenance")]
+    old = verify.verify_result(edit(result, lambda r: r["provenance"].pop("protocol_version")))
+    assert old.ok and not any(a.startswith("provenance.protocol_version") for a in old.agrees)
+    assert f"no protocol version recorded (written by siuo-task 0.1): recomputed under protocol {PROTOCOL_VERSION}" in old.notes
+
+
 # ---------------------------------------------------------------------------- task and item set
 
 
@@ -543,6 +558,20 @@ def test_the_data_given_is_checked_too(release_dir):
     assert stored == f"answer key sha256 {facts.answer_key_sha256([(it['question_id'], 'A') for it in mcqa])[:16]}..."
     report = verify.verify_result(mcqa_result(release_dir), keyed)
     assert ("data.correct_option", "coverage") in [(m[0], m[4]) for m in found(report)]
+
+
+def test_id_lists_compare_in_any_order_whatever_their_digits(release_dir):
+    """The stored and recomputed id lists are sorted the same way before they compare: data whose ids
+    have different numbers of digits (9020 and 10021 sort one way as numbers, the other as text)
+    gives a mismatch for the data, none for the honest list of missing items."""
+    release = items("mcqa", release_dir)
+    renamed = [dict(it, question_id=10021) if it["question_id"] == 9021 else it for it in release]
+    responses = {it["question_id"]: "(A)" for it in renamed[:160]}
+    result = scoring.score_mcqa(responses, renamed, policy="official", source=HUB, harness=HARNESS)
+    assert result["missing_question_ids"][-2:] == [9020, 10021]
+    report = verify.verify_result(result, renamed)
+    assert "missing_question_ids" in report.agrees
+    assert [m[0] for m in found(report)] == ["data", "data.correct_option", "items"]  # not SIUO's data; incomplete
 
 
 def test_the_answer_key_comes_from_the_data(release_dir):
