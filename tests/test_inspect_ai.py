@@ -430,6 +430,7 @@ def test_a_grader_role_is_said_to_be_unused(data_dir, clean_env, caplog):
     }
 
 
+@pytest.mark.e2e  # imports inspect's hf provider (transformers): seconds
 def test_inspects_hf_provider_takes_no_images_so_siuo_runs_local_models_elsewhere():
     """Why no tiny local model runs SIUO through inspect's `hf/` provider (README): in 0.3.285 it refuses
     any image in a message. When this fails, inspect's hf provider takes images: add a tiny-VLM run."""
