@@ -186,6 +186,15 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     for record in (gen, vote3):
         assert record["provenance"]["judge"]["model"] == "fake-judge"
         assert record["provenance"]["harness"]["name"] == "lmms-eval"
+    # the judge's calls are in lmms-eval's own usage accounting (0.7.x), under each SIUO task
+    judge_calls = {t: r["provenance"]["judge"]["usage"]["calls"] for t, r in (("siuo_gen", gen), ("siuo_gen_vote3", vote3))}
+    # (the two tasks share the judge cache: answers judged for one are cache hits for the other, no call)
+    assert sum(judge_calls.values()) > 0, judge_calls
+    usage = results["usage"]
+    assert usage["by_source"]["judge"]["n_api_calls"] == sum(judge_calls.values())
+    tokens = [sum(r["provenance"]["judge"]["usage"][k] for r in (gen, vote3)) for k in ("prompt_tokens", "completion_tokens")]
+    assert [usage["by_source"]["judge"]["input_tokens"], usage["by_source"]["judge"]["output_tokens"]] == tokens
+    assert all(usage["by_task"].get(t, {}).get("n_api_calls", 0) >= n for t, n in judge_calls.items())
     assert gen["provenance"]["harness"]["task_generation_kwargs"] == {
         "max_new_tokens": 500,
         "temperature": 0,
