@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import random
@@ -24,6 +23,7 @@ import siuo_task.judge.client as client_module
 import siuo_task.judge.host_vars as host_vars
 import siuo_task.judge.images as images_module
 from siuo_dev.fake_judge_server import FakeOpenAIServer, default_responder
+from siuo_dev.fake_proxy import FakeProxy
 from siuo_task.judge import (
     CACHE_FORMAT,
     DEFAULT_BASE_URL,
@@ -139,64 +139,7 @@ def cache_files(tmp_path):
     return sorted(p for p in root.rglob("*") if p.is_file() and p != root / SHA_INDEX) if root.exists() else []
 
 
-# --------------------------------------------------------------------------- helpers: proxy, redirect
-
-
-class _Relay(threading.Thread):
-    """A tiny HTTP forward proxy on 127.0.0.1 (absolute-URI requests), or with ``redirect_to`` a server
-    that answers every request with 307 to the same path there. Records what it saw."""
-
-    def __init__(self, target_port: int | None = None, redirect_to: str | None = None):
-        super().__init__(daemon=True)
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        relay = self
-        self.seen: list[tuple[str, dict]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                relay.seen.append((self.path, dict(self.headers.items())))
-                if redirect_to is not None:
-                    self.send_response(307)
-                    self.send_header("Location", redirect_to + self.path.split("/v1", 1)[-1])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                path = "/" + self.path.split("://", 1)[-1].split("/", 1)[-1]
-                conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
-                conn.request("POST", path, body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def run(self):
-        self.httpd.serve_forever(poll_interval=0.05)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+# --------------------------------------------------------------------------- helpers: request headers
 
 
 def headers_of(body) -> dict:
@@ -832,7 +775,7 @@ def test_key_scoping_from_env(monkeypatch, server, tmp_path, images):
 def test_proxy_from_env_and_azure_header(monkeypatch, server, tmp_path, images):
     """HTTP_PROXY is honoured (the judge host below resolves nowhere: only the proxy can reach it),
     and an Azure endpoint gets its key in the api-key header only."""
-    with _Relay(target_port=int(server.url.rsplit(":", 1)[1].split("/")[0])) as proxy:
+    with FakeProxy(target_port=int(server.url.rsplit(":", 1)[1].split("/")[0])) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "")
         with JudgeClient(
@@ -840,19 +783,19 @@ def test_proxy_from_env_and_azure_header(monkeypatch, server, tmp_path, images):
         ) as c:
             out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
         assert out["k"].text == "This is a fake answer."
-        assert proxy.seen[-1][0] == "http://judge.siuo-test.invalid/v1/chat/completions"
+        assert proxy.seen[-1][:2] == ("POST", "http://judge.siuo-test.invalid/v1/chat/completions")
         azure = "http://myres.openai.azure.com/openai/deployments/judge?api-version=2024-10-21"
         with JudgeClient(JudgeConfig(base_url=azure, model="judge", api_key=SECRET, cache_dir="off")) as c:
             out = c.run([JudgeRequest("k", "y", images[0])], progress=False)
         assert out["k"].text == "This is a fake answer."
-        path, hdrs = proxy.seen[-1]
+        _, path, hdrs = proxy.seen[-1]
         hdrs = {k.lower(): v for k, v in hdrs.items()}
         assert path == "http://myres.openai.azure.com/openai/deployments/judge/chat/completions?api-version=2024-10-21"
         assert hdrs["api-key"] == SECRET and "authorization" not in hdrs
 
 
 def test_redirects_are_followed(server, tmp_path, images):
-    with _Relay(redirect_to=server.url) as redirector:
+    with FakeProxy(redirect_to=server.url) as redirector:
         with JudgeClient(JudgeConfig(base_url=redirector.url + "/v1", model="fake-judge", cache_dir="off")) as c:
             out = c.run([JudgeRequest("k", "x", images[0])], progress=False)
     assert out["k"].text == "This is a fake answer." and len(redirector.seen) == 1 and server.chat_calls == 1
