@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from siuo_dev import gpu_analysis
-from siuo_dev.lmms_eval_runs import PYTHON, Run, check_gen, check_mcqa, run_lmms_eval
+from siuo_dev.lmms_eval_runs import PYTHON, Run, check_gen, check_mcqa, model_run_args, run_lmms_eval
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gpu_check.py"
@@ -120,23 +120,10 @@ class TimedRun:
 
 
 def lmms_eval_args(model: str, model_args: str, *, device: str, batch_size: int, limit: int | None, tokens: int | None) -> list:
-    args = [
-        "--model",
-        model,
-        "--model_args",
-        model_args,
-        "--device",
-        device,
-        "--batch_size",
-        str(batch_size),
-        "--tasks",
-        "siuo_mcqa,siuo_gen",
-    ]
-    if limit is not None:
-        args += ["--limit", str(limit)]
-    if tokens is not None:
-        args += ["--gen_kwargs", f"max_new_tokens={tokens}"]
-    return args + include_path_args()
+    tasks = "siuo_mcqa,siuo_gen"
+    return (
+        model_run_args(model, model_args, tasks, limit, device=device, batch_size=batch_size, max_new_tokens=tokens) + include_path_args()
+    )
 
 
 def timed_run(

@@ -68,24 +68,16 @@ def data_parallel_launcher(num_processes: int) -> list:
 
 
 def model_run_args(
-    model: str, model_args: str, tasks: str, limit: int, *, device: str = "cpu", batch_size: int = 1, max_new_tokens: int = 8
+    model: str, model_args: str, tasks: str, limit: int | None, *, device: str = "cpu", batch_size: int = 1, max_new_tokens: int | None = 8
 ) -> list:
-    return [
-        "--model",
-        model,
-        "--model_args",
-        model_args,
-        "--device",
-        device,
-        "--batch_size",
-        str(batch_size),
-        "--tasks",
-        tasks,
-        "--limit",
-        str(limit),
-        "--gen_kwargs",
-        f"max_new_tokens={max_new_tokens}",
-    ]
+    """lmms-eval CLI arguments for a local model run; ``limit`` or ``max_new_tokens`` None: not passed
+    (all items; the tasks' own token counts)."""
+    args = ["--model", model, "--model_args", model_args, "--device", device, "--batch_size", str(batch_size), "--tasks", tasks]
+    if limit is not None:
+        args += ["--limit", str(limit)]
+    if max_new_tokens is not None:
+        args += ["--gen_kwargs", f"max_new_tokens={max_new_tokens}"]
+    return args
 
 
 class Run:
