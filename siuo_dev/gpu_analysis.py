@@ -213,20 +213,30 @@ def extrapolate(split: dict, batch_size: int, items: dict, n_full: int = N_ITEMS
             scaled[f"generation_{setting}_s"] = walls[0] + statistics.mean(walls[1:]) * (batches - 1)
         else:
             scaled[f"generation_{setting}_s"] = statistics.mean(walls) * batches
-    if items.get("gen"):
-        scaled["judging_s"] = (parts.get("judging_s") or 0.0) * n_full / items["gen"]
-    if items.get("mcqa"):
-        scaled["mcqa_scoring_s"] = (parts.get("mcqa_scoring_s") or 0.0) * n_full / items["mcqa"]
     parts.update(scaled)
+    _scale_by_items(parts, items, n_full)
+    return _estimate(
+        parts,
+        f"measured on {items['gen']} items per setting at batch {batch_size}, extrapolated to {n_full}: "
+        f"generation = measured cost per batch x ceil({n_full}/{batch_size}) batches (the run's first batch, "
+        "with its warm-up, once as measured), judging and MCQA scoring scaled by items, the rest as measured",
+    )
+
+
+def _scale_by_items(parts: dict, counts: dict, n_full: int) -> None:
+    """Judging (per generation answer) and MCQA scoring (per MCQA answer) scaled from ``counts`` to ``n_full``."""
+    for key, setting in (("judging_s", "gen"), ("mcqa_scoring_s", "mcqa")):
+        if counts.get(setting):
+            parts[key] = (parts.get(key) or 0.0) * n_full / counts[setting]
+
+
+def _estimate(parts: dict, basis: str) -> dict:
+    """An extrapolated run: its wall time (the sum of its parts), the parts, and how it was estimated."""
     return {
         "extrapolated": True,
         "wall_s": round(sum(v for v in parts.values() if v is not None), 1),
         "parts": {k: _r(v, 1) for k, v in parts.items()},
-        "basis": (
-            f"measured on {items['gen']} items per setting at batch {batch_size}, extrapolated to {n_full}: "
-            f"generation = measured cost per batch x ceil({n_full}/{batch_size}) batches (the run's first batch, "
-            "with its warm-up, once as measured), judging and MCQA scoring scaled by items, the rest as measured"
-        ),
+        "basis": basis,
     }
 
 
@@ -249,21 +259,14 @@ def extrapolate_tokens(split: dict, step_s: float, target: dict, n_full: int = N
             base, warm_up = statistics.mean(w), 0.0
         measured_tokens = split["new_tokens"][setting] / rows[setting]
         parts[f"generation_{setting}_s"] = (base + (target[setting] - measured_tokens) * step_s) * n_full + warm_up
-    if rows.get("gen"):
-        parts["judging_s"] = (parts.get("judging_s") or 0.0) * n_full / rows["gen"]
-    if rows.get("mcqa"):
-        parts["mcqa_scoring_s"] = (parts.get("mcqa_scoring_s") or 0.0) * n_full / rows["mcqa"]
+    _scale_by_items(parts, rows, n_full)
     measured = {s: round(split["new_tokens"][s] / rows[s], 1) for s in ("mcqa", "gen") if rows.get(s)}
-    return {
-        "extrapolated": True,
-        "wall_s": round(sum(v for v in parts.values() if v is not None), 1),
-        "parts": {k: _r(v, 1) for k, v in parts.items()},
-        "basis": (
-            f"batch 1, extrapolated to {n_full} items per setting from {rows} answers of {measured} new tokens: "
-            f"each answer's measured time plus ({target} - its tokens) x the batch-1 decode step ({step_s} s, "
-            "measured apart); the run's first batch, with its warm-up, once; judging and MCQA scoring scaled by items"
-        ),
-    }
+    return _estimate(
+        parts,
+        f"batch 1, extrapolated to {n_full} items per setting from {rows} answers of {measured} new tokens: "
+        f"each answer's measured time plus ({target} - its tokens) x the batch-1 decode step ({step_s} s, "
+        "measured apart); the run's first batch, with its warm-up, once; judging and MCQA scoring scaled by items",
+    )
 
 
 class Rates:
