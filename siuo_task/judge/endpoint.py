@@ -90,14 +90,6 @@ def without_query(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), _host_port(parts), parts.path.rstrip("/"), "", ""))
 
 
-def _env(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
 # --------------------------------------------------------------------------- sources
 
 
@@ -134,7 +126,7 @@ def paired_keys(env: Mapping[str, str], url: str) -> tuple:
     openai_base = host_vars.openai_url(env)
     if _under(url, openai_base) if openai_base is not None else is_openai_api(url):
         found.append(ENV_OPENAI_KEY)
-    azure_base = _env(env, host_vars.AZURE_ENDPOINT)
+    azure_base = host_vars.value(env, host_vars.AZURE_ENDPOINT)
     if azure_base is not None and _under(url, azure_base):
         found.append(host_vars.AZURE_API_KEY)
     return tuple(found)
@@ -171,9 +163,9 @@ def _no_key(env: Mapping[str, str], url: str) -> tuple:
 
 URL_SOURCES: tuple = (
     # SIUO's own settings first
-    UrlSource(ENV_BASE_URL, lambda env: _env(env, ENV_BASE_URL), _siuo_keys),
+    UrlSource(ENV_BASE_URL, lambda env: host_vars.value(env, ENV_BASE_URL), _siuo_keys),
     # SIUO_JUDGE_API_KEY without SIUO_JUDGE_BASE_URL has always named OpenAI's API
-    UrlSource("default", lambda env: DEFAULT_BASE_URL if _env(env, ENV_KEY) else None, _siuo_keys),
+    UrlSource("default", lambda env: DEFAULT_BASE_URL if host_vars.value(env, ENV_KEY) else None, _siuo_keys),
     # then lmms-eval's judge variables, as its llm_judge reads them (see .host_vars)
     UrlSource(host_vars.OPENAI_API_URL, _lmms_eval(host_vars.OPENAI_TYPES, host_vars.openai_url), lambda env, url: (ENV_OPENAI_KEY,)),
     UrlSource(host_vars.AZURE_ENDPOINT, _azure_endpoint, lambda env, url: (host_vars.AZURE_API_KEY,), kind="azure"),
@@ -219,7 +211,7 @@ def resolve_settings(environ: Mapping[str, str] | None = None, *, base_url: str 
     if api_key:
         return Settings(url, url_source, api_key, ARGUMENT, kind)
     for name in keys:
-        if (value := _env(env, name)) is not None:
+        if (value := host_vars.value(env, name)) is not None:
             return Settings(url, url_source, value, host_vars.named(env, name), kind)
     return Settings(url, url_source, None, None, kind)
 
