@@ -26,7 +26,12 @@ Two walls are reported: the whole CLI process (Python start-up, imports, data va
 the result included) and the judge phase alone (from the server's first to its last reply, plus one
 latency). The machine may be shared, and other load only ever adds time, so the best of
 ``--repeat`` cold runs is printed beside the median. The fixed cost of a run (the same command on
-the now-warm cache) gives the whole-process ceiling: ideal / (rounds x latency + fixed).
+the now-warm cache) gives the whole-process ceiling: ideal / (rounds x latency + fixed). A cold run
+also imports the openai SDK before its first call (a warm one never does), and no client can make
+the judge phase shorter than the fake server and the loopback network allow: the floor with the SDK
+is fixed + the SDK's import (a fresh interpreter, median of three) + the judge phase of a bare
+aiohttp client (benchmarks/_bare_client.py) replaying the first cold run's request bodies at the
+same concurrency, without preflight, SDK or cache; ideal / floor is the most any cold run can reach.
 
     python benchmarks/judge_throughput.py [--repeat 3] [--quiet] [--skip-limits]
 """
@@ -66,12 +71,15 @@ class TimedResponder:
         self._respond = default_responder
         self._lock = threading.Lock()
         self.times: list[float] = []
+        self.bodies: list | None = None  # a list: the judging calls' request bodies are kept there
 
     def __call__(self, body: dict) -> str:
         if self._text(body).startswith(self._preflight):
             return "OK"  # the CLI's preflight check call: before the judge phase
         with self._lock:
             self.times.append(time.perf_counter())
+            if self.bodies is not None:
+                self.bodies.append(body)
         return self._respond(body)
 
     def reset(self) -> None:
@@ -87,10 +95,9 @@ def one_run(work: Path, data_dir: Path, responses: Path, server, responder, args
         responses, work / f"result-{tag}.json", data_dir, server.url, cache, concurrency=args.concurrency, quiet=args.quiet
     )
     usage = run["result"]["provenance"]["judge"]["usage"]
-    times = sorted(responder.times)
     return {
         "wall_s": run["wall_s"],
-        "judge_phase_s": (times[-1] - times[0] + latency) if times else 0.0,
+        "judge_phase_s": judge_phase(responder.times, latency),
         "server_calls": server.judging_calls - calls_before,
         "provenance_calls": usage["calls"],
         "retries": usage["retries"],
@@ -117,11 +124,50 @@ def best_median(values: list) -> tuple:
     return min(values), statistics.median(values)
 
 
+def judge_phase(times: list, latency: float) -> float:
+    """From the server's first to its last judging reply, plus one latency."""
+    times = sorted(times)
+    return (times[-1] - times[0] + latency) if times else 0.0
+
+
+def sdk_import_s(repeat: int = 3) -> float:
+    """Median seconds a fresh interpreter takes to import the openai SDK (what a cold run adds to a warm one)."""
+    code = "import time; t = time.perf_counter(); import openai; print(time.perf_counter() - t)"
+    runs = [_common.run_child([_common.PYTHON, "-c", code], env=_common.child_env()) for _ in range(repeat)]
+    for run in runs:
+        if run["rc"] != 0:
+            raise SystemExit(f"FAIL: importing the openai SDK failed:\n{run['stderr'][-2000:]}")
+    return statistics.median(float(run["stdout"].split()[-1]) for run in runs)
+
+
+def bare_phase(work: Path, server, responder, bodies: list, args, latency: float) -> float:
+    """The judge phase of a bare aiohttp client posting the same bodies (benchmarks/_bare_client.py)."""
+    path = work / "bodies.json"
+    path.write_text(json.dumps(bodies), encoding="utf-8")
+    before = server.judging_calls
+    responder.reset()
+    run = _common.run_child(
+        [_common.PYTHON, str(Path(__file__).with_name("_bare_client.py")), str(path), server.url, str(args.concurrency)],
+        env=_common.child_env({"SIUO_JUDGE_API_KEY": "benchmark-key"}),
+    )
+    if run["rc"] != 0 or server.judging_calls - before != len(bodies):
+        raise SystemExit(
+            f"FAIL: the bare client's replay: exit {run['rc']}, {server.judging_calls - before} calls\n{run['stderr'][-2000:]}"
+        )
+    return judge_phase(responder.times, latency)
+
+
 def cold_runs(work, data_dir, responses, args, latency: float, label: str, n_items: int, calls: int) -> dict:
     responder = TimedResponder()
     with _common.fake_judge(responder=responder, latency_s=latency) as server:
-        runs = [one_run(work, data_dir, responses, server, responder, args, f"{label}-{i}", latency) for i in range(args.repeat)]
-        fixed = None
+        runs, bodies = [], None
+        for i in range(args.repeat):
+            responder.bodies = [] if (label == "whole" and i == 0) else None  # the floor replays the first run's calls
+            runs.append(one_run(work, data_dir, responses, server, responder, args, f"{label}-{i}", latency))
+            if responder.bodies is not None:
+                bodies = responder.bodies
+        responder.bodies = None
+        fixed = bare = None
         if label == "whole":  # the fixed part of a run: the same command on the warm cache
             before = server.judging_calls
             fixed = _common.score_gen_cli(
@@ -135,8 +181,9 @@ def cold_runs(work, data_dir, responses, args, latency: float, label: str, n_ite
             )
             if server.judging_calls != before:
                 raise SystemExit("FAIL: the warm re-run made judge calls")
+            bare = bare_phase(work, server, responder, bodies, args, latency)
     check(runs, calls, n_items)
-    return {"runs": runs, "fixed_s": fixed["wall_s"] if fixed else None}
+    return {"runs": runs, "fixed_s": fixed["wall_s"] if fixed else None, "bare_phase_s": bare}
 
 
 def one_off_case(work, data_dir, responses, args, n_items: int, calls: int) -> dict:
@@ -186,8 +233,7 @@ def limited_case(work, data_dir, responses, args, headers: bool) -> dict:
     usage = run["result"]["provenance"]["judge"]["usage"]
     if usage["calls"] - usage["retries"] != calls or usage["failures"] or accepted != calls:
         raise SystemExit(f"FAIL: rate-limited case: {usage}, accepted {accepted} of {calls}")
-    times = sorted(responder.times)
-    phase = times[-1] - times[0] + args.rate_latency
+    phase = judge_phase(responder.times, args.rate_latency)
     ideal = (calls - args.burst) / args.rate_per_s + args.rate_latency
     return {
         "headers": tag,
@@ -245,6 +291,8 @@ def main(argv=None) -> int:
     best_wall, med_wall = best_median(walls)
     best_phase, med_phase = best_median(phases)
     ceiling = ideal / (rounds_floor + whole["fixed_s"])
+    import_s = sdk_import_s()
+    floor_s = whole["fixed_s"] + import_s + whole["bare_phase_s"]
     ideal_p = calls * args.phase_latency / conc
     best_p, med_p = best_median([r["judge_phase_s"] for r in phase["runs"]])
     best_pw, med_pw = best_median([r["wall_s"] for r in phase["runs"]])
@@ -262,6 +310,11 @@ def main(argv=None) -> int:
     )
     print(f"     wall, judge phase only {'':17s} {best_phase:7.2f} {med_phase:8.2f}   {ideal / best_phase:.2f} / {ideal / med_phase:.2f}")
     print(f"     fixed cost of a run (warm cache): {whole['fixed_s']:.2f} s -> whole-process ceiling {ceiling:.2f}")
+    print(
+        f"     floor with the SDK: warm run {whole['fixed_s']:.2f} s + importing openai {import_s:.2f} s + judge phase of a bare "
+        f"aiohttp client replaying the same calls {whole['bare_phase_s']:.2f} s = {floor_s:.2f} s -> ceiling {ideal / floor_s:.2f}"
+        f" (no preflight, no per-call client work)"
+    )
     print(f"  2. {args.phase_latency * 1000:.0f} ms: ideal {ideal_p:.2f} s")
     print(
         f"     wall, judge phase only {'':17s} {best_p:7.2f} {med_p:8.2f}   {ideal_p / best_p:.2f} / {ideal_p / med_p:.2f}"
@@ -302,6 +355,10 @@ def main(argv=None) -> int:
                 "efficiency": {"best": round(ideal / best_wall, 3), "median": round(ideal / med_wall, 3)},
                 "efficiency_judge_phase": {"best": round(ideal / best_phase, 3), "median": round(ideal / med_phase, 3)},
                 "efficiency_ceiling": round(ceiling, 3),
+                "sdk_import_s": round(import_s, 3),
+                "bare_client_phase_s": round(whole["bare_phase_s"], 3),
+                "floor_with_sdk_s": round(floor_s, 3),
+                "efficiency_ceiling_with_sdk": round(ideal / floor_s, 3),
                 "target": TARGET,
                 "runs": whole["runs"],
             },
