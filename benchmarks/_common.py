@@ -236,26 +236,14 @@ def score_gen_cli(
     responses: Path, out: Path, data_dir: Path, base_url: str, cache_dir: Path, concurrency: int = 32, quiet: bool = False
 ) -> dict:
     """``python -m siuo_task.cli score gen ...`` in a child process; returns run_child's dict plus the result."""
+    from siuo_dev.testing import score_gen_args
+
     cmd = module_cmd(
         "siuo_task.cli",
-        "score",
-        "gen",
-        str(responses),
-        "--out",
-        str(out),
-        "--data-dir",
-        str(data_dir),
-        "--judge-base-url",
-        base_url,
-        "--judge-model",
-        "fake-judge",
-        "--concurrency",
-        str(concurrency),
-        "--cache-dir",
-        str(cache_dir),
+        *score_gen_args(
+            responses, out, data_dir, base_url, judge_model="fake-judge", cache=cache_dir, concurrency=concurrency, quiet=quiet
+        ),
     )
-    if quiet:
-        cmd.append("--quiet")
     env = child_env({"SIUO_JUDGE_API_KEY": "benchmark-key"})
     run = run_child(cmd, env=env)
     run["cmd"] = cmd

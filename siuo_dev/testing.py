@@ -83,6 +83,32 @@ def harness_env(extra=None):
 PYTHON = sys.executable
 
 
+def score_gen_args(
+    submission,
+    out,
+    data_dir,
+    url: str,
+    *,
+    judge_model: str | None = None,
+    cache=None,
+    concurrency: int | None = None,
+    quiet: bool = False,
+    extra: tuple | list = (),
+) -> list:
+    """``siuo score gen`` arguments (strings) against the judge at ``url``; an option left None is not
+    passed, so the command's default (or its variable) applies."""
+    args = ["score", "gen", str(submission), "--out", str(out), "--data-dir", str(data_dir), "--judge-base-url", url]
+    if judge_model is not None:
+        args += ["--judge-model", judge_model]
+    if cache is not None:
+        args += ["--cache-dir", str(cache)]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    if quiet:
+        args.append("--quiet")
+    return args + [str(a) for a in extra]
+
+
 def build_wheel(dst: Path) -> Path:
     """siuo-task's wheel from this checkout, as ``pip install <checkout>`` builds it, built from a
     copy of what the wheel is made of so that the checkout is left as it was (a ``build/`` or an

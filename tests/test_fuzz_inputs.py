@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core import scoring
 from siuo_task.core.data import load_items
@@ -202,19 +203,7 @@ def fuzz(bases, tmp_path, capsys, n: int):
         gen_path = write(tmp_path / f"siuo_gen-sub{i}.json", mutate(gen_rows, rng))
         check(
             capsys,
-            [
-                "score",
-                "gen",
-                gen_path,
-                "--out",
-                tmp_path / f"gen-scored-{i}.json",
-                "--data-dir",
-                data_dir,
-                "--judge-base-url",
-                "http://127.0.0.1:9/v1",
-                "--cache-dir",
-                "off",
-            ],
+            score_gen_args(gen_path, tmp_path / f"gen-scored-{i}.json", data_dir, "http://127.0.0.1:9/v1", cache="off"),
             (gen_path, gen_path.name),
         )
     return codes

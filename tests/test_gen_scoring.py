@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from siuo_dev.fake_judge_server import FakeOpenAIServer, prompt_text
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
@@ -188,22 +189,7 @@ def test_kill_mid_judging_then_rerun(gen_items, tmp_path, clean_env):
             sys.executable,
             "-m",
             "siuo_task.cli",
-            "score",
-            "gen",
-            str(submission),
-            "--out",
-            str(out),
-            "--data-dir",
-            data_dir,
-            "--judge-base-url",
-            url,
-            "--judge-model",
-            "fake-judge",
-            "--cache-dir",
-            str(cache),
-            "--concurrency",
-            "4",
-            "--quiet",
+            *score_gen_args(submission, out, data_dir, url, judge_model="fake-judge", cache=cache, concurrency=4, quiet=True),
         ]
 
     env = harness_env({"SIUO_JUDGE_API_KEY": SECRET})
@@ -257,20 +243,7 @@ def test_score_gen_cli_schema(gen_items, answers, tmp_path, clean_env, capsys):
     data_dir = str(Path(items[0]["image_path"]).parents[1])
     clean_env.setenv("SIUO_JUDGE_API_KEY", SECRET)
     with FakeOpenAIServer() as server:
-        args = [
-            "score",
-            "gen",
-            str(submission),
-            "--out",
-            str(tmp_path / "r.json"),
-            "--data-dir",
-            data_dir,
-            "--judge-base-url",
-            server.url,
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--quiet",
-        ]
+        args = score_gen_args(submission, tmp_path / "r.json", data_dir, server.url, cache=tmp_path / "c", quiet=True)
         # the plan's NOVERDICT answers are 19% judge errors: the file is written, marked invalid, exit 4
         assert siuo_main(args) == 4
         assert "INVALID" in capsys.readouterr().err
@@ -298,22 +271,7 @@ def test_unusable_judge_fails_before_any_work(gen_items, answers, tmp_path, clea
     assert siuo_main(["score", "gen", str(submission), "--out", str(tmp_path / "r.json"), "--data-dir", data_dir]) == 3
     assert "SIUO_JUDGE_API_KEY" in capsys.readouterr().err
     # nothing listening
-    assert (
-        siuo_main(
-            [
-                "score",
-                "gen",
-                str(submission),
-                "--out",
-                str(tmp_path / "r.json"),
-                "--data-dir",
-                data_dir,
-                "--judge-base-url",
-                "http://127.0.0.1:9/v1",
-            ]
-        )
-        == 3
-    )
+    assert siuo_main(score_gen_args(submission, tmp_path / "r.json", data_dir, "http://127.0.0.1:9/v1")) == 3
     assert "127.0.0.1:9" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
 
@@ -324,19 +282,7 @@ def test_unknown_question_id_is_named(gen_items, tmp_path, clean_env, capsys):
     path.write_text(json.dumps([{"question_id": 999999, "responses": ["hi"]}]))
     with FakeOpenAIServer() as server:
         code = siuo_main(
-            [
-                "score",
-                "gen",
-                str(path),
-                "--out",
-                str(tmp_path / "r.json"),
-                "--data-dir",
-                str(Path(items[0]["image_path"]).parents[1]),
-                "--judge-base-url",
-                server.url,
-                "--cache-dir",
-                str(tmp_path / "c"),
-            ]
+            score_gen_args(path, tmp_path / "r.json", Path(items[0]["image_path"]).parents[1], server.url, cache=tmp_path / "c")
         )
     assert code == 2 and "999999" in capsys.readouterr().err
 
@@ -345,24 +291,7 @@ def test_unknown_question_id_is_named(gen_items, tmp_path, clean_env, capsys):
 
 
 def _cli_args(submission, out, data_dir, url, cache):
-    return [
-        "score",
-        "gen",
-        str(submission),
-        "--out",
-        str(out),
-        "--data-dir",
-        data_dir,
-        "--judge-base-url",
-        url,
-        "--judge-model",
-        "fake-judge",
-        "--cache-dir",
-        str(cache),
-        "--concurrency",
-        "2",
-        "--quiet",
-    ]
+    return score_gen_args(submission, out, data_dir, url, judge_model="fake-judge", cache=cache, concurrency=2, quiet=True)
 
 
 def test_key_rejected_mid_run_fails_the_command(gen_items, tmp_path, clean_env, capsys):

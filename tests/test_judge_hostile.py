@@ -15,6 +15,7 @@ from PIL import Image
 from siuo_dev.fake_judge_server import FakeOpenAIServer
 from siuo_dev.fake_proxy import FakeProxy
 from siuo_dev.lmms_eval_runs import free_port
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.judge import JudgeClient, JudgeConfig, JudgeRequest, JudgeUnavailable, redact
 from siuo_task.judge import transport as transport_module
@@ -139,25 +140,16 @@ def test_a_key_never_leaks_through_an_echoing_server_into_result_or_stderr(data_
     monkeypatch.setenv("SIUO_JUDGE_API_KEY", KEY)
     with FakeOpenAIServer(fault_every=5, periodic_fault={"status": 400, "echo_headers": True}, model_from_header="Authorization") as srv:
         code = siuo_main(
-            [
-                "score",
-                "gen",
-                str(submission),
-                "--out",
-                str(tmp_path / "r.json"),
-                "--data-dir",
-                str(data_dir),
-                "--judge-base-url",
+            score_gen_args(
+                submission,
+                tmp_path / "r.json",
+                data_dir,
                 srv.url,
-                "--judge-model",
-                "fake-judge",
-                "--cache-dir",
-                str(tmp_path / "cache"),
-                "--concurrency",
-                "2",
-                "--max-error-rate",
-                "1",
-            ]
+                judge_model="fake-judge",
+                cache=tmp_path / "cache",
+                concurrency=2,
+                extra=("--max-error-rate", "1"),
+            )
         )
     captured = capsys.readouterr()
     result = (tmp_path / "r.json").read_text()

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from siuo_dev.fake_judge_server import FakeOpenAIServer
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.judge import JudgeClient, JudgeConfig, JudgeFatal, JudgeRequest
 from siuo_task.judge.pacing import Pacer, limiter_hints, parse_duration, wait_asked
@@ -311,24 +312,9 @@ def test_score_gen_exits_3_when_the_judge_refuses_every_real_call(data_dir, tmp_
     submission.write_text(json.dumps(rows))
     with FakeOpenAIServer(fail_after=(1, 400)) as srv:  # the preflight passes, then every call is refused
         code = siuo_main(
-            [
-                "score",
-                "gen",
-                str(submission),
-                "--out",
-                str(tmp_path / "r.json"),
-                "--data-dir",
-                str(data_dir),
-                "--judge-base-url",
-                srv.url,
-                "--judge-model",
-                "fake-judge",
-                "--cache-dir",
-                "off",
-                "--concurrency",
-                "2",
-                "--quiet",
-            ]
+            score_gen_args(
+                submission, tmp_path / "r.json", data_dir, srv.url, judge_model="fake-judge", cache="off", concurrency=2, quiet=True
+            )
         )
         assert srv.chat_calls <= 1 + 10 + 2
     err = capsys.readouterr().err

@@ -12,6 +12,7 @@ import pytest
 
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_dev.lmms_eval_runs import check_harness_stderr
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.layouts import linked_result_path
@@ -207,22 +208,15 @@ def test_group_with_judge_and_vote3(data_dir, tmp_path):
     (tmp_path / "siuo_gen-fake.json").write_text(json.dumps(rows))
     with FakeOpenAIServer(port=port) as judge:  # the same endpoint: the cache is keyed by it
         code = siuo_main(
-            [
-                "score",
-                "gen",
-                str(tmp_path / "siuo_gen-fake.json"),
-                "--out",
-                str(tmp_path / "score.json"),
-                "--data-dir",
-                str(data_dir),
-                "--judge-base-url",
+            score_gen_args(
+                tmp_path / "siuo_gen-fake.json",
+                tmp_path / "score.json",
+                data_dir,
                 judge.url,
-                "--judge-model",
-                "fake-judge",
-                "--cache-dir",
-                str(cache),
-                "--quiet",
-            ]
+                judge_model="fake-judge",
+                cache=cache,
+                quiet=True,
+            )
         )
         assert code == 0 and judge.chat_calls == 0  # every verdict from the cache: no preflight needed
     scored = json.loads((tmp_path / "score.json").read_text())

@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.layouts import LMMS_EVAL
@@ -67,20 +68,7 @@ def test_score_never_writes_over_its_input(data_dir, tmp_path, capsys, clean_env
     clean_env.setenv("SIUO_JUDGE_API_KEY", "sk-test")
     with FakeOpenAIServer() as server:
         for out in (submission, tmp_path / "hardlink.json"):
-            code, _, err = run(
-                capsys,
-                "score",
-                "gen",
-                submission,
-                "--out",
-                out,
-                "--data-dir",
-                data_dir,
-                "--judge-base-url",
-                server.url,
-                "--cache-dir",
-                tmp_path / "c",
-            )
+            code, _, err = run(capsys, *score_gen_args(submission, out, data_dir, server.url, cache=tmp_path / "c"))
             assert code == 2 and f"--out {out}: is also an input ({submission})" in err and "Traceback" not in err
         assert server.chat_calls == 0  # refused before any judge call
     assert submission.read_bytes() == before

@@ -23,6 +23,7 @@ import pytest
 
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
 from siuo_dev.lmms_eval_runs import check_gen, check_harness_stderr, check_mcqa, model_run_args, run_lmms_eval
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.layouts import linked_result_path
@@ -181,22 +182,15 @@ def test_openai_class_gives_this_environments_numbers(stacks, name, data_dir, tm
         )
         assert (
             siuo_main(
-                [
-                    "score",
-                    "gen",
-                    str(tmp_path / "gen.json"),
-                    "--out",
-                    str(tmp_path / "gen_main.json"),
-                    "--data-dir",
-                    str(data_dir),
-                    "--judge-base-url",
+                score_gen_args(
+                    tmp_path / "gen.json",
+                    tmp_path / "gen_main.json",
+                    data_dir,
                     server.url,
-                    "--judge-model",
-                    "fake-judge",
-                    "--cache-dir",
-                    "off",
-                    "--quiet",
-                ]
+                    judge_model="fake-judge",
+                    cache="off",
+                    quiet=True,
+                )
             )
             == 0
         )

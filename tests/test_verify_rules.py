@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.layouts import LM_EVAL, LMMS_EVAL, lm_eval_stamp
@@ -306,37 +307,12 @@ def test_score_gen_takes_the_task_from_the_answers(made, data_dir, tmp_path, cap
     mixed = {it["question_id"]: ["a"] if i % 2 else ["a", "b", "c"] for i, it in enumerate(items)}
     sub = write_submission(items, "responses", mixed, tmp_path / "siuo_gen-mixed.json")
     with FakeOpenAIServer() as server:
-        code, _, err = run(
-            capsys,
-            "score",
-            "gen",
-            sub,
-            "--out",
-            tmp_path / "x.json",
-            "--data-dir",
-            data_dir,
-            "--judge-base-url",
-            server.url,
-            "--cache-dir",
-            tmp_path / "c",
-        )
+        code, _, err = run(capsys, *score_gen_args(sub, tmp_path / "x.json", data_dir, server.url, cache=tmp_path / "c"))
         assert code == 2 and "question_id=1001: 3" in err and "siuo_gen_vote3 takes 3" in err and server.chat_calls == 0
         single = write_submission(items, "responses", {it["question_id"]: ["a"] for it in items}, tmp_path / "siuo_gen-one.json")
         code, _, err = run(
             capsys,
-            "score",
-            "gen",
-            single,
-            "--out",
-            tmp_path / "x.json",
-            "--data-dir",
-            data_dir,
-            "--task",
-            "siuo_gen_vote3",
-            "--judge-base-url",
-            server.url,
-            "--cache-dir",
-            tmp_path / "c",
+            *score_gen_args(single, tmp_path / "x.json", data_dir, server.url, cache=tmp_path / "c", extra=("--task", "siuo_gen_vote3")),
         )
         assert code == 2 and "siuo_gen_vote3: the number of answers per item does not fit the task" in err and server.chat_calls == 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from siuo_dev.fake_judge_server import FakeOpenAIServer  # the one import of the fake judge in these tests
+from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.mcqa import FAILED_REQUEST_MARKER
@@ -115,25 +116,16 @@ def score_gen_file(
         _clean_env(mp)
         mp.setenv("SIUO_JUDGE_API_KEY", KEY)
         code = siuo_main(
-            [
-                "score",
-                "gen",
-                str(submission),
-                "--out",
-                str(out),
-                "--data-dir",
-                str(data_dir),
-                "--judge-model",
-                judge,
-                "--judge-base-url",
+            score_gen_args(
+                submission,
+                out,
+                data_dir,
                 url or server.url,
-                "--cache-dir",
-                str(cache),
-                "--quiet",
-                "--max-error-rate",
-                max_error_rate,
-                *extra,
-            ]
+                judge_model=judge,
+                cache=cache,
+                quiet=True,
+                extra=("--max-error-rate", max_error_rate, *extra),
+            )
         )  # the plans make judge errors on purpose
     assert code == expect and out.is_file()
     return out
