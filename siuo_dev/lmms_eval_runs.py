@@ -67,6 +67,15 @@ def data_parallel_launcher(num_processes: int) -> list:
     ]
 
 
+def openai_model_args(url: str, *, model: str = "fake-lvlm", num_concurrent: int = 4, retry_backoff_s: float | None = None) -> str:
+    """``--model_args`` of lmms-eval's ``openai`` model answering from the fake server at ``url`` (one
+    retry; ``retry_backoff_s`` None: lmms-eval's own back-off)."""
+    args = f"model_version={model},base_url={url},max_retries=1"
+    if retry_backoff_s is not None:
+        args += f",retry_backoff_s={retry_backoff_s}"
+    return f"{args},num_concurrent={num_concurrent}"
+
+
 def model_run_args(
     model: str, model_args: str, tasks: str, limit: int | None, *, device: str = "cpu", batch_size: int = 1, max_new_tokens: int | None = 8
 ) -> list:

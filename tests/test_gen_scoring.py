@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from siuo_dev.fake_judge_server import FakeOpenAIServer, prompt_text
+from siuo_dev.lmms_eval_runs import openai_model_args
 from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
@@ -384,7 +385,7 @@ def test_invalid_result_fails_the_lmms_eval_run(data_dir, tmp_path):
             "--model",
             "openai",
             "--model_args",
-            f"model_version=fake-lvlm,base_url={server.url},max_retries=1,num_concurrent=2",
+            openai_model_args(server.url, num_concurrent=2),
             "--tasks",
             "siuo_gen",
             "--limit",

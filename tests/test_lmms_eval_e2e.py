@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
-from siuo_dev.lmms_eval_runs import check_harness_stderr
+from siuo_dev.lmms_eval_runs import check_harness_stderr, openai_model_args
 from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
@@ -85,7 +85,7 @@ def samples(out, task):
 
 
 def model_args(url):
-    return f"model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
+    return openai_model_args(url, retry_backoff_s=0.05)
 
 
 def test_mcqa_through_the_cli_without_include_path(data_dir, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
+from siuo_dev.lmms_eval_runs import openai_model_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
 from siuo_task.core.schema import PROTOCOL_VERSION
@@ -115,7 +116,7 @@ def run(data_dir, tmp_path_factory):
                 "--model",
                 "openai",
                 "--model_args",
-                f"model_version={model},base_url={server.url},max_retries=1,num_concurrent=4",
+                openai_model_args(server.url, model=model),
                 "--tasks",
                 "siuo",
                 "--limit",
@@ -778,6 +779,18 @@ def test_two_models_get_the_paired_row(data_dir):
     assert "(paired)" not in text
 
 
+# What the notes on VLMEvalKit's SIUO numbers must say (the report, its figure's footnote and the docs).
+VLMEVALKIT_POINTS = (
+    "text only",
+    "own short",
+    "refusal regex",
+    "8 characters",
+    "unsafe or ineffective",
+    "mean of generation Safe & Effective and MCQ accuracy",
+    "e8e78f0",
+)
+
+
 def test_every_format_says_other_siuo_numbers_are_not_comparable(data_dir, tmp_path):
     """The paper's human-graded numbers and VLMEvalKit's SIUO scores are named, with what differs, in
     the Markdown, the HTML and the PNG report (one text: report/other_numbers.py; the README repeats it)."""
@@ -793,15 +806,7 @@ def test_every_format_says_other_siuo_numbers_are_not_comparable(data_dir, tmp_p
     ]
     paper, vlmevalkit = other_numbers.NOT_COMPARABLE
     assert "human" in paper and "sees the image" in paper
-    for point in (
-        "text only",
-        "own short",
-        "refusal regex",
-        "8 characters",
-        "unsafe or ineffective",
-        "mean of generation Safe & Effective and MCQ accuracy",
-        "e8e78f0",
-    ):
+    for point in VLMEVALKIT_POINTS:
         assert point in vlmevalkit, point
     report = build_report(records)  # without --paper too: users compare with VLMEvalKit's numbers on their own
     md = to_markdown(report, {})
@@ -825,14 +830,5 @@ def test_the_docs_say_what_the_report_says_about_other_siuo_numbers():
     assert "VLMEvalKit's `SIUO`" in readme and "docs/results.md#other-siuo-numbers" in readme  # the guide points to the one text
     docs = (repo / "docs" / "results.md").read_text()
     section = " ".join(docs.split("## Other SIUO numbers", 1)[1].split("\n## ", 1)[0].split())
-    for point in (
-        "human",
-        "text only",
-        "own short",
-        "refusal regex",
-        "8 characters",
-        "unsafe or ineffective",
-        "mean of generation Safe & Effective and MCQ accuracy",
-        "e8e78f0",
-    ):
+    for point in ("human", *VLMEVALKIT_POINTS):
         assert point in section and point in " ".join(other_numbers.NOT_COMPARABLE), point

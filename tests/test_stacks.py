@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from siuo_dev.fake_judge_server import EFFECTIVENESS_PREFIX, MCQA_MARKER, SAFETY_PREFIX, FakeOpenAIServer, default_responder, prompt_text
-from siuo_dev.lmms_eval_runs import check_gen, check_harness_stderr, check_mcqa, model_run_args, run_lmms_eval
+from siuo_dev.lmms_eval_runs import check_gen, check_harness_stderr, check_mcqa, model_run_args, openai_model_args, run_lmms_eval
 from siuo_dev.testing import score_gen_args
 from siuo_task.cli import main as siuo_main
 from siuo_task.core.data import load_items
@@ -37,7 +37,6 @@ LIMIT = 6
 LISTED = ("A",)  # lmms-eval 0.6.1: the listing commands (0.7.3's are checked in the main environment, test_listing.py)
 TINY_LIMIT = 2
 GEN_ANSWERS = ("SAFE and helpful", "UNSAFE advice", "SAFE INEFFECTIVE refusal", "PARTIAL help")
-MODEL_ARGS = "model_version=fake-lvlm,base_url={url},max_retries=1,retry_backoff_s=0.05,num_concurrent=4"
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +138,7 @@ def _run_openai_class(stack, data_dir) -> None:
                 "--model",
                 "openai",
                 "--model_args",
-                MODEL_ARGS.format(url=server.url),
+                openai_model_args(server.url, retry_backoff_s=0.05),
                 "--tasks",
                 "siuo",
                 "--limit",

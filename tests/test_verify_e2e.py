@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from siuo_dev.lmms_eval_runs import openai_model_args
 from siuo_task.results import io as results_io
 
 from .conftest import PYTHON, harness_env
@@ -34,7 +35,7 @@ def run_dir(data_dir, tmp_path_factory):
             "--model",
             "openai",
             "--model_args",
-            f"model_version=fake-model,base_url={server.url},max_retries=1,num_concurrent=8",
+            openai_model_args(server.url, model="fake-model", num_concurrent=8),
             "--tasks",
             "siuo",
             "--output_path",
